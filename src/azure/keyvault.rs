@@ -1,0 +1,93 @@
+//! Key Vault secrets through `azure_security_keyvault_secrets`.
+//!
+//! Values are handed out as [`Secret`] so they cannot end up in a log line by accident.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_core::http::{RequestContent, StatusCode};
+use azure_security_keyvault_secrets::models::SetSecretParameters;
+use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+use url::Url;
+
+use super::blob::sdk_error;
+use super::identity::{Secret, Tokens};
+use super::retry::RetryPolicy;
+use super::AzureError;
+
+#[derive(Clone)]
+pub struct Vault {
+    client: Arc<SecretClient>,
+    url: Url,
+}
+
+impl Vault {
+    /// `verify_challenge_resource` stays true except for a vault outside the cloud's vault domain.
+    pub fn new(url: &Url, verify_challenge_resource: bool, http: &reqwest::Client, policy: &RetryPolicy, tokens: &Arc<Tokens>) -> Result<Vault, AzureError> {
+        let options = SecretClientOptions {
+            client_options: super::sdk::client_options(http, policy, tokens),
+            verify_challenge_resource: Some(verify_challenge_resource),
+            ..Default::default()
+        };
+        let client = SecretClient::new(url.as_str(), tokens.clone(), Some(options)).map_err(|e| sdk_error(url.as_str(), e))?;
+        Ok(Vault { client: Arc::new(client), url: url.clone() })
+    }
+
+    fn resource(&self, name: &str) -> String {
+        format!("{}secrets/{name}", self.url)
+    }
+
+    /// The current value of a secret.
+    pub async fn get(&self, name: &str) -> Result<Secret, AzureError> {
+        let resp = self.client.get_secret(name, None).await.map_err(|e| sdk_error(&self.resource(name), e))?;
+        let secret = resp.into_model().map_err(|e| sdk_error(&self.resource(name), e))?;
+        secret.value.map(Secret::new).ok_or_else(|| AzureError::Decode { resource: self.resource(name), detail: "secret has no value".into() })
+    }
+
+    /// Proves the vault is reachable and readable by listing one page of secret names (no values).
+    pub async fn probe(&self) -> Result<(), AzureError> {
+        use futures::StreamExt;
+        let mut pager = self.client.list_secret_properties(None).map_err(|e| sdk_error(self.url.as_str(), e))?;
+        match pager.next().await {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(sdk_error(self.url.as_str(), e)),
+        }
+    }
+
+    /// Sets a secret. A name that is soft-deleted (a redeploy after a delete) is recovered first,
+    /// since Key Vault refuses to reuse it and purge protection forbids purging it.
+    pub async fn set(&self, name: &str, value: &Secret) -> Result<(), AzureError> {
+        match self.put(name, value).await {
+            Err(AzureError::Service { code, .. }) if code == "ObjectIsDeletedButRecoverable" => {
+                tracing::info!(secret = name, "recovering soft-deleted secret before setting it");
+                self.client.recover_deleted_secret(name, None).await.map_err(|e| sdk_error(&self.resource(name), e))?;
+                self.wait_visible(name).await?;
+                self.put(name, value).await
+            }
+            other => other,
+        }
+    }
+
+    async fn put(&self, name: &str, value: &Secret) -> Result<(), AzureError> {
+        let params = SetSecretParameters { value: Some(value.expose().to_owned()), ..Default::default() };
+        let content: RequestContent<SetSecretParameters> =
+            params.try_into().map_err(|e| sdk_error(&self.resource(name), e))?;
+        self.client.set_secret(name, content, None).await.map(|_| ()).map_err(|e| sdk_error(&self.resource(name), e))
+    }
+
+    /// A recovered secret is not readable at once; Key Vault documents polling until it is.
+    async fn wait_visible(&self, name: &str) -> Result<(), AzureError> {
+        let mut wait = Duration::from_millis(100);
+        for _ in 0..30 {
+            match self.client.get_secret(name, None).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.http_status() == Some(StatusCode::NotFound) => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(sdk_error(&self.resource(name), e)),
+            }
+        }
+        Err(AzureError::Timeout { resource: self.resource(name), after: Duration::from_secs(45) })
+    }
+}

@@ -1,0 +1,74 @@
+//! Command-line parsing only. Nothing here does any work; `main.rs` hands the parsed arguments to
+//! the library.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Configuration comes from VIBEDATA_* environment variables (and optionally a JSON file with the same
+keys, --config or VIBEDATA_CONFIG_FILE). `vibedata-bootstrap plan --json` lists what each phase
+requires. The cloud follows AZ_SCRIPTS_AZURE_ENVIRONMENT.
+
+Exit codes: 0 success, 1 failure (after retries), 2 bad input or configuration (nothing mutated).";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vibedata-bootstrap",
+    version = crate_version(),
+    about = "Runs the imperative steps of the RFC-60 Vibedata Marketplace deployment sequence",
+    long_about = "Runs the steps of the RFC-60 Vibedata Marketplace install that Bicep cannot express: \
+importing the release into the customer registry, publishing runbooks, migrating Postgres, \
+discovering the platform into its registry, and the health bootstrap. Every step is idempotent: \
+a rerun against an unchanged platform reports `status: unchanged`.",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    /// JSON file of configuration keys (VIBEDATA_* names); the environment wins over it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format. `auto` is JSON when stdout is not a terminal.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Text,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the fifteen RFC-60 phases in order: what Bicep does, what this binary does, and the
+    /// status recorded in the ledger when it is reachable.
+    Plan {
+        /// Machine-readable output (the contract `infra/` and the tests read).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one imperative phase, `preflight`, or `all` built phases in RFC-60 order.
+    #[command(after_help = "PHASE is one of: preflight, all, artifacts, runbooks, database, airbyte, ai, registry, health.\n\
+Each run first checks its configuration, a token per audience, a harmless read of every resource it\n\
+touches and the ledger; it mutates nothing until those pass. A phase that is not built yet fails\n\
+with exit 1; `run all` lists it as skipped.")]
+    Run {
+        /// The phase to run.
+        phase: String,
+        /// Compute and print what would change from the real current state; mutate nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also write each phase's outputs JSON to DIR/<phase>.json.
+        #[arg(long, value_name = "DIR")]
+        outputs_dir: Option<PathBuf>,
+    },
+}
+
+fn crate_version() -> &'static str {
+    concat!(env!("CARGO_PKG_VERSION"), " (", env!("VIBEDATA_COMMIT"), ")")
+}

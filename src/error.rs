@@ -1,0 +1,64 @@
+//! What can end a run, and the exit code each maps to.
+
+use crate::azure::AzureError;
+use crate::config::ConfigError;
+use crate::ledger::LedgerError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration is incomplete or invalid. Nothing was mutated.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    /// An input (a release manifest, an artifact, an argument) is wrong. Nothing was mutated
+    /// beyond what the message says.
+    #[error("{phase}: bad input in {resource}: {message}")]
+    BadInput { phase: String, resource: String, message: String },
+
+    /// The phase exists in RFC-60 but its imperative step is not implemented in this version.
+    #[error("phase {phase} is not built yet in this version of vibedata-bootstrap; nothing was done")]
+    NotBuilt { phase: String },
+
+    /// One or more preflight checks failed after their retries.
+    #[error("{phase}: preflight failed: {failed}")]
+    Preflight { phase: String, failed: String, code: String, resource: String },
+
+    /// An Azure call failed after its retries.
+    #[error("phase {phase} failed on {}: {} ({source})", .source.resource(), .source.code())]
+    Azure { phase: String, #[source] source: AzureError },
+
+    #[error("phase {phase}: {source}")]
+    Ledger { phase: String, #[source] source: LedgerError },
+
+    /// A local problem: a file that cannot be written, the HTTP client cannot be built.
+    #[error("{0}")]
+    Local(String),
+}
+
+impl RunError {
+    pub fn azure(phase: &str, source: AzureError) -> RunError {
+        RunError::Azure { phase: phase.to_owned(), source }
+    }
+
+    /// 2 for bad input or configuration (nothing mutated), 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Config(_) | RunError::BadInput { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// `(code, resource)` for the outputs' `error` object.
+    pub fn code_and_resource(&self) -> (String, String) {
+        match self {
+            RunError::Config(e) => ("InvalidConfiguration".into(), e.problems.iter().map(|p| p.key.clone()).collect::<Vec<_>>().join(",")),
+            RunError::BadInput { resource, .. } => ("BadInput".into(), resource.clone()),
+            RunError::NotBuilt { phase } => ("NotBuilt".into(), phase.clone()),
+            RunError::Preflight { code, resource, .. } => (code.clone(), resource.clone()),
+            RunError::Azure { source, .. } => (source.code().to_owned(), source.resource().to_owned()),
+            RunError::Ledger { source: LedgerError::Azure(e), .. } => (e.code().to_owned(), e.resource().to_owned()),
+            RunError::Ledger { phase, .. } => ("LockTimeout".into(), phase.clone()),
+            RunError::Local(_) => ("LocalError".into(), String::new()),
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! vibedata-bootstrap: the imperative steps of the RFC-60 Vibedata Marketplace deployment.
+//!
+//! See ARCHITECTURE.md for the bird's-eye view.
+
+pub mod azure;
+pub mod cli;
+pub mod cloud;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod ledger;
+pub mod logging;
+pub mod oci;
+pub mod outputs;
+pub mod phases;
+pub mod plan;
+pub mod run;
+pub mod sequence;
+
+/// The version and source commit, as `--version` prints them.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VIBEDATA_COMMIT"), ")");

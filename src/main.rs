@@ -1,0 +1,53 @@
+//! The `vibedata-bootstrap` binary: parse, run, map the result to an exit code. Everything else
+//! lives in the library.
+
+use clap::Parser;
+use vibedata_bootstrap::cli::{Cli, Command};
+use vibedata_bootstrap::run::{RunOptions, Target};
+use vibedata_bootstrap::{logging, plan, run};
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let code = runtime.block_on(dispatch(cli));
+    std::process::exit(code);
+}
+
+async fn dispatch(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Plan { json } => {
+            logging::init(cli.log_format, true);
+            let (statuses, note) = match run::recorded_statuses(cli.config.as_deref()).await {
+                Ok(s) => (s, None),
+                Err(e) => (Vec::new(), Some(e)),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan::to_json(&statuses)).expect("plan serializes"));
+            } else {
+                print!("{}", plan::to_table(&statuses, note.as_deref()));
+            }
+            0
+        }
+        Command::Run { phase, dry_run, outputs_dir } => {
+            logging::init(cli.log_format, false);
+            let Some(target) = Target::parse(&phase) else {
+                eprintln!("vibedata-bootstrap: unknown phase {phase:?}; expected preflight, all, artifacts, runbooks, database, airbyte, ai, registry or health");
+                return 2;
+            };
+            let opts = RunOptions { dry_run, config_file: cli.config, outputs_dir };
+            let (outputs, error) = run::run(target, &opts).await;
+            for o in &outputs {
+                tracing::info!(phase = %o.phase, status = o.status, changes = o.changes, duration_ms = o.duration_ms, dry_run = o.dry_run,
+                    outputs = %serde_json::to_string(o).unwrap_or_default(), "phase {} {}", o.phase, o.status);
+            }
+            match error {
+                None => 0,
+                Some(e) => {
+                    // The last stderr line: one sentence naming the phase, the resource and the code.
+                    eprintln!("vibedata-bootstrap: {e}");
+                    e.exit_code()
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Preflight: harmless reads that prove a run can succeed before it mutates anything.
+//!
+//! Not an RFC-60 phase. Every `run <phase>` runs the shared checks plus that phase's own; `run
+//! preflight` runs the checks of every built phase at once.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::azure::AzureError;
+use crate::context::Context;
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    pub duration_ms: u64,
+    /// The Azure error code of a failed check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+}
+
+impl Check {
+    pub fn pass(name: impl Into<String>, detail: impl Into<String>, started: Instant) -> Check {
+        Check { name: name.into(), ok: true, detail: detail.into(), duration_ms: started.elapsed().as_millis() as u64, code: None, resource: None }
+    }
+
+    pub fn fail(name: impl Into<String>, error: &AzureError, started: Instant) -> Check {
+        Check {
+            name: name.into(),
+            ok: false,
+            detail: error.to_string(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            code: Some(error.code().to_owned()),
+            resource: Some(error.resource().to_owned()),
+        }
+    }
+
+    /// Runs `probe` and records how it went.
+    pub async fn run<F, T>(name: impl Into<String>, probe: F, describe: impl FnOnce(T) -> String) -> Check
+    where
+        F: std::future::Future<Output = Result<T, AzureError>>,
+    {
+        let name = name.into();
+        let started = Instant::now();
+        let check = match probe.await {
+            Ok(v) => Check::pass(name, describe(v), started),
+            Err(e) => Check::fail(name, &e, started),
+        };
+        if check.ok {
+            tracing::info!(check = %check.name, ms = check.duration_ms, "preflight ok: {}: {}", check.name, check.detail);
+        } else {
+            tracing::error!(check = %check.name, ms = check.duration_ms, "preflight FAILED: {}: {}", check.name, check.detail);
+        }
+        check
+    }
+}
+
+/// The checks every run needs: a token per audience, ARM, the ledger, the Key Vault.
+pub async fn shared(ctx: &Context, extra_scopes: &[String]) -> Vec<Check> {
+    let cfg = &ctx.config;
+    let mut checks = vec![Check::pass("configuration", "complete and valid", Instant::now())];
+
+    let mut scopes = vec![cfg.cloud.arm_scope(), cfg.cloud.storage_scope().to_owned(), cfg.cloud.vault_scope()];
+    scopes.extend(extra_scopes.iter().cloned());
+    scopes.dedup();
+    for scope in scopes {
+        checks.push(Check::run(format!("token {scope}"), ctx.tokens.token(&scope), |_| "obtained".to_owned()).await);
+    }
+
+    let rg = cfg.resource_group_id();
+    checks.push(
+        Check::run("resource manager", ctx.arm.get::<serde_json::Value>(&rg, "2021-04-01"), |v| {
+            format!("read {} ({})", rg, v.pointer("/properties/provisioningState").and_then(|s| s.as_str()).unwrap_or("no state"))
+        })
+        .await,
+    );
+
+    let ledger = ctx.ledger.container().clone();
+    let dry_run = ctx.dry_run;
+    let deployment = cfg.deployment_id.clone();
+    checks.push(
+        Check::run(
+            "ledger",
+            async move {
+                if dry_run {
+                    // A dry run mutates nothing, not even bookkeeping: prove reachability only.
+                    return ledger.exists().await.map(|e| if e { "container exists (dry run: not written)" } else { "container absent; a real run creates it" });
+                }
+                ledger.ensure().await?;
+                let probe = format!("deployments/{deployment}/preflight.json");
+                let body = serde_json::json!({"checkedAt": crate::outputs::now_rfc3339(), "binary": crate::VERSION});
+                ledger.put(&probe, bytes::Bytes::from(body.to_string()), "application/json", None).await?;
+                Ok("container writable")
+            },
+            |d| format!("{}: {d}", ctx.ledger.container().name()),
+        )
+        .await,
+    );
+
+    checks.push(Check::run("key vault", ctx.vault.probe(), |_| format!("{} readable", cfg.key_vault_url)).await);
+    checks
+}
