@@ -1,0 +1,113 @@
+//! The command line's contract, without any Azure: help, version, plan, exit codes, and
+//! configuration errors. These run anywhere.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vibedata-bootstrap"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn every_command_has_help_and_version_names_the_commit() {
+    for args in [&["--help"][..], &["plan", "--help"], &["run", "--help"]] {
+        let o = cli(args, &[]);
+        assert!(o.status.success(), "{args:?}");
+        assert!(text(&o.stdout).contains("Usage"), "{args:?}: {}", text(&o.stdout));
+    }
+    let run_help = text(&cli(&["run", "--help"], &[]).stdout);
+    assert!(run_help.contains("--dry-run") && run_help.contains("preflight"), "{run_help}");
+    let v = text(&cli(&["--version"], &[]).stdout);
+    assert!(v.starts_with("vibedata-bootstrap 0.1.0 ("), "{v}");
+    assert!(!v.contains("()"), "commit missing: {v}");
+}
+
+#[test]
+fn plan_json_lists_fifteen_phases_in_rfc60_order_with_required_config() {
+    let o = cli(&["plan", "--json"], &[]);
+    assert!(o.status.success());
+    let plan: Vec<Value> = serde_json::from_slice(&o.stdout).expect("stdout is only the JSON document");
+    assert_eq!(plan.len(), 15);
+    let ids: Vec<&str> = plan.iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "prereqs-identity", "observability", "network", "dns", "core-security", "foundation-paas", "artifacts", "runbooks",
+            "database", "apps", "airbyte", "app-gateway", "ai", "registry", "health"
+        ]
+    );
+    for (i, p) in plan.iter().enumerate() {
+        assert_eq!(p["order"], i + 1);
+        for key in ["name", "kind", "command", "built", "requiredConfig", "status"] {
+            assert!(p.get(key).is_some(), "{} lacks {key}", p["id"]);
+        }
+        let kind = p["kind"].as_str().unwrap();
+        assert!(["declarative", "imperative", "mixed"].contains(&kind));
+        assert_eq!(p["command"].is_null(), kind == "declarative", "{}", p["id"]);
+        // No ledger is reachable without configuration: status is null, never made up.
+        assert!(p["status"].is_null());
+    }
+    let artifacts = &plan[6];
+    assert_eq!(artifacts["command"], "run artifacts");
+    let req: Vec<&str> = artifacts["requiredConfig"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(req.contains(&"VIBEDATA_ACR_NAME") && req.contains(&"VIBEDATA_SUBSCRIPTION_ID"), "{req:?}");
+    assert_eq!(plan[0]["requiredConfig"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn plan_table_shows_every_phase_and_why_status_is_missing() {
+    let o = cli(&["plan"], &[]);
+    let t = text(&o.stdout);
+    assert_eq!(t.lines().filter(|l| l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit())).count(), 15, "{t}");
+    assert!(t.contains("run artifacts") && t.contains("(Bicep)"));
+    assert!(t.contains("recorded status unavailable"), "{t}");
+}
+
+#[test]
+fn incomplete_configuration_lists_every_problem_and_exits_2() {
+    let o = cli(&["run", "preflight"], &[("VIBEDATA_SUBSCRIPTION_ID", "nope"), ("VIBEDATA_LEDGER_CONTAINER", "Bad_Name")]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    let last = err.lines().last().unwrap();
+    for key in [
+        "VIBEDATA_SUBSCRIPTION_ID",
+        "VIBEDATA_RESOURCE_GROUP",
+        "VIBEDATA_IDENTITY_CLIENT_ID",
+        "VIBEDATA_STORAGE_ACCOUNT",
+        "VIBEDATA_KEY_VAULT_NAME",
+        "VIBEDATA_LEDGER_CONTAINER",
+    ] {
+        assert!(last.contains(key), "{key} missing from: {last}");
+    }
+}
+
+#[test]
+fn a_config_file_with_an_unknown_key_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.json");
+    std::fs::write(&path, r#"{"VIBEDATA_RESOURCE_GROPU": "x"}"#).unwrap();
+    let o = cli(&["--config", path.to_str().unwrap(), "run", "preflight"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("VIBEDATA_RESOURCE_GROPU"));
+}
+
+#[test]
+fn unbuilt_phases_fail_by_name_and_are_skipped_by_run_all() {
+    let o = cli(&["run", "airbyte"], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).lines().last().unwrap().contains("not built yet"), "{}", text(&o.stderr));
+
+    let unknown = cli(&["run", "frobnicate"], &[]);
+    assert_eq!(unknown.status.code(), Some(2));
+}
