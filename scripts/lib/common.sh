@@ -1,0 +1,62 @@
+# shellcheck shell=bash
+# Helpers sourced by the scripts in scripts/. Not executable on its own.
+# shellcheck disable=SC2034  # the variables are used by the scripts that source this
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+AZURITE_VERSION="3.37.0"
+AZURITE_PREFIX="$REPO_ROOT/.tools/azurite"
+AZURITE_JS="$AZURITE_PREFIX/node_modules/azurite/dist/src/azurite.js"
+VENV_DIR="$REPO_ROOT/.venv"
+PG_BIN="${VIBEDATA_PG_BIN:-/usr/lib/postgresql/15/bin}"
+
+_prog="$(basename "${0:-vibedata}")"
+
+log()  { printf '%s: %s\n' "$_prog" "$*" >&2; }
+warn() { printf '%s: warning: %s\n' "$_prog" "$*" >&2; }
+die()  { printf '%s: error: %s\n' "$_prog" "$*" >&2; exit 1; }
+
+# now_ms: wall clock in milliseconds; elapsed START_MS: "1.23s"
+now_ms() { date +%s%3N; }
+elapsed() { local d=$(( $(now_ms) - $1 )); printf '%d.%02ds' $((d / 1000)) $(( (d % 1000) / 10 )); }
+
+# Print the usage block at the top of a script: the comment lines after the shebang.
+usage_from_header() {
+  sed -n '2,/^[^#]/{/^#/!q;s/^# \{0,1\}//;p}' "$1"
+}
+
+need_cmd() {
+  local c
+  for c in "$@"; do
+    command -v "$c" >/dev/null 2>&1 || die "'$c' not found; run scripts/setup first"
+  done
+}
+
+# abs_path PATH: absolute form of PATH (relative paths are taken from the repository root).
+abs_path() {
+  case "$1" in
+    /*) printf '%s\n' "$1" ;;
+    *) printf '%s/%s\n' "$REPO_ROOT" "${1#./}" ;;
+  esac
+}
+
+# poll_until SECONDS CMD...: run CMD every 0.1 s until it succeeds; fail after SECONDS.
+poll_until() {
+  local limit_ms=$(( $1 * 1000 )) start; shift
+  start=$(now_ms)
+  until "$@" >/dev/null 2>&1; do
+    (( $(now_ms) - start < limit_ms )) || return 1
+    sleep 0.1
+  done
+}
+
+pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
+
+# port_open PORT: true when something accepts TCP connections on 127.0.0.1:PORT.
+port_open() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+# cargo_locked: prints --locked when Cargo.lock is tracked by git (CI builds must not change it).
+cargo_locked() {
+  if git -C "$REPO_ROOT" ls-files --error-unmatch Cargo.lock >/dev/null 2>&1; then
+    printf -- '--locked'
+  fi
+}

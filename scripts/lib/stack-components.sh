@@ -1,0 +1,265 @@
+# shellcheck shell=bash
+# One start function per stack component (see docs/local-stack.md). Each is idempotent: a
+# component whose recorded process still runs is left alone. Needs common.sh, proc.sh,
+# stack-certs.sh, and STACK_DIR, BASE_PORT, READY_TIMEOUT, the secrets from ensure_secrets.
+
+STACK_TENANT_ID="7d1c3f0e-5b0a-4c35-9a51-0d5f6c2e8a01"
+STACK_SUBSCRIPTION_ID="3b8f9d2a-61c4-4e0b-8f7a-2c9e5d4b1a02"
+STACK_IDENTITY_CLIENT_ID="5e2a7c91-0d3b-4f68-a1c4-9b7e6d5f3a03"
+STACK_IDENTITY_PRINCIPAL_ID="9c4e1b7d-2a6f-4d83-b5e0-3f1a8c6d2b04"
+STACK_RESOURCE_GROUP="mrg-vibedata-local"
+STACK_ACR_NAME="vibedatacustomer"
+STACK_TOKEN_ISSUER="vibedata-emulator"
+
+# port_free NAME PORT: fail clearly when another process already listens on PORT.
+port_free() {
+  ! port_open "$2" || die "port $2 for $1 is already in use by another process; choose another --base-port"
+}
+
+# component_ports NAME: the ports a component listens on.
+component_ports() {
+  case "$1" in
+    emulator) echo "$BASE_PORT $((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3))" ;;
+    azurite) echo "$((BASE_PORT + 4)) $((BASE_PORT + 5)) $((BASE_PORT + 6))" ;;
+    registry-publisher) echo "$((BASE_PORT + 7))" ;;
+    registry-customer) echo "$((BASE_PORT + 8))" ;;
+    postgres) echo "$((BASE_PORT + 9))" ;;
+  esac
+}
+
+# component_check NAME: fail before anything starts if NAME's program is missing.
+component_check() {
+  case "$1" in
+    postgres) [[ -x "$PG_BIN/postgres" ]] || die "PostgreSQL 15 not found in $PG_BIN; run scripts/setup"
+              (( EUID == 0 )) || die "starting postgres needs root (it runs as user postgres); or set VIBEDATA_STACK_SKIP=postgres" ;;
+    azurite) [[ -f "$AZURITE_JS" ]] || die "Azurite not installed at ${AZURITE_JS#"$REPO_ROOT"/}; run scripts/setup"
+             need_cmd node ;;
+    registry-publisher) need_cmd docker-registry htpasswd ;;
+    registry-customer) need_cmd docker-registry ;;
+    emulator) [[ -x "$(emulator_bin)" ]] || die "emulator binary $(emulator_bin) not found; build it (cargo build -p vibedata-emulator), set VIBEDATA_EMULATOR_BIN, or skip it with VIBEDATA_STACK_SKIP=emulator" ;;
+  esac
+}
+
+emulator_bin() { printf '%s\n' "${VIBEDATA_EMULATOR_BIN:-$REPO_ROOT/target/debug/vibedata-emulator}"; }
+
+# ready_line NAME PORTS START_MS: the one-line summary of a service.
+ready_line() {
+  printf '  %-20s %-28s ready in %s (pid %s)\n' "$1" "$2" "$(elapsed "$3")" "$(recorded_pid "$1" || echo '?')"
+}
+running_line() { printf '  %-20s %-28s already running (pid %s)\n' "$1" "$2" "$(recorded_pid "$1")"; }
+
+start_postgres() {
+  local port=$((BASE_PORT + 9)) pgdata="$STACK_DIR/data/postgres" tls="$STACK_DIR/data/postgres-tls"
+  local sock="$STACK_DIR/run/postgres" t pwfile
+  t=$(now_ms)
+  if svc_running postgres; then running_line postgres "127.0.0.1:$port"; return; fi
+  # A Unix socket path must fit in 107 bytes; fall back to a short folder outside DIR if needed.
+  (( ${#sock} < 80 )) || sock="/tmp/vibedata-pg-$(printf '%s' "$STACK_DIR" | sha256sum | cut -c1-12)"
+  mkdir -p "$sock" "$tls" "$STACK_DIR/run"
+  printf '%s\n' "$sock" >"$STACK_DIR/run/postgres-socket-dir"
+  chown postgres:postgres "$sock" "$tls"
+  runuser -u postgres -- test -x "$STACK_DIR/data" \
+    || die "user postgres cannot reach $STACK_DIR/data; put the stack dir under a world-searchable path"
+  port_free postgres "$port"
+  if [[ ! -s "$pgdata/PG_VERSION" ]]; then
+    rm -rf "$pgdata" && mkdir -p "$pgdata" && chown postgres:postgres "$pgdata" && chmod 700 "$pgdata"
+    pwfile="$tls/initdb-pw"
+    printf '%s\n' "$PG_SUPERUSER_PASSWORD" >"$pwfile" && chown postgres "$pwfile" && chmod 600 "$pwfile"
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$pgdata" -U postgres --auth=scram-sha-256 \
+      --pwfile="$pwfile" -E UTF8 --no-locale --no-sync >>"$(logs_dir)/postgres-initdb.log" 2>&1 \
+      || { rm -f "$pwfile"; die "initdb failed; see $(logs_dir)/postgres-initdb.log"; }
+    rm -f "$pwfile"
+    cat >"$pgdata/pg_hba.conf" <<'EOF'
+# TYPE  DATABASE  USER      ADDRESS        METHOD   (written by scripts/stack)
+local   all       postgres                 scram-sha-256
+hostssl all       all       127.0.0.1/32   scram-sha-256
+EOF
+    chown postgres:postgres "$pgdata/pg_hba.conf"
+  fi
+  install -o postgres -g postgres -m 600 "$STACK_DIR/ca/server.pem" "$tls/server.crt"
+  install -o postgres -g postgres -m 600 "$STACK_DIR/ca/server.key" "$tls/server.key"
+  START_CWD="$pgdata" start_bg postgres setpriv --reuid=postgres --regid=postgres --init-groups -- \
+    "$PG_BIN/postgres" -D "$pgdata" -p "$port" -k "$sock" -c listen_addresses=127.0.0.1 \
+    -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+    -c ssl=on -c "ssl_cert_file=$tls/server.crt" -c "ssl_key_file=$tls/server.key" \
+    -c password_encryption=scram-sha-256 -c logging_collector=off
+  wait_ready postgres "$READY_TIMEOUT" "$PG_BIN/pg_isready" -q -h "$sock" -p "$port" -U postgres
+  # The application role and database; the role's password is the Key Vault's postgres-password.
+  PGPASSWORD="$PG_SUPERUSER_PASSWORD" "$PG_BIN/psql" -h "$sock" -p "$port" -U postgres -d postgres \
+    -X -q -v ON_ERROR_STOP=1 >>"$(logs_dir)/postgres-initdb.log" 2>&1 <<EOF || die "creating role/database vibedata failed; see $(logs_dir)/postgres-initdb.log"
+\\set pw '$PG_VIBEDATA_PASSWORD'
+SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'vibedata') AS need_role \\gset
+\\if :need_role
+CREATE ROLE vibedata LOGIN PASSWORD :'pw';
+\\else
+ALTER ROLE vibedata LOGIN PASSWORD :'pw';
+\\endif
+SELECT NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'vibedata') AS need_db \\gset
+\\if :need_db
+CREATE DATABASE vibedata OWNER vibedata;
+\\endif
+EOF
+  ready_line postgres "127.0.0.1:$port" "$t"
+}
+
+start_azurite() {
+  local b=$((BASE_PORT + 4)) q=$((BASE_PORT + 5)) tb=$((BASE_PORT + 6)) t
+  t=$(now_ms)
+  if svc_running azurite; then running_line azurite "127.0.0.1:$b,$q,$tb"; return; fi
+  port_free azurite-blob "$b"; port_free azurite-queue "$q"; port_free azurite-table "$tb"
+  START_CWD="$STACK_DIR/data/azurite" start_bg azurite node "$AZURITE_JS" \
+    --blobHost 127.0.0.1 --blobPort "$b" --queueHost 127.0.0.1 --queuePort "$q" \
+    --tableHost 127.0.0.1 --tablePort "$tb" \
+    --inMemoryPersistence --skipApiVersionCheck --loose --disableTelemetry \
+    --oauth basic --cert "$STACK_DIR/ca/server.pem" --key "$STACK_DIR/ca/server.key"
+  local p
+  for p in "$b" "$q" "$tb"; do
+    wait_ready azurite "$READY_TIMEOUT" http_answers "https://127.0.0.1:$p/devstoreaccount1?comp=list"
+  done
+  ready_line azurite "127.0.0.1:$b,$q,$tb" "$t"
+}
+
+# _registry_config NAME PORT SECRET AUTH_YAML: write DIR/registry/NAME.yml.
+_registry_config() {
+  mkdir -p "$STACK_DIR/registry" "$STACK_DIR/data/$1"
+  cat >"$STACK_DIR/registry/$1.yml" <<EOF
+# written by scripts/stack
+version: 0.1
+log:
+  level: info
+  fields: {service: $1}
+storage:
+  filesystem:
+    rootdirectory: $STACK_DIR/data/$1
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging: {enabled: false}
+http:
+  addr: 127.0.0.1:$2
+  secret: $3
+  tls:
+    certificate: $STACK_DIR/ca/server.pem
+    key: $STACK_DIR/ca/server.key
+auth:
+$4
+EOF
+}
+
+# _start_registry NAME PORT: start docker-registry on DIR/registry/NAME.yml and wait for /v2/.
+_start_registry() {
+  local name=$1 port=$2 t
+  t=$(now_ms)
+  START_CWD="$STACK_DIR/data/$name" start_bg "$name" docker-registry serve "$STACK_DIR/registry/$name.yml"
+  wait_ready "$name" "$READY_TIMEOUT" http_is 401 "https://127.0.0.1:$port/v2/"
+  ready_line "$name" "127.0.0.1:$port" "$t"
+}
+
+start_registry_publisher() {
+  local port=$((BASE_PORT + 7))
+  if svc_running registry-publisher; then running_line registry-publisher "127.0.0.1:$port"; return; fi
+  port_free registry-publisher "$port"
+  mkdir -p "$STACK_DIR/registry"
+  htpasswd -Bbn publisher "$PUBLISHER_PASSWORD" >"$STACK_DIR/registry/publisher.htpasswd"
+  _registry_config registry-publisher "$port" "$REGISTRY_PUBLISHER_HTTP_SECRET" "  htpasswd:
+    realm: vibedata-publisher
+    path: $STACK_DIR/registry/publisher.htpasswd"
+  _start_registry registry-publisher "$port"
+}
+
+start_registry_customer() {
+  local port=$((BASE_PORT + 8))
+  if svc_running registry-customer; then running_line registry-customer "127.0.0.1:$port"; return; fi
+  port_free registry-customer "$port"
+  _registry_config registry-customer "$port" "$REGISTRY_CUSTOMER_HTTP_SECRET" "  token:
+    realm: https://127.0.0.1:$((BASE_PORT + 3))/oauth2/token
+    service: $STACK_ACR_NAME
+    issuer: $STACK_TOKEN_ISSUER
+    rootcertbundle: $STACK_DIR/ca/token-bundle.pem"
+  _start_registry registry-customer "$port"
+}
+
+write_emulator_json() {
+  mkdir -p "$STACK_DIR/data/emulator"
+  D="$STACK_DIR" P="$BASE_PORT" TENANT="$STACK_TENANT_ID" SUB="$STACK_SUBSCRIPTION_ID" \
+  RG="$STACK_RESOURCE_GROUP" CLIENT="$STACK_IDENTITY_CLIENT_ID" PRINCIPAL="$STACK_IDENTITY_PRINCIPAL_ID" \
+  HEADER="$IDENTITY_HEADER" ACR="$STACK_ACR_NAME" ISSUER="$STACK_TOKEN_ISSUER" \
+  PUBPW="$PUBLISHER_PASSWORD" PGPW="$PG_VIBEDATA_PASSWORD" python3 - >"$STACK_DIR/emulator.json" <<'EOF'
+import json, os
+e = os.environ
+d, p = e["D"], int(e["P"])
+print(json.dumps({
+    "stateDir": f"{d}/data/emulator",
+    "listen": {"arm": p, "vault": p + 1, "identity": p + 2, "acrAuth": p + 3},
+    "tls": {"cert": f"{d}/ca/server.pem", "key": f"{d}/ca/server.key"},
+    "tokenSigning": {"cert": f"{d}/ca/token-signing.pem", "key": f"{d}/ca/token-signing.key"},
+    "tenantId": e["TENANT"], "subscriptionId": e["SUB"], "resourceGroup": e["RG"], "location": "eastus",
+    "identity": {
+        "clientId": e["CLIENT"], "principalId": e["PRINCIPAL"], "header": e["HEADER"],
+        "resourceId": f"/subscriptions/{e['SUB']}/resourceGroups/{e['RG']}/providers/"
+                      "Microsoft.ManagedIdentity/userAssignedIdentities/vibedata-uami",
+    },
+    "customerRegistry": {"name": e["ACR"], "loginServer": f"127.0.0.1:{p + 8}",
+                         "service": e["ACR"], "issuer": e["ISSUER"]},
+    "publisherRegistry": {"loginServer": f"127.0.0.1:{p + 7}"},
+    "caFile": f"{d}/ca/ca.pem",
+    "secrets": {
+        "publisher-pull-credential": json.dumps({"username": "publisher", "password": e["PUBPW"]}),
+        "postgres-password": e["PGPW"],
+        "health-canary": "canary-ok",
+    },
+}, indent=2))
+EOF
+  chmod 600 "$STACK_DIR/emulator.json"
+}
+
+start_emulator() {
+  local bin t p
+  bin=$(emulator_bin)
+  t=$(now_ms)
+  write_emulator_json
+  if svc_running emulator; then running_line emulator "127.0.0.1:$BASE_PORT-$((BASE_PORT + 3))"; return; fi
+  for p in 0 1 2 3; do port_free emulator "$((BASE_PORT + p))"; done
+  START_CWD="$STACK_DIR/data/emulator" start_bg emulator "$bin" --config "$STACK_DIR/emulator.json"
+  for p in 0 1 2 3; do
+    wait_ready emulator "$READY_TIMEOUT" http_is 200 "https://127.0.0.1:$((BASE_PORT + p))/_emulator/health"
+  done
+  ready_line emulator "127.0.0.1:$BASE_PORT-$((BASE_PORT + 3))" "$t"
+}
+
+write_env_file() {
+  local d="$STACK_DIR" p="$BASE_PORT"
+  cat >"$d/env.tmp" <<EOF
+export VIBEDATA_STACK_DIR=$d
+export VIBEDATA_STACK_BASE_PORT=$p
+export VIBEDATA_CA_FILE=$d/ca/ca.pem
+export AZ_SCRIPTS_AZURE_ENVIRONMENT=AzureCloud
+export IDENTITY_ENDPOINT=https://127.0.0.1:$((p + 2))/msi/token
+export IDENTITY_HEADER=$IDENTITY_HEADER
+export VIBEDATA_TENANT_ID=$STACK_TENANT_ID
+export VIBEDATA_SUBSCRIPTION_ID=$STACK_SUBSCRIPTION_ID
+export VIBEDATA_RESOURCE_GROUP=$STACK_RESOURCE_GROUP
+export VIBEDATA_LOCATION=eastus
+export VIBEDATA_DEPLOYMENT_ID=local
+export VIBEDATA_IDENTITY_CLIENT_ID=$STACK_IDENTITY_CLIENT_ID
+export VIBEDATA_ARM_ENDPOINT=https://127.0.0.1:$p
+export VIBEDATA_KEY_VAULT_URL=https://127.0.0.1:$((p + 1))
+export VIBEDATA_KEY_VAULT_VERIFY_CHALLENGE_RESOURCE=false
+export VIBEDATA_STORAGE_BLOB_URL=https://127.0.0.1:$((p + 4))/devstoreaccount1
+export VIBEDATA_ACR_NAME=$STACK_ACR_NAME
+export VIBEDATA_ACR_LOGIN_SERVER=127.0.0.1:$((p + 8))
+export VIBEDATA_ACR_AUTH_ENDPOINT=https://127.0.0.1:$((p + 3))
+export VIBEDATA_PUBLISHER_REGISTRY=127.0.0.1:$((p + 7))
+export VIBEDATA_PUBLISHER_CREDENTIAL_SECRET=publisher-pull-credential
+export VIBEDATA_STACK_PUBLISHER_USER=publisher
+export VIBEDATA_STACK_PUBLISHER_PASSWORD=$PUBLISHER_PASSWORD
+export VIBEDATA_POSTGRES_HOST=127.0.0.1
+export VIBEDATA_POSTGRES_PORT=$((p + 9))
+export VIBEDATA_POSTGRES_DATABASE=vibedata
+export VIBEDATA_POSTGRES_USER=vibedata
+export VIBEDATA_POSTGRES_PASSWORD_SECRET=postgres-password
+export VIBEDATA_STACK_POSTGRES_SUPERUSER_PASSWORD=$PG_SUPERUSER_PASSWORD
+export VIBEDATA_EMULATOR_CONTROL=https://127.0.0.1:$p/_emulator
+EOF
+  chmod 600 "$d/env.tmp" && mv "$d/env.tmp" "$d/env"
+}

@@ -1,0 +1,1 @@
+"""Deterministic sample release for the VibeData rehearsal and tests (see README.md)."""
