@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod context;
+pub mod copy_cmd;
 pub mod error;
 pub mod ledger;
 pub mod logging;
@@ -14,6 +15,7 @@ pub mod oci;
 pub mod outputs;
 pub mod phases;
 pub mod plan;
+pub mod release;
 pub mod run;
 pub mod sequence;
 

@@ -58,9 +58,16 @@ impl Vault {
     /// since Key Vault refuses to reuse it and purge protection forbids purging it.
     pub async fn set(&self, name: &str, value: &Secret) -> Result<(), AzureError> {
         match self.put(name, value).await {
-            Err(AzureError::Service { code, .. }) if code == "ObjectIsDeletedButRecoverable" => {
-                tracing::info!(secret = name, "recovering soft-deleted secret before setting it");
-                self.client.recover_deleted_secret(name, None).await.map_err(|e| sdk_error(&self.resource(name), e))?;
+            // The SDK surfaces the outer code (`Conflict`); the inner `ObjectIsDeletedButRecoverable`
+            // is in the body it does not parse. Any 409 on a set means the name is taken by a
+            // deleted secret (or one being deleted), so try to recover it; if there is nothing to
+            // recover, the original error stands.
+            Err(conflict @ AzureError::Service { status: 409, .. }) => {
+                tracing::info!(secret = name, "secret name is soft-deleted; recovering it before setting it");
+                if let Err(e) = self.client.recover_deleted_secret(name, None).await {
+                    tracing::warn!(secret = name, error = %sdk_error(&self.resource(name), e), "recovery failed");
+                    return Err(conflict);
+                }
                 self.wait_visible(name).await?;
                 self.put(name, value).await
             }

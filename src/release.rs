@@ -1,0 +1,308 @@
+//! The release manifest (DESIGN §4): parsing and validation, with no I/O.
+//!
+//! Everything after the manifest is imported by the digest it pins, so this is the one document
+//! whose mistakes would spread. It is validated whole before anything else is imported, and every
+//! problem is bad input (exit 2).
+
+use serde::{Deserialize, Serialize};
+
+use crate::oci::reference::{valid_digest, valid_repository, valid_tag};
+
+/// The artifactType and layer media type of a release manifest.
+pub const MANIFEST_ARTIFACT_TYPE: &str = "application/vnd.vibedata.release.manifest.v1+json";
+pub const RUNBOOK_ARTIFACT_TYPE: &str = "application/vnd.vibedata.runbook.v1";
+pub const RUNBOOK_LAYER_TYPE: &str = "application/vnd.vibedata.runbook.layer.v1.tar+gzip";
+pub const MIGRATIONS_ARTIFACT_TYPE: &str = "application/vnd.vibedata.migrations.v1";
+pub const MIGRATIONS_LAYER_TYPE: &str = "application/vnd.vibedata.migrations.layer.v1.tar+gzip";
+
+/// A manifest larger than this is refused before it is parsed: a real one is a few KiB.
+pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
+
+/// The schema versions this binary understands.
+pub const SCHEMA_VERSIONS: &[u32] = &[1];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseManifest {
+    pub schema_version: u32,
+    pub release: String,
+    pub images: Vec<ImageEntry>,
+    #[serde(default)]
+    pub runbooks: Vec<RunbookEntry>,
+    #[serde(default)]
+    pub migrations: Option<MigrationsEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageEntry {
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunbookEntry {
+    pub name: String,
+    pub runbook_type: String,
+    pub runtime_environment: String,
+    pub artifact: ArtifactRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MigrationsEntry {
+    pub artifact: ArtifactRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArtifactRef {
+    pub repository: String,
+    pub digest: String,
+}
+
+/// What the manifest asks to be imported: one entry per target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pinned {
+    pub kind: Kind,
+    /// The image repository, or the runbook name, or `migrations`.
+    pub name: String,
+    pub repository: String,
+    pub digest: String,
+    /// The target tag: images keep theirs, artifacts are tagged with the release.
+    pub tag: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Image,
+    Runbook,
+    Migrations,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Image => "image",
+            Kind::Runbook => "runbook",
+            Kind::Migrations => "migrations",
+        }
+    }
+}
+
+/// Why a manifest was refused. Each names the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("the manifest is {size} bytes, over the {max}-byte limit")]
+    TooLarge { size: usize, max: usize },
+    #[error("the manifest is not valid JSON: {0}")]
+    Malformed(String),
+    #[error("schemaVersion {0} is not supported by this binary (supported: 1)")]
+    UnknownSchema(u32),
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{field} names registry {host}; every entry must come from the publisher registry {publisher}")]
+    ForeignRegistry { field: String, host: String, publisher: String },
+    #[error("the template expects image {0}, which the manifest does not list")]
+    MissingImage(String),
+}
+
+/// Parses and validates `bytes`. `publisher` is the configured publisher login server; entries
+/// may name it explicitly or give a repository relative to it, nothing else. `expected_images`
+/// is the list the template hard-codes.
+pub fn parse(bytes: &[u8], publisher: &str, expected_images: &[String]) -> Result<ReleaseManifest, ManifestError> {
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(ManifestError::TooLarge { size: bytes.len(), max: MAX_MANIFEST_BYTES });
+    }
+    // Read the version first, so a v2 manifest is "unknown version", not a confusing field error.
+    let probe: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+    match probe.get("schemaVersion").and_then(serde_json::Value::as_u64) {
+        Some(v) if SCHEMA_VERSIONS.contains(&(v as u32)) => {}
+        Some(v) => return Err(ManifestError::UnknownSchema(v as u32)),
+        None => return Err(invalid("schemaVersion", "is missing or not a number")),
+    }
+    let mut m: ReleaseManifest = serde_json::from_value(probe).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+
+    if !valid_tag(&m.release) {
+        return Err(invalid("release", &format!("{:?} is not usable as a tag", m.release)));
+    }
+    if m.images.is_empty() {
+        return Err(invalid("images", "is empty"));
+    }
+    for (i, image) in m.images.iter_mut().enumerate() {
+        let field = format!("images[{i}]");
+        image.repository = relative(&image.repository, publisher, &format!("{field}.repository"))?;
+        check_digest(&image.digest, &format!("{field}.digest"))?;
+        if !valid_tag(&image.tag) {
+            return Err(invalid(&format!("{field}.tag"), &format!("{:?} is not a valid tag", image.tag)));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, rb) in m.runbooks.iter_mut().enumerate() {
+        let field = format!("runbooks[{i}]");
+        if !valid_runbook_name(&rb.name) {
+            return Err(invalid(&format!("{field}.name"), &format!("{:?} does not match ^[a-zA-Z][a-zA-Z-_0-9]*$", rb.name)));
+        }
+        if !seen.insert(rb.name.to_ascii_lowercase()) {
+            return Err(invalid(&format!("{field}.name"), &format!("{:?} appears twice", rb.name)));
+        }
+        if !["PowerShell", "Python"].contains(&rb.runbook_type.as_str()) {
+            return Err(invalid(&format!("{field}.runbookType"), &format!("{:?} is not PowerShell or Python", rb.runbook_type)));
+        }
+        // Runtime environment names carry versions ("PowerShell-7.4"), so dots are allowed here.
+        let env_ok = rb.runtime_environment.starts_with(|c: char| c.is_ascii_alphabetic())
+            && rb.runtime_environment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !env_ok {
+            return Err(invalid(&format!("{field}.runtimeEnvironment"), &format!("{:?} is not a runtime environment name", rb.runtime_environment)));
+        }
+        rb.artifact.repository = relative(&rb.artifact.repository, publisher, &format!("{field}.artifact.repository"))?;
+        check_digest(&rb.artifact.digest, &format!("{field}.artifact.digest"))?;
+    }
+    if let Some(mig) = &mut m.migrations {
+        mig.artifact.repository = relative(&mig.artifact.repository, publisher, "migrations.artifact.repository")?;
+        check_digest(&mig.artifact.digest, "migrations.artifact.digest")?;
+    }
+    for expected in expected_images {
+        if !m.images.iter().any(|i| &i.repository == expected) {
+            return Err(ManifestError::MissingImage(expected.clone()));
+        }
+    }
+    Ok(m)
+}
+
+impl ReleaseManifest {
+    /// Everything to import, in a stable order.
+    pub fn pinned(&self) -> Vec<Pinned> {
+        let mut out: Vec<Pinned> = self
+            .images
+            .iter()
+            .map(|i| Pinned { kind: Kind::Image, name: i.repository.clone(), repository: i.repository.clone(), digest: i.digest.clone(), tag: i.tag.clone() })
+            .collect();
+        out.extend(self.runbooks.iter().map(|r| Pinned {
+            kind: Kind::Runbook,
+            name: r.name.clone(),
+            repository: r.artifact.repository.clone(),
+            digest: r.artifact.digest.clone(),
+            tag: self.release.clone(),
+        }));
+        out.extend(self.migrations.iter().map(|m| Pinned {
+            kind: Kind::Migrations,
+            name: "migrations".into(),
+            repository: m.artifact.repository.clone(),
+            digest: m.artifact.digest.clone(),
+            tag: self.release.clone(),
+        }));
+        out
+    }
+}
+
+pub fn valid_runbook_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn invalid(field: &str, message: &str) -> ManifestError {
+    ManifestError::Invalid { field: field.to_owned(), message: message.to_owned() }
+}
+
+fn check_digest(d: &str, field: &str) -> Result<(), ManifestError> {
+    if valid_digest(d) {
+        Ok(())
+    } else {
+        Err(invalid(field, &format!("{d:?} is not a sha256 digest")))
+    }
+}
+
+/// Makes `repo` relative to the publisher. The first path component names a registry host when
+/// it has a dot or a port or is `localhost` — the rule Docker uses.
+fn relative(repo: &str, publisher: &str, field: &str) -> Result<String, ManifestError> {
+    let (first, rest) = repo.split_once('/').unwrap_or((repo, ""));
+    let names_host = first.contains('.') || first.contains(':') || first == "localhost";
+    let repo = if names_host {
+        if !first.eq_ignore_ascii_case(publisher) {
+            return Err(ManifestError::ForeignRegistry { field: field.to_owned(), host: first.to_owned(), publisher: publisher.to_owned() });
+        }
+        rest
+    } else {
+        repo
+    };
+    if !valid_repository(repo) {
+        return Err(invalid(field, &format!("{repo:?} is not a repository name")));
+    }
+    Ok(repo.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    fn doc() -> serde_json::Value {
+        serde_json::json!({
+            "schemaVersion": 1, "release": "2026.11.0",
+            "images": [{"repository": "vibedata/api", "tag": "2026.11.0", "digest": D}],
+            "runbooks": [{"name": "Rotate-Keys", "runbookType": "PowerShell", "runtimeEnvironment": "PowerShell-7.4",
+                          "artifact": {"repository": "vibedata/runbooks/rotate-keys", "digest": D}}],
+            "migrations": {"artifact": {"repository": "vibedata/db-migrations", "digest": D}}
+        })
+    }
+
+    fn parse_doc(v: &serde_json::Value) -> Result<ReleaseManifest, ManifestError> {
+        parse(v.to_string().as_bytes(), "pub.azurecr.io", &["vibedata/api".to_owned()])
+    }
+
+    #[test]
+    fn a_good_manifest_pins_images_runbooks_and_migrations() {
+        let m = parse_doc(&doc()).unwrap();
+        let pinned = m.pinned();
+        assert_eq!(pinned.len(), 3);
+        assert_eq!(pinned[0].tag, "2026.11.0");
+        assert_eq!((pinned[1].kind, pinned[1].tag.as_str()), (Kind::Runbook, "2026.11.0"));
+        assert_eq!(pinned[2].kind, Kind::Migrations);
+    }
+
+    #[test]
+    fn each_bad_input_is_named() {
+        let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+            (Box::new(|v| v["schemaVersion"] = 2.into()), "schemaVersion 2"),
+            (Box::new(|v| v["images"][0]["digest"] = "sha256:xyz".into()), "images[0].digest"),
+            (Box::new(|v| v["images"][0]["repository"] = "evil.example.com/vibedata/api".into()), "names registry evil.example.com"),
+            (Box::new(|v| v["images"][0]["repository"] = "127.0.0.1:5000/vibedata/api".into()), "names registry 127.0.0.1:5000"),
+            (Box::new(|v| v["images"][0]["repository"] = "vibedata/other".into()), "expects image vibedata/api"),
+            (Box::new(|v| v["runbooks"][0]["name"] = "9lives".into()), "runbooks[0].name"),
+            (Box::new(|v| v["runbooks"][0]["runbookType"] = "Graph".into()), "runbooks[0].runbookType"),
+            (Box::new(|v| v["images"][0]["extra"] = 1.into()), "unknown field"),
+            (Box::new(|v| v["migrations"]["artifact"]["repository"] = "Upper/Case".into()), "migrations.artifact.repository"),
+        ];
+        for (mutate, expected) in cases {
+            let mut v = doc();
+            mutate(&mut v);
+            let err = parse_doc(&v).unwrap_err().to_string();
+            assert!(err.contains(expected), "expected {expected:?} in {err:?}");
+        }
+    }
+
+    #[test]
+    fn the_publisher_may_be_named_explicitly() {
+        let mut v = doc();
+        v["images"][0]["repository"] = "pub.azurecr.io/vibedata/api".into();
+        assert_eq!(parse_doc(&v).unwrap().images[0].repository, "vibedata/api");
+    }
+
+    #[test]
+    fn malformed_and_oversized_input_is_refused_before_parsing_fields() {
+        assert!(matches!(parse(b"{not json", "p", &[]), Err(ManifestError::Malformed(_))));
+        let big = vec![b' '; MAX_MANIFEST_BYTES + 1];
+        assert!(matches!(parse(&big, "p", &[]), Err(ManifestError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn duplicate_runbook_names_are_refused() {
+        let mut v = doc();
+        let rb = v["runbooks"][0].clone();
+        v["runbooks"].as_array_mut().unwrap().push(rb);
+        assert!(parse_doc(&v).unwrap_err().to_string().contains("appears twice"));
+    }
+}
