@@ -1,0 +1,141 @@
+//! `emulator.json`, exactly as `docs/local-stack.md` describes it.
+//!
+//! Unknown keys are ignored (the stack script may add more than this binary reads); missing
+//! required keys fail at start-up with serde's message naming the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+// `stateDir`, `publisherRegistry` and `caFile` are part of the contract but nothing needs them
+// yet (state is in memory); they are parsed so a malformed value still fails early.
+#[allow(dead_code)]
+pub struct Config {
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    pub listen: Listen,
+    pub tls: CertAndKey,
+    pub token_signing: CertAndKey,
+    pub tenant_id: String,
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub location: String,
+    pub identity: Identity,
+    pub customer_registry: CustomerRegistry,
+    #[serde(default)]
+    pub publisher_registry: Option<serde_json::Value>,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// Not in the contract: optional defaults for the long-running-operation knobs, which the
+    /// control API (`PUT /_emulator/lro`) can change at run time.
+    #[serde(default)]
+    pub lro: LroSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listen {
+    pub arm: u16,
+    pub vault: u16,
+    pub identity: u16,
+    pub acr_auth: u16,
+}
+
+impl Listen {
+    /// The listener names used in the journal, with their ports.
+    pub fn all(&self) -> [(&'static str, u16); 4] {
+        [
+            ("arm", self.arm),
+            ("vault", self.vault),
+            ("identity", self.identity),
+            ("acrAuth", self.acr_auth),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CertAndKey {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    pub client_id: String,
+    pub principal_id: String,
+    pub resource_id: String,
+    /// The secret the App Service protocol expects in `X-IDENTITY-HEADER`.
+    pub header: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerRegistry {
+    pub name: String,
+    pub login_server: String,
+    /// `auth.token.service` of the CNCF registry: the registry JWT's `aud`.
+    pub service: String,
+    /// `auth.token.issuer` of the CNCF registry: the registry JWT's `iss`.
+    pub issuer: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LroSettings {
+    /// How many polls answer "still running" before an operation completes.
+    pub polls: u32,
+    /// The `Retry-After` (seconds) sent with 201/202 answers and running polls.
+    pub retry_after: u32,
+}
+
+impl Default for LroSettings {
+    fn default() -> Self {
+        LroSettings {
+            polls: 2,
+            retry_after: 1,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the file and resolves relative paths against its folder, so a config written with
+    /// relative paths works from any working directory.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut cfg: Config =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut cfg.tls.cert);
+        fix(&mut cfg.tls.key);
+        fix(&mut cfg.token_signing.cert);
+        fix(&mut cfg.token_signing.key);
+        Ok(cfg)
+    }
+
+    /// The AAD v1 issuer: Azurite rejects the v2 form, and real managed-identity tokens are v1.
+    pub fn issuer(&self) -> String {
+        format!("https://sts.windows.net/{}/", self.tenant_id)
+    }
+
+    /// The last segment of the identity's resource id (`vibedata-uami`).
+    pub fn identity_name(&self) -> &str {
+        self.identity
+            .resource_id
+            .rsplit('/')
+            .next()
+            .unwrap_or("identity")
+    }
+}

@@ -1,0 +1,117 @@
+//! The control API under `/_emulator` (docs/local-stack.md). No auth: every listener is bound
+//! to 127.0.0.1 only. These requests are neither journaled nor subject to faults.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::config::LroSettings;
+use crate::faults::FaultSpec;
+use crate::http::json;
+use crate::state::Shared;
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route(
+            "/_emulator/health",
+            get(|| async { Json(json!({"ok": true})) }),
+        )
+        .route("/_emulator/journal", get(journal).delete(clear_journal))
+        .route(
+            "/_emulator/faults",
+            get(faults).post(arm_fault).delete(clear_faults),
+        )
+        .route("/_emulator/identity", axum::routing::put(identity_settings))
+        .route("/_emulator/identity/expire", post(expire_tokens))
+        .route("/_emulator/lro", get(lro).put(set_lro))
+        .route(
+            "/_emulator/registry-network",
+            get(registry_network).put(set_registry_network),
+        )
+}
+
+async fn journal(State(st): State<Shared>) -> Response {
+    Json(st.journal.entries()).into_response()
+}
+
+async fn clear_journal(State(st): State<Shared>) -> StatusCode {
+    st.journal.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn faults(State(st): State<Shared>) -> Json<Value> {
+    Json(st.faults.list())
+}
+
+async fn arm_fault(State(st): State<Shared>, Json(spec): Json<FaultSpec>) -> Response {
+    match st.faults.arm(spec) {
+        Ok(()) => json(StatusCode::CREATED, st.faults.list()),
+        Err(message) => json(StatusCode::BAD_REQUEST, json!({"error": message})),
+    }
+}
+
+async fn clear_faults(State(st): State<Shared>) -> StatusCode {
+    st.faults.clear();
+    StatusCode::NO_CONTENT
+}
+
+/// Revokes every managed-identity token issued so far (the services answer them as expired)
+/// and empties the token cache, so the next `/msi/token` call issues a new token.
+async fn expire_tokens(State(st): State<Shared>) -> Json<Value> {
+    Json(crate::identity::expire(&st))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IdentitySettings {
+    /// Lifetime of tokens issued from now on; `null` restores the default hour.
+    lifetime_seconds: Option<i64>,
+}
+
+async fn identity_settings(
+    State(st): State<Shared>,
+    Json(s): Json<IdentitySettings>,
+) -> StatusCode {
+    st.identity.set_lifetime(s.lifetime_seconds);
+    StatusCode::NO_CONTENT
+}
+
+async fn lro(State(st): State<Shared>) -> Json<LroSettings> {
+    Json(st.arm.lock().lro)
+}
+
+/// `{"polls": N, "retryAfter": S}`: applies to operations started from now on (`retryAfter`
+/// to every answer from now on).
+async fn set_lro(State(st): State<Shared>, Json(settings): Json<LroSettings>) -> Json<LroSettings> {
+    let mut arm = st.arm.lock();
+    arm.lro = settings;
+    Json(arm.lro)
+}
+
+async fn registry_network(State(st): State<Shared>) -> Response {
+    Json(st.arm.lock().registry_network.clone()).into_response()
+}
+
+/// Merges `{"publicNetworkAccess", "networkRuleBypassOptions", "networkRuleSet"}` (any subset)
+/// into the customer registry's settings.
+async fn set_registry_network(State(st): State<Shared>, Json(patch): Json<Value>) -> Response {
+    let mut arm = st.arm.lock();
+    let net = &mut arm.registry_network;
+    if let Some(v) = patch.get("publicNetworkAccess").and_then(Value::as_str) {
+        net.public_network_access = v.to_owned();
+    }
+    if let Some(v) = patch
+        .get("networkRuleBypassOptions")
+        .and_then(Value::as_str)
+    {
+        net.network_rule_bypass_options = v.to_owned();
+    }
+    if let Some(v) = patch.get("networkRuleSet").filter(|v| v.is_object()) {
+        net.network_rule_set = v.clone();
+    }
+    Json(net.clone()).into_response()
+}

@@ -1,0 +1,371 @@
+//! Fault injection: tests arm faults through `POST /_emulator/faults`; the request middleware
+//! asks [`Faults::decide`] for every emulated-service request.
+//!
+//! Status codes follow the contract (429, 500, 403, reset); the bodies are each service's own
+//! error shape, because the point is to exercise real clients' error handling: ARM's
+//! `{"error":{...}}`, Key Vault's (with `innererror`), the ACR token service's `{"errors":[...]}`.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::arm::inventory;
+use crate::config::Config;
+use crate::http::{acr_error, arm_error, kv_error};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Throttle,
+    ServerError,
+    Reset,
+    Latency,
+    Rbac,
+}
+
+/// The body of `POST /_emulator/faults`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultSpec {
+    pub api: String,
+    pub kind: Kind,
+    #[serde(default)]
+    pub count: Option<u32>,
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
+    #[serde(default)]
+    pub seconds: Option<u64>,
+    /// Not in the contract's list but handy for concurrent tests: the fault only hits requests
+    /// whose path contains this (case-insensitively), e.g. a test's own resource group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_contains: Option<String>,
+}
+
+struct Armed {
+    spec: FaultSpec,
+    /// Requests still to be hit; `None` = unlimited (latency without a count, rbac).
+    remaining: Option<u32>,
+    /// rbac faults end at a time, not after a count.
+    until: Option<Instant>,
+}
+
+impl Armed {
+    fn live(&self) -> bool {
+        self.remaining != Some(0) && self.until.is_none_or(|t| Instant::now() < t)
+    }
+
+    fn matches(&self, api: &str, path: &str) -> bool {
+        if let Some(part) = &self.spec.path_contains {
+            if !path
+                .to_ascii_lowercase()
+                .contains(&part.to_ascii_lowercase())
+            {
+                return false;
+            }
+        }
+        let want = self.spec.api.as_str();
+        want == "*"
+            || want == api
+            || want.strip_suffix(".*").is_some_and(|prefix| {
+                api.starts_with(prefix) && api[prefix.len()..].starts_with('.')
+            })
+    }
+}
+
+/// What to do to one request.
+pub enum Action {
+    Throttle { retry_after: u64 },
+    ServerError,
+    Reset,
+    Rbac,
+}
+
+#[derive(Default)]
+pub struct Decision {
+    pub delay: Option<Duration>,
+    pub action: Option<Action>,
+}
+
+#[derive(Default)]
+pub struct Faults {
+    armed: Mutex<Vec<Armed>>,
+}
+
+impl Faults {
+    pub fn arm(&self, spec: FaultSpec) -> Result<(), String> {
+        if spec.kind == Kind::Latency && spec.latency_ms.is_none() {
+            return Err("a latency fault needs latencyMs".into());
+        }
+        let (remaining, until) = match spec.kind {
+            Kind::Latency => (spec.count, None),
+            Kind::Rbac => (
+                None,
+                Some(Instant::now() + Duration::from_secs(spec.seconds.unwrap_or(30))),
+            ),
+            _ => (Some(spec.count.unwrap_or(1)), None),
+        };
+        self.armed.lock().unwrap().push(Armed {
+            spec,
+            remaining,
+            until,
+        });
+        Ok(())
+    }
+
+    pub fn clear(&self) {
+        self.armed.lock().unwrap().clear();
+    }
+
+    /// The faults still armed, as JSON (for `GET /_emulator/faults`, handy when a test fails).
+    pub fn list(&self) -> Value {
+        let armed = self.armed.lock().unwrap();
+        Value::Array(
+            armed
+                .iter()
+                .filter(|a| a.live())
+                .map(|a| json!({"fault": a.spec, "remaining": a.remaining}))
+                .collect(),
+        )
+    }
+
+    /// Consumes one hit of every matching fault. Latencies add up with the first blocking fault
+    /// (faults apply in the order they were armed).
+    pub fn decide(&self, api: &str, path: &str) -> Decision {
+        let mut armed = self.armed.lock().unwrap();
+        armed.retain(Armed::live);
+        let mut decision = Decision::default();
+        for fault in armed.iter_mut().filter(|f| f.matches(api, path)) {
+            let action = match fault.spec.kind {
+                Kind::Latency => {
+                    let ms = fault.spec.latency_ms.unwrap_or(0);
+                    decision.delay =
+                        Some(decision.delay.unwrap_or_default() + Duration::from_millis(ms));
+                    None
+                }
+                _ if decision.action.is_some() => continue,
+                Kind::Throttle => Some(Action::Throttle {
+                    retry_after: fault.spec.retry_after.unwrap_or(1),
+                }),
+                Kind::ServerError => Some(Action::ServerError),
+                Kind::Reset => Some(Action::Reset),
+                Kind::Rbac => Some(Action::Rbac),
+            };
+            if action.is_some() {
+                decision.action = action;
+            }
+            if let Some(n) = fault.remaining.as_mut() {
+                *n -= 1;
+            }
+        }
+        armed.retain(Armed::live);
+        decision
+    }
+}
+
+/// The response for a blocking fault (not `Reset`, which never answers).
+pub fn respond(action: &Action, api: &str, cfg: &Config, method: &Method, path: &str) -> Response {
+    let is_acr_token = api == "acr.exchange" || api == "acr.token";
+    let mut resp = match action {
+        Action::Throttle { .. } if api == "keyvault" => kv_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Throttled",
+            "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached",
+            None,
+        ),
+        Action::Throttle { .. } if is_acr_token => {
+            acr_error(StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS", "too many requests")
+        }
+        Action::Throttle { retry_after } => arm_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "SubscriptionRequestsThrottled",
+            format!(
+                "Number of '{}' requests for subscription '{}' actor '{}' exceeded. Please try again after '{}' seconds \
+                 after additional tokens are available. Refer to https://aka.ms/arm-throttling for additional information.",
+                if *method == Method::GET || *method == Method::HEAD { "read" } else { "write" },
+                cfg.subscription_id,
+                cfg.identity.principal_id,
+                retry_after
+            ),
+        ),
+        Action::ServerError if api == "keyvault" => kv_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "An unexpected error occurred while processing the request.",
+            None,
+        ),
+        Action::ServerError if is_acr_token => {
+            acr_error(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "internal server error")
+        }
+        Action::ServerError => arm_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            format!(
+                "Encountered internal server error. Diagnostic information: timestamp '{}', subscription id '{}', \
+                 tracking id '{}', request correlation id '{}'.",
+                crate::http::now_rfc3339(),
+                cfg.subscription_id,
+                uuid::Uuid::new_v4(),
+                uuid::Uuid::new_v4()
+            ),
+        ),
+        Action::Rbac => rbac_denied(api, cfg, method, path),
+        Action::Reset => unreachable!("reset faults never produce a response"),
+    };
+    if let Action::Throttle { retry_after } = action {
+        resp.headers_mut()
+            .insert("retry-after", HeaderValue::from(*retry_after));
+    }
+    resp
+}
+
+/// 403 as a fresh role assignment that has not propagated yet looks: ARM's `AuthorizationFailed`
+/// text naming client, action and scope; Key Vault's `ForbiddenByRbac` text for the vault.
+fn rbac_denied(api: &str, cfg: &Config, method: &Method, path: &str) -> Response {
+    let verb = match *method {
+        Method::GET | Method::HEAD => "read",
+        Method::DELETE => "delete",
+        _ => "write",
+    };
+    if api == "keyvault" {
+        let action = match *method {
+            Method::GET if path.trim_end_matches('/') == "/secrets" => "readMetadata",
+            Method::GET => "getSecret",
+            Method::DELETE => "delete",
+            _ => "setSecret",
+        };
+        let vault = inventory::key_vault_name(cfg);
+        let resource = format!(
+            "/subscriptions/{}/resourcegroups/{}/providers/microsoft.keyvault/vaults/{}{}",
+            cfg.subscription_id,
+            cfg.resource_group.to_lowercase(),
+            vault,
+            path.to_lowercase()
+        );
+        let message = format!(
+            "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role \
+             definitions were changed recently, please observe propagation time.\r\nCaller: appid={};oid={};iss={};\
+             xms_mirid={}\r\nAction: 'Microsoft.KeyVault/vaults/secrets/{}/action'\r\nResource: '{}'\r\nAssignment: \
+             (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: null \r\nVault: {};location={}\r\n",
+            cfg.identity.client_id,
+            cfg.identity.principal_id,
+            cfg.issuer(),
+            cfg.identity.resource_id,
+            action,
+            resource,
+            vault,
+            cfg.location
+        );
+        return kv_error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            message,
+            Some("ForbiddenByRbac"),
+        );
+    }
+    if api == "acr.exchange" || api == "acr.token" {
+        return acr_error(
+            StatusCode::FORBIDDEN,
+            "DENIED",
+            "requested access to the resource is denied",
+        );
+    }
+    let action = match api {
+        "arm.resourceGroups" => format!("Microsoft.Resources/subscriptions/resourceGroups/{verb}"),
+        "arm.resources" => {
+            "Microsoft.Resources/subscriptions/resourceGroups/resources/read".to_owned()
+        }
+        "arm.deployments" => format!("Microsoft.Resources/deployments/{verb}"),
+        "arm.operations" => "Microsoft.Resources/subscriptions/operationresults/read".to_owned(),
+        "acr.registries" => format!("Microsoft.ContainerRegistry/registries/{verb}"),
+        "acr.importImage" => "Microsoft.ContainerRegistry/registries/importImage/action".to_owned(),
+        "automation" => format!("Microsoft.Automation/automationAccounts/{verb}"),
+        _ => format!("Microsoft.Resources/{verb}"),
+    };
+    let scope = path.strip_suffix("/resources").unwrap_or(path);
+    arm_error(
+        StatusCode::FORBIDDEN,
+        "AuthorizationFailed",
+        format!(
+            "The client '{}' with object id '{}' does not have authorization to perform action '{}' over scope '{}' \
+             or the scope is invalid. If access was recently granted, please refresh your credentials.",
+            cfg.identity.client_id, cfg.identity.principal_id, action, scope
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(api: &str, kind: Kind) -> FaultSpec {
+        FaultSpec {
+            api: api.into(),
+            kind,
+            count: None,
+            retry_after: None,
+            latency_ms: None,
+            seconds: None,
+            path_contains: None,
+        }
+    }
+
+    #[test]
+    fn counts_scopes_and_wildcards() {
+        let faults = Faults::default();
+        faults
+            .arm(FaultSpec {
+                count: Some(2),
+                ..spec("arm.resourceGroups", Kind::ServerError)
+            })
+            .unwrap();
+        faults
+            .arm(FaultSpec {
+                path_contains: Some("RG-Mine".into()),
+                ..spec("*", Kind::Reset)
+            })
+            .unwrap();
+        assert!(faults.decide("keyvault", "/secrets/x").action.is_none());
+        assert!(matches!(
+            faults.decide("arm.resourceGroups", "/a").action,
+            Some(Action::ServerError)
+        ));
+        assert!(matches!(
+            faults.decide("arm.resourceGroups", "/a").action,
+            Some(Action::ServerError)
+        ));
+        assert!(faults.decide("arm.resourceGroups", "/a").action.is_none());
+        assert!(matches!(
+            faults.decide("keyvault", "/x/rg-mine/y").action,
+            Some(Action::Reset)
+        ));
+        assert!(faults.decide("keyvault", "/x/rg-mine/y").action.is_none());
+    }
+
+    #[test]
+    fn latency_without_count_stays_and_adds_to_a_blocking_fault() {
+        let faults = Faults::default();
+        faults
+            .arm(FaultSpec {
+                latency_ms: Some(5),
+                ..spec("arm.*", Kind::Latency)
+            })
+            .unwrap();
+        faults.arm(spec("arm.deployments", Kind::Throttle)).unwrap();
+        let d = faults.decide("arm.deployments", "/");
+        assert_eq!(d.delay, Some(Duration::from_millis(5)));
+        assert!(matches!(
+            d.action,
+            Some(Action::Throttle { retry_after: 1 })
+        ));
+        let d = faults.decide("arm.resources", "/");
+        assert_eq!(d.delay, Some(Duration::from_millis(5)));
+        assert!(d.action.is_none());
+        assert!(faults.decide("keyvault", "/").delay.is_none());
+    }
+}

@@ -1,0 +1,195 @@
+//! Managed identity, App Service / Functions protocol (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`):
+//! `GET /msi/token?resource=...&api-version=2019-08-01&client_id=...`.
+//!
+//! Only the configured user-assigned identity exists. Like IMDS, the same identity and audience
+//! get the same token until it is within five minutes of expiry, so clients that cache behave
+//! as in Azure. Tokens are v1 AAD access tokens that Azurite (`--oauth basic`) accepts.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use crate::http::json;
+use crate::state::{AppState, Shared};
+use crate::tokens::now;
+
+const DEFAULT_LIFETIME_SECS: i64 = 3600;
+/// A cached token is handed out again until it is this close to expiry (IMDS behaviour).
+const REISSUE_BEFORE_EXPIRY_SECS: i64 = 300;
+
+#[derive(Default)]
+pub struct IdentityState {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Normalised resource → the token handed out for it.
+    cache: HashMap<String, Issued>,
+    /// `uti`s of tokens revoked by `POST /_emulator/identity/expire`.
+    revoked: HashSet<String>,
+    /// Every `uti` issued, so `expire` can revoke them all.
+    issued: Vec<String>,
+    lifetime_secs: Option<i64>,
+}
+
+struct Issued {
+    token: String,
+    expires_on: i64,
+}
+
+impl IdentityState {
+    /// Forgets cached tokens and revokes every token issued so far: the emulated services answer
+    /// them as expired, and the next `/msi/token` call issues a fresh one.
+    pub fn expire_all(&self) -> usize {
+        let mut inner = self.inner.lock().unwrap();
+        inner.cache.clear();
+        let issued = std::mem::take(&mut inner.issued);
+        let n = issued.len();
+        inner.revoked.extend(issued);
+        n
+    }
+
+    /// Changes the lifetime of tokens issued from now on (`None` = the default hour).
+    pub fn set_lifetime(&self, secs: Option<i64>) {
+        self.inner.lock().unwrap().lifetime_secs = secs;
+    }
+
+    pub fn is_revoked(&self, uti: &str) -> bool {
+        self.inner.lock().unwrap().revoked.contains(uti)
+    }
+
+    /// The token for `resource`, from the cache when it is still far from expiry.
+    pub fn token_for(&self, st: &AppState, resource: &str) -> (String, i64) {
+        let key = resource.trim_end_matches('/').to_ascii_lowercase();
+        let now = now();
+        let mut inner = self.inner.lock().unwrap();
+        if let Some(hit) = inner.cache.get(&key) {
+            if hit.expires_on - REISSUE_BEFORE_EXPIRY_SECS > now {
+                return (hit.token.clone(), hit.expires_on);
+            }
+        }
+        let lifetime = inner.lifetime_secs.unwrap_or(DEFAULT_LIFETIME_SECS);
+        let expires_on = now + lifetime;
+        let uti = uuid::Uuid::new_v4().simple().to_string();
+        let cfg = &st.config;
+        let issuer = cfg.issuer();
+        let claims = json!({
+            // Azurite requires exactly `https://storage.azure.com`, so no trailing slash.
+            "aud": resource.trim_end_matches('/'),
+            "iss": issuer,
+            "iat": now,
+            "nbf": now,
+            "exp": expires_on,
+            "aio": "emulator",
+            "appid": cfg.identity.client_id,
+            "appidacr": "2",
+            "idp": issuer,
+            "idtyp": "app",
+            "oid": cfg.identity.principal_id,
+            "rh": "emulator",
+            "sub": cfg.identity.principal_id,
+            "tid": cfg.tenant_id,
+            "uti": uti,
+            "ver": "1.0",
+            "xms_mirid": cfg.identity.resource_id,
+        });
+        let token = st.signer.sign(&st.signer.aad_header(), &claims);
+        inner.issued.push(uti);
+        inner.cache.insert(
+            key,
+            Issued {
+                token: token.clone(),
+                expires_on,
+            },
+        );
+        (token, expires_on)
+    }
+}
+
+/// App Service's error body: `{"statusCode", "message", "correlationId"}`.
+fn msi_error(status: StatusCode, message: &str) -> Response {
+    json(
+        status,
+        json!({"statusCode": status.as_u16(), "message": message, "correlationId": uuid::Uuid::new_v4().to_string()}),
+    )
+}
+
+pub async fn token(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let cfg = &st.config;
+    match headers
+        .get("x-identity-header")
+        .and_then(|h| h.to_str().ok())
+    {
+        None => {
+            return msi_error(
+                StatusCode::BAD_REQUEST,
+                "The X-IDENTITY-HEADER header is missing.",
+            )
+        }
+        Some(h) if h != cfg.identity.header => {
+            return msi_error(StatusCode::UNAUTHORIZED, "Unauthorized.")
+        }
+        Some(_) => {}
+    }
+    if q.get("api-version").map(String::as_str) != Some("2019-08-01") {
+        return msi_error(
+            StatusCode::BAD_REQUEST,
+            "The api-version must be 2019-08-01.",
+        );
+    }
+    let Some(resource) = q.get("resource").filter(|r| !r.is_empty()) else {
+        return msi_error(
+            StatusCode::BAD_REQUEST,
+            "The resource parameter is required.",
+        );
+    };
+    // The optional ids are mutually exclusive; with none, App Service would use the
+    // system-assigned identity, which this deployment does not have.
+    let wanted: Vec<(&str, &String)> = ["client_id", "principal_id", "object_id", "mi_res_id"]
+        .into_iter()
+        .filter_map(|k| q.get(k).map(|v| (k, v)))
+        .collect();
+    let known = match wanted.as_slice() {
+        [("client_id", v)] => v.eq_ignore_ascii_case(&cfg.identity.client_id),
+        [("principal_id" | "object_id", v)] => v.eq_ignore_ascii_case(&cfg.identity.principal_id),
+        [("mi_res_id", v)] => v.eq_ignore_ascii_case(&cfg.identity.resource_id),
+        [] => false,
+        _ => {
+            return msi_error(
+                StatusCode::BAD_REQUEST,
+                "Only one of client_id, principal_id, object_id or mi_res_id may be given.",
+            )
+        }
+    };
+    if !known {
+        return msi_error(
+            StatusCode::BAD_REQUEST,
+            "Unable to load the proper Managed Identity.",
+        );
+    }
+    let (access_token, expires_on) = st.identity.token_for(&st, resource);
+    json(
+        StatusCode::OK,
+        json!({
+            "access_token": access_token,
+            "expires_on": expires_on.to_string(),
+            "resource": resource,
+            "token_type": "Bearer",
+            "client_id": cfg.identity.client_id,
+        }),
+    )
+}
+
+/// `POST /_emulator/identity/expire`.
+pub fn expire(st: &AppState) -> Value {
+    json!({"revoked": st.identity.expire_all()})
+}

@@ -1,0 +1,51 @@
+//! The request journal: one entry per request to an emulated service (never for `/_emulator`),
+//! so tests can assert what a run did, e.g. "the second run sent no mutating call".
+
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub seq: u64,
+    /// RFC 3339, when the request arrived.
+    pub time: String,
+    /// Which listener took it: `arm`, `vault`, `identity` or `acrAuth`.
+    pub listener: &'static str,
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// The api name faults are armed with (`keyvault`, `arm.deployments`, ...).
+    pub api: &'static str,
+    /// `null` when the connection was reset without a response.
+    pub status: Option<u16>,
+}
+
+#[derive(Default)]
+pub struct Journal {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_seq: u64,
+    entries: Vec<Entry>,
+}
+
+impl Journal {
+    /// Appends an entry; `seq` keeps counting across `clear` so entries are never confused.
+    pub fn record(&self, mut entry: Entry) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.next_seq += 1;
+        entry.seq = inner.next_seq;
+        inner.entries.push(entry);
+    }
+
+    pub fn entries(&self) -> Vec<Entry> {
+        self.inner.lock().unwrap().entries.clone()
+    }
+
+    pub fn clear(&self) {
+        self.inner.lock().unwrap().entries.clear();
+    }
+}

@@ -1,0 +1,134 @@
+//! `vibedata-emulator --config DIR/emulator.json`: the local stand-in for the Azure services
+//! that have no local equivalent (ARM, Key Vault, managed identity, the ACR token service).
+//! See `emulator/README.md` and `docs/local-stack.md`.
+//!
+//! One router serves every listener; stdout carries exactly one line, `ready`, once all
+//! listeners are bound. Logs go to stderr.
+
+// Handlers return `Result<_, Response>` to answer early with the service's error shape; the
+// large `Err` is the point, and none of this is a hot path.
+#![allow(clippy::result_large_err)]
+
+mod acr_auth;
+mod arm;
+mod auth;
+mod config;
+mod control;
+mod faults;
+mod http;
+mod identity;
+mod journal;
+mod keyvault;
+mod middleware;
+mod server;
+mod state;
+mod tokens;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use clap::Parser;
+
+use crate::state::{AppState, Shared};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Local HTTPS stand-in for ARM, Key Vault, managed identity and ACR auth (test fixture)"
+)]
+struct Args {
+    /// The emulator.json written by `scripts/stack`.
+    #[arg(long)]
+    config: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        // Logs usually land in DIR/logs/emulator.log: no colour codes there.
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VIBEDATA_EMULATOR_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let config = config::Config::load(&args.config)?;
+    let signer = tokens::Signer::load(&config.token_signing.cert, &config.token_signing.key)
+        .context("loading the token-signing certificate and key")?;
+    let tls = server::tls_acceptor(&config.tls).context("loading the TLS certificate and key")?;
+    let state: Shared = Arc::new(AppState::new(config.clone(), signer));
+    let app = router(state);
+
+    let mut loops = Vec::new();
+    for (name, port) in config.listen.all() {
+        loops.push(server::bind(name, port, tls.clone(), app.clone()).await?);
+        tracing::info!(
+            listener = name,
+            port,
+            "listening on https://127.0.0.1:{port}"
+        );
+    }
+    for accept_loop in loops {
+        tokio::spawn(accept_loop);
+    }
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "ready")?;
+    stdout.flush()?;
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+fn router(state: Shared) -> Router {
+    Router::new()
+        .merge(control::routes())
+        .route("/msi/token", get(identity::token))
+        .merge(keyvault::routes())
+        .route("/oauth2/exchange", post(acr_auth::exchange))
+        .route(
+            "/oauth2/token",
+            get(acr_auth::token_get).post(acr_auth::token_post),
+        )
+        .fallback(arm_or_not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::observe,
+        ))
+        .with_state(state)
+}
+
+/// ARM paths are case-insensitive, so they are not axum routes: everything under
+/// `/subscriptions` goes to the ARM dispatcher.
+async fn arm_or_not_found(state: State<Shared>, req: Request) -> Response {
+    if req
+        .uri()
+        .path()
+        .to_ascii_lowercase()
+        .starts_with("/subscriptions/")
+    {
+        return arm::dispatch(state, req).await;
+    }
+    http::json(
+        StatusCode::NOT_FOUND,
+        serde_json::json!({"error": {"code": "NotFound", "message": format!("The emulator has no route for '{}'.", req.uri().path())}}),
+    )
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,35 @@
+//! Everything the handlers share. Each part locks itself; no lock is held across an `.await`.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::faults::Faults;
+use crate::journal::Journal;
+use crate::tokens::Signer;
+use crate::{arm, identity, keyvault};
+
+pub struct AppState {
+    pub config: Config,
+    pub signer: Signer,
+    pub journal: Journal,
+    pub faults: Faults,
+    pub identity: identity::IdentityState,
+    pub vault: keyvault::Vault,
+    pub arm: arm::ArmState,
+}
+
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    pub fn new(config: Config, signer: Signer) -> AppState {
+        AppState {
+            identity: identity::IdentityState::default(),
+            vault: keyvault::Vault::seeded(&config.secrets),
+            arm: arm::ArmState::new(&config),
+            journal: Journal::default(),
+            faults: Faults::default(),
+            signer,
+            config,
+        }
+    }
+}
