@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
 Configuration comes from VIBEDATA_* environment variables (and optionally a JSON file with the same
@@ -67,6 +67,36 @@ with exit 1; `run all` lists it as skipped.")]
         #[arg(long, value_name = "DIR")]
         outputs_dir: Option<PathBuf>,
     },
+    /// Copy one image or index between registries by digest (every platform), verifying each
+    /// blob while streaming; tags last.
+    Copy(CopyArgs),
+}
+
+/// `copy SRC DST`: one image or index between two registries, by digest, all platforms.
+#[derive(Debug, Args)]
+#[command(after_help = "SRC and DST are host[:port]/repository followed by :tag or @sha256:<hex> (SRC needs one).\n\
+Without a tag, DST takes SRC's tag. Credentials are `user:password` in the named environment\n\
+variables, never on the command line. --dst-acr uses the managed identity (the identity\n\
+configuration `run` reads, and VIBEDATA_ACR_AUTH_ENDPOINT, default https://<DST host>).\n\
+VIBEDATA_CA_FILE names an extra trusted CA. Prints progress on stderr and a JSON report on stdout.\n\
+Exit codes: 0 copied (or already there), 1 failure, 2 bad reference or arguments.")]
+pub struct CopyArgs {
+    /// Source image: host[:port]/repository:tag or host[:port]/repository@sha256:<hex>.
+    pub src: String,
+    /// Target image: host[:port]/repository[:tag].
+    pub dst: String,
+    /// Environment variable holding the source's `user:password`.
+    #[arg(long, value_name = "VAR")]
+    pub src_creds_env: Option<String>,
+    /// Environment variable holding the target's `user:password`.
+    #[arg(long, value_name = "VAR", conflicts_with = "dst_acr")]
+    pub dst_creds_env: Option<String>,
+    /// Authenticate to the target as the managed identity through the ACR token exchange.
+    #[arg(long)]
+    pub dst_acr: bool,
+    /// Blobs copied at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub jobs: usize,
 }
 
 fn crate_version() -> &'static str {

@@ -27,6 +27,11 @@ pub enum RunError {
     #[error("phase {phase} failed on {}: {} ({source})", .source.resource(), .source.code())]
     Azure { phase: String, #[source] source: AzureError },
 
+    /// A phase-level failure that is not one Azure call: a tag that points elsewhere, a digest
+    /// that does not verify, a registry that refused us.
+    #[error("phase {phase} failed on {resource}: {code} ({message})")]
+    Phase { phase: String, code: String, resource: String, message: String },
+
     #[error("phase {phase}: {source}")]
     Ledger { phase: String, #[source] source: LedgerError },
 
@@ -38,6 +43,15 @@ pub enum RunError {
 impl RunError {
     pub fn azure(phase: &str, source: AzureError) -> RunError {
         RunError::Azure { phase: phase.to_owned(), source }
+    }
+
+    pub fn oci(phase: &str, e: crate::oci::OciError) -> RunError {
+        use crate::oci::OciError;
+        match e {
+            OciError::Azure(a) => RunError::azure(phase, a),
+            OciError::BadReference { reference, reason } => RunError::BadInput { phase: phase.into(), resource: reference, message: reason },
+            other => RunError::Phase { phase: phase.into(), code: other.code().to_owned(), resource: oci_resource(&other), message: other.to_string() },
+        }
     }
 
     /// 2 for bad input or configuration (nothing mutated), 1 for everything else.
@@ -56,9 +70,26 @@ impl RunError {
             RunError::NotBuilt { phase } => ("NotBuilt".into(), phase.clone()),
             RunError::Preflight { code, resource, .. } => (code.clone(), resource.clone()),
             RunError::Azure { source, .. } => (source.code().to_owned(), source.resource().to_owned()),
+            RunError::Phase { code, resource, .. } => (code.clone(), resource.clone()),
             RunError::Ledger { source: LedgerError::Azure(e), .. } => (e.code().to_owned(), e.resource().to_owned()),
             RunError::Ledger { phase, .. } => ("LockTimeout".into(), phase.clone()),
             RunError::Local(_) => ("LocalError".into(), String::new()),
         }
+    }
+}
+
+fn oci_resource(e: &crate::oci::OciError) -> String {
+    use crate::oci::OciError;
+    match e {
+        OciError::DigestMismatch { repository, expected, .. } => format!("{repository}@{expected}"),
+        OciError::RealmRefused { registry, .. } | OciError::Auth { registry, .. } => registry.clone(),
+        OciError::Denied { registry, resource, .. }
+        | OciError::NotFound { registry, resource }
+        | OciError::Registry { registry, resource, .. }
+        | OciError::Transport { registry, resource, .. } => format!("{registry}/{resource}"),
+        OciError::SecretHostMismatch { host, .. } => host.clone(),
+        OciError::Manifest { resource, .. } => resource.clone(),
+        OciError::VerifyFailed { registry, repository, reference, .. } => format!("{registry}/{repository}:{reference}"),
+        _ => String::new(),
     }
 }

@@ -4,7 +4,7 @@
 use clap::Parser;
 use vibedata_bootstrap::cli::{Cli, Command};
 use vibedata_bootstrap::run::{RunOptions, Target};
-use vibedata_bootstrap::{logging, plan, run};
+use vibedata_bootstrap::{copy_cmd, logging, plan, run};
 
 fn main() {
     let cli = Cli::parse();
@@ -15,6 +15,11 @@ fn main() {
 
 async fn dispatch(cli: Cli) -> i32 {
     match cli.command {
+        Command::Copy(args) => {
+            // stdout carries the JSON report.
+            logging::init(cli.log_format, true);
+            copy_cmd::run(&args, cli.config.as_deref()).await
+        }
         Command::Plan { json } => {
             logging::init(cli.log_format, true);
             let (statuses, note) = match run::recorded_statuses(cli.config.as_deref()).await {

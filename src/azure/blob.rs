@@ -74,6 +74,12 @@ impl Container {
         self.client.exists().await.map_err(|e| sdk_error(&self.name, e))
     }
 
+    /// Whether a blob exists (a HEAD: nothing is downloaded). Used by the OCI layout to skip
+    /// content-addressed blobs it already holds.
+    pub async fn blob_exists(&self, name: &str) -> Result<bool, AzureError> {
+        self.blob(name)?.exists().await.map_err(|e| sdk_error(name, e))
+    }
+
     /// Reads a whole blob; `None` when it does not exist.
     pub async fn get(&self, name: &str) -> Result<Option<Bytes>, AzureError> {
         let blob = self.blob(name)?;

@@ -1,6 +1,7 @@
 //! Small clients for the Azure services this binary talks to, sharing one transport, one retry
 //! policy and one error type.
 
+pub mod acr;
 pub mod arm;
 pub mod blob;
 pub mod error;

@@ -1,6 +1,7 @@
 //! One file per imperative RFC-60 step. Each computes a plan from the real current state (reads
 //! only), then applies it; `--dry-run` stops after the plan.
 
+pub mod artifacts;
 pub mod preflight;
 
 use async_trait::async_trait;
@@ -41,6 +42,7 @@ pub trait Phase: Send + Sync {
 /// "built" cannot disagree with what `run` can do.
 pub fn implementation(step: Step) -> Option<Box<dyn Phase>> {
     match step {
-        Step::Artifacts | Step::Runbooks | Step::Database | Step::Airbyte | Step::Ai | Step::Registry | Step::Health => None,
+        Step::Artifacts => Some(Box::new(artifacts::Artifacts)),
+        Step::Runbooks | Step::Database | Step::Airbyte | Step::Ai | Step::Registry | Step::Health => None,
     }
 }

@@ -1,0 +1,175 @@
+//! The customer registry's management plane: its network rules, and `importImage`.
+//!
+//! `importImage` is executed by the ACR service itself, so only ARM has to be reachable from
+//! here — which is why it is the default way in, and why the registry's network rules matter.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use super::arm::Arm;
+use super::identity::Secret;
+use super::pipeline::Request;
+use super::AzureError;
+
+/// The api-version of the 2023-07-01 stable spec that `importImage` is documented in.
+pub const API_VERSION: &str = "2023-07-01";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryResource {
+    #[serde(default)]
+    pub properties: RegistryProperties,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryProperties {
+    #[serde(default)]
+    pub login_server: Option<String>,
+    #[serde(default)]
+    pub public_network_access: Option<String>,
+    #[serde(default)]
+    pub network_rule_bypass_options: Option<String>,
+    #[serde(default)]
+    pub network_rule_set: Option<NetworkRuleSet>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkRuleSet {
+    #[serde(default)]
+    pub default_action: Option<String>,
+}
+
+impl RegistryProperties {
+    /// Public access is off or firewalled.
+    pub fn restricted(&self) -> bool {
+        self.public_network_access.as_deref().is_some_and(|a| a.eq_ignore_ascii_case("Disabled"))
+            || self.network_rule_set.as_ref().and_then(|n| n.default_action.as_deref()).is_some_and(|a| a.eq_ignore_ascii_case("Deny"))
+    }
+
+    /// Whether `importImage` can reach a restricted registry: only through the trusted-services
+    /// bypass, which is on by default (absent means AzureServices).
+    pub fn trusted_services_allowed(&self) -> bool {
+        self.network_rule_bypass_options.as_deref().is_none_or(|b| b.eq_ignore_ascii_case("AzureServices"))
+    }
+}
+
+/// One `importImage` call, from the publisher by login server with credentials (the cross-tenant
+/// case), by digest, to explicit target tags.
+#[derive(Debug, Clone)]
+pub struct Import {
+    pub registry_uri: String,
+    pub username: Option<String>,
+    pub password: Secret,
+    /// `repo@sha256:...`
+    pub source_image: String,
+    pub target_tags: Vec<String>,
+    pub force: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImportBody<'a> {
+    source: Source<'a>,
+    target_tags: &'a [String],
+    mode: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Source<'a> {
+    registry_uri: &'a str,
+    source_image: &'a str,
+    credentials: Credentials<'a>,
+}
+
+#[derive(Serialize)]
+struct Credentials<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+    password: &'a str,
+}
+
+pub struct Acr {
+    arm: Arm,
+    id: String,
+}
+
+impl Acr {
+    pub fn new(arm: Arm, subscription: &str, resource_group: &str, name: &str) -> Acr {
+        let id = format!("/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.ContainerRegistry/registries/{name}");
+        Acr { arm, id }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub async fn get(&self) -> Result<RegistryResource, AzureError> {
+        self.arm.get(&self.id, API_VERSION).await
+    }
+
+    /// Imports and waits for the operation, at most `deadline`.
+    pub async fn import(&self, import: &Import, deadline: Duration) -> Result<(), AzureError> {
+        let path = format!("{}/importImage", self.id);
+        let body = ImportBody {
+            source: Source {
+                registry_uri: &import.registry_uri,
+                source_image: &import.source_image,
+                credentials: Credentials { username: import.username.as_deref(), password: import.password.expose() },
+            },
+            target_tags: &import.target_tags,
+            mode: if import.force { "Force" } else { "NoForce" },
+        };
+        let resource = format!("{} ({} -> {})", self.id, import.source_image, import.target_tags.join(","));
+        // A POST, but safe to repeat: by digest, and a repeat of a finished NoForce import fails
+        // on the existing tag, which the caller checks against the digest.
+        let req = Request::new(Method::POST, self.arm.url(&path, API_VERSION), resource).json(&body).idempotent();
+        self.arm.call(req, deadline).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(v: serde_json::Value) -> RegistryProperties {
+        serde_json::from_value::<RegistryResource>(serde_json::json!({ "properties": v })).unwrap().properties
+    }
+
+    #[test]
+    fn network_rules() {
+        let open = props(serde_json::json!({"publicNetworkAccess": "Enabled"}));
+        assert!(!open.restricted());
+        let denied = props(serde_json::json!({"publicNetworkAccess": "Enabled", "networkRuleSet": {"defaultAction": "Deny"}, "networkRuleBypassOptions": "None"}));
+        assert!(denied.restricted() && !denied.trusted_services_allowed());
+        let private = props(serde_json::json!({"publicNetworkAccess": "Disabled"}));
+        assert!(private.restricted() && private.trusted_services_allowed(), "bypass defaults to AzureServices");
+    }
+
+    #[test]
+    fn the_body_follows_the_spec_and_debug_hides_the_password() {
+        let i = Import {
+            registry_uri: "pub.azurecr.io".into(),
+            username: Some("u".into()),
+            password: Secret::new("hunter2"),
+            source_image: "vibedata/api@sha256:abc".into(),
+            target_tags: vec!["vibedata/api:1".into()],
+            force: false,
+        };
+        assert!(!format!("{i:?}").contains("hunter2"));
+        let body = ImportBody {
+            source: Source { registry_uri: &i.registry_uri, source_image: &i.source_image, credentials: Credentials { username: Some("u"), password: "p" } },
+            target_tags: &i.target_tags,
+            mode: "NoForce",
+        };
+        let v = serde_json::to_value(body).unwrap();
+        assert_eq!(v["source"]["registryUri"], "pub.azurecr.io");
+        assert_eq!(v["source"]["credentials"]["password"], "p");
+        assert_eq!(v["targetTags"][0], "vibedata/api:1");
+        assert_eq!(v["mode"], "NoForce");
+    }
+}
