@@ -161,7 +161,7 @@ fn access_for(scopes: &[&str]) -> Value {
     Value::Array(access)
 }
 
-fn issue_access_token(st: &AppState, subject: &str, scopes: &[&str]) -> String {
+pub(crate) fn issue_access_token(st: &AppState, subject: &str, scopes: &[&str]) -> String {
     let now = now();
     let reg = &st.config.customer_registry;
     let claims = json!({

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-// `stateDir`, `publisherRegistry` and `caFile` are part of the contract but nothing needs them
-// yet (state is in memory); they are parsed so a malformed value still fails early.
+// `stateDir` is part of the contract but nothing needs it yet (state is in memory); it is parsed
+// so a malformed value still fails early.
 #[allow(dead_code)]
 pub struct Config {
     #[serde(default)]
@@ -26,8 +26,11 @@ pub struct Config {
     pub location: String,
     pub identity: Identity,
     pub customer_registry: CustomerRegistry,
+    /// The registry `importImage` copies from (the only `registryUri` it accepts).
     #[serde(default)]
-    pub publisher_registry: Option<serde_json::Value>,
+    pub publisher_registry: Option<PublisherRegistry>,
+    /// The CA that signed both registries' TLS certificates: the only root `importImage`
+    /// trusts when it talks to them.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     #[serde(default)]
@@ -36,6 +39,10 @@ pub struct Config {
     /// control API (`PUT /_emulator/lro`) can change at run time.
     #[serde(default)]
     pub lro: LroSettings,
+    /// Not in the contract: the default of the `importImage` knobs, which the control API
+    /// (`PUT /_emulator/import`) can change at run time.
+    #[serde(default)]
+    pub import: ImportSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +93,21 @@ pub struct CustomerRegistry {
     pub issuer: String,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublisherRegistry {
+    /// `host:port`, no scheme.
+    pub login_server: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ImportSettings {
+    /// Each import's operation stays running at least this long (the copy itself runs at once;
+    /// the result is held back until then). 0 = report as soon as the copy is done.
+    pub duration_ms: u64,
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LroSettings {
@@ -122,6 +144,9 @@ impl Config {
         fix(&mut cfg.tls.key);
         fix(&mut cfg.token_signing.cert);
         fix(&mut cfg.token_signing.key);
+        if let Some(ca) = cfg.ca_file.as_mut() {
+            fix(ca);
+        }
         Ok(cfg)
     }
 

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::config::LroSettings;
+use crate::config::{ImportSettings, LroSettings};
 use crate::faults::FaultSpec;
 use crate::http::json;
 use crate::state::Shared;
@@ -32,6 +32,11 @@ pub fn routes() -> Router<Shared> {
             "/_emulator/registry-network",
             get(registry_network).put(set_registry_network),
         )
+        .route(
+            "/_emulator/import",
+            get(import_settings).put(set_import_settings),
+        )
+        .route("/_emulator/imports", get(imports).delete(clear_imports))
 }
 
 async fn journal(State(st): State<Shared>) -> Response {
@@ -114,4 +119,28 @@ async fn set_registry_network(State(st): State<Shared>, Json(patch): Json<Value>
         net.network_rule_set = v.clone();
     }
     Json(net.clone()).into_response()
+}
+
+async fn import_settings(State(st): State<Shared>) -> Json<ImportSettings> {
+    Json(st.imports.lock().settings)
+}
+
+/// `{"durationMs": N}`: every import started from now on stays running for at least N ms.
+async fn set_import_settings(
+    State(st): State<Shared>,
+    Json(settings): Json<ImportSettings>,
+) -> Json<ImportSettings> {
+    let mut imports = st.imports.lock();
+    imports.settings = settings;
+    Json(imports.settings)
+}
+
+/// Every importImage accepted so far (parameters and outcome, never the password).
+async fn imports(State(st): State<Shared>) -> Response {
+    Json(st.imports.lock().log().to_vec()).into_response()
+}
+
+async fn clear_imports(State(st): State<Shared>) -> StatusCode {
+    st.imports.lock().clear_log();
+    StatusCode::NO_CONTENT
 }

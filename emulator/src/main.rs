@@ -20,6 +20,7 @@ mod identity;
 mod journal;
 mod keyvault;
 mod middleware;
+mod oci_copy;
 mod server;
 mod state;
 mod tokens;

@@ -82,6 +82,13 @@ pub fn classify(method: &Method, path: &str) -> &'static str {
 }
 
 fn classify_arm(_method: &Method, segs: &[&str]) -> &'static str {
+    // importImage's own operation (Location) polls count as importImage, so one fault or one
+    // journal filter covers the whole import.
+    if let [_, _, "resourcegroups", _, "providers", "microsoft.containerregistry", "locations", _, "operationresults", ..] =
+        segs
+    {
+        return "acr.importImage";
+    }
     if segs
         .iter()
         .any(|s| *s == "operationresults" || *s == "operationstatuses")
@@ -144,6 +151,10 @@ mod tests {
         );
         assert_eq!(
             classify(&Method::POST, "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/r/importImage"),
+            "acr.importImage"
+        );
+        assert_eq!(
+            classify(&get, "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/locations/eastus/operationResults/operationStatuses/registries-1"),
             "acr.importImage"
         );
         assert_eq!(classify(&get, "/oauth2/exchange"), "acr.exchange");

@@ -16,6 +16,7 @@ pub struct AppState {
     pub identity: identity::IdentityState,
     pub vault: keyvault::Vault,
     pub arm: arm::ArmState,
+    pub imports: arm::import::ImportState,
 }
 
 pub type Shared = Arc<AppState>;
@@ -26,6 +27,7 @@ impl AppState {
             identity: identity::IdentityState::default(),
             vault: keyvault::Vault::seeded(&config.secrets),
             arm: arm::ArmState::new(&config),
+            imports: arm::import::ImportState::new(&config),
             journal: Journal::default(),
             faults: Faults::default(),
             signer,

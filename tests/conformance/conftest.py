@@ -92,6 +92,17 @@ class Control:
     def registry_network(self, **patch):
         return self._ok(self.session.put(f"{self.base}/registry-network", json=patch))
 
+    def imports(self) -> list:
+        return self._ok(self.session.get(f"{self.base}/imports"))
+
+    def imports_text(self) -> str:
+        resp = self.session.get(f"{self.base}/imports")
+        resp.raise_for_status()
+        return resp.text
+
+    def set_import(self, duration_ms: int):
+        return self._ok(self.session.put(f"{self.base}/import", json={"durationMs": duration_ms}))
+
 
 @pytest.fixture
 def control(stack, ca):

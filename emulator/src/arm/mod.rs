@@ -6,6 +6,7 @@
 
 pub mod deployments;
 pub mod groups;
+pub mod import;
 pub mod inventory;
 pub mod lro;
 pub mod resources;
@@ -207,6 +208,17 @@ fn route(st: &Shared, req: &ArmRequest) -> Response {
             if m == Method::GET =>
         {
             lro::poll_async(st, req)
+        }
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.containerregistry", "registries", _, "importimage"]
+            if m == Method::POST =>
+        {
+            import::start(st, req)
+        }
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.containerregistry", "locations", _, "operationresults", _]
+        | ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.containerregistry", "locations", _, "operationresults", "operationstatuses", _]
+            if m == Method::GET =>
+        {
+            import::poll(st, req)
         }
         ["subscriptions", _, "resourcegroups", _, "providers", _, _, _] if m == Method::GET => {
             resources::get(st, req)

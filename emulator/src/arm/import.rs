@@ -1,0 +1,836 @@
+//! `Registries_ImportImage` (`specs/containerregistry.md` §A) into the customer registry, with
+//! a real copy between the stack's two CNCF registries (`crate::oci_copy`).
+//!
+//! `POST .../registries/{name}/importImage` validates synchronously (ARM error bodies), then
+//! answers `202` + `Location: .../locations/{location}/operationResults/operationStatuses/registries-{guid}`
+//! and runs the import in its own task (imports run concurrently). The Location answers `202`
+//! while the import runs, `200` with no body when it succeeded, or the failure's status with an
+//! ARM error body (which the SDK pollers raise as `HttpResponseError`).
+//!
+//! Each operation stays running for at least `durationMs` (`PUT /_emulator/import`), the copy
+//! itself happening at once; every import is logged for `GET /_emulator/imports` without its
+//! password.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::inventory::{RegistryNetwork, REGISTRY_API_VERSIONS, REGISTRY_TYPE};
+use super::{groups, ArmRequest};
+use crate::config::{Config, ImportSettings};
+use crate::http::arm_error;
+use crate::oci_copy::{self, Auth, CopyError, Registry, Side};
+use crate::state::{AppState, Shared};
+
+/// The subject of the registry tokens the import mints for itself.
+const IMPORT_SUBJECT: &str = "acr-import";
+
+/// A failed import, as the operation's poll reports it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// One entry of `GET /_emulator/imports`: the parameters, never the password.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportRecord {
+    pub operation_id: String,
+    pub started: String,
+    pub registry_uri: Option<String>,
+    pub resource_id: Option<String>,
+    pub source_image: String,
+    pub target_tags: Vec<String>,
+    pub untagged_target_repositories: Vec<String>,
+    pub mode: String,
+    pub had_credentials: bool,
+    pub api_version: String,
+    /// `Running`, `Succeeded` or `Failed`.
+    pub status: &'static str,
+    /// The source manifest's digest, once resolved.
+    pub digest: Option<String>,
+    pub error: Option<Value>,
+    pub ended: Option<String>,
+}
+
+#[derive(Default)]
+pub struct ImportState {
+    inner: Mutex<ImportData>,
+}
+
+#[derive(Default)]
+pub struct ImportData {
+    pub settings: ImportSettings,
+    /// Operation id (`registries-{guid}`) → `None` while running, then the outcome.
+    ops: HashMap<String, Option<Result<(), Failure>>>,
+    log: Vec<ImportRecord>,
+}
+
+impl ImportState {
+    pub fn new(cfg: &Config) -> ImportState {
+        ImportState {
+            inner: Mutex::new(ImportData {
+                settings: cfg.import,
+                ..ImportData::default()
+            }),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, ImportData> {
+        self.inner.lock().unwrap()
+    }
+}
+
+impl ImportData {
+    pub fn log(&self) -> &[ImportRecord] {
+        &self.log
+    }
+
+    /// Forgets the log (operations still answer their polls).
+    pub fn clear_log(&mut self) {
+        self.log.clear();
+    }
+
+    fn finish(&mut self, id: &str, digest: Option<String>, outcome: Result<(), Failure>) {
+        if let Some(rec) = self.log.iter_mut().find(|r| r.operation_id == id) {
+            rec.digest = digest.or(rec.digest.take());
+            rec.ended = Some(crate::http::now_rfc3339());
+            match &outcome {
+                Ok(()) => rec.status = "Succeeded",
+                Err(f) => {
+                    rec.status = "Failed";
+                    rec.error = Some(serde_json::json!({"code": f.code, "message": f.message}));
+                }
+            }
+        }
+        self.ops.insert(id.to_owned(), Some(outcome));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// References, validated as the registry's grammar (distribution/reference) has them.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub repo: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+impl ImageRef {
+    /// The reference to read: the digest when given, else the tag, else `latest`.
+    pub fn reference(&self) -> String {
+        self.digest
+            .clone()
+            .or_else(|| self.tag.clone())
+            .unwrap_or_else(|| "latest".to_owned())
+    }
+}
+
+fn valid_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+pub fn valid_repo(repo: &str) -> bool {
+    !repo.is_empty() && repo.len() <= 255 && repo.split('/').all(valid_component)
+}
+
+pub fn valid_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
+    !b.is_empty()
+        && b.len() <= 128
+        && word(b[0])
+        && b.iter().all(|&x| word(x) || x == b'.' || x == b'-')
+}
+
+pub fn valid_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|x| x.is_ascii_digit() || (b'a'..=b'f').contains(&x))
+    })
+}
+
+/// `repo`, `repo:tag`, `repo@sha256:...` (or `repo:tag@sha256:...`).
+pub fn parse_image(s: &str) -> Option<ImageRef> {
+    let (name, digest) = match s.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (s, None),
+    };
+    if digest.is_some_and(|d| !valid_digest(d)) {
+        return None;
+    }
+    // A tag follows the last ':' after the last '/'.
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    let (repo, tag) = match name[slash..].find(':') {
+        Some(i) => (&name[..slash + i], Some(&name[slash + i + 1..])),
+        None => (name, None),
+    };
+    if !valid_repo(repo) || tag.is_some_and(|t| !valid_tag(t)) {
+        return None;
+    }
+    Some(ImageRef {
+        repo: repo.to_owned(),
+        tag: tag.map(str::to_owned),
+        digest: digest.map(str::to_owned),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The POST.
+
+fn invalid(message: impl Into<String>) -> Response {
+    arm_error(StatusCode::BAD_REQUEST, "InvalidParameters", message)
+}
+
+/// Where the image comes from.
+#[derive(Debug, Clone)]
+enum Source {
+    /// `registryUri` + optional credentials; only the publisher is reachable.
+    Uri {
+        host: String,
+        username: Option<String>,
+        password: Option<String>,
+    },
+    /// `resourceId`: only the customer registry itself exists in this emulator.
+    ResourceId(String),
+}
+
+#[derive(Debug, Clone)]
+struct Job {
+    op_id: String,
+    registry_id: String,
+    source: Source,
+    image: ImageRef,
+    /// (repo, tag) pairs.
+    tags: Vec<(String, String)>,
+    untagged: Vec<String>,
+    force: bool,
+    network: RegistryNetwork,
+    duration: Duration,
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> Result<Option<&'a str>, Response> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(invalid(format!("The parameter '{key}' must be a string."))),
+    }
+}
+
+fn str_list(v: &Value, key: &str) -> Result<Vec<String>, Response> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str().map(str::to_owned).ok_or_else(|| {
+                    invalid(format!("The parameter '{key}' must be a list of strings."))
+                })
+            })
+            .collect(),
+        Some(_) => Err(invalid(format!(
+            "The parameter '{key}' must be a list of strings."
+        ))),
+    }
+}
+
+/// `POST .../registries/{name}/importImage?api-version=..`.
+pub fn start(st: &Shared, req: &ArmRequest) -> Response {
+    if let Err(r) = req.require_api_version(REGISTRY_API_VERSIONS) {
+        return r;
+    }
+    let cfg = &st.config;
+    let (rg, name) = (&req.segs[3], &req.segs[7]);
+    if name.len() < 5 || name.len() > 50 || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return invalid(format!(
+            "The parameter registryName '{name}' is invalid: it must match '^[a-zA-Z0-9]*$' and be 5 to 50 characters long."
+        ));
+    }
+    let network = {
+        let arm = st.arm.lock();
+        if !arm.groups.contains_key(&rg.to_ascii_lowercase()) {
+            return groups::not_found(rg);
+        }
+        arm.registry_network.clone()
+    };
+    if !rg.eq_ignore_ascii_case(&cfg.resource_group)
+        || !name.eq_ignore_ascii_case(&cfg.customer_registry.name)
+    {
+        return arm_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            format!(
+                "The Resource '{REGISTRY_TYPE}/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+            ),
+        );
+    }
+    let body: Value = match serde_json::from_slice(&req.body) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => return invalid("The request body must be an ImportImageParameters object."),
+        Err(_) if req.body.is_empty() => {
+            return invalid("The request body is required: missing property 'parameters'.");
+        }
+        Err(e) => {
+            return arm_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContent",
+                format!("The request content was invalid and could not be deserialized: '{e}'."),
+            )
+        }
+    };
+    let job = match parse_job(cfg, &body, network, st.imports.lock().settings) {
+        Ok(job) => job,
+        Err(r) => return r,
+    };
+
+    let (registry_uri, resource_id, had_credentials) = match &job.source {
+        Source::Uri { host, password, .. } => (Some(host.clone()), None, password.is_some()),
+        Source::ResourceId(id) => (None, Some(id.clone()), false),
+    };
+    let record = ImportRecord {
+        operation_id: job.op_id.clone(),
+        started: crate::http::now_rfc3339(),
+        registry_uri,
+        resource_id,
+        source_image: body["source"]["sourceImage"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        target_tags: str_list(&body, "targetTags").unwrap_or_default(),
+        untagged_target_repositories: job.untagged.clone(),
+        mode: if job.force { "Force" } else { "NoForce" }.to_owned(),
+        had_credentials,
+        api_version: req.api_version().to_owned(),
+        status: "Running",
+        digest: None,
+        error: None,
+        ended: None,
+    };
+    {
+        let mut imports = st.imports.lock();
+        imports.ops.insert(job.op_id.clone(), None);
+        imports.log.push(record);
+    }
+    let location = format!(
+        "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ContainerRegistry/locations/{}/operationResults/operationStatuses/{}?api-version={}",
+        req.origin,
+        cfg.subscription_id,
+        cfg.resource_group,
+        cfg.location,
+        job.op_id,
+        req.api_version()
+    );
+    tokio::spawn(run(st.clone(), job));
+    let mut resp = StatusCode::ACCEPTED.into_response();
+    let retry_after = st.arm.lock().lro.retry_after;
+    resp.headers_mut()
+        .insert("location", HeaderValue::from_str(&location).unwrap());
+    resp.headers_mut()
+        .insert("retry-after", HeaderValue::from(retry_after));
+    resp
+}
+
+fn parse_job(
+    cfg: &Config,
+    body: &Value,
+    network: RegistryNetwork,
+    settings: ImportSettings,
+) -> Result<Job, Response> {
+    let Some(source) = body.get("source").filter(|s| s.is_object()) else {
+        return Err(invalid(
+            "Missing property parameters.Source: the source of the image is required.",
+        ));
+    };
+    let Some(source_image) = str_field(source, "sourceImage")? else {
+        return Err(invalid(
+            "Missing property parameters.Source.SourceImage: the source image is required.",
+        ));
+    };
+    let Some(image) = parse_image(source_image) else {
+        return Err(invalid(format!(
+            "The source image '{source_image}' is invalid: use 'repository', 'repository:tag' or 'repository@sha256:<digest>'."
+        )));
+    };
+    let registry_uri = str_field(source, "registryUri")?;
+    let resource_id = str_field(source, "resourceId")?;
+    let credentials = match source.get("credentials") {
+        None | Some(Value::Null) => None,
+        Some(c @ Value::Object(_)) => {
+            let Some(password) = str_field(c, "password")? else {
+                return Err(invalid("Missing property parameters.Source.Credentials.Password: a password is required with credentials."));
+            };
+            Some((
+                str_field(c, "username")?.map(str::to_owned),
+                password.to_owned(),
+            ))
+        }
+        Some(_) => {
+            return Err(invalid(
+                "The parameter 'source.credentials' must be an object.",
+            ))
+        }
+    };
+    let source = match (registry_uri, resource_id) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "Only one of parameters.Source.RegistryUri and parameters.Source.ResourceId may be specified.",
+            ))
+        }
+        (None, None) => {
+            return Err(invalid(
+                "Either parameters.Source.RegistryUri or parameters.Source.ResourceId must be specified.",
+            ))
+        }
+        (Some(uri), None) => {
+            let host = uri
+                .trim()
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_ascii_lowercase();
+            if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
+                return Err(invalid(format!("The registry URI '{uri}' is invalid.")));
+            }
+            let (username, password) = match credentials {
+                Some((u, p)) => (u, Some(p)),
+                None => (None, None),
+            };
+            Source::Uri { host, username, password }
+        }
+        (None, Some(id)) => {
+            let segs: Vec<&str> = id.split('/').filter(|s| !s.is_empty()).collect();
+            let ok = segs.len() == 8
+                && segs[0].eq_ignore_ascii_case("subscriptions")
+                && segs[2].eq_ignore_ascii_case("resourceGroups")
+                && segs[4].eq_ignore_ascii_case("providers")
+                && segs[5].eq_ignore_ascii_case("Microsoft.ContainerRegistry")
+                && segs[6].eq_ignore_ascii_case("registries");
+            if !ok {
+                return Err(invalid(format!("The source resource id '{id}' is not a container registry resource id.")));
+            }
+            Source::ResourceId(id.to_owned())
+        }
+    };
+    let mut tags = Vec::new();
+    for t in str_list(body, "targetTags")? {
+        let parsed = parse_image(&t).filter(|r| r.digest.is_none());
+        let Some(r) = parsed else {
+            return Err(invalid(format!(
+                "The target tag '{t}' is invalid: use 'repository[:tag]'."
+            )));
+        };
+        // When the tag is omitted, the source's is used (or 'latest').
+        let tag = r
+            .tag
+            .or_else(|| image.tag.clone())
+            .unwrap_or_else(|| "latest".to_owned());
+        if !tags.contains(&(r.repo.clone(), tag.clone())) {
+            tags.push((r.repo, tag));
+        }
+    }
+    let mut untagged = Vec::new();
+    for repo in str_list(body, "untaggedTargetRepositories")? {
+        if !valid_repo(&repo) {
+            return Err(invalid(format!(
+                "The target repository '{repo}' is invalid."
+            )));
+        }
+        if !untagged.contains(&repo) {
+            untagged.push(repo);
+        }
+    }
+    if tags.is_empty() && untagged.is_empty() {
+        return Err(invalid(
+            "Missing property parameters.TargetTags: specify targetTags or untaggedTargetRepositories.",
+        ));
+    }
+    let force = match str_field(body, "mode")? {
+        None => false,
+        Some(m) if m.eq_ignore_ascii_case("NoForce") => false,
+        Some(m) if m.eq_ignore_ascii_case("Force") => true,
+        Some(m) => {
+            return Err(invalid(format!(
+                "The value '{m}' of parameters.Mode is invalid: it must be 'NoForce' or 'Force'."
+            )))
+        }
+    };
+    let registry_id = format!(
+        "/subscriptions/{}/resourceGroups/{}/providers/{REGISTRY_TYPE}/{}",
+        cfg.subscription_id, cfg.resource_group, cfg.customer_registry.name
+    );
+    Ok(Job {
+        op_id: format!("registries-{}", uuid::Uuid::new_v4()),
+        registry_id,
+        source,
+        image,
+        tags,
+        untagged,
+        force,
+        network,
+        duration: Duration::from_millis(settings.duration_ms),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operation.
+
+async fn run(st: Shared, job: Job) {
+    let started = Instant::now();
+    let (digest, outcome) = match execute(&st, &job).await {
+        Ok(digest) => (Some(digest), Ok(())),
+        Err(f) => (None, Err(f)),
+    };
+    if let Err(f) = &outcome {
+        tracing::info!(operation = %job.op_id, code = f.code, message = %f.message, "importImage failed");
+    } else {
+        tracing::info!(operation = %job.op_id, "importImage succeeded");
+    }
+    if let Some(rest) = job.duration.checked_sub(started.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+    st.imports.lock().finish(&job.op_id, digest, outcome);
+}
+
+impl Job {
+    /// ACR's text for a failed import: `Operation registries-… failed. Resource /subscriptions/… <detail>`.
+    fn failure(
+        &self,
+        status: StatusCode,
+        code: &'static str,
+        detail: impl std::fmt::Display,
+    ) -> Failure {
+        Failure {
+            status,
+            code,
+            message: format!(
+                "Operation {} failed. Resource {} {detail}",
+                self.op_id, self.registry_id
+            ),
+        }
+    }
+
+    fn copy_failure(&self, e: CopyError) -> Failure {
+        let detail = match (e.side, e.status) {
+            (Side::Source, Some(s))
+                if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN =>
+            {
+                format!(
+                    "Invalid message {0} {0} {1} (source registry, {2})",
+                    s.canonical_reason().unwrap_or(""),
+                    e.detail,
+                    e.context
+                )
+            }
+            (Side::Source, Some(StatusCode::NOT_FOUND)) => {
+                format!(
+                    "Image not found in the source registry: {} {}",
+                    e.context, e.detail
+                )
+            }
+            (_, Some(s)) => format!(
+                "Error copying blobs: {} answered {} {}",
+                e.context,
+                s.as_u16(),
+                e.detail
+            ),
+            (_, None) => format!("Error copying blobs: {}: {}", e.context, e.detail),
+        };
+        self.failure(StatusCode::BAD_REQUEST, "InvalidParameters", detail)
+    }
+}
+
+/// Whether trusted services (ACR's own import service among them) may reach the registry.
+fn trusted_services_blocked(net: &RegistryNetwork) -> bool {
+    let restricted = net.public_network_access.eq_ignore_ascii_case("Disabled")
+        || net
+            .network_rule_set
+            .get("defaultAction")
+            .and_then(Value::as_str)
+            .is_some_and(|a| a.eq_ignore_ascii_case("Deny"));
+    restricted && net.network_rule_bypass_options.eq_ignore_ascii_case("None")
+}
+
+fn http_client(st: &AppState, login_server: &str) -> Result<reqwest::Client, String> {
+    let Some(ca) = &st.config.ca_file else {
+        return Err("the emulator has no caFile to trust the registries with".into());
+    };
+    let pem = std::fs::read(ca).map_err(|e| format!("reading {}: {e}", ca.display()))?;
+    oci_copy::client_for(login_server, &pem)
+}
+
+/// The import itself; returns the source manifest's digest.
+async fn execute(st: &AppState, job: &Job) -> Result<String, Failure> {
+    let cfg = &st.config;
+    let internal =
+        |e: String| job.failure(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e);
+    if trusted_services_blocked(&job.network) {
+        return Err(job.failure(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameters",
+            format!(
+                "Invalid message Forbidden Forbidden {{\"errors\":[{{\"code\":\"DENIED\",\"message\":\"The registry '{}' does not allow access from trusted services: public network access is restricted and networkRuleBypassOptions is 'None'. Refer https://aka.ms/acr/firewall to grant access.\"}}]}}",
+                cfg.customer_registry.name
+            ),
+        ));
+    }
+
+    // Which registry the image comes from; credentials only ever go to the publisher.
+    let target_server = cfg.customer_registry.login_server.clone();
+    let mut scopes: Vec<String> = Vec::new();
+    let mut repos: Vec<&str> = Vec::new();
+    for r in job.tags.iter().map(|(r, _)| r).chain(job.untagged.iter()) {
+        if !repos.contains(&r.as_str()) {
+            repos.push(r);
+        }
+    }
+    for r in &repos {
+        scopes.push(format!("repository:{r}:pull,push"));
+    }
+    let source = match &job.source {
+        Source::Uri {
+            host,
+            username,
+            password,
+        } => {
+            let publisher = cfg
+                .publisher_registry
+                .as_ref()
+                .map(|p| p.login_server.to_ascii_lowercase());
+            if publisher.as_deref() != Some(host.as_str()) {
+                return Err(job.failure(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidParameters",
+                    format!("Invalid message: the source registry '{host}' could not be reached (the emulator imports only from the publisher registry '{}').", publisher.unwrap_or_default()),
+                ));
+            }
+            let auth = match password {
+                Some(p) => Auth::Basic {
+                    username: username.clone().unwrap_or_default(),
+                    password: p.clone(),
+                },
+                None => Auth::None,
+            };
+            Registry::new(
+                host,
+                http_client(st, host).map_err(internal)?,
+                auth,
+                Side::Source,
+            )
+        }
+        Source::ResourceId(id) => {
+            let ours = format!(
+                "/subscriptions/{}/resourceGroups/{}/providers/{REGISTRY_TYPE}/{}",
+                cfg.subscription_id, cfg.resource_group, cfg.customer_registry.name
+            );
+            if !id.trim_end_matches('/').eq_ignore_ascii_case(&ours) {
+                return Err(job.failure(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidParameters",
+                    format!("Invalid message: the source registry '{id}' was not found."),
+                ));
+            }
+            scopes.push(format!("repository:{}:pull", job.image.repo));
+            let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
+            let token = crate::acr_auth::issue_access_token(st, IMPORT_SUBJECT, &scope_refs);
+            Registry::new(
+                &target_server,
+                http_client(st, &target_server).map_err(internal)?,
+                Auth::Bearer(token),
+                Side::Source,
+            )
+        }
+    };
+    let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    let token = crate::acr_auth::issue_access_token(st, IMPORT_SUBJECT, &scope_refs);
+    let target = Registry::new(
+        &target_server,
+        http_client(st, &target_server).map_err(internal)?,
+        Auth::Bearer(token),
+        Side::Target,
+    );
+
+    // NoForce: any existing target tag fails the operation before any copying begins.
+    if !job.force {
+        for (repo, tag) in &job.tags {
+            if target
+                .manifest_exists(repo, tag)
+                .await
+                .map_err(|e| job.copy_failure(e))?
+            {
+                return Err(job.failure(
+                    StatusCode::CONFLICT,
+                    "TagAlreadyExists",
+                    format!("{repo}:{tag} Tag {repo}:{tag} already exists in target registry."),
+                ));
+            }
+        }
+    }
+
+    let tree = oci_copy::read_tree(&source, &job.image.repo, &job.image.reference())
+        .await
+        .map_err(|e| job.copy_failure(e))?;
+    let mut cache = HashMap::new();
+    for repo in repos {
+        let tags: Vec<String> = job
+            .tags
+            .iter()
+            .filter(|(r, _)| r == repo)
+            .map(|(_, t)| t.clone())
+            .collect();
+        oci_copy::write_tree(
+            &source,
+            &job.image.repo,
+            &tree,
+            &target,
+            repo,
+            &tags,
+            &mut cache,
+        )
+        .await
+        .map_err(|e| job.copy_failure(e))?;
+    }
+    Ok(tree.top.digest.clone())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The poll.
+
+/// `GET .../providers/Microsoft.ContainerRegistry/locations/{loc}/operationResults[/operationStatuses]/registries-{guid}`.
+pub fn poll(st: &Shared, req: &ArmRequest) -> Response {
+    if let Err(r) = req.require_api_version(REGISTRY_API_VERSIONS) {
+        return r;
+    }
+    let id = req.segs.last().cloned().unwrap_or_default();
+    let outcome = {
+        let imports = st.imports.lock();
+        let key = imports
+            .ops
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case(&id))
+            .cloned();
+        match key.and_then(|k| imports.ops.get(&k).cloned()) {
+            Some(o) => o,
+            None => {
+                return arm_error(
+                    StatusCode::NOT_FOUND,
+                    "OperationNotFound",
+                    format!("The operation '{id}' could not be found."),
+                )
+            }
+        }
+    };
+    match outcome {
+        None => {
+            let mut resp = StatusCode::ACCEPTED.into_response();
+            let here = format!(
+                "{}/{}?api-version={}",
+                req.origin,
+                req.segs.join("/"),
+                req.api_version()
+            );
+            resp.headers_mut()
+                .insert("location", HeaderValue::from_str(&here).unwrap());
+            resp.headers_mut().insert(
+                "retry-after",
+                HeaderValue::from(st.arm.lock().lro.retry_after),
+            );
+            resp
+        }
+        Some(Ok(())) => StatusCode::OK.into_response(),
+        Some(Err(f)) => arm_error(f.status, f.code, f.message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_image_references() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            parse_image("vibedata/api").unwrap(),
+            ImageRef {
+                repo: "vibedata/api".into(),
+                tag: None,
+                digest: None
+            }
+        );
+        assert_eq!(
+            parse_image("vibedata/api:2026.11.0")
+                .unwrap()
+                .tag
+                .as_deref(),
+            Some("2026.11.0")
+        );
+        let r = parse_image(&format!("vibedata/api@{d}")).unwrap();
+        assert_eq!(
+            (r.repo.as_str(), r.digest.as_deref()),
+            ("vibedata/api", Some(d.as_str()))
+        );
+        assert_eq!(r.reference(), d);
+        assert_eq!(parse_image("hello-world").unwrap().reference(), "latest");
+        assert!(parse_image("a__b/c-d.e").is_some());
+        for bad in [
+            "",
+            "Upper/case",
+            "repo:",
+            "repo:bad/tag",
+            "repo@sha256:abc",
+            "repo@md5:0",
+            "127.0.0.1:5000/repo",
+            "/repo",
+            "repo/",
+            "a..b",
+            "-a",
+            "a:tag:tag",
+        ] {
+            assert!(parse_image(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn trusted_services() {
+        let mut net = RegistryNetwork::default();
+        assert!(!trusted_services_blocked(&net));
+        net.network_rule_bypass_options = "None".into();
+        assert!(!trusted_services_blocked(&net));
+        net.public_network_access = "Disabled".into();
+        assert!(trusted_services_blocked(&net));
+        net.public_network_access = "Enabled".into();
+        net.network_rule_set = serde_json::json!({"defaultAction": "Deny"});
+        assert!(trusted_services_blocked(&net));
+        net.network_rule_bypass_options = "AzureServices".into();
+        assert!(!trusted_services_blocked(&net));
+    }
+}
