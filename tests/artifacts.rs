@@ -256,7 +256,7 @@ async fn a_publisher_tag_moved_mid_run_changes_nothing_imported() {
 #[tokio::test]
 async fn sigkill_mid_phase_then_a_rerun_completes_without_duplicates() {
     let stack = Stack::get();
-    let release = "2026.11.7";
+    let release = &format!("2026.11.7-{}", std::process::id());
     publish(&stack, release);
     set_import_duration(&stack, 1000).await;
     let dir = tempfile::tempdir().unwrap();
@@ -293,7 +293,7 @@ async fn sigkill_mid_phase_then_a_rerun_completes_without_duplicates() {
             }
         }
     }
-    assert_eq!(done.len(), 17, "{done:?}");
+    assert_eq!(done.len(), 18, "the manifest and its 17 targets: {done:?}");
     assert!(done.values().all(|n| *n == 1), "an import ran twice: {done:?}");
     let refs: Vec<&str> = v["summary"]["artifactStorage"]["refs"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
     let mut unique = refs.clone();
@@ -385,7 +385,9 @@ async fn every_bad_manifest_is_exit_2_with_nothing_imported_or_stored() {
 #[tokio::test]
 async fn a_tampered_blob_is_rejected() {
     let stack = Stack::get();
-    let release = "2026.11.9";
+    // A release of this process's own: tampering is permanent, so a rerun against the same
+    // stack must not find this release already imported.
+    let release = &format!("2026.11.9-{}", std::process::id());
     publish(&stack, release);
     // Tamper with the release-manifest document blob in the publisher registry's storage: the
     // only blob unique to this release, so no other test is affected.
@@ -394,8 +396,9 @@ async fn a_tampered_blob_is_rejected() {
     let m: Value = serde_json::from_slice(&publisher.manifest("vibedata/release-manifest", &digest).await.unwrap().bytes).unwrap();
     let layer = m["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_owned();
     let data = walk(&stack.dir, &layer).expect("blob data file in the publisher registry's storage");
+    // Appending (rather than flipping a bit) keeps the blob tampered however often this runs.
     let mut bytes = std::fs::read(&data).unwrap();
-    bytes[10] ^= 0x20;
+    bytes.extend_from_slice(b" ");
     std::fs::write(&data, bytes).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
