@@ -205,6 +205,13 @@ impl Authenticator {
         if let Some(t) = st.access.get(&key).and_then(Cached::fresh) {
             return Ok(Authz::Bearer(t.clone()));
         }
+        // A pull,push token of the same repository serves a pull (a copy HEADs what it pushes).
+        if let [only] = scopes.as_slice() {
+            let wider = Scope::push(&only.repository).as_param();
+            if let Some(t) = st.access.get(&wider).and_then(Cached::fresh) {
+                return Ok(Authz::Bearer(t.clone()));
+            }
+        }
         let (token, lifetime) = match &self.creds {
             Credentials::AcrIdentity(acr) => {
                 let refresh = match st.refresh.as_ref().and_then(Cached::fresh) {

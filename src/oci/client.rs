@@ -1,11 +1,12 @@
 //! One registry: its login server, how we authenticate, and the data-plane operations a copy
 //! needs.
 //!
-//! Manifests and blobs go through `oci-client`. We hand it only tokens we negotiated ourselves
-//! (its token cache is primed per repository before each call, and its per-registry fallback
-//! credential is an empty bearer), so it never follows a challenge realm on its own. Four calls
-//! are direct `reqwest` requests on the shared client instead, each for a reason given where it
-//! is: the two HEADs, the cross-repository mount, and cancelling an upload session.
+//! Manifest GET/PUT and blob GET go through `oci-client`. We hand it only tokens we negotiated
+//! ourselves (its token cache is primed per repository before each call, and its per-registry
+//! fallback credential is an empty bearer), so it never follows a challenge realm on its own.
+//! The other calls are direct `reqwest` requests on the shared client, each for a reason given
+//! where it is: the two HEADs, the blob upload (one streamed PATCH), the cross-repository mount,
+//! and cancelling an upload session.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{Stream, TryStreamExt};
+use futures::Stream;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
@@ -78,8 +79,7 @@ impl Registry {
         Self::with_origin(login_server, origin, credentials, http, opts)
     }
 
-    /// Any origin, `http://` included: for the unit tests' loopback servers only.
-    pub(crate) fn with_origin(host: &str, origin: Url, credentials: Credentials, http: reqwest::Client, opts: &RegistryOptions) -> Result<Registry, OciError> {
+    fn with_origin(host: &str, origin: Url, credentials: Credentials, http: reqwest::Client, opts: &RegistryOptions) -> Result<Registry, OciError> {
         let mut config = ClientConfig {
             protocol: if origin.scheme() == "https" { ClientProtocol::Https } else { ClientProtocol::Http },
             read_timeout: opts.timeout,
@@ -129,6 +129,11 @@ impl Registry {
     pub fn blob_sources(&self, digest: &str, except: &str) -> Vec<String> {
         let known = self.known.lock().expect("known lock");
         known.get(digest).map(|r| r.iter().filter(|r| *r != except).cloned().collect()).unwrap_or_default()
+    }
+
+    /// Negotiates (and caches) the pull,push token of `repository` now.
+    pub(crate) async fn authorize_push(&self, repository: &str) -> Result<(), OciError> {
+        self.auth.authorize(&[Scope::push(repository)]).await.map(|_| ())
     }
 
     fn url(&self, path: &str) -> Url {
@@ -209,6 +214,9 @@ impl Registry {
         let resource = format!("{repository}:{reference}");
         let (bytes, digest) = self
             .with_oci(repository, RegistryOperation::Pull, &[Scope::pull(repository)], &resource, || {
+                // The auth argument only matters on oci-client's first call for this registry,
+                // and `prime` has already stored the empty-bearer fallback for a registry that
+                // wants credentials; for an open one, anonymous is what it is.
                 self.oci.pull_manifest_raw(&image, &RegistryAuth::Anonymous, MANIFEST_MEDIA_TYPES)
             })
             .await?;
@@ -272,19 +280,64 @@ impl Registry {
         Ok(sized.stream)
     }
 
-    /// Uploads a blob from `stream` in chunks; the final request that commits it (`PUT ?digest=`)
-    /// is only sent when the stream ended without error, so a stream that fails its digest check
-    /// at the end leaves nothing behind but an abandoned upload session. Not retried here: a
-    /// stream cannot be replayed (the copy retries the whole GET→PUT).
+    /// Uploads a blob from `stream` as one streamed PATCH, then commits it with `PUT ?digest=`
+    /// only when the stream ended without error (a stream failing its digest check at the end
+    /// aborts the PATCH, and the session is cancelled).
+    ///
+    /// Direct calls: `oci-client`'s stream upload sends one PATCH per chunk (50 requests for a
+    /// 200 MiB layer, each holding a chunk in memory); docker and skopeo stream one PATCH, which
+    /// is faster and holds no chunk at all.
     pub async fn upload_blob(&self, repository: &str, digest: &str, stream: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static) -> Result<(), OciError> {
         check(repository, digest)?;
-        let image = self.reference(repository, &Target::Digest(digest.to_owned()));
         let resource = format!("{repository}@{digest}");
-        self.prime(repository, RegistryOperation::Push, &[Scope::push(repository)]).await?;
-        let chunks = super::stream::Rechunk::new(Box::pin(stream), super::stream::CHUNK).map_err(oci_client::errors::OciDistributionError::IoError);
-        self.oci.push_blob_stream(&image, chunks, digest, None).await.map_err(|e| transport::from_oci(e, &self.host, repository, &resource))?;
+        let scopes = [Scope::push(repository)];
+        let start = self.url(&format!("/v2/{repository}/blobs/uploads/"));
+        let resp = self.direct(&scopes, &resource, true, || self.http.post(start.clone()).header(reqwest::header::CONTENT_LENGTH, "0")).await?;
+        let location = self.upload_location(resp, 202, &resource).await?;
+        let authz = self.auth.authorize(&scopes).await?;
+        let patch = self.with_authz(self.http.patch(location.clone()), &authz, &location).header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
+        let resp = match patch.body(reqwest::Body::wrap_stream(stream)).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.cancel_upload(&scopes, location).await;
+                return Err(stream_error(&e, repository).unwrap_or_else(|| transport::from_io(std::io::Error::other(e), &self.host, repository, &resource)));
+            }
+        };
+        let mut location = self.upload_location(resp, 202, &resource).await?;
+        location.query_pairs_mut().append_pair("digest", digest);
+        let put = self.with_authz(self.http.put(location.clone()), &authz, &location).header(reqwest::header::CONTENT_LENGTH, "0");
+        let resp = put.send().await.map_err(|e| OciError::Transport { registry: self.host.clone(), resource: resource.clone(), detail: crate::azure::pipeline::error_chain(&e) })?;
+        if resp.status().as_u16() != 201 {
+            return Err(transport::from_status(resp.status().as_u16(), &resp.text().await.unwrap_or_default(), &self.host, &resource));
+        }
         self.note_blob(repository, digest);
         Ok(())
+    }
+
+    /// The `Location` of an upload session answer with status `want`, made absolute.
+    async fn upload_location(&self, resp: reqwest::Response, want: u16, resource: &str) -> Result<Url, OciError> {
+        let status = resp.status().as_u16();
+        if status != want {
+            return Err(transport::from_status(status, &resp.text().await.unwrap_or_default(), &self.host, resource));
+        }
+        resp.headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| self.origin.join(l).ok())
+            .ok_or_else(|| OciError::Registry { registry: self.host.clone(), resource: resource.into(), status, code: "NoLocation".into(), message: "upload session without a Location".into() })
+    }
+
+    /// Adds our credential, but only for the registry's own origin: an upload `Location` may
+    /// point elsewhere (a storage service), and no token or password goes there.
+    fn with_authz(&self, req: reqwest::RequestBuilder, authz: &Authz, url: &Url) -> reqwest::RequestBuilder {
+        if url.origin() != self.origin.origin() {
+            return req;
+        }
+        match authz {
+            Authz::None => req,
+            Authz::Basic { username, password } => req.basic_auth(username, Some(password.expose())),
+            Authz::Bearer(t) => req.header(AUTHORIZATION, format!("Bearer {}", t.expose())),
+        }
     }
 
     /// Cross-repository mount of `digest` from `from` into `repository`. `true` when mounted
@@ -349,4 +402,23 @@ fn check(repository: &str, reference: &str) -> Result<Target, OciError> {
         return Err(OciError::BadReference { reference: repository.into(), reason: "not a repository name".into() });
     }
     Target::parse(reference).ok_or_else(|| OciError::BadReference { reference: reference.into(), reason: "neither a tag nor a sha256 digest".into() })
+}
+
+/// Our digest check (or oci-client's) failing inside a request body, found in the error chain.
+/// (`io::Error::source` skips the error it wraps, so each `io::Error` is looked into.)
+fn stream_error(e: &reqwest::Error, repository: &str) -> Option<OciError> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        let inner = c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|i| i as &(dyn std::error::Error + 'static));
+        for candidate in [Some(c), inner].into_iter().flatten() {
+            if let Some(m) = candidate.downcast_ref::<super::stream::Mismatch>() {
+                return Some(OciError::DigestMismatch { repository: repository.into(), expected: m.expected.clone(), actual: m.actual.clone() });
+            }
+            if let Some(oci_client::errors::DigestError::VerificationError { expected, actual }) = candidate.downcast_ref() {
+                return Some(OciError::DigestMismatch { repository: repository.into(), expected: expected.clone(), actual: actual.clone() });
+            }
+        }
+        cause = c.source();
+    }
+    None
 }

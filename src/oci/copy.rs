@@ -100,6 +100,10 @@ pub async fn copy(
             .ok_or_else(|| OciError::NotFound { registry: src.host().into(), resource: format!("{src_repo}:{t}") })?,
     };
 
+    // A pull,push token up front: it serves the HEADs as well, so a copy that pushes needs one
+    // registry token instead of two.
+    dst.authorize_push(dst_repo).await?;
+
     // 2. The graph, children before parents, every manifest verified against its digest.
     let nodes = walk(src, src_repo, &digest).await?;
     let mut report = CopyReport { digest: digest.clone(), manifests: nodes.len(), ..Default::default() };
@@ -141,10 +145,7 @@ pub async fn copy(
             }
         })
         .collect();
-    let outcomes: Vec<(Outcome, u64)> = futures::stream::iter(copies)
-    .buffer_unordered(opts.jobs.max(1))
-    .try_collect()
-    .await?;
+    let outcomes: Vec<(Outcome, u64)> = futures::stream::iter(copies).buffer_unordered(opts.jobs.max(1)).try_collect().await?;
     for (outcome, size) in outcomes {
         match outcome {
             Outcome::Skipped => report.blobs_skipped += 1,
@@ -334,22 +335,29 @@ mod tests {
     }
 }
 
-/// `copy` is awaited inside `async_trait` phases, whose futures must be `Send` for any lifetime.
+/// `copy` is awaited inside `async_trait` phases, in streams of their own: its future must be
+/// `Send` for any lifetime (this only has to compile).
 #[cfg(test)]
+#[allow(dead_code)]
 mod send_check {
     use super::*;
 
     #[async_trait::async_trait]
     trait Phase {
-        async fn run(&self, src: &Registry, dst: &Registry) -> Result<CopyReport, OciError>;
+        async fn run(&self, src: &Registry, dst: &Registry) -> Result<Vec<CopyReport>, OciError>;
     }
 
     struct P;
 
     #[async_trait::async_trait]
     impl Phase for P {
-        async fn run(&self, src: &Registry, dst: &Registry) -> Result<CopyReport, OciError> {
-            copy(src, "a", "b", dst, "c", Some("d"), &CopyOptions::default()).await
+        async fn run(&self, src: &Registry, dst: &Registry) -> Result<Vec<CopyReport>, OciError> {
+            let repos = ["a".to_owned(), "b".to_owned()];
+            let opts = CopyOptions::default();
+            // Collected first: a lazy `map` over borrowed items inside a `Send` future trips rustc
+            // ("FnOnce is not general enough"), whatever the mapped future is.
+            let copies: Vec<_> = repos.iter().map(|r| copy(src, r, "t", dst, r, Some("t"), &opts)).collect();
+            futures::stream::iter(copies).buffer_unordered(2).try_collect().await
         }
     }
 }

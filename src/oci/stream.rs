@@ -1,21 +1,16 @@
-//! Stream adapters for blob copies: hash while streaming and fail at the end on a mismatch, and
-//! regroup small network frames into upload chunks of a fixed size.
+//! The stream adapter of blob copies: hash while streaming, and fail at the end on a mismatch.
 //!
-//! Memory stays bounded whatever the layer size: at most one chunk ([`CHUNK`]) plus the
-//! transport's own buffers per blob in flight. Nothing ever holds a whole layer.
+//! Memory stays bounded whatever the layer size: a blob flows from the source's response body
+//! into the target's request body frame by frame; nothing ever holds a whole layer.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::Stream;
 use sha2::{Digest as _, Sha256};
-
-/// Upload chunk size: `oci-client` sends one PATCH per chunk. Equal to its own maximum chunk
-/// size, so it never splits ours; large enough that a 200 MiB layer takes 50 requests.
-pub(crate) const CHUNK: usize = 4 * 1024 * 1024;
 
 /// The bytes of a blob did not hash to its digest. Travels inside an `io::Error` through the
 /// upload so the upload aborts before its final, committing request.
@@ -73,52 +68,6 @@ impl Stream for Verify {
     }
 }
 
-/// Regroups a stream into chunks of exactly `size` bytes (the last one shorter). An error is
-/// passed on at once, and the buffered bytes are dropped with it.
-pub(crate) struct Rechunk<S> {
-    inner: S,
-    buf: BytesMut,
-    size: usize,
-    done: bool,
-}
-
-impl<S> Rechunk<S> {
-    pub(crate) fn new(inner: S, size: usize) -> Rechunk<S> {
-        Rechunk { inner, buf: BytesMut::new(), size, done: false }
-    }
-}
-
-impl<S: Stream<Item = std::io::Result<Bytes>> + Unpin> Stream for Rechunk<S> {
-    type Item = std::io::Result<Bytes>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if this.buf.len() >= this.size {
-                return Poll::Ready(Some(Ok(this.buf.split_to(this.size).freeze())));
-            }
-            if this.done {
-                return Poll::Ready((!this.buf.is_empty()).then(|| Ok(this.buf.split().freeze())));
-            }
-            match Pin::new(&mut this.inner).poll_next(cx) {
-                Poll::Ready(Some(Ok(bytes))) => {
-                    if this.buf.is_empty() && bytes.len() == this.size {
-                        return Poll::Ready(Some(Ok(bytes)));
-                    }
-                    this.buf.extend_from_slice(&bytes);
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    this.done = true;
-                    this.buf.clear();
-                    return Poll::Ready(Some(Err(e)));
-                }
-                Poll::Ready(None) => this.done = true,
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,15 +94,5 @@ mod tests {
         let m = last.get_ref().unwrap().downcast_ref::<Mismatch>().unwrap();
         assert_eq!(m.expected, digest);
         assert_eq!(m.actual, crate::oci::sha256_digest(b"hello WORLD"));
-    }
-
-    #[tokio::test]
-    async fn rechunk_regroups_frames_and_keeps_errors() {
-        let out: Vec<_> = Rechunk::new(frames(&[b"ab", b"cde", b"f", b"ghij"]), 4).map(|r| r.unwrap()).collect().await;
-        assert_eq!(out, vec![Bytes::from_static(b"abcd"), Bytes::from_static(b"efgh"), Bytes::from_static(b"ij")]);
-        let failing: IoStream = Box::pin(futures::stream::iter(vec![Ok(Bytes::from_static(b"ab")), Err(std::io::Error::other("x"))]));
-        let out: Vec<_> = Rechunk::new(failing, 4).collect().await;
-        assert_eq!(out.len(), 1);
-        assert!(out[0].is_err());
     }
 }
