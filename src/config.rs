@@ -94,12 +94,17 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { default: Some("import-image"), ..key("VIBEDATA_IMPORT_METHOD", Need::Optional, "import-image (ARM) or copy (data plane)") },
     // Runbook Bootstrap.
     key("VIBEDATA_AUTOMATION_ACCOUNT", Need::Steps(&[Step::Runbooks, Step::Health]), "the Automation Account"),
+    key("VIBEDATA_RUNTIME_ENVIRONMENTS", Need::Optional,
+        "runtime environments to ensure, as Name=Language:Version pairs (e.g. PowerShell-7.4=PowerShell:7.4,Python-3.10=Python:3.10)"),
+    KeySpec { default: Some("1048576"), ..key("VIBEDATA_RUNBOOK_MAX_BYTES", Need::Optional, "largest runbook script accepted, in bytes") },
     // DB Deployment, Registry and Health.
     key("VIBEDATA_POSTGRES_HOST", Need::Steps(DB_USERS), "Postgres flexible server host"),
     KeySpec { default: Some("5432"), ..key("VIBEDATA_POSTGRES_PORT", Need::Optional, "Postgres port") },
     key("VIBEDATA_POSTGRES_DATABASE", Need::Steps(DB_USERS), "database name"),
     key("VIBEDATA_POSTGRES_USER", Need::Steps(DB_USERS), "role to connect as"),
     key("VIBEDATA_POSTGRES_PASSWORD_SECRET", Need::Optional, "Key Vault secret with the password (else an Entra token is used)"),
+    KeySpec { default: Some("verify-full"), ..key("VIBEDATA_POSTGRES_SSLMODE", Need::Optional, "require or verify-full; TLS is never off") },
+    KeySpec { default: Some("120"), ..key("VIBEDATA_DB_LOCK_TIMEOUT_SECS", Need::Optional, "how long a second migration runner waits for the migration lock") },
     key("VIBEDATA_HEALTH_CANARY_SECRET", Need::Steps(&[Step::Health]), "Key Vault secret the health probe reads"),
     key("VIBEDATA_CONFIG_FILE", Need::Optional, "JSON file with any of these keys; the environment wins"),
 ];
@@ -229,6 +234,45 @@ pub struct ArtifactsConfig {
     pub method: ImportMethod,
 }
 
+/// A runtime environment the Runbook Bootstrap ensures exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeEnvironment {
+    pub name: String,
+    pub language: String,
+    pub version: String,
+}
+
+/// Configuration of the Runbook Bootstrap step.
+#[derive(Debug, Clone)]
+pub struct RunbooksConfig {
+    pub automation_account: String,
+    /// Runtime environments named by configuration; the manifest names the one each runbook uses.
+    pub runtime_environments: Vec<RuntimeEnvironment>,
+    pub max_script_bytes: u64,
+}
+
+/// How the database phase authenticates to Postgres.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbAuth {
+    /// The password is this Key Vault secret.
+    KeyVaultSecret(String),
+    /// An Entra access token for the cloud's `ossrdbms-aad` audience is the password.
+    Entra,
+}
+
+/// Configuration of the steps that use Postgres (database, registry, health).
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub auth: DbAuth,
+    /// `verify-full` (default) or `require`.
+    pub verify_full: bool,
+    pub lock_timeout: Duration,
+}
+
 /// Everything a run needs, typed and validated.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -251,6 +295,8 @@ pub struct Config {
     pub http_timeout: Duration,
     pub max_retries: u32,
     pub artifacts: Option<ArtifactsConfig>,
+    pub runbooks: Option<RunbooksConfig>,
+    pub database: Option<DatabaseConfig>,
 }
 
 /// Which user-assigned identity to ask tokens for.
@@ -342,6 +388,9 @@ impl Config {
             None
         };
 
+        let runbooks = if steps.contains(&Step::Runbooks) { Some(v.runbooks()) } else { None };
+        let database = if steps.iter().any(|s| DB_USERS.contains(s)) { Some(v.database()) } else { None };
+
         if !v.problems.is_empty() {
             return Err(ConfigError { problems: v.problems });
         }
@@ -365,6 +414,8 @@ impl Config {
             http_timeout,
             max_retries,
             artifacts,
+            runbooks,
+            database,
         })
     }
 
@@ -457,6 +508,46 @@ impl<'a> Validator<'a> {
             self.problem(key, format!("is {c:?}, not a valid blob container name"));
         }
         c
+    }
+
+    fn runbooks(&mut self) -> RunbooksConfig {
+        let automation_account = self.raw("VIBEDATA_AUTOMATION_ACCOUNT").unwrap_or_default().to_owned();
+        let mut runtime_environments = Vec::new();
+        for item in self.raw("VIBEDATA_RUNTIME_ENVIRONMENTS").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item.split_once('=').and_then(|(n, lv)| lv.split_once(':').map(|(l, v)| (n, l, v))) {
+                Some((n, l, v)) if crate::release::valid_runbook_name(n) && !l.is_empty() && !v.is_empty() => {
+                    runtime_environments.push(RuntimeEnvironment { name: n.to_owned(), language: l.to_owned(), version: v.to_owned() })
+                }
+                _ => self.problem("VIBEDATA_RUNTIME_ENVIRONMENTS", format!("has {item:?}; expected Name=Language:Version")),
+            }
+        }
+        let max_script_bytes = self.number("VIBEDATA_RUNBOOK_MAX_BYTES", 1, 64 * 1024 * 1024);
+        RunbooksConfig { automation_account, runtime_environments, max_script_bytes }
+    }
+
+    fn database(&mut self) -> DatabaseConfig {
+        let port = self.number("VIBEDATA_POSTGRES_PORT", 1, 65_535) as u16;
+        let auth = match self.raw("VIBEDATA_POSTGRES_PASSWORD_SECRET") {
+            Some(name) => DbAuth::KeyVaultSecret(name.to_owned()),
+            None => DbAuth::Entra,
+        };
+        let verify_full = match self.or_default("VIBEDATA_POSTGRES_SSLMODE").as_str() {
+            "verify-full" => true,
+            "require" => false,
+            other => {
+                self.problem("VIBEDATA_POSTGRES_SSLMODE", format!("is {other:?}; expected verify-full or require (TLS cannot be turned off)"));
+                true
+            }
+        };
+        DatabaseConfig {
+            host: self.raw("VIBEDATA_POSTGRES_HOST").unwrap_or_default().to_owned(),
+            port,
+            database: self.raw("VIBEDATA_POSTGRES_DATABASE").unwrap_or_default().to_owned(),
+            user: self.raw("VIBEDATA_POSTGRES_USER").unwrap_or_default().to_owned(),
+            auth,
+            verify_full,
+            lock_timeout: Duration::from_secs(self.number("VIBEDATA_DB_LOCK_TIMEOUT_SECS", 1, 3_600)),
+        }
     }
 
     fn artifacts(&mut self, cloud: &Cloud) -> ArtifactsConfig {
