@@ -201,7 +201,8 @@ impl Pipeline {
     }
 }
 
-fn classify(e: &reqwest::Error) -> TransportFault {
+/// How a request that got no answer failed; shared with the registry transport.
+pub(crate) fn classify(e: &reqwest::Error) -> TransportFault {
     if e.is_timeout() {
         TransportFault::Timeout
     } else if e.is_connect() {

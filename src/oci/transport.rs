@@ -14,7 +14,7 @@ use reqwest::header::RETRY_AFTER;
 
 use super::OciError;
 use crate::azure::error::parse_error;
-use crate::azure::pipeline::error_chain;
+use crate::azure::pipeline::{classify, error_chain};
 use crate::azure::retry::{parse_retry_after, Decision, Outcome, RetryPolicy, TransportFault};
 
 /// Statuses that are retried (the same list as `RetryPolicy`'s).
@@ -89,15 +89,6 @@ where
     }
 }
 
-fn classify(e: &reqwest::Error) -> TransportFault {
-    if e.is_timeout() {
-        TransportFault::Timeout
-    } else if e.is_connect() {
-        TransportFault::Connect
-    } else {
-        TransportFault::Reset
-    }
-}
 
 /// Maps an `oci-client` error. `repository` names the content for digest errors.
 pub(crate) fn from_oci(e: OciDistributionError, registry: &str, repository: &str, resource: &str) -> OciError {
