@@ -1,0 +1,195 @@
+//! The typed sections of the steps that need more than the shared keys, and their validation.
+
+use std::time::Duration;
+
+use url::Url;
+
+use super::validator::Validator;
+use crate::cloud::Cloud;
+
+/// How `importImage` treats a target tag that already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    NoForce,
+    Force,
+}
+
+/// How images reach the customer registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMethod {
+    /// ARM `importImage`: the ACR service copies; only ARM must be reachable from here.
+    ImportImage,
+    /// This binary copies over the registries' data planes.
+    Copy,
+}
+
+/// Configuration of the Artifact Bootstrap step.
+#[derive(Debug, Clone)]
+pub struct ArtifactsConfig {
+    pub acr_name: String,
+    pub acr_login_server: String,
+    pub acr_auth_endpoint: Url,
+    pub publisher_registry: String,
+    pub publisher_credential_secret: String,
+    pub images: Vec<String>,
+    pub manifest_repository: String,
+    pub manifest_tag: String,
+    pub concurrency: usize,
+    pub mode: ImportMode,
+    pub import_timeout: Duration,
+    pub method: ImportMethod,
+}
+
+/// A runtime environment the Runbook Bootstrap ensures exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeEnvironment {
+    pub name: String,
+    pub language: String,
+    pub version: String,
+}
+
+/// Configuration of the Runbook Bootstrap step.
+#[derive(Debug, Clone)]
+pub struct RunbooksConfig {
+    pub automation_account: String,
+    /// Runtime environments named by configuration; the manifest names the one each runbook uses.
+    pub runtime_environments: Vec<RuntimeEnvironment>,
+    pub max_script_bytes: u64,
+}
+
+/// How the database phase authenticates to Postgres.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbAuth {
+    /// The password is this Key Vault secret.
+    KeyVaultSecret(String),
+    /// An Entra access token for the cloud's `ossrdbms-aad` audience is the password.
+    Entra,
+}
+
+/// Configuration of the steps that use Postgres (database, registry, health).
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub auth: DbAuth,
+    /// `verify-full` (default) or `require`.
+    pub verify_full: bool,
+    pub lock_timeout: Duration,
+}
+
+impl Validator<'_> {
+    pub(super) fn runbooks(&mut self) -> RunbooksConfig {
+        let automation_account = self.raw("VIBEDATA_AUTOMATION_ACCOUNT").unwrap_or_default().to_owned();
+        let mut runtime_environments = Vec::new();
+        for item in self.raw("VIBEDATA_RUNTIME_ENVIRONMENTS").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item.split_once('=').and_then(|(n, lv)| lv.split_once(':').map(|(l, v)| (n, l, v))) {
+                Some((n, l, v)) if crate::release::valid_runbook_name(n) && !l.is_empty() && !v.is_empty() => {
+                    runtime_environments.push(RuntimeEnvironment { name: n.to_owned(), language: l.to_owned(), version: v.to_owned() })
+                }
+                _ => self.problem("VIBEDATA_RUNTIME_ENVIRONMENTS", format!("has {item:?}; expected Name=Language:Version")),
+            }
+        }
+        let max_script_bytes = self.number("VIBEDATA_RUNBOOK_MAX_BYTES", 1, 64 * 1024 * 1024);
+        RunbooksConfig { automation_account, runtime_environments, max_script_bytes }
+    }
+
+    pub(super) fn database(&mut self) -> DatabaseConfig {
+        let port = self.number("VIBEDATA_POSTGRES_PORT", 1, 65_535) as u16;
+        let auth = match self.raw("VIBEDATA_POSTGRES_PASSWORD_SECRET") {
+            Some(name) => DbAuth::KeyVaultSecret(name.to_owned()),
+            None => DbAuth::Entra,
+        };
+        let verify_full = match self.or_default("VIBEDATA_POSTGRES_SSLMODE").as_str() {
+            "verify-full" => true,
+            "require" => false,
+            other => {
+                self.problem("VIBEDATA_POSTGRES_SSLMODE", format!("is {other:?}; expected verify-full or require (TLS cannot be turned off)"));
+                true
+            }
+        };
+        DatabaseConfig {
+            host: self.raw("VIBEDATA_POSTGRES_HOST").unwrap_or_default().to_owned(),
+            port,
+            database: self.raw("VIBEDATA_POSTGRES_DATABASE").unwrap_or_default().to_owned(),
+            user: self.raw("VIBEDATA_POSTGRES_USER").unwrap_or_default().to_owned(),
+            auth,
+            verify_full,
+            lock_timeout: Duration::from_secs(self.number("VIBEDATA_DB_LOCK_TIMEOUT_SECS", 1, 3_600)),
+        }
+    }
+
+    pub(super) fn artifacts(&mut self, cloud: &Cloud) -> ArtifactsConfig {
+        let acr_name = self.name("VIBEDATA_ACR_NAME", 5, 50, |c| c.is_ascii_alphanumeric()).unwrap_or_default();
+        let acr_login_server = self
+            .raw("VIBEDATA_ACR_LOGIN_SERVER")
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{}.{}", acr_name.to_ascii_lowercase(), cloud.acr_suffix()));
+        let acr_auth_endpoint = self
+            .url("VIBEDATA_ACR_AUTH_ENDPOINT")
+            .or_else(|| Url::parse(&format!("https://{acr_login_server}")).ok())
+            .unwrap_or_else(|| Url::parse("https://invalid.invalid").expect("static url"));
+        let publisher_registry = self.raw("VIBEDATA_PUBLISHER_REGISTRY").unwrap_or_default().to_owned();
+        if publisher_registry.contains('/') {
+            self.problem("VIBEDATA_PUBLISHER_REGISTRY", format!("is {publisher_registry:?}; give a login server (host[:port]) without a scheme or path"));
+        }
+        let publisher_credential_secret = self.raw("VIBEDATA_PUBLISHER_CREDENTIAL_SECRET").unwrap_or_default().to_owned();
+        if !publisher_credential_secret.is_empty() && !publisher_credential_secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            self.problem("VIBEDATA_PUBLISHER_CREDENTIAL_SECRET", format!("is {publisher_credential_secret:?}, not a Key Vault secret name"));
+        }
+        let images: Vec<String> = self
+            .raw("VIBEDATA_IMAGES")
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        for image in &images {
+            if !crate::oci::reference::valid_repository(image) {
+                self.problem("VIBEDATA_IMAGES", format!("lists {image:?}, not a repository name"));
+            }
+        }
+        let manifest = self.or_default("VIBEDATA_RELEASE_MANIFEST");
+        let (manifest_repository, manifest_tag) = match manifest.rsplit_once(':') {
+            Some((r, t)) if crate::oci::reference::valid_repository(r) && crate::oci::reference::valid_tag(t) => (r.to_owned(), t.to_owned()),
+            _ => {
+                self.problem("VIBEDATA_RELEASE_MANIFEST", format!("is {manifest:?}; expected repository:tag"));
+                (String::new(), String::new())
+            }
+        };
+        let concurrency = self.number("VIBEDATA_IMPORT_CONCURRENCY", 1, 64) as usize;
+        let mode = match self.or_default("VIBEDATA_IMPORT_MODE").as_str() {
+            "NoForce" => ImportMode::NoForce,
+            "Force" => ImportMode::Force,
+            other => {
+                self.problem("VIBEDATA_IMPORT_MODE", format!("is {other:?}; expected NoForce or Force"));
+                ImportMode::NoForce
+            }
+        };
+        let import_timeout = Duration::from_secs(self.number("VIBEDATA_IMPORT_TIMEOUT_SECS", 1, 86_400));
+        let method = match self.or_default("VIBEDATA_IMPORT_METHOD").as_str() {
+            "import-image" => ImportMethod::ImportImage,
+            "copy" => ImportMethod::Copy,
+            other => {
+                self.problem("VIBEDATA_IMPORT_METHOD", format!("is {other:?}; expected import-image or copy"));
+                ImportMethod::ImportImage
+            }
+        };
+        ArtifactsConfig {
+            acr_name,
+            acr_login_server,
+            acr_auth_endpoint,
+            publisher_registry,
+            publisher_credential_secret,
+            images,
+            manifest_repository,
+            manifest_tag,
+            concurrency,
+            mode,
+            import_timeout,
+            method,
+        }
+    }
+}
+
