@@ -11,9 +11,16 @@
 //! itself happening at once; every import is logged for `GET /_emulator/imports` without its
 //! password.
 
+
+mod operation;
+mod reference;
+
+pub use reference::*;
+use operation::run;
+
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,8 +31,7 @@ use super::inventory::{RegistryNetwork, REGISTRY_API_VERSIONS, REGISTRY_TYPE};
 use super::{groups, ArmRequest};
 use crate::config::{Config, ImportSettings};
 use crate::http::arm_error;
-use crate::oci_copy::{self, Auth, CopyError, Registry, Side};
-use crate::state::{AppState, Shared};
+use crate::state::Shared;
 
 /// The subject of the registry tokens the import mints for itself.
 const IMPORT_SUBJECT: &str = "acr-import";
@@ -112,97 +118,6 @@ impl ImportData {
         }
         self.ops.insert(id.to_owned(), Some(outcome));
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// References, validated as the registry's grammar (distribution/reference) has them.
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRef {
-    pub repo: String,
-    pub tag: Option<String>,
-    pub digest: Option<String>,
-}
-
-impl ImageRef {
-    /// The reference to read: the digest when given, else the tag, else `latest`.
-    pub fn reference(&self) -> String {
-        self.digest
-            .clone()
-            .or_else(|| self.tag.clone())
-            .unwrap_or_else(|| "latest".to_owned())
-    }
-}
-
-fn valid_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && !alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
-pub fn valid_repo(repo: &str) -> bool {
-    !repo.is_empty() && repo.len() <= 255 && repo.split('/').all(valid_component)
-}
-
-pub fn valid_tag(tag: &str) -> bool {
-    let b = tag.as_bytes();
-    let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
-    !b.is_empty()
-        && b.len() <= 128
-        && word(b[0])
-        && b.iter().all(|&x| word(x) || x == b'.' || x == b'-')
-}
-
-pub fn valid_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|x| x.is_ascii_digit() || (b'a'..=b'f').contains(&x))
-    })
-}
-
-/// `repo`, `repo:tag`, `repo@sha256:...` (or `repo:tag@sha256:...`).
-pub fn parse_image(s: &str) -> Option<ImageRef> {
-    let (name, digest) = match s.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (s, None),
-    };
-    if digest.is_some_and(|d| !valid_digest(d)) {
-        return None;
-    }
-    // A tag follows the last ':' after the last '/'.
-    let slash = name.rfind('/').map_or(0, |i| i + 1);
-    let (repo, tag) = match name[slash..].find(':') {
-        Some(i) => (&name[..slash + i], Some(&name[slash + i + 1..])),
-        None => (name, None),
-    };
-    if !valid_repo(repo) || tag.is_some_and(|t| !valid_tag(t)) {
-        return None;
-    }
-    Some(ImageRef {
-        repo: repo.to_owned(),
-        tag: tag.map(str::to_owned),
-        digest: digest.map(str::to_owned),
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -499,227 +414,6 @@ fn parse_job(
         network,
         duration: Duration::from_millis(settings.duration_ms),
     })
-}
-
-// ---------------------------------------------------------------------------------------------
-// The operation.
-
-async fn run(st: Shared, job: Job) {
-    let started = Instant::now();
-    let (digest, outcome) = match execute(&st, &job).await {
-        Ok(digest) => (Some(digest), Ok(())),
-        Err(f) => (None, Err(f)),
-    };
-    if let Err(f) = &outcome {
-        tracing::info!(operation = %job.op_id, code = f.code, message = %f.message, "importImage failed");
-    } else {
-        tracing::info!(operation = %job.op_id, "importImage succeeded");
-    }
-    if let Some(rest) = job.duration.checked_sub(started.elapsed()) {
-        tokio::time::sleep(rest).await;
-    }
-    st.imports.lock().finish(&job.op_id, digest, outcome);
-}
-
-impl Job {
-    /// ACR's text for a failed import: `Operation registries-… failed. Resource /subscriptions/… <detail>`.
-    fn failure(
-        &self,
-        status: StatusCode,
-        code: &'static str,
-        detail: impl std::fmt::Display,
-    ) -> Failure {
-        Failure {
-            status,
-            code,
-            message: format!(
-                "Operation {} failed. Resource {} {detail}",
-                self.op_id, self.registry_id
-            ),
-        }
-    }
-
-    fn copy_failure(&self, e: CopyError) -> Failure {
-        let detail = match (e.side, e.status) {
-            (Side::Source, Some(s))
-                if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN =>
-            {
-                format!(
-                    "Invalid message {0} {0} {1} (source registry, {2})",
-                    s.canonical_reason().unwrap_or(""),
-                    e.detail,
-                    e.context
-                )
-            }
-            (Side::Source, Some(StatusCode::NOT_FOUND)) => {
-                format!(
-                    "Image not found in the source registry: {} {}",
-                    e.context, e.detail
-                )
-            }
-            (_, Some(s)) => format!(
-                "Error copying blobs: {} answered {} {}",
-                e.context,
-                s.as_u16(),
-                e.detail
-            ),
-            (_, None) => format!("Error copying blobs: {}: {}", e.context, e.detail),
-        };
-        self.failure(StatusCode::BAD_REQUEST, "InvalidParameters", detail)
-    }
-}
-
-/// Whether trusted services (ACR's own import service among them) may reach the registry.
-fn trusted_services_blocked(net: &RegistryNetwork) -> bool {
-    let restricted = net.public_network_access.eq_ignore_ascii_case("Disabled")
-        || net
-            .network_rule_set
-            .get("defaultAction")
-            .and_then(Value::as_str)
-            .is_some_and(|a| a.eq_ignore_ascii_case("Deny"));
-    restricted && net.network_rule_bypass_options.eq_ignore_ascii_case("None")
-}
-
-fn http_client(st: &AppState, login_server: &str) -> Result<reqwest::Client, String> {
-    let Some(ca) = &st.config.ca_file else {
-        return Err("the emulator has no caFile to trust the registries with".into());
-    };
-    let pem = std::fs::read(ca).map_err(|e| format!("reading {}: {e}", ca.display()))?;
-    oci_copy::client_for(login_server, &pem)
-}
-
-/// The import itself; returns the source manifest's digest.
-async fn execute(st: &AppState, job: &Job) -> Result<String, Failure> {
-    let cfg = &st.config;
-    let internal =
-        |e: String| job.failure(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e);
-    if trusted_services_blocked(&job.network) {
-        return Err(job.failure(
-            StatusCode::BAD_REQUEST,
-            "InvalidParameters",
-            format!(
-                "Invalid message Forbidden Forbidden {{\"errors\":[{{\"code\":\"DENIED\",\"message\":\"The registry '{}' does not allow access from trusted services: public network access is restricted and networkRuleBypassOptions is 'None'. Refer https://aka.ms/acr/firewall to grant access.\"}}]}}",
-                cfg.customer_registry.name
-            ),
-        ));
-    }
-
-    // Which registry the image comes from; credentials only ever go to the publisher.
-    let target_server = cfg.customer_registry.login_server.clone();
-    let mut scopes: Vec<String> = Vec::new();
-    let mut repos: Vec<&str> = Vec::new();
-    for r in job.tags.iter().map(|(r, _)| r).chain(job.untagged.iter()) {
-        if !repos.contains(&r.as_str()) {
-            repos.push(r);
-        }
-    }
-    for r in &repos {
-        scopes.push(format!("repository:{r}:pull,push"));
-    }
-    let source = match &job.source {
-        Source::Uri {
-            host,
-            username,
-            password,
-        } => {
-            let publisher = cfg
-                .publisher_registry
-                .as_ref()
-                .map(|p| p.login_server.to_ascii_lowercase());
-            if publisher.as_deref() != Some(host.as_str()) {
-                return Err(job.failure(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidParameters",
-                    format!("Invalid message: the source registry '{host}' could not be reached (the emulator imports only from the publisher registry '{}').", publisher.unwrap_or_default()),
-                ));
-            }
-            let auth = match password {
-                Some(p) => Auth::Basic {
-                    username: username.clone().unwrap_or_default(),
-                    password: p.clone(),
-                },
-                None => Auth::None,
-            };
-            Registry::new(
-                host,
-                http_client(st, host).map_err(internal)?,
-                auth,
-                Side::Source,
-            )
-        }
-        Source::ResourceId(id) => {
-            let ours = format!(
-                "/subscriptions/{}/resourceGroups/{}/providers/{REGISTRY_TYPE}/{}",
-                cfg.subscription_id, cfg.resource_group, cfg.customer_registry.name
-            );
-            if !id.trim_end_matches('/').eq_ignore_ascii_case(&ours) {
-                return Err(job.failure(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidParameters",
-                    format!("Invalid message: the source registry '{id}' was not found."),
-                ));
-            }
-            scopes.push(format!("repository:{}:pull", job.image.repo));
-            let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
-            let token = crate::acr_auth::issue_access_token(st, IMPORT_SUBJECT, &scope_refs);
-            Registry::new(
-                &target_server,
-                http_client(st, &target_server).map_err(internal)?,
-                Auth::Bearer(token),
-                Side::Source,
-            )
-        }
-    };
-    let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
-    let token = crate::acr_auth::issue_access_token(st, IMPORT_SUBJECT, &scope_refs);
-    let target = Registry::new(
-        &target_server,
-        http_client(st, &target_server).map_err(internal)?,
-        Auth::Bearer(token),
-        Side::Target,
-    );
-
-    // NoForce: any existing target tag fails the operation before any copying begins.
-    if !job.force {
-        for (repo, tag) in &job.tags {
-            if target
-                .manifest_exists(repo, tag)
-                .await
-                .map_err(|e| job.copy_failure(e))?
-            {
-                return Err(job.failure(
-                    StatusCode::CONFLICT,
-                    "TagAlreadyExists",
-                    format!("{repo}:{tag} Tag {repo}:{tag} already exists in target registry."),
-                ));
-            }
-        }
-    }
-
-    let tree = oci_copy::read_tree(&source, &job.image.repo, &job.image.reference())
-        .await
-        .map_err(|e| job.copy_failure(e))?;
-    let mut cache = HashMap::new();
-    for repo in repos {
-        let tags: Vec<String> = job
-            .tags
-            .iter()
-            .filter(|(r, _)| r == repo)
-            .map(|(_, t)| t.clone())
-            .collect();
-        oci_copy::write_tree(
-            &source,
-            &job.image.repo,
-            &tree,
-            &target,
-            repo,
-            &tags,
-            &mut cache,
-        )
-        .await
-        .map_err(|e| job.copy_failure(e))?;
-    }
-    Ok(tree.top.digest.clone())
 }
 
 // ---------------------------------------------------------------------------------------------
