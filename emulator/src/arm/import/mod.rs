@@ -17,6 +17,8 @@ mod reference;
 
 pub use reference::*;
 use operation::run;
+#[cfg(test)]
+use operation::trusted_services_blocked;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};

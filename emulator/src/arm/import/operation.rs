@@ -78,7 +78,7 @@ impl Job {
 }
 
 /// Whether trusted services (ACR's own import service among them) may reach the registry.
-fn trusted_services_blocked(net: &RegistryNetwork) -> bool {
+pub(super) fn trusted_services_blocked(net: &RegistryNetwork) -> bool {
     let restricted = net.public_network_access.eq_ignore_ascii_case("Disabled")
         || net
             .network_rule_set
