@@ -32,6 +32,11 @@ pub enum RunError {
     #[error("phase {phase} failed on {resource}: {code} ({message})")]
     Phase { phase: String, code: String, resource: String, message: String },
 
+    /// The health checks ran and were recorded, and the overall status is at least as bad as
+    /// configured to fail (`VIBEDATA_HEALTH_FAIL_ON`). The outputs keep the phase's summary.
+    #[error("phase {phase}: the platform is {overall}: {failing} checks failing; first: {first}")]
+    Unhealthy { phase: String, overall: String, failing: usize, first: String, changes: u64, summary: serde_json::Value },
+
     #[error("phase {phase}: {source}")]
     Ledger { phase: String, #[source] source: LedgerError },
 
@@ -62,6 +67,15 @@ impl RunError {
         }
     }
 
+    /// What a failed run still reports: `(changes, summary)` of a phase that did its work and
+    /// then judged the result a failure (an Unhealthy platform).
+    pub fn partial_report(&self) -> Option<(u64, serde_json::Value)> {
+        match self {
+            RunError::Unhealthy { changes, summary, .. } => Some((*changes, summary.clone())),
+            _ => None,
+        }
+    }
+
     /// `(code, resource)` for the outputs' `error` object.
     pub fn code_and_resource(&self) -> (String, String) {
         match self {
@@ -71,6 +85,7 @@ impl RunError {
             RunError::Preflight { code, resource, .. } => (code.clone(), resource.clone()),
             RunError::Azure { source, .. } => (source.code().to_owned(), source.resource().to_owned()),
             RunError::Phase { code, resource, .. } => (code.clone(), resource.clone()),
+            RunError::Unhealthy { overall, .. } => (overall.clone(), "overall".into()),
             RunError::Ledger { source: LedgerError::Azure(e), .. } => (e.code().to_owned(), e.resource().to_owned()),
             RunError::Ledger { phase, .. } => ("LockTimeout".into(), phase.clone()),
             RunError::Local(_) => ("LocalError".into(), String::new()),

@@ -8,6 +8,7 @@ pub mod cloud;
 pub mod config;
 pub mod context;
 pub mod copy_cmd;
+pub mod db;
 pub mod error;
 pub mod ledger;
 pub mod logging;

@@ -139,24 +139,9 @@ pub fn parse(bytes: &[u8], publisher: &str, expected_images: &[String]) -> Resul
             return Err(invalid(&format!("{field}.tag"), &format!("{:?} is not a valid tag", image.tag)));
         }
     }
-    let mut seen = std::collections::HashSet::new();
+    check_runbooks(&m.runbooks)?;
     for (i, rb) in m.runbooks.iter_mut().enumerate() {
         let field = format!("runbooks[{i}]");
-        if !valid_runbook_name(&rb.name) {
-            return Err(invalid(&format!("{field}.name"), &format!("{:?} does not match ^[a-zA-Z][a-zA-Z-_0-9]*$", rb.name)));
-        }
-        if !seen.insert(rb.name.to_ascii_lowercase()) {
-            return Err(invalid(&format!("{field}.name"), &format!("{:?} appears twice", rb.name)));
-        }
-        if !["PowerShell", "Python"].contains(&rb.runbook_type.as_str()) {
-            return Err(invalid(&format!("{field}.runbookType"), &format!("{:?} is not PowerShell or Python", rb.runbook_type)));
-        }
-        // Runtime environment names carry versions ("PowerShell-7.4"), so dots are allowed here.
-        let env_ok = rb.runtime_environment.starts_with(|c: char| c.is_ascii_alphabetic())
-            && rb.runtime_environment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !env_ok {
-            return Err(invalid(&format!("{field}.runtimeEnvironment"), &format!("{:?} is not a runtime environment name", rb.runtime_environment)));
-        }
         rb.artifact.repository = relative(&rb.artifact.repository, publisher, &format!("{field}.artifact.repository"))?;
         check_digest(&rb.artifact.digest, &format!("{field}.artifact.digest"))?;
     }
@@ -196,6 +181,33 @@ impl ReleaseManifest {
         }));
         out
     }
+}
+
+/// Checks what a runbook entry says about the runbook itself (name, uniqueness, type, runtime
+/// environment), but not where its artifact comes from. The Runbook Bootstrap reruns it on the
+/// manifest it reads back from artifact storage.
+pub fn check_runbooks(runbooks: &[RunbookEntry]) -> Result<(), ManifestError> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, rb) in runbooks.iter().enumerate() {
+        let field = format!("runbooks[{i}]");
+        if !valid_runbook_name(&rb.name) {
+            return Err(invalid(&format!("{field}.name"), &format!("{:?} does not match ^[a-zA-Z][a-zA-Z-_0-9]*$", rb.name)));
+        }
+        // Automation names are case-insensitive, so `Rotate-Keys` and `rotate-keys` collide.
+        if !seen.insert(rb.name.to_ascii_lowercase()) {
+            return Err(invalid(&format!("{field}.name"), &format!("{:?} appears twice", rb.name)));
+        }
+        if !["PowerShell", "Python"].contains(&rb.runbook_type.as_str()) {
+            return Err(invalid(&format!("{field}.runbookType"), &format!("{:?} is not PowerShell or Python", rb.runbook_type)));
+        }
+        // Runtime environment names carry versions ("PowerShell-7.4"), so dots are allowed here.
+        let env_ok = rb.runtime_environment.starts_with(|c: char| c.is_ascii_alphabetic())
+            && rb.runtime_environment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !env_ok {
+            return Err(invalid(&format!("{field}.runtimeEnvironment"), &format!("{:?} is not a runtime environment name", rb.runtime_environment)));
+        }
+    }
+    Ok(())
 }
 
 pub fn valid_runbook_name(name: &str) -> bool {

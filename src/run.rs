@@ -108,14 +108,15 @@ fn finish(phase: &str, started_at: String, started: Instant, dry_run: bool, resu
         })),
         Err(e) => {
             let (code, resource) = e.code_and_resource();
+            let (changes, summary) = e.partial_report().unwrap_or((0, json!({})));
             let out = PhaseOutput {
                 phase: phase.into(),
-                status: outputs::status_for(true, 0),
-                changes: 0,
+                status: outputs::status_for(true, changes),
+                changes,
                 started_at,
                 duration_ms,
                 dry_run,
-                summary: json!({}),
+                summary,
                 error: Some(OutputError { code, message: e.to_string(), resource }),
             };
             Err((Some(out), e))

@@ -43,6 +43,52 @@ pub struct Config {
     /// (`PUT /_emulator/import`) can change at run time.
     #[serde(default)]
     pub import: ImportSettings,
+    /// The Automation account in the resource group (inventory and runbook API).
+    #[serde(default = "default_automation_account")]
+    pub automation_account: String,
+    /// The Automation account's seeded runtime environments and the publish knobs.
+    #[serde(default)]
+    pub automation: AutomationConfig,
+    /// The managed resource group's names, endpoint address and ports (`arm/inventory.rs`).
+    #[serde(default)]
+    pub inventory: crate::arm::inventory::InventoryConfig,
+}
+
+fn default_automation_account() -> String {
+    "aa-vibedata-local".to_owned()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AutomationConfig {
+    /// The runtime environments the account starts with (system-generated in Azure: they
+    /// cannot be deleted). Data, not code: runtime versions change over time.
+    pub runtime_environments: Vec<RuntimeEnvironmentSeed>,
+    #[serde(flatten)]
+    pub publish: PublishSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeEnvironmentSeed {
+    pub name: String,
+    pub language: String,
+    pub version: String,
+    #[serde(default)]
+    pub default_packages: BTreeMap<String, String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// How long a runbook publish runs; control API `PUT /_emulator/automation`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PublishSettings {
+    /// Polls (of the operation, or GETs of the runbook) answered "running" before the
+    /// publish completes; `null` = `lro.polls`.
+    pub publish_polls: Option<u32>,
+    /// A publish also runs at least this long (ms) before it can complete.
+    pub publish_duration_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -52,6 +98,10 @@ pub struct Listen {
     pub vault: u16,
     pub identity: u16,
     pub acr_auth: u16,
+    /// The health endpoints of the components the stack does not run (`apps.rs`); not part of
+    /// [`Listen::all`], because that listener has its own router and certificate resolver.
+    #[serde(default)]
+    pub apps: Option<u16>,
 }
 
 impl Listen {

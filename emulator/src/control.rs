@@ -9,7 +9,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::config::{ImportSettings, LroSettings};
+use crate::arm::automation::FailPublish;
+use crate::config::{ImportSettings, LroSettings, PublishSettings};
 use crate::faults::FaultSpec;
 use crate::http::json;
 use crate::state::Shared;
@@ -37,6 +38,20 @@ pub fn routes() -> Router<Shared> {
             get(import_settings).put(set_import_settings),
         )
         .route("/_emulator/imports", get(imports).delete(clear_imports))
+        .route(
+            "/_emulator/automation",
+            get(automation_settings).put(set_automation_settings),
+        )
+        .route(
+            "/_emulator/automation/runbooks",
+            get(automation_runbooks).delete(clear_automation_runbooks),
+        )
+        .route(
+            "/_emulator/automation/fail-publish",
+            get(fail_publish_list)
+                .post(arm_fail_publish)
+                .delete(clear_fail_publish),
+        )
 }
 
 async fn journal(State(st): State<Shared>) -> Response {
@@ -142,5 +157,79 @@ async fn imports(State(st): State<Shared>) -> Response {
 
 async fn clear_imports(State(st): State<Shared>) -> StatusCode {
     st.imports.lock().clear_log();
+    StatusCode::NO_CONTENT
+}
+
+fn automation_summary(st: &Shared) -> Value {
+    let data = st.automation.lock();
+    json!({
+        "account": st.config.automation_account,
+        "publishPolls": data.settings.publish_polls,
+        "publishDurationMs": data.settings.publish_duration_ms,
+        "failPublish": data.fail_publish,
+    })
+}
+
+/// `{"account", "publishPolls", "publishDurationMs", "failPublish"}`.
+async fn automation_settings(State(st): State<Shared>) -> Json<Value> {
+    Json(automation_summary(&st))
+}
+
+/// `{"publishPolls": N | null, "publishDurationMs": M}`: for publishes started from now on
+/// (`null` polls = the `lro.polls` knob).
+async fn set_automation_settings(
+    State(st): State<Shared>,
+    Json(settings): Json<PublishSettings>,
+) -> Json<Value> {
+    st.automation.lock().settings = settings;
+    Json(automation_summary(&st))
+}
+
+/// Every runbook: state, content hashes, publish counts (not an observation of publishes).
+async fn automation_runbooks(State(st): State<Shared>) -> Json<Value> {
+    Json(st.automation.lock().view())
+}
+
+/// Forgets every runbook and runbook operation (runtime environments stay).
+async fn clear_automation_runbooks(State(st): State<Shared>) -> StatusCode {
+    st.automation.lock().clear_runbooks();
+    StatusCode::NO_CONTENT
+}
+
+async fn fail_publish_list(State(st): State<Shared>) -> Json<Value> {
+    Json(json!(st.automation.lock().fail_publish))
+}
+
+/// `{"runbook": name | "*", "count": N (default 1), "status", "code", "message"}`: the next N
+/// publishes of that runbook end Failed with that ARM error (default 400 `BadRequest`).
+async fn arm_fail_publish(State(st): State<Shared>, Json(spec): Json<FailPublish>) -> Response {
+    if spec.runbook.is_empty() {
+        return json(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "runbook is required (a name or \"*\")"}),
+        );
+    }
+    if spec.status.is_some_and(|s| !(400..=599).contains(&s)) {
+        return json(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "status must be 400..599"}),
+        );
+    }
+    if spec.count == Some(0) {
+        return json(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "count must be at least 1"}),
+        );
+    }
+    let mut data = st.automation.lock();
+    data.fail_publish.push(FailPublish {
+        count: Some(spec.count.unwrap_or(1)),
+        ..spec
+    });
+    json(StatusCode::CREATED, json!(data.fail_publish))
+}
+
+async fn clear_fail_publish(State(st): State<Shared>) -> StatusCode {
+    st.automation.lock().fail_publish.clear();
     StatusCode::NO_CONTENT
 }

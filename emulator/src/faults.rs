@@ -284,7 +284,7 @@ fn rbac_denied(api: &str, cfg: &Config, method: &Method, path: &str) -> Response
         "arm.operations" => "Microsoft.Resources/subscriptions/operationresults/read".to_owned(),
         "acr.registries" => format!("Microsoft.ContainerRegistry/registries/{verb}"),
         "acr.importImage" => "Microsoft.ContainerRegistry/registries/importImage/action".to_owned(),
-        "automation" => format!("Microsoft.Automation/automationAccounts/{verb}"),
+        "automation" => automation_action(path, method, verb),
         _ => format!("Microsoft.Resources/{verb}"),
     };
     let scope = path.strip_suffix("/resources").unwrap_or(path);
@@ -297,6 +297,37 @@ fn rbac_denied(api: &str, cfg: &Config, method: &Method, path: &str) -> Response
             cfg.identity.client_id, cfg.identity.principal_id, action, scope
         ),
     )
+}
+
+/// The Automation RBAC action of a request (`Microsoft.Automation/automationAccounts/runbooks/publish/action`, ...).
+fn automation_action(path: &str, method: &Method, verb: &str) -> String {
+    let lower = path.to_ascii_lowercase();
+    let segs: Vec<&str> = lower.split('/').filter(|s| !s.is_empty()).collect();
+    let rest = segs
+        .iter()
+        .position(|s| *s == "automationaccounts")
+        .map_or(&[][..], |i| &segs[(i + 2).min(segs.len())..]);
+    let base = "Microsoft.Automation/automationAccounts";
+    let action = match rest {
+        ["runbooks", _, "draft", "content", "operationresults", ..] => {
+            "runbooks/draft/operationResults/read".to_owned()
+        }
+        ["runbooks", _, "publish", "operationresults", ..] => {
+            "runbooks/publish/operationResults/read".to_owned()
+        }
+        ["runbooks", _, "draft", "content"] if *method == Method::GET => {
+            "runbooks/draft/readContent/action".to_owned()
+        }
+        ["runbooks", _, "draft", "content"] => "runbooks/draft/writeContent/action".to_owned(),
+        ["runbooks", _, "draft", "undoedit"] => "runbooks/draft/undoEdit/action".to_owned(),
+        ["runbooks", _, "draft"] => "runbooks/draft/read".to_owned(),
+        ["runbooks", _, "publish"] => "runbooks/publish/action".to_owned(),
+        ["runbooks", _, "content"] => "runbooks/readContent/action".to_owned(),
+        ["runbooks", ..] => format!("runbooks/{verb}"),
+        ["runtimeenvironments", ..] => format!("runtimeEnvironments/{verb}"),
+        _ => verb.to_owned(),
+    };
+    format!("{base}/{action}")
 }
 
 #[cfg(test)]

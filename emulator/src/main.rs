@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 mod acr_auth;
+mod apps;
 mod arm;
 mod auth;
 mod config;
@@ -48,6 +49,10 @@ struct Args {
     /// The emulator.json written by `scripts/stack`.
     #[arg(long)]
     config: PathBuf,
+    /// Print the resource group's inventory (what `GET /_emulator/inventory` answers) as JSON
+    /// and exit, without binding anything. `scripts/stack` reads it before starting the stack.
+    #[arg(long)]
+    inventory: bool,
 }
 
 #[tokio::main]
@@ -63,17 +68,36 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let config = config::Config::load(&args.config)?;
+    if args.inventory {
+        let view = arm::inventory::build(&config).view(&config);
+        writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::to_string_pretty(&view)?
+        )?;
+        return Ok(());
+    }
     let signer = tokens::Signer::load(&config.token_signing.cert, &config.token_signing.key)
         .context("loading the token-signing certificate and key")?;
     let tls = server::tls_acceptor(&config.tls).context("loading the TLS certificate and key")?;
     let state: Shared = Arc::new(AppState::new(config.clone(), signer));
-    let app = router(state);
+    let app = router(state.clone());
 
     let mut loops = Vec::new();
     for (name, port) in config.listen.all() {
         loops.push(server::bind(name, port, tls.clone(), app.clone()).await?);
         tracing::info!(
             listener = name,
+            port,
+            "listening on https://127.0.0.1:{port}"
+        );
+    }
+    if let Some(port) = config.listen.apps {
+        let tls = apps::tls_acceptor(&config.tls, state.apps.clone())
+            .context("loading the TLS certificate and key")?;
+        loops.push(server::bind("apps", port, tls, apps::router(state.clone())).await?);
+        tracing::info!(
+            listener = "apps",
             port,
             "listening on https://127.0.0.1:{port}"
         );
@@ -93,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
 fn router(state: Shared) -> Router {
     Router::new()
         .merge(control::routes())
+        .merge(apps::control_routes())
         .route("/msi/token", get(identity::token))
         .merge(keyvault::routes())
         .route("/oauth2/exchange", post(acr_auth::exchange))

@@ -76,6 +76,8 @@ pub fn classify(method: &Method, path: &str) -> &'static str {
         ["secrets", ..] | ["deletedsecrets", ..] => "keyvault",
         ["oauth2", "exchange"] => "acr.exchange",
         ["oauth2", "token"] => "acr.token",
+        // The apps listener's health endpoints (`apps.rs`).
+        ["health"] | ["healthz"] | ["livez"] | ["readyz"] | ["api", "health"] => "apps.health",
         ["subscriptions", ..] => classify_arm(method, &segs),
         _ => "unknown",
     }
@@ -88,6 +90,11 @@ fn classify_arm(_method: &Method, segs: &[&str]) -> &'static str {
         segs
     {
         return "acr.importImage";
+    }
+    // Everything under Microsoft.Automation, its operation polls included, is `automation`,
+    // so one fault or journal filter covers a whole draft/publish sequence.
+    if let [_, _, "resourcegroups", _, "providers", "microsoft.automation", ..] = segs {
+        return "automation";
     }
     if segs
         .iter()
@@ -107,7 +114,6 @@ fn classify_arm(_method: &Method, segs: &[&str]) -> &'static str {
         [_, _, "resourcegroups", _, "providers", "microsoft.containerregistry", ..] => {
             "acr.registries"
         }
-        [_, _, "resourcegroups", _, "providers", "microsoft.automation", ..] => "automation",
         _ => "arm.resources",
     }
 }
@@ -156,6 +162,14 @@ mod tests {
         assert_eq!(
             classify(&get, "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/locations/eastus/operationResults/operationStatuses/registries-1"),
             "acr.importImage"
+        );
+        assert_eq!(
+            classify(&Method::PUT, "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Automation/automationAccounts/a/runbooks/r/draft/content"),
+            "automation"
+        );
+        assert_eq!(
+            classify(&get, "/subscriptions/s/resourceGroups/rg/providers/microsoft.automation/automationAccounts/a/runbooks/r/publish/operationResults/1"),
+            "automation"
         );
         assert_eq!(classify(&get, "/oauth2/exchange"), "acr.exchange");
         assert_eq!(classify(&get, "/oauth2/token"), "acr.token");

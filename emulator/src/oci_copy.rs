@@ -499,6 +499,13 @@ pub async fn read_tree(src: &Registry, repo: &str, reference: &str) -> Result<Tr
     Ok(Tree { top, children })
 }
 
+/// One async lock per blob digest, shared by every import in the process.
+fn blob_lock(digest: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: std::sync::OnceLock<std::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>> = std::sync::OnceLock::new();
+    let mut locks = LOCKS.get_or_init(Default::default).lock().expect("blob lock table");
+    locks.entry(digest.to_owned()).or_default().clone()
+}
+
 /// Copies `tree` (read from `src_repo`) into `dst_repo`: blobs (HEAD-skip existing), child
 /// manifests by digest, then the top manifest under each of `tags`, or by digest when `tags`
 /// is empty. `cache` keeps blobs already read for the other target repositories.
@@ -516,6 +523,12 @@ pub async fn write_tree(
             continue;
         }
         for digest in blob_digests(m)? {
+            // CNCF distribution's filesystem driver races when two uploads of the same digest
+            // commit at once (one gets DIGEST_INVALID), and concurrent imports share base
+            // layers. ACR does not show this, so the emulator must not either: one upload per
+            // digest at a time, and the existence check under that lock.
+            let lock = blob_lock(&digest);
+            let _held = lock.lock().await;
             if dst.blob_exists(dst_repo, &digest).await? {
                 continue;
             }

@@ -17,6 +17,9 @@ pub struct AppState {
     pub vault: keyvault::Vault,
     pub arm: arm::ArmState,
     pub imports: arm::import::ImportState,
+    pub automation: arm::automation::AutomationState,
+    /// The health endpoints of the components the stack does not run (`apps.rs`).
+    pub apps: Arc<crate::apps::AppsState>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -28,6 +31,8 @@ impl AppState {
             vault: keyvault::Vault::seeded(&config.secrets),
             arm: arm::ArmState::new(&config),
             imports: arm::import::ImportState::new(&config),
+            automation: arm::automation::AutomationState::new(&config),
+            apps: crate::apps::AppsState::new(&config),
             journal: Journal::default(),
             faults: Faults::default(),
             signer,

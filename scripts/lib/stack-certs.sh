@@ -14,6 +14,17 @@ _sign() {
   chmod 600 "$ca/$name.key"
 }
 
+# server_sans: the subjectAltName value of the server certificate.
+server_sans() {
+  local name sans="IP:127.0.0.1,DNS:localhost"
+  if [[ -s "$STACK_DIR/inventory.json" ]]; then
+    while IFS= read -r name; do
+      [[ -n "$name" ]] && sans+=",DNS:$name"
+    done < <(inventory_dns_names)
+  fi
+  printf '%s' "$sans"
+}
+
 ensure_certs() {
   local ca="$STACK_DIR/ca"
   mkdir -p "$ca/certs.d"
@@ -28,13 +39,21 @@ ensure_certs() {
       -addext "subjectKeyIdentifier=hash" \
       -out "$ca/ca.pem"
   fi
-  if [[ ! -s "$ca/server.pem" || ! -s "$ca/server.key" ]]; then
+  # The server certificate names 127.0.0.1, localhost and every DNS name of the inventory
+  # (DIR/inventory.json, written before this runs), so TLS with SNI = a private FQDN verifies.
+  # When the names change (a new emulator build), only the server certificate is signed anew:
+  # the CA stays, and running services keep the old certificate until they restart.
+  local sans
+  sans=$(server_sans)
+  if [[ ! -s "$ca/server.pem" || ! -s "$ca/server.key" || "$(cat "$ca/server.sans" 2>/dev/null)" != "$sans" ]]; then
+    [[ -s "$ca/server.pem" ]] && log "the inventory's names changed: signing a new server certificate (restart running services to use it)"
     _sign server "/O=vibedata local stack/CN=localhost" "basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,DNS:localhost
+subjectAltName=$sans
 subjectKeyIdentifier=hash
 authorityKeyIdentifier=keyid"
+    printf '%s\n' "$sans" >"$ca/server.sans"
   fi
   if [[ ! -s "$ca/token-signing.pem" || ! -s "$ca/token-signing.key" ]]; then
     _sign token-signing "/O=vibedata local stack/CN=vibedata-emulator token signing" \

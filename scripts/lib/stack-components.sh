@@ -9,6 +9,7 @@ STACK_IDENTITY_CLIENT_ID="5e2a7c91-0d3b-4f68-a1c4-9b7e6d5f3a03"
 STACK_IDENTITY_PRINCIPAL_ID="9c4e1b7d-2a6f-4d83-b5e0-3f1a8c6d2b04"
 STACK_RESOURCE_GROUP="mrg-vibedata-local"
 STACK_ACR_NAME="vibedatacustomer"
+STACK_AUTOMATION_ACCOUNT="aa-vibedata-local"
 STACK_TOKEN_ISSUER="vibedata-emulator"
 
 # port_free NAME PORT: fail clearly when another process already listens on PORT.
@@ -19,11 +20,12 @@ port_free() {
 # component_ports NAME: the ports a component listens on.
 component_ports() {
   case "$1" in
-    emulator) echo "$BASE_PORT $((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3))" ;;
+    emulator) echo "$BASE_PORT $((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)) $((BASE_PORT + 11))" ;;
     azurite) echo "$((BASE_PORT + 4)) $((BASE_PORT + 5)) $((BASE_PORT + 6))" ;;
     registry-publisher) echo "$((BASE_PORT + 7))" ;;
     registry-customer) echo "$((BASE_PORT + 8))" ;;
     postgres) echo "$((BASE_PORT + 9))" ;;
+    dns) echo "$((BASE_PORT + 10))" ;;
   esac
 }
 
@@ -36,6 +38,7 @@ component_check() {
              need_cmd node ;;
     registry-publisher) need_cmd docker-registry htpasswd ;;
     registry-customer) need_cmd docker-registry ;;
+    dns) need_cmd dnsmasq flock ;;
     emulator) [[ -x "$(emulator_bin)" ]] || die "emulator binary $(emulator_bin) not found; build it (cargo build -p vibedata-emulator), set VIBEDATA_EMULATOR_BIN, or skip it with VIBEDATA_STACK_SKIP=emulator" ;;
   esac
 }
@@ -48,18 +51,39 @@ ready_line() {
 }
 running_line() { printf '  %-20s %-28s already running (pid %s)\n' "$1" "$2" "$(recorded_pid "$1")"; }
 
+# Postgres runs as user postgres, which must be able to reach its files. A stack dir inside a
+# private folder (a 0700 mktemp dir, a CI workspace) is out of its reach, so the cluster then
+# lives in a world-searchable folder outside DIR, linked from DIR/data/postgres and recorded in
+# DIR/run/postgres-home, which `down --purge` removes too.
+postgres_home() {
+  mkdir -p "$STACK_DIR/data" "$STACK_DIR/run"
+  if runuser -u postgres -- test -x "$STACK_DIR/data"; then
+    printf '%s\n' "$STACK_DIR/data"
+    return
+  fi
+  local ext
+  ext="/tmp/vibedata-pg-$(printf '%s' "$STACK_DIR" | sha256sum | cut -c1-12)"
+  mkdir -p "$ext" && chmod 755 "$ext"
+  printf '%s\n' "$ext" >"$STACK_DIR/run/postgres-home"
+  printf '%s\n' "$ext"
+}
+
 start_postgres() {
-  local port=$((BASE_PORT + 9)) pgdata="$STACK_DIR/data/postgres" tls="$STACK_DIR/data/postgres-tls"
-  local sock="$STACK_DIR/run/postgres" t pwfile
+  local home port=$((BASE_PORT + 9)) pgdata tls sock t pwfile
   t=$(now_ms)
   if svc_running postgres; then running_line postgres "127.0.0.1:$port"; return; fi
+  home=$(postgres_home)
+  pgdata="$home/postgres" tls="$home/postgres-tls" sock="$home/postgres-run"
+  if [[ "$home" != "$STACK_DIR/data" ]]; then
+    [[ -L "$STACK_DIR/data/postgres" || ! -e "$STACK_DIR/data/postgres" ]] || die "$STACK_DIR/data/postgres exists but postgres cannot reach it; down --purge this stack"
+    ln -sfn "$pgdata" "$STACK_DIR/data/postgres"
+  fi
   # A Unix socket path must fit in 107 bytes; fall back to a short folder outside DIR if needed.
-  (( ${#sock} < 80 )) || sock="/tmp/vibedata-pg-$(printf '%s' "$STACK_DIR" | sha256sum | cut -c1-12)"
+  (( ${#sock} < 80 )) || sock="/tmp/vibedata-pg-$(printf '%s' "$STACK_DIR" | sha256sum | cut -c1-12)-run"
   mkdir -p "$sock" "$tls" "$STACK_DIR/run"
   printf '%s\n' "$sock" >"$STACK_DIR/run/postgres-socket-dir"
   chown postgres:postgres "$sock" "$tls"
-  runuser -u postgres -- test -x "$STACK_DIR/data" \
-    || die "user postgres cannot reach $STACK_DIR/data; put the stack dir under a world-searchable path"
+  runuser -u postgres -- test -x "$sock" || die "user postgres cannot reach $sock"
   port_free postgres "$port"
   if [[ ! -s "$pgdata/PG_VERSION" ]]; then
     rm -rf "$pgdata" && mkdir -p "$pgdata" && chown postgres:postgres "$pgdata" && chmod 700 "$pgdata"
@@ -184,13 +208,14 @@ write_emulator_json() {
   D="$STACK_DIR" P="$BASE_PORT" TENANT="$STACK_TENANT_ID" SUB="$STACK_SUBSCRIPTION_ID" \
   RG="$STACK_RESOURCE_GROUP" CLIENT="$STACK_IDENTITY_CLIENT_ID" PRINCIPAL="$STACK_IDENTITY_PRINCIPAL_ID" \
   HEADER="$IDENTITY_HEADER" ACR="$STACK_ACR_NAME" ISSUER="$STACK_TOKEN_ISSUER" \
+  AUTOMATION="$STACK_AUTOMATION_ACCOUNT" \
   PUBPW="$PUBLISHER_PASSWORD" PGPW="$PG_VIBEDATA_PASSWORD" python3 - >"$STACK_DIR/emulator.json" <<'EOF'
 import json, os
 e = os.environ
 d, p = e["D"], int(e["P"])
 print(json.dumps({
     "stateDir": f"{d}/data/emulator",
-    "listen": {"arm": p, "vault": p + 1, "identity": p + 2, "acrAuth": p + 3},
+    "listen": {"arm": p, "vault": p + 1, "identity": p + 2, "acrAuth": p + 3, "apps": p + 11},
     "tls": {"cert": f"{d}/ca/server.pem", "key": f"{d}/ca/server.key"},
     "tokenSigning": {"cert": f"{d}/ca/token-signing.pem", "key": f"{d}/ca/token-signing.key"},
     "tenantId": e["TENANT"], "subscriptionId": e["SUB"], "resourceGroup": e["RG"], "location": "eastus",
@@ -203,6 +228,19 @@ print(json.dumps({
                          "service": e["ACR"], "issuer": e["ISSUER"]},
     "publisherRegistry": {"loginServer": f"127.0.0.1:{p + 7}"},
     "caFile": f"{d}/ca/ca.pem",
+    # The managed resource group (emulator/src/arm/inventory.rs): names derive from baseName;
+    # every private endpoint registers endpointIp; ports say where the stack serves each service.
+    "inventory": {
+        "baseName": "vibedata-local", "endpointIp": "127.0.0.1",
+        "ports": {"keyVault": p + 1, "blob": p + 4, "queue": p + 5, "table": p + 6,
+                  "registry": p + 8, "postgres": p + 9},
+    },
+    "automationAccount": e["AUTOMATION"],
+    # The account's runtime environments (system-generated in Azure); versions change over time.
+    "automation": {"runtimeEnvironments": [
+        {"name": "PowerShell-7.4", "language": "PowerShell", "version": "7.4", "defaultPackages": {"Az": "12.3.0"}},
+        {"name": "Python-3.10", "language": "Python", "version": "3.10", "defaultPackages": {}},
+    ]},
     "secrets": {
         "publisher-pull-credential": json.dumps({"username": "publisher", "password": e["PUBPW"]}),
         "postgres-password": e["PGPW"],
@@ -218,17 +256,24 @@ start_emulator() {
   bin=$(emulator_bin)
   t=$(now_ms)
   write_emulator_json
-  if svc_running emulator; then running_line emulator "127.0.0.1:$BASE_PORT-$((BASE_PORT + 3))"; return; fi
-  for p in 0 1 2 3; do port_free emulator "$((BASE_PORT + p))"; done
+  if svc_running emulator; then running_line emulator "127.0.0.1:$BASE_PORT-$((BASE_PORT + 3)),$((BASE_PORT + 11))"; return; fi
+  for p in 0 1 2 3 11; do port_free emulator "$((BASE_PORT + p))"; done
   START_CWD="$STACK_DIR/data/emulator" start_bg emulator "$bin" --config "$STACK_DIR/emulator.json"
-  for p in 0 1 2 3; do
+  for p in 0 1 2 3 11; do
     wait_ready emulator "$READY_TIMEOUT" http_is 200 "https://127.0.0.1:$((BASE_PORT + p))/_emulator/health"
   done
-  ready_line emulator "127.0.0.1:$BASE_PORT-$((BASE_PORT + 3))" "$t"
+  ready_line emulator "127.0.0.1:$BASE_PORT-$((BASE_PORT + 3)),$((BASE_PORT + 11))" "$t"
 }
 
 write_env_file() {
-  local d="$STACK_DIR" p="$BASE_PORT"
+  local d="$STACK_DIR" p="$BASE_PORT" inv=""
+  # From the emulator's inventory (DIR/inventory.json): resource names and where the stack
+  # serves each private FQDN (docs/local-stack.md, "Health checks against the stack").
+  # Absent when there is no inventory (emulator skipped and not built).
+  inv=$(inventory_get '"" if not inv else "\n".join([
+      "export VIBEDATA_KEY_VAULT_NAME=" + inv["names"]["keyVault"],
+      "export VIBEDATA_STORAGE_ACCOUNT=" + inv["names"]["storageAccount"],
+      "export VIBEDATA_ENDPOINT_PORTS=" + inv["endpointPorts"]])')
   cat >"$d/env.tmp" <<EOF
 export VIBEDATA_STACK_DIR=$d
 export VIBEDATA_STACK_BASE_PORT=$p
@@ -247,10 +292,12 @@ export VIBEDATA_KEY_VAULT_URL=https://127.0.0.1:$((p + 1))
 export VIBEDATA_KEY_VAULT_VERIFY_CHALLENGE_RESOURCE=false
 export VIBEDATA_STORAGE_BLOB_URL=https://127.0.0.1:$((p + 4))/devstoreaccount1
 export VIBEDATA_ACR_NAME=$STACK_ACR_NAME
+export VIBEDATA_AUTOMATION_ACCOUNT=$STACK_AUTOMATION_ACCOUNT
 export VIBEDATA_ACR_LOGIN_SERVER=127.0.0.1:$((p + 8))
 export VIBEDATA_ACR_AUTH_ENDPOINT=https://127.0.0.1:$((p + 3))
 export VIBEDATA_PUBLISHER_REGISTRY=127.0.0.1:$((p + 7))
 export VIBEDATA_PUBLISHER_CREDENTIAL_SECRET=publisher-pull-credential
+export VIBEDATA_IMAGES=vibedata/api,vibedata/auth,vibedata/catalog,vibedata/exporter,vibedata/gateway,vibedata/health-probe,vibedata/ingest,vibedata/notifier,vibedata/query-engine,vibedata/scheduler,vibedata/web,vibedata/worker
 export VIBEDATA_STACK_PUBLISHER_USER=publisher
 export VIBEDATA_STACK_PUBLISHER_PASSWORD=$PUBLISHER_PASSWORD
 export VIBEDATA_POSTGRES_HOST=127.0.0.1
@@ -260,6 +307,10 @@ export VIBEDATA_POSTGRES_USER=vibedata
 export VIBEDATA_POSTGRES_PASSWORD_SECRET=postgres-password
 export VIBEDATA_STACK_POSTGRES_SUPERUSER_PASSWORD=$PG_SUPERUSER_PASSWORD
 export VIBEDATA_EMULATOR_CONTROL=https://127.0.0.1:$p/_emulator
+export VIBEDATA_HEALTH_CANARY_SECRET=health-canary
+export VIBEDATA_DNS_SERVER=127.0.0.1:$((p + 10))
+export VIBEDATA_STACK_APPS_ENDPOINT=https://127.0.0.1:$((p + 11))
+${inv}
 EOF
   chmod 600 "$d/env.tmp" && mv "$d/env.tmp" "$d/env"
 }

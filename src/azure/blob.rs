@@ -74,6 +74,18 @@ impl Container {
         self.client.exists().await.map_err(|e| sdk_error(&self.name, e))
     }
 
+    /// Lists one page of at most `max` blobs and returns how many it held: the container exists
+    /// and the identity may list it (the health probe's Blob check).
+    pub async fn list_page(&self, max: i32) -> Result<usize, AzureError> {
+        use futures::TryStreamExt;
+        let options = azure_storage_blob::models::BlobContainerClientListBlobsOptions { maxresults: Some(max), ..Default::default() };
+        let mut pages = self.client.list_blobs(Some(options)).map_err(|e| sdk_error(&self.name, e))?.into_pages();
+        match pages.try_next().await.map_err(|e| sdk_error(&self.name, e))? {
+            Some(page) => Ok(page.into_model().map_err(|e| sdk_error(&self.name, e))?.blob_items.len()),
+            None => Ok(0),
+        }
+    }
+
     /// Whether a blob exists (a HEAD: nothing is downloaded). Used by the OCI layout to skip
     /// content-addressed blobs it already holds.
     pub async fn blob_exists(&self, name: &str) -> Result<bool, AzureError> {

@@ -3,7 +3,9 @@
 
 pub mod acr;
 pub mod arm;
+pub mod automation;
 pub mod blob;
+pub mod discovery;
 pub mod error;
 pub mod identity;
 pub mod keyvault;

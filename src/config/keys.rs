@@ -81,7 +81,7 @@ pub static KEYS: &[KeySpec] = &[
     // Runbook Bootstrap.
     key("VIBEDATA_AUTOMATION_ACCOUNT", Need::Steps(&[Step::Runbooks, Step::Health]), "the Automation Account"),
     key("VIBEDATA_RUNTIME_ENVIRONMENTS", Need::Optional,
-        "runtime environments to ensure, as Name=Language:Version pairs (e.g. PowerShell-7.4=PowerShell:7.4,Python-3.10=Python:3.10)"),
+        "runtime environments to ensure, as Name=Language:Version pairs (e.g. PowerShell74=PowerShell:7.4,Python310=Python:3.10; names without dots, as Automation requires of user-created environments)"),
     KeySpec { default: Some("1048576"), ..key("VIBEDATA_RUNBOOK_MAX_BYTES", Need::Optional, "largest runbook script accepted, in bytes") },
     // DB Deployment, Registry and Health.
     key("VIBEDATA_POSTGRES_HOST", Need::Steps(DB_USERS), "Postgres flexible server host"),
@@ -92,6 +92,13 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { default: Some("verify-full"), ..key("VIBEDATA_POSTGRES_SSLMODE", Need::Optional, "require or verify-full; TLS is never off") },
     KeySpec { default: Some("120"), ..key("VIBEDATA_DB_LOCK_TIMEOUT_SECS", Need::Optional, "how long a second migration runner waits for the migration lock") },
     key("VIBEDATA_HEALTH_CANARY_SECRET", Need::Steps(&[Step::Health]), "Key Vault secret the health probe reads"),
+    // Registry Bootstrap and Health Bootstrap.
+    KeySpec { default: Some("8"), ..key("VIBEDATA_DISCOVERY_CONCURRENCY", Need::Optional, "ARM reads in flight at once during discovery") },
+    key("VIBEDATA_DNS_SERVER", Need::Optional, "host:port of the DNS server the health checks resolve with (default: the system resolver)"),
+    key("VIBEDATA_ENDPOINT_PORTS", Need::Optional, "fqdn=port,... where a name is served on another port than its service's (the local stack)"),
+    KeySpec { default: Some("unhealthy"), ..key("VIBEDATA_HEALTH_FAIL_ON", Need::Optional, "exit 1 when the overall health is this bad: unhealthy, degraded or never") },
+    KeySpec { default: Some("10"), ..key("VIBEDATA_HEALTH_TIMEOUT_SECS", Need::Optional, "deadline of one health check") },
+    KeySpec { default: Some("16"), ..key("VIBEDATA_HEALTH_CONCURRENCY", Need::Optional, "health checks in flight at once") },
     key("VIBEDATA_CONFIG_FILE", Need::Optional, "JSON file with any of these keys; the environment wins"),
 ];
 

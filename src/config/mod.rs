@@ -21,7 +21,7 @@ use url::Url;
 use crate::cloud::Cloud;
 use crate::sequence::Step;
 pub use keys::{required_for, KeySpec, Need, KEYS};
-pub use sections::{ArtifactsConfig, DatabaseConfig, DbAuth, ImportMethod, ImportMode, RunbooksConfig, RuntimeEnvironment};
+pub use sections::{ArtifactsConfig, DatabaseConfig, DbAuth, FailOn, HealthConfig, ImportMethod, ImportMode, RegistryConfig, RunbooksConfig, RuntimeEnvironment};
 pub use source::{ConfigError, Problem, Source};
 use keys::DB_USERS;
 use validator::Validator;
@@ -50,6 +50,8 @@ pub struct Config {
     pub artifacts: Option<ArtifactsConfig>,
     pub runbooks: Option<RunbooksConfig>,
     pub database: Option<DatabaseConfig>,
+    pub registry: Option<RegistryConfig>,
+    pub health: Option<HealthConfig>,
 }
 
 /// Which user-assigned identity to ask tokens for.
@@ -143,6 +145,8 @@ impl Config {
 
         let runbooks = if steps.contains(&Step::Runbooks) { Some(v.runbooks()) } else { None };
         let database = if steps.iter().any(|s| DB_USERS.contains(s)) { Some(v.database()) } else { None };
+        let registry = if steps.contains(&Step::Registry) { Some(v.registry()) } else { None };
+        let health = if steps.contains(&Step::Health) { Some(v.health()) } else { None };
 
         if !v.problems.is_empty() {
             return Err(ConfigError { problems: v.problems });
@@ -169,6 +173,8 @@ impl Config {
             artifacts,
             runbooks,
             database,
+            registry,
+            health,
         })
     }
 

@@ -79,7 +79,84 @@ pub struct DatabaseConfig {
     pub lock_timeout: Duration,
 }
 
+/// Configuration of the Registry Bootstrap step.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// ARM reads in flight at once while discovering.
+    pub concurrency: usize,
+}
+
+/// How bad the overall health must be for `run health` to fail (exit 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    Unhealthy,
+    Degraded,
+    Never,
+}
+
+/// Configuration of the Health Bootstrap step.
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    pub canary_secret: String,
+    pub automation_account: String,
+    /// `None`: the system resolver (Azure's, inside the VNet).
+    pub dns_server: Option<std::net::SocketAddr>,
+    /// Lower-cased FQDN → the port it is served on, where that is not the service's own.
+    pub endpoint_ports: std::collections::BTreeMap<String, u16>,
+    pub fail_on: FailOn,
+    pub timeout: Duration,
+    pub concurrency: usize,
+    /// Where the ACR token exchange goes (default: the registry's login server).
+    pub acr_auth_endpoint: Option<Url>,
+}
+
 impl Validator<'_> {
+    pub(super) fn registry(&mut self) -> RegistryConfig {
+        RegistryConfig { concurrency: self.number("VIBEDATA_DISCOVERY_CONCURRENCY", 1, 64) as usize }
+    }
+
+    pub(super) fn health(&mut self) -> HealthConfig {
+        let canary_secret = self.raw("VIBEDATA_HEALTH_CANARY_SECRET").unwrap_or_default().to_owned();
+        if !canary_secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            self.problem("VIBEDATA_HEALTH_CANARY_SECRET", format!("is {canary_secret:?}, not a Key Vault secret name"));
+        }
+        let dns_server = self.raw("VIBEDATA_DNS_SERVER").and_then(|raw| {
+            let parsed = raw.parse::<std::net::SocketAddr>().ok().or_else(|| raw.parse::<std::net::IpAddr>().ok().map(|ip| (ip, 53).into()));
+            if parsed.is_none() {
+                self.problem("VIBEDATA_DNS_SERVER", format!("is {raw:?}; expected ip:port or ip"));
+            }
+            parsed
+        });
+        let mut endpoint_ports = std::collections::BTreeMap::new();
+        for item in self.raw("VIBEDATA_ENDPOINT_PORTS").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item.split_once('=').map(|(n, p)| (n.trim(), p.trim().parse::<u16>())) {
+                Some((n, Ok(p))) if !n.is_empty() && p > 0 => {
+                    endpoint_ports.insert(n.trim_end_matches('.').to_ascii_lowercase(), p);
+                }
+                _ => self.problem("VIBEDATA_ENDPOINT_PORTS", format!("has {item:?}; expected fqdn=port")),
+            }
+        }
+        let fail_on = match self.or_default("VIBEDATA_HEALTH_FAIL_ON").to_ascii_lowercase().as_str() {
+            "unhealthy" => FailOn::Unhealthy,
+            "degraded" => FailOn::Degraded,
+            "never" => FailOn::Never,
+            other => {
+                self.problem("VIBEDATA_HEALTH_FAIL_ON", format!("is {other:?}; expected unhealthy, degraded or never"));
+                FailOn::Unhealthy
+            }
+        };
+        HealthConfig {
+            canary_secret,
+            automation_account: self.raw("VIBEDATA_AUTOMATION_ACCOUNT").unwrap_or_default().to_owned(),
+            dns_server,
+            endpoint_ports,
+            fail_on,
+            timeout: Duration::from_secs(self.number("VIBEDATA_HEALTH_TIMEOUT_SECS", 1, 600)),
+            concurrency: self.number("VIBEDATA_HEALTH_CONCURRENCY", 1, 256) as usize,
+            acr_auth_endpoint: self.url("VIBEDATA_ACR_AUTH_ENDPOINT"),
+        }
+    }
+
     pub(super) fn runbooks(&mut self) -> RunbooksConfig {
         let automation_account = self.raw("VIBEDATA_AUTOMATION_ACCOUNT").unwrap_or_default().to_owned();
         let mut runtime_environments = Vec::new();

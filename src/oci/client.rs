@@ -206,6 +206,17 @@ impl Registry {
         }
     }
 
+    /// `GET /v2/` with a token for no repository: the registry is up and accepts our credentials
+    /// (the health probe's ACR check).
+    pub async fn ping(&self) -> Result<(), OciError> {
+        let resp = self.direct(&[], "/v2/", true, || self.http.get(self.url("/v2/"))).await?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        Err(transport::from_status(status, &resp.text().await.unwrap_or_default(), &self.host, "/v2/"))
+    }
+
     /// The manifest `reference` (tag or digest) of `repository`. Fetched by digest, its bytes are
     /// verified against that digest.
     pub async fn manifest(&self, repository: &str, reference: &str) -> Result<Manifest, OciError> {

@@ -2,7 +2,11 @@
 //! only), then applies it; `--dry-run` stops after the plan.
 
 pub mod artifacts;
+pub mod database;
+pub mod health;
 pub mod preflight;
+pub mod registry;
+pub mod runbooks;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -43,6 +47,10 @@ pub trait Phase: Send + Sync {
 pub fn implementation(step: Step) -> Option<Box<dyn Phase>> {
     match step {
         Step::Artifacts => Some(Box::new(artifacts::Artifacts)),
-        Step::Runbooks | Step::Database | Step::Airbyte | Step::Ai | Step::Registry | Step::Health => None,
+        Step::Runbooks => Some(Box::new(runbooks::Runbooks)),
+        Step::Database => Some(Box::new(database::Database)),
+        Step::Registry => Some(Box::new(registry::Registry)),
+        Step::Health => Some(Box::new(health::Health)),
+        Step::Airbyte | Step::Ai => None,
     }
 }

@@ -4,7 +4,8 @@
 # Checks that every service of a running local stack answers as docs/local-stack.md says:
 # Azurite over HTTPS (a bearer token is accepted on blob), the publisher registry (basic auth),
 # the customer registry (401 with the emulator's token realm), PostgreSQL (TLS verify-full,
-# scram, as user vibedata), and the emulator's health on all four ports (unless it was skipped).
+# scram, as user vibedata), the emulator's health on its five ports and the DNS stand-in (unless
+# skipped).
 # Prints one line per check; exits non-zero if any failed. scripts/test runs it.
 set -uo pipefail
 
@@ -60,9 +61,15 @@ if ! skipped postgres; then
 fi
 
 if ! skipped emulator; then
-  for p in 0 1 2 3; do
+  for p in 0 1 2 3 11; do
     check "emulator :$((P + p)) /_emulator/health" 200 "$(code "https://127.0.0.1:$((P + p))/_emulator/health")"
   done
+fi
+
+if ! skipped dns && [[ -s "$VIBEDATA_STACK_DIR/inventory.json" ]]; then
+  name=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["dns"][0]["name"])' "$VIBEDATA_STACK_DIR/inventory.json")
+  check "dns stand-in: $name" 127.0.0.1 \
+    "$(python3 "$(dirname "$0")/../../scripts/lib/dnsq.py" --server "$VIBEDATA_DNS_SERVER" "$name" 2>&1)"
 fi
 
 (( FAILS == 0 )) || { echo "smoke: $FAILS check(s) failed; logs in $VIBEDATA_STACK_DIR/logs" >&2; exit 1; }

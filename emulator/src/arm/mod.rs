@@ -4,11 +4,15 @@
 //! matches lowercased path segments itself ([`dispatch`]). Order of checks, as ARM does it:
 //! bearer token → subscription → route → api-version → the operation.
 
+pub mod automation;
 pub mod deployments;
+pub mod endpoints;
 pub mod groups;
 pub mod import;
 pub mod inventory;
 pub mod lro;
+pub mod network;
+pub mod platform;
 pub mod resources;
 
 use std::collections::{BTreeMap, HashMap};
@@ -101,6 +105,8 @@ pub struct ArmRequest {
     pub query: HashMap<String, String>,
     /// `https://host:port`: ARM answers with absolute URLs on its own host.
     pub origin: String,
+    /// The request's `Content-Type`, if any (the runbook draft content is a raw body).
+    pub content_type: Option<String>,
     pub body: Bytes,
 }
 
@@ -161,6 +167,11 @@ pub async fn dispatch(State(st): State<Shared>, req: Request) -> Response {
         segs,
         query: query_map(parts.uri.query()),
         origin: origin(&parts.headers, &parts.uri),
+        content_type: parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         body,
     };
     if req.lower.len() >= 2
@@ -220,19 +231,33 @@ fn route(st: &Shared, req: &ArmRequest) -> Response {
         {
             import::poll(st, req)
         }
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.automation", "automationaccounts", _, _, ..] => {
+            automation::handle(st, req)
+        }
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.network", _, _, _, ..] => {
+            network::get_nested(st, req)
+        }
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.web", "sites", _, "config", "appsettings", "list"] => {
+            platform::app_settings(st, req)
+        }
         ["subscriptions", _, "resourcegroups", _, "providers", _, _, _] if m == Method::GET => {
             resources::get(st, req)
         }
-        _ => arm_error(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!(
-                "No HTTP resource was found that matches the request URI '{}{}'.",
-                req.origin,
-                req.segs.iter().fold(String::new(), |acc, s| acc + "/" + s)
-            ),
-        ),
+        _ => no_route(req),
     }
+}
+
+/// What ARM answers for a path no resource provider serves.
+pub fn no_route(req: &ArmRequest) -> Response {
+    arm_error(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!(
+            "No HTTP resource was found that matches the request URI '{}{}'.",
+            req.origin,
+            req.segs.iter().fold(String::new(), |acc, s| acc + "/" + s)
+        ),
+    )
 }
 
 /// ARM's 401s, with the `WWW-Authenticate` ARM sends (no `claims`, so SDKs do not treat it as

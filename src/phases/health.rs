@@ -1,0 +1,255 @@
+//! Health Bootstrap (RFC-60 phase 15): check every component the registry recorded — DNS, TCP
+//! and TLS per endpoint, then a service probe — and record the results, with history, and the
+//! current status in the registry.
+//!
+//! The plan is the checks themselves (reads only); recording is the apply. `changes` counts
+//! status transitions (DESIGN §3), so a rerun with the same results is `unchanged`. The run
+//! fails (exit 1) when the overall status is at least as bad as `VIBEDATA_HEALTH_FAIL_ON`
+//! (default Unhealthy); the outputs still carry the overall status and the failing checks.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::preflight::Check;
+use super::{Phase, Report};
+use crate::config::{FailOn, HealthConfig};
+use crate::context::Context;
+use crate::db::DbError;
+use crate::error::RunError;
+use crate::sequence::Step;
+use model::{CheckResult, State};
+use probes::{Outcome, Service};
+use record::{Endpoint, Target};
+
+pub mod model;
+pub mod net;
+pub mod probes;
+pub mod record;
+
+const PHASE: &str = "health";
+
+pub struct Health;
+
+fn db_error(e: DbError) -> RunError {
+    RunError::Phase { phase: PHASE.into(), code: e.code().into(), resource: e.resource(), message: e.to_string() }
+}
+
+/// One check to run.
+#[derive(Debug, Clone)]
+enum Kind {
+    Dns(Endpoint),
+    Tcp(Endpoint),
+    Tls(Endpoint),
+    Service(Service),
+}
+
+#[derive(Debug, Clone)]
+struct Planned {
+    component: String,
+    name: String,
+    required: bool,
+    kind: Kind,
+}
+
+/// Pure: the checks of every component, in a stable order.
+fn plan(targets: &[Target], cfg: &HealthConfig) -> Vec<Planned> {
+    let mut out = Vec::new();
+    for t in targets {
+        let mut add = |name: String, required: bool, kind: Kind| out.push(Planned { component: t.name.clone(), name, required, kind });
+        for e in &t.endpoints {
+            let port = port(cfg, e);
+            add(format!("dns:{}", e.fqdn), true, Kind::Dns(e.clone()));
+            add(format!("tcp:{}:{port}", e.fqdn), true, Kind::Tcp(e.clone()));
+            add(format!("tls:{}:{port}", e.fqdn), true, Kind::Tls(e.clone()));
+        }
+        if let Some((service, required)) = t.role.as_deref().and_then(|r| probes::service_for(r, &t.properties)) {
+            let what = match &service {
+                Service::KeyVault => "key-vault-canary",
+                Service::Blob => "blob-list",
+                Service::Postgres => "postgres-query",
+                Service::Acr { .. } => "registry-token",
+                Service::Automation => "runbooks-published",
+                Service::Http { .. } => "http-health",
+                Service::NoApi => "none",
+            };
+            add(format!("service:{what}"), required, Kind::Service(service));
+        }
+    }
+    out
+}
+
+/// The port a name is served on: the override (the local stack's) or the registered one.
+fn port(cfg: &HealthConfig, e: &Endpoint) -> u16 {
+    cfg.endpoint_ports.get(&e.fqdn.to_ascii_lowercase()).copied().unwrap_or(e.port)
+}
+
+async fn run_one(ctx: &Context, cfg: &HealthConfig, tls: &Arc<tokio_rustls::rustls::ClientConfig>, p: &Planned) -> CheckResult {
+    let started = Instant::now();
+    // TCP and TLS go to the registered address, not the resolved one: a wrong DNS record is the
+    // DNS check's finding, and must not turn every other check into a timeout.
+    let addr = |e: &Endpoint| e.ip.map(|ip| SocketAddr::new(ip, port(cfg, e)));
+    let work = async {
+        match &p.kind {
+            Kind::Dns(e) => dns(cfg, e).await,
+            Kind::Tcp(e) => match addr(e) {
+                Some(a) => match net::tcp(a, cfg.timeout).await {
+                    Ok(_) => Outcome::healthy(a.to_string(), "connected"),
+                    Err(err) => Outcome::unhealthy(format!("{a}: {err}"), "TcpConnectFailed"),
+                },
+                None => Outcome { state: State::Unknown, observed: None, reason: "no registered address".into(), code: None },
+            },
+            Kind::Tls(e) => match addr(e) {
+                Some(a) => match net::tls(a, &e.fqdn, e.protocol == "postgres", tls.clone(), cfg.timeout).await {
+                    Ok(version) => Outcome::healthy(version, format!("verified certificate for {}", e.fqdn)),
+                    Err(err) => Outcome::unhealthy(format!("{a} as {}: {err}", e.fqdn), "TlsHandshakeFailed"),
+                },
+                None => Outcome { state: State::Unknown, observed: None, reason: "no registered address".into(), code: None },
+            },
+            Kind::Service(s) => probes::run(ctx, cfg, s).await,
+        }
+    };
+    let o = tokio::time::timeout(cfg.timeout * 2, work)
+        .await
+        .unwrap_or_else(|_| Outcome::unhealthy(format!("no verdict within {:?}", cfg.timeout * 2), "CheckTimedOut"));
+    CheckResult {
+        component: p.component.clone(),
+        name: p.name.clone(),
+        required: p.required,
+        state: o.state,
+        observed: o.observed,
+        reason: o.reason,
+        code: o.code,
+        duration_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+async fn dns(cfg: &HealthConfig, e: &Endpoint) -> Outcome {
+    match net::resolve(cfg.dns_server, &e.fqdn, cfg.timeout).await {
+        Ok(ips) => {
+            let observed = ips.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(",");
+            match e.ip {
+                Some(want) if ips.contains(&want) => Outcome::healthy(observed, format!("resolves to the registered {want}")),
+                Some(want) => Outcome { state: State::Unhealthy, observed: Some(observed.clone()), reason: format!("resolves to {}, the registry says {want}", if observed.is_empty() { "nothing" } else { &observed }), code: Some("DnsMismatch".into()) },
+                None => Outcome { state: State::Unknown, observed: Some(observed), reason: "no registered address to compare with".into(), code: None },
+            }
+        }
+        Err(err) => {
+            let code = if err == net::DnsError::NxDomain { "DnsNxDomain" } else { "DnsFailed" };
+            Outcome { state: State::Unhealthy, observed: Some(err.to_string()), reason: format!("{} does not resolve: {err}", e.fqdn), code: Some(code.into()) }
+        }
+    }
+}
+
+#[async_trait]
+impl Phase for Health {
+    fn step(&self) -> Step {
+        Step::Health
+    }
+
+    fn extra_scopes(&self, ctx: &Context) -> Vec<String> {
+        super::database::Database.extra_scopes(ctx)
+    }
+
+    async fn checks(&self, ctx: &Context) -> Vec<Check> {
+        let started = Instant::now();
+        let probe = async {
+            let db = super::database::connect_settings(ctx).await.map_err(|e| e.to_string())?;
+            let mut conn = db.connect("vibedata-bootstrap preflight").await.map_err(|e| e.to_string())?;
+            let n = record::targets(&mut conn).await.map_err(|e| e.to_string());
+            let _ = sqlx::Connection::close(conn).await;
+            n.map(|t| t.len())
+        };
+        vec![match probe.await {
+            Ok(0) => Check { name: "registry components".into(), ok: false, detail: "the registry holds no components; run `vibedata-bootstrap run registry` first".into(), duration_ms: started.elapsed().as_millis() as u64, code: Some("RegistryEmpty".into()), resource: Some("registry".into()) },
+            Ok(n) => Check::pass("registry components", format!("{n} components to check"), started),
+            Err(detail) => Check { name: "registry components".into(), ok: false, detail, duration_ms: started.elapsed().as_millis() as u64, code: Some("RegistryUnreadable".into()), resource: Some("registry".into()) },
+        }]
+    }
+
+    async fn run(&self, ctx: &Context) -> Result<Report, RunError> {
+        let cfg = ctx.config.health.clone().expect("health configuration is validated for this step");
+        let db = super::database::connect_settings(ctx).await?;
+        let mut conn = db.connect("vibedata-bootstrap health").await.map_err(db_error)?;
+        let targets = record::targets(&mut conn).await.map_err(db_error)?;
+        let planned = plan(&targets, &cfg);
+        let tls = net::tls_config(ctx.config.ca_file.as_deref()).map_err(RunError::Local)?;
+        tracing::info!(components = targets.len(), checks = planned.len(), resolver = %cfg.dns_server.map(|s| s.to_string()).unwrap_or_else(|| "system".into()), "running health checks");
+        let total = planned.len();
+        let mut done = 0usize;
+        let runs: Vec<_> = planned.iter().map(|p| run_one(ctx, &cfg, &tls, p)).collect();
+        let mut stream = futures::stream::iter(runs).buffer_unordered(cfg.concurrency);
+        let mut results = Vec::with_capacity(total);
+        while let Some(r) = stream.next().await {
+            done += 1;
+            if r.state != State::Healthy {
+                tracing::warn!(component = %r.component, check = %r.name, state = ?r.state, reason = %r.reason, "checked {done}/{total}: {} {} is {:?}", r.component, r.name, r.state);
+            } else {
+                tracing::info!(component = %r.component, check = %r.name, "checked {done}/{total}");
+            }
+            results.push(r);
+        }
+        drop(stream);
+        results.sort_by(|a, b| (&a.component, &a.name).cmp(&(&b.component, &b.name)));
+        let types: BTreeMap<String, String> = targets.iter().map(|t| (t.name.clone(), t.resource_type.clone())).collect();
+        let (components, overall) = model::components(&results, &|n| types.get(n).cloned().unwrap_or_default());
+        let arm_ids: BTreeMap<String, String> = targets.iter().map(|t| (t.name.clone(), t.arm_id.clone())).collect();
+        let transitions = record::record(&mut conn, &ctx.config.deployment_id, &arm_ids, &results, &components, overall, ctx.dry_run).await.map_err(db_error)?;
+        let _ = sqlx::Connection::close(conn).await;
+        tracing::info!(overall = ?overall, transitions, "health: {:?}; {transitions} status transitions", overall);
+
+        let failing: Vec<Value> = results
+            .iter()
+            .filter(|r| r.contribution() != State::Healthy)
+            .map(|r| json!({"component": r.component, "check": r.name, "state": r.state, "required": r.required, "observed": r.observed, "reason": r.reason, "code": r.code}))
+            .collect();
+        let summary = json!({
+            "overall": overall,
+            "components": components,
+            "checks": results.len(),
+            "failing": failing,
+            "transitions": transitions,
+            "resolver": cfg.dns_server.map(|s| s.to_string()).unwrap_or_else(|| "system".into()),
+        });
+        let fails = match cfg.fail_on {
+            FailOn::Unhealthy => overall == State::Unhealthy,
+            FailOn::Degraded => overall >= State::Degraded,
+            FailOn::Never => false,
+        };
+        if fails && !ctx.dry_run {
+            let first = failing.first().map(|f| format!("{}/{}: {}", f["component"].as_str().unwrap_or(""), f["check"].as_str().unwrap_or(""), f["reason"].as_str().unwrap_or(""))).unwrap_or_default();
+            return Err(RunError::Unhealthy { phase: PHASE.into(), overall: format!("{overall:?}"), failing: failing.len(), first, changes: transitions, summary });
+        }
+        Ok(Report { changes: transitions, summary })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_gets_dns_tcp_tls_and_the_component_its_probe() {
+        let e = Endpoint { fqdn: "kv.privatelink.vaultcore.azure.net".into(), ip: Some("10.0.0.4".parse().unwrap()), port: 443, protocol: "https".into() };
+        let t = Target { arm_id: "/s/kv".into(), name: "kv".into(), resource_type: "Microsoft.KeyVault/vaults".into(), role: Some("key-vault".into()), properties: json!({}), endpoints: vec![e] };
+        let mut cfg = crate::config::HealthConfig {
+            canary_secret: "c".into(),
+            automation_account: "aa".into(),
+            dns_server: None,
+            endpoint_ports: BTreeMap::from([("kv.privatelink.vaultcore.azure.net".to_owned(), 18401)]),
+            fail_on: FailOn::Unhealthy,
+            timeout: std::time::Duration::from_secs(1),
+            concurrency: 1,
+            acr_auth_endpoint: None,
+        };
+        let names: Vec<String> = plan(std::slice::from_ref(&t), &cfg).into_iter().map(|p| p.name).collect();
+        assert_eq!(names, ["dns:kv.privatelink.vaultcore.azure.net", "tcp:kv.privatelink.vaultcore.azure.net:18401", "tls:kv.privatelink.vaultcore.azure.net:18401", "service:key-vault-canary"]);
+        cfg.endpoint_ports.clear();
+        assert_eq!(plan(&[t], &cfg)[1].name, "tcp:kv.privatelink.vaultcore.azure.net:443", "without an override, the registered port");
+    }
+}

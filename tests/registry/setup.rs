@@ -1,0 +1,109 @@
+//! Setup shared by the Registry and Health Bootstrap tests: a database of the test's own
+//! (created by the stack's superuser), an artifact container and deployment id of its own, and
+//! the phases before these two run for real (`run artifacts`, optionally `run runbooks`, `run
+//! database`) against the sample release.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sqlx::AssertSqlSafe;
+
+use crate::common::*;
+use crate::support::*;
+
+/// The sample release these tests publish (deterministic, so every push gives the same digests).
+pub const RELEASE: &str = "2026.12.61";
+
+pub struct Platform {
+    pub stack: Stack,
+    pub name: String,
+    pub db: String,
+    pub container: String,
+    out: tempfile::TempDir,
+}
+
+pub fn ok(o: &Output) {
+    assert!(o.status.success(), "exit {:?}\n{}\n{}", o.status.code(), stdout(o), stderr(o));
+}
+
+impl Platform {
+    pub async fn new(name: &str) -> Platform {
+        let stack = Stack::get();
+        let db = create_database(&stack, name, "vibedata").await;
+        let container = format!("reg-{}-{}", name.replace('_', "-"), std::process::id());
+        Platform { stack, name: name.to_owned(), db, container, out: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn deployment_id(&self) -> String {
+        format!("{}-{}", self.db, std::process::id())
+    }
+
+    pub fn env(&self, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let manifest = format!("vibedata/release-manifest:{RELEASE}");
+        let mut o = vec![
+            ("VIBEDATA_POSTGRES_DATABASE", self.db.as_str()),
+            ("VIBEDATA_ARTIFACT_CONTAINER", self.container.as_str()),
+            ("VIBEDATA_RELEASE_MANIFEST", manifest.as_str()),
+            ("VIBEDATA_IMAGES", "vibedata/api"),
+        ];
+        o.extend_from_slice(extra);
+        // env_for names the deployment `<db>-<pid>`, unique per test.
+        self.stack.env_for(&self.db, &o)
+    }
+
+    /// `run <phase>` with `extra` env; the process output and the outputs JSON.
+    pub fn run(&self, phase: &str, extra: &[(&str, &str)]) -> (Output, Value) {
+        let path = self.out.path().join(format!("{phase}.json"));
+        let _ = std::fs::remove_file(&path);
+        let p = path.to_str().unwrap().to_owned();
+        let mut env = self.env(extra);
+        env.insert("AZ_SCRIPTS_OUTPUT_PATH".into(), p);
+        let o = self.stack.cli(&env, &["run", phase]);
+        let v = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
+        (o, v)
+    }
+
+    /// Publishes the sample release and runs the phases before the registry.
+    pub async fn prepare(&self, runbooks: bool) {
+        let pushed = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sample-release"))
+            .args(["push", "--release", RELEASE, "--out", &format!("{}/target/sample-release-tests/{RELEASE}", env!("CARGO_MANIFEST_DIR"))])
+            .envs(&self.stack.env)
+            .output()
+            .unwrap();
+        assert!(pushed.status.success(), "sample-release push: {}", String::from_utf8_lossy(&pushed.stderr));
+        let mut phases = vec!["artifacts"];
+        if runbooks {
+            phases.push("runbooks");
+        }
+        phases.push("database");
+        for phase in phases {
+            ok(&self.run(phase, &[]).0);
+        }
+    }
+
+    /// Every row of every table in the `registry` schema, as JSON text.
+    pub async fn registry_rows(&self) -> Vec<String> {
+        let mut conn = superuser(&self.stack, &self.db).await;
+        let tables: Vec<String> = sqlx::query_scalar("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'registry'").fetch_all(&mut conn).await.unwrap();
+        let mut rows = Vec::new();
+        for t in tables {
+            let mut more: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!("SELECT row_to_json(t)::text FROM registry.{t} t"))).fetch_all(&mut conn).await.unwrap();
+            rows.append(&mut more);
+        }
+        rows
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        scalar_i64(&mut superuser(&self.stack, &self.db).await, sql).await
+    }
+
+    pub async fn drop(self) {
+        drop_database(&self.stack, &self.db).await;
+    }
+}
+
+/// The emulator's inventory (`GET /_emulator/inventory`).
+pub async fn inventory(stack: &Stack) -> Value {
+    stack.http().get(format!("{}/inventory", stack.control())).send().await.unwrap().json().await.unwrap()
+}
