@@ -34,8 +34,9 @@ pub enum RunError {
 
     /// The health checks ran and were recorded, and the overall status is at least as bad as
     /// configured to fail (`VIBEDATA_HEALTH_FAIL_ON`). The outputs keep the phase's summary.
-    #[error("phase {phase}: the platform is {overall}: {failing} checks failing; first: {first}")]
-    Unhealthy { phase: String, overall: String, failing: usize, first: String, changes: u64, summary: serde_json::Value },
+    /// `report` is the phase's `(changes, summary)`, boxed to keep every `Result` small.
+    #[error("phase {phase}: {message}")]
+    Unhealthy { phase: String, message: String, report: Box<(u64, serde_json::Value)> },
 
     #[error("phase {phase}: {source}")]
     Ledger { phase: String, #[source] source: LedgerError },
@@ -71,7 +72,7 @@ impl RunError {
     /// then judged the result a failure (an Unhealthy platform).
     pub fn partial_report(&self) -> Option<(u64, serde_json::Value)> {
         match self {
-            RunError::Unhealthy { changes, summary, .. } => Some((*changes, summary.clone())),
+            RunError::Unhealthy { report, .. } => Some((**report).clone()),
             _ => None,
         }
     }
@@ -85,7 +86,7 @@ impl RunError {
             RunError::Preflight { code, resource, .. } => (code.clone(), resource.clone()),
             RunError::Azure { source, .. } => (source.code().to_owned(), source.resource().to_owned()),
             RunError::Phase { code, resource, .. } => (code.clone(), resource.clone()),
-            RunError::Unhealthy { overall, .. } => (overall.clone(), "overall".into()),
+            RunError::Unhealthy { report, .. } => (report.1["overall"].as_str().unwrap_or("Unhealthy").to_owned(), "overall".into()),
             RunError::Ledger { source: LedgerError::Azure(e), .. } => (e.code().to_owned(), e.resource().to_owned()),
             RunError::Ledger { phase, .. } => ("LockTimeout".into(), phase.clone()),
             RunError::Local(_) => ("LocalError".into(), String::new()),

@@ -19,6 +19,7 @@ pub mod plan;
 pub mod release;
 pub mod run;
 pub mod sequence;
+pub mod stored_release;
 
 /// The version and source commit, as `--version` prints them.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VIBEDATA_COMMIT"), ")");

@@ -157,18 +157,14 @@ impl Phase for Health {
     }
 
     async fn checks(&self, ctx: &Context) -> Vec<Check> {
+        // Before `run database` and `run registry` there is nothing to check yet; a preflight of
+        // every phase runs first, so that is not a failure here (the run stops on it instead).
         let started = Instant::now();
-        let probe = async {
-            let db = super::database::connect_settings(ctx).await.map_err(|e| e.to_string())?;
-            let mut conn = db.connect("vibedata-bootstrap preflight").await.map_err(|e| e.to_string())?;
-            let n = record::targets(&mut conn).await.map_err(|e| e.to_string());
-            let _ = sqlx::Connection::close(conn).await;
-            n.map(|t| t.len())
-        };
-        vec![match probe.await {
-            Ok(0) => Check { name: "registry components".into(), ok: false, detail: "the registry holds no components; run `vibedata-bootstrap run registry` first".into(), duration_ms: started.elapsed().as_millis() as u64, code: Some("RegistryEmpty".into()), resource: Some("registry".into()) },
-            Ok(n) => Check::pass("registry components", format!("{n} components to check"), started),
-            Err(detail) => Check { name: "registry components".into(), ok: false, detail, duration_ms: started.elapsed().as_millis() as u64, code: Some("RegistryUnreadable".into()), resource: Some("registry".into()) },
+        let name = "registry for health checks";
+        vec![match super::registry::schema_present(ctx).await {
+            Ok((target, true)) => Check::pass(name, format!("{target} holds the registry"), started),
+            Ok((target, false)) => Check::pass(name, format!("{target} has no registry yet; `run database` and `run registry` record it"), started),
+            Err(detail) => Check { name: name.into(), ok: false, detail, duration_ms: started.elapsed().as_millis() as u64, code: Some("PostgresUnreachable".into()), resource: Some("registry".into()) },
         }]
     }
 
@@ -176,7 +172,18 @@ impl Phase for Health {
         let cfg = ctx.config.health.clone().expect("health configuration is validated for this step");
         let db = super::database::connect_settings(ctx).await?;
         let mut conn = db.connect("vibedata-bootstrap health").await.map_err(db_error)?;
+        if let Ok((target, false)) = super::registry::schema_present(ctx).await {
+            return Err(super::registry::schema_missing(PHASE, &target));
+        }
         let targets = record::targets(&mut conn).await.map_err(db_error)?;
+        if targets.is_empty() {
+            return Err(RunError::Phase {
+                phase: PHASE.into(),
+                code: "RegistryEmpty".into(),
+                resource: db.target(),
+                message: "the registry holds no components; run `vibedata-bootstrap run registry` first".into(),
+            });
+        }
         let planned = plan(&targets, &cfg);
         let tls = net::tls_config(ctx.config.ca_file.as_deref()).map_err(RunError::Local)?;
         tracing::info!(components = targets.len(), checks = planned.len(), resolver = %cfg.dns_server.map(|s| s.to_string()).unwrap_or_else(|| "system".into()), "running health checks");
@@ -223,7 +230,8 @@ impl Phase for Health {
         };
         if fails && !ctx.dry_run {
             let first = failing.first().map(|f| format!("{}/{}: {}", f["component"].as_str().unwrap_or(""), f["check"].as_str().unwrap_or(""), f["reason"].as_str().unwrap_or(""))).unwrap_or_default();
-            return Err(RunError::Unhealthy { phase: PHASE.into(), overall: format!("{overall:?}"), failing: failing.len(), first, changes: transitions, summary });
+            let message = format!("the platform is {overall:?}: {} checks failing; first: {first}", failing.len());
+            return Err(RunError::Unhealthy { phase: PHASE.into(), message, report: Box::new((transitions, summary)) });
         }
         Ok(Report { changes: transitions, summary })
     }

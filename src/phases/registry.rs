@@ -100,6 +100,9 @@ impl Phase for Registry {
         tracing::info!(resources = snapshot.resources.len(), endpoints = snapshot.endpoints.len(), references = snapshot.configuration_references.len(), "discovered the deployment");
 
         let db = super::database::connect_settings(ctx).await?;
+        if let Ok((target, false)) = schema_present(ctx).await {
+            return Err(schema_missing(PHASE, &target));
+        }
         let mut conn = db.connect("vibedata-bootstrap registry").await.map_err(db_error)?;
         let release = current_release(ctx).await;
         let meta = store::Meta { deployment_id: &ctx.config.deployment_id, release: release.as_deref() };
@@ -122,23 +125,34 @@ impl Phase for Registry {
     }
 }
 
-/// Proves Postgres is reachable and the registry schema is there (`run database` applies it).
+/// Whether the registry schema is in the database: `(target, present)`. Proves Postgres is
+/// reachable with the run's credentials either way.
+pub async fn schema_present(ctx: &Context) -> Result<(String, bool), String> {
+    let db = super::database::connect_settings(ctx).await.map_err(|e| e.to_string())?;
+    let mut conn = db.connect("vibedata-bootstrap preflight").await.map_err(|e| e.to_string())?;
+    let present: Result<bool, _> = sqlx::query_scalar("SELECT to_regclass('registry.resources') IS NOT NULL AND to_regclass('registry.health_status') IS NOT NULL").fetch_one(&mut conn).await;
+    let _ = sqlx::Connection::close(conn).await;
+    present.map(|p| (db.target(), p)).map_err(|e| e.to_string())
+}
+
+/// Postgres reachable; the schema present or still to come. Before `run database` there is no
+/// schema yet, and a preflight of every phase runs first, so its absence is not a failure here
+/// (the run itself then stops with RegistrySchemaMissing).
 async fn schema_check(ctx: &Context, started: Instant) -> Check {
-    let name = "registry schema";
-    let probe = async {
-        let db = super::database::connect_settings(ctx).await.map_err(|e| e.to_string())?;
-        let mut conn = db.connect("vibedata-bootstrap preflight").await.map_err(|e| e.to_string())?;
-        let present: Result<bool, _> = sqlx::query_scalar("SELECT to_regclass('registry.resources') IS NOT NULL AND to_regclass('registry.health_status') IS NOT NULL").fetch_one(&mut conn).await;
-        let _ = sqlx::Connection::close(conn).await;
-        match present {
-            Ok(true) => Ok(format!("{} holds the registry schema", db.target())),
-            Ok(false) => Err(format!("{} has no registry schema; run `vibedata-bootstrap run database` first", db.target())),
-            Err(e) => Err(e.to_string()),
-        }
-    };
-    match probe.await {
-        Ok(detail) => Check::pass(name, detail, started),
-        Err(detail) => Check { name: name.into(), ok: false, detail, duration_ms: started.elapsed().as_millis() as u64, code: Some("RegistrySchemaMissing".into()), resource: Some("registry".into()) },
+    match schema_present(ctx).await {
+        Ok((target, true)) => Check::pass("registry schema", format!("{target} holds the registry schema"), started),
+        Ok((target, false)) => Check::pass("registry schema", format!("{target} has none yet; `run database` applies it"), started),
+        Err(detail) => Check { name: "registry schema".into(), ok: false, detail, duration_ms: started.elapsed().as_millis() as u64, code: Some("PostgresUnreachable".into()), resource: Some("registry".into()) },
+    }
+}
+
+/// Stops a run that has no schema to write to.
+pub fn schema_missing(phase: &str, target: &str) -> RunError {
+    RunError::Phase {
+        phase: phase.into(),
+        code: "RegistrySchemaMissing".into(),
+        resource: target.to_owned(),
+        message: "the database has no registry schema; run `vibedata-bootstrap run database` first".into(),
     }
 }
 

@@ -17,7 +17,6 @@ pub const RELEASE: &str = "2026.12.61";
 
 pub struct Platform {
     pub stack: Stack,
-    pub name: String,
     pub db: String,
     pub container: String,
     out: tempfile::TempDir,
@@ -32,11 +31,7 @@ impl Platform {
         let stack = Stack::get();
         let db = create_database(&stack, name, "vibedata").await;
         let container = format!("reg-{}-{}", name.replace('_', "-"), std::process::id());
-        Platform { stack, name: name.to_owned(), db, container, out: tempfile::tempdir().unwrap() }
-    }
-
-    pub fn deployment_id(&self) -> String {
-        format!("{}-{}", self.db, std::process::id())
+        Platform { stack, db, container, out: tempfile::tempdir().unwrap() }
     }
 
     pub fn env(&self, extra: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -25,6 +25,10 @@ impl<T> TableDiff<T> {
         self.added.len() + self.updated.len() + self.removed.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn keys(&self, name: impl Fn(&T) -> String) -> Value {
         json!({"added": self.added.iter().map(&name).collect::<Vec<_>>(), "updated": self.updated.iter().map(&name).collect::<Vec<_>>(), "removed": self.removed.iter().map(&name).collect::<Vec<_>>()})
     }
