@@ -105,10 +105,13 @@ async fn run_one(ctx: &Context, cfg: &HealthConfig, tls: &Arc<tokio_rustls::rust
                 None => Outcome { state: State::Unknown, observed: None, reason: "no registered address".into(), code: None },
             },
             Kind::Tls(e) => match addr(e) {
-                Some(a) => match net::tls(a, &e.fqdn, e.protocol == "postgres", tls.clone(), cfg.timeout).await {
-                    Ok(version) => Outcome::healthy(version, format!("verified certificate for {}", e.fqdn)),
-                    Err(err) => Outcome::unhealthy(format!("{a} as {}: {err}", e.fqdn), "TlsHandshakeFailed"),
-                },
+                Some(a) => {
+                    let sni = public_name(&e.fqdn);
+                    match net::tls(a, &sni, e.protocol == "postgres", tls.clone(), cfg.timeout).await {
+                        Ok(version) => Outcome::healthy(version, format!("verified certificate for {sni}")),
+                        Err(err) => Outcome::unhealthy(format!("{a} as {sni}: {err}"), "TlsHandshakeFailed"),
+                    }
+                }
                 None => Outcome { state: State::Unknown, observed: None, reason: "no registered address".into(), code: None },
             },
             Kind::Service(s) => probes::run(ctx, cfg, s).await,
@@ -126,6 +129,17 @@ async fn run_one(ctx: &Context, cfg: &HealthConfig, tls: &Arc<tokio_rustls::rust
         reason: o.reason,
         code: o.code,
         duration_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+/// The name a client presents for a private endpoint's address: the public one, which CNAMEs to
+/// the `privatelink` record (runtime-contracts §5.3), since services' certificates name the
+/// public host (`*.blob.core.windows.net`). It is the record's name without the `privatelink`
+/// label, except Key Vault, whose zone `privatelink.vaultcore.<suffix>` serves `vault.<suffix>`.
+fn public_name(fqdn: &str) -> String {
+    match fqdn.split_once(".privatelink.") {
+        Some((host, zone)) => format!("{host}.{}", zone.strip_prefix("vaultcore.").map(|z| format!("vault.{z}")).unwrap_or_else(|| zone.to_owned())),
+        None => fqdn.to_owned(),
     }
 }
 
@@ -257,6 +271,9 @@ mod tests {
         };
         let names: Vec<String> = plan(std::slice::from_ref(&t), &cfg).into_iter().map(|p| p.name).collect();
         assert_eq!(names, ["dns:kv.privatelink.vaultcore.azure.net", "tcp:kv.privatelink.vaultcore.azure.net:18401", "tls:kv.privatelink.vaultcore.azure.net:18401", "service:key-vault-canary"]);
+        assert_eq!(public_name("st.privatelink.blob.core.windows.net"), "st.blob.core.windows.net");
+        assert_eq!(public_name("kv.privatelink.vaultcore.usgovcloudapi.net"), "kv.vault.usgovcloudapi.net");
+        assert_eq!(public_name("aks-dns.hcp.eastus.azmk8s.io"), "aks-dns.hcp.eastus.azmk8s.io");
         cfg.endpoint_ports.clear();
         assert_eq!(plan(&[t], &cfg)[1].name, "tcp:kv.privatelink.vaultcore.azure.net:443", "without an override, the registered port");
     }
