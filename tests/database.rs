@@ -433,9 +433,12 @@ async fn exclusive_postgres_restarted_mid_run_is_retried_and_nothing_is_half_app
     let runner = spawn(&case.env(&[]), &["run", "database"]);
 
     wait_until(Duration::from_secs(60), "three release migrations", async || recorded(&case.stack, &case.db, "release").await.len() >= 3).await;
-    let data = case.stack.dir.join("data/postgres");
+    // The cluster may live outside a stack dir that user postgres cannot reach (scripts/lib:
+    // postgres_home), behind a link: hand pg_ctl the real path, from a directory it can enter.
+    let data = std::fs::canonicalize(case.stack.dir.join("data/postgres")).unwrap();
     let stop = std::process::Command::new("runuser")
         .args(["-u", "postgres", "--", &format!("{PG_BIN}/pg_ctl"), "-D", data.to_str().unwrap(), "stop", "-m", "fast"])
+        .current_dir("/")
         .output()
         .unwrap();
     assert!(stop.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&stop.stderr));
