@@ -199,17 +199,15 @@ impl Registry {
 
     /// Whether `repo:reference` exists (HEAD of the manifest).
     pub async fn manifest_exists(&self, repo: &str, reference: &str) -> Result<bool, CopyError> {
-        let context = format!("checking manifest {repo}:{reference}");
-        let resp = self
-            .send(
-                self.request(
-                    Method::HEAD,
-                    self.url(&format!("v2/{repo}/manifests/{reference}")),
-                )
-                .header(ACCEPT, ACCEPT_MANIFESTS),
-                &context,
-            )
-            .await?;
+        let head = self
+            .request(Method::HEAD, self.url(&format!("v2/{repo}/manifests/{reference}")))
+            .header(ACCEPT, ACCEPT_MANIFESTS);
+        self.exists(head, format!("checking manifest {repo}:{reference}")).await
+    }
+
+    /// Sends a HEAD: 2xx is present, 404 absent, anything else an error.
+    async fn exists(&self, head: reqwest::RequestBuilder, context: String) -> Result<bool, CopyError> {
+        let resp = self.send(head, &context).await?;
         match resp.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
@@ -270,18 +268,8 @@ impl Registry {
     }
 
     pub async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool, CopyError> {
-        let context = format!("checking blob {repo}@{digest}");
-        let resp = self
-            .send(
-                self.request(Method::HEAD, self.url(&format!("v2/{repo}/blobs/{digest}"))),
-                &context,
-            )
-            .await?;
-        match resp.status() {
-            s if s.is_success() => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
-            _ => Err(self.fail(resp, &context).await),
-        }
+        let head = self.request(Method::HEAD, self.url(&format!("v2/{repo}/blobs/{digest}")));
+        self.exists(head, format!("checking blob {repo}@{digest}")).await
     }
 
     pub async fn get_blob(&self, repo: &str, digest: &str) -> Result<Bytes, CopyError> {

@@ -11,9 +11,6 @@ use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 
-/// The sample release's images, as the Bicep template would list them.
-pub const SAMPLE_IMAGES: &str = "vibedata/api,vibedata/auth,vibedata/catalog,vibedata/exporter,vibedata/gateway,vibedata/health-probe,vibedata/ingest,vibedata/notifier,vibedata/query-engine,vibedata/scheduler,vibedata/web,vibedata/worker";
-
 pub struct Stack {
     pub dir: PathBuf,
     pub env: BTreeMap<String, String>,
@@ -31,10 +28,6 @@ impl Stack {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.trim_matches('"').trim_matches('\'').to_owned()))
             .collect();
-        let mut env: BTreeMap<String, String> = env;
-        // What the template hard-codes; the stack's env file carries it too, but older stack
-        // dirs may predate that.
-        env.entry("VIBEDATA_IMAGES".into()).or_insert_with(|| SAMPLE_IMAGES.into());
         Stack { dir, env }
     }
 

@@ -10,7 +10,8 @@ mod store;
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{FromRequestParts, OriginalUri, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -55,6 +56,20 @@ pub fn routes() -> Router<Shared> {
 }
 
 type Q = Query<HashMap<String, String>>;
+
+/// A request that passed [`admit`]: handlers take it as an argument, so no handler can forget
+/// the challenge or the api-version check. Holds the origin that ids are built from.
+struct Admitted(String);
+
+impl FromRequestParts<Shared> for Admitted {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, st: &Shared) -> Result<Self, Response> {
+        let q: HashMap<String, String> = Query::try_from_uri(&parts.uri).map(|Query(q)| q).unwrap_or_default();
+        let uri = parts.extensions.get::<OriginalUri>().map(|o| o.0.clone()).unwrap_or_else(|| parts.uri.clone());
+        admit(st, &parts.headers, &uri, &q).map(Admitted)
+    }
+}
 
 /// The part every handler shares: the token, then the api-version. Returns the URL origin
 /// (`https://host:port`) that ids are built from.
@@ -200,15 +215,9 @@ fn show(origin: &str, s: &Secret, v: &Version) -> Response {
 
 async fn get_latest(
     State(st): State<Shared>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    Admitted(origin): Admitted,
     Path(name): Path<String>,
-    Query(q): Q,
 ) -> Response {
-    let origin = match admit(&st, &headers, &uri, &q) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
     let store = st.vault.lock();
     match store.get(&name) {
         Some(s) => show(&origin, s, s.latest()),
@@ -218,15 +227,10 @@ async fn get_latest(
 
 async fn get_version(
     State(st): State<Shared>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    Admitted(origin): Admitted,
     Path((name, version)): Path<(String, String)>,
     Query(q): Q,
 ) -> Response {
-    let origin = match admit(&st, &headers, &uri, &q) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
     if version == "versions" {
         return list_versions(&st, &origin, &name, &q);
     }
@@ -242,16 +246,10 @@ async fn get_version(
 
 async fn set_secret(
     State(st): State<Shared>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    Admitted(origin): Admitted,
     Path(name): Path<String>,
-    Query(q): Q,
     body: Bytes,
 ) -> Response {
-    let origin = match admit(&st, &headers, &uri, &q) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
     if let Err(r) = check_name(&name) {
         return r;
     }
@@ -301,40 +299,30 @@ async fn set_secret(
 
 async fn update_latest(
     st: State<Shared>,
-    uri: OriginalUri,
-    headers: HeaderMap,
+    admitted: Admitted,
     Path(name): Path<String>,
-    q: Q,
     body: Bytes,
 ) -> Response {
-    update(st, uri, headers, name, None, q, body).await
+    update(st, admitted, name, None, body).await
 }
 
 async fn update_version(
     st: State<Shared>,
-    uri: OriginalUri,
-    headers: HeaderMap,
+    admitted: Admitted,
     Path((name, version)): Path<(String, String)>,
-    q: Q,
     body: Bytes,
 ) -> Response {
-    update(st, uri, headers, name, Some(version), q, body).await
+    update(st, admitted, name, Some(version), body).await
 }
 
 /// UpdateSecret: changes attributes, tags or content type of one version (not its value).
 async fn update(
     State(st): State<Shared>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    Admitted(origin): Admitted,
     name: String,
     version: Option<String>,
-    Query(q): Q,
     body: Bytes,
 ) -> Response {
-    let origin = match admit(&st, &headers, &uri, &q) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
     let body: Map<String, Value> = serde_json::from_slice(&body).unwrap_or_default();
     let mut store = st.vault.lock();
     let Some(secret) = store.get_mut(&name) else {
@@ -382,15 +370,9 @@ async fn update(
 
 async fn delete_secret(
     State(st): State<Shared>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    Admitted(origin): Admitted,
     Path(name): Path<String>,
-    Query(q): Q,
 ) -> Response {
-    let origin = match admit(&st, &headers, &uri, &q) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
     let deleted = st.vault.lock().delete(&name);
     match deleted {
         Some(d) => json(StatusCode::OK, deleted_bundle(&origin, &d)),
@@ -400,15 +382,9 @@ async fn delete_secret(
 
 async fn get_deleted(
     State(st): State<Shared>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    Admitted(origin): Admitted,
     Path(name): Path<String>,
-    Query(q): Q,
 ) -> Response {
-    let origin = match admit(&st, &headers, &uri, &q) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
     let store = st.vault.lock();
     match store.deleted(&name) {
         Some(d) => json(StatusCode::OK, deleted_bundle(&origin, d)),
@@ -418,15 +394,9 @@ async fn get_deleted(
 
 async fn recover_deleted(
     State(st): State<Shared>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    Admitted(origin): Admitted,
     Path(name): Path<String>,
-    Query(q): Q,
 ) -> Response {
-    let origin = match admit(&st, &headers, &uri, &q) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
     let recovered = st.vault.lock().recover(&name);
     match recovered {
         Some(s) => json(
@@ -437,16 +407,7 @@ async fn recover_deleted(
     }
 }
 
-async fn purge_deleted(
-    State(st): State<Shared>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    Query(q): Q,
-) -> Response {
-    if let Err(r) = admit(&st, &headers, &uri, &q) {
-        return r;
-    }
+async fn purge_deleted(State(st): State<Shared>, _: Admitted, Path(name): Path<String>) -> Response {
     if st.vault.lock().purge(&name) {
         StatusCode::NO_CONTENT.into_response()
     } else {
@@ -456,14 +417,9 @@ async fn purge_deleted(
 
 async fn list_secrets(
     State(st): State<Shared>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    Admitted(origin): Admitted,
     Query(q): Q,
 ) -> Response {
-    let origin = match admit(&st, &headers, &uri, &q) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
     let items: Vec<Value> = st
         .vault
         .lock()
@@ -476,14 +432,9 @@ async fn list_secrets(
 
 async fn list_deleted(
     State(st): State<Shared>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    Admitted(origin): Admitted,
     Query(q): Q,
 ) -> Response {
-    let origin = match admit(&st, &headers, &uri, &q) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
     let items: Vec<Value> = st
         .vault
         .lock()
