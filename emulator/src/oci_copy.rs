@@ -528,7 +528,13 @@ pub async fn write_tree(
                     b
                 }
             };
-            dst.put_blob(dst_repo, &digest, bytes).await?;
+            if let Err(e) = dst.put_blob(dst_repo, &digest, bytes).await {
+                // Another process (a test pushing with skopeo, our own `copy`) may have committed
+                // the same blob meanwhile; the registry then refuses this commit. Present is enough.
+                if !dst.blob_exists(dst_repo, &digest).await? {
+                    return Err(e);
+                }
+            }
         }
     }
     for child in &tree.children {

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 from . import release as rl
@@ -104,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         p.print_help(sys.stderr)
         return EXIT_USAGE
+    # Concurrent invocations (parallel test processes) would rewrite the same layout directory
+    # and push the same blobs at once; CNCF distribution's filesystem driver answers concurrent
+    # uploads of one digest with "digest invalid". One invocation at a time on this machine; the
+    # next finds everything in place and is a fast no-op.
+    lock = open(os.path.join(tempfile.gettempdir(), "vibedata-sample-release.lock"), "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         rel, out, counts = _build(args.release, args.out)
     except (ValueError, rl.LayoutError) as err:

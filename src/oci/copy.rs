@@ -212,7 +212,7 @@ async fn copy_blob(src: &Registry, src_repo: &str, dst: &Registry, dst_repo: &st
         }
     }
     let resource = format!("{src_repo}@{}", blob.digest);
-    transport::retry(dst.policy(), &resource, || async {
+    let uploaded = transport::retry(dst.policy(), &resource, || async {
         let stream = src.blob_stream(src_repo, &blob.digest).await?;
         let verified = Verify::new(Box::pin(stream), &blob.digest, progress.bytes.clone());
         let result = dst.upload_blob(dst_repo, &blob.digest, verified).await;
@@ -222,8 +222,18 @@ async fn copy_blob(src: &Registry, src_repo: &str, dst: &Registry, dst_repo: &st
             e => e,
         })
     })
-    .await?;
-    Ok(Outcome::Copied)
+    .await;
+    match uploaded {
+        Ok(()) => Ok(Outcome::Copied),
+        // Another process may have committed the same blob while we streamed it, and a registry
+        // can refuse the second commit (distribution answers DIGEST_INVALID). Content is addressed
+        // by digest: if the target has it now, the copy's goal is met.
+        Err(e @ OciError::Registry { .. }) => match dst.blob_exists(dst_repo, &blob.digest).await {
+            Ok(true) => Ok(Outcome::Skipped),
+            _ => Err(e),
+        },
+        Err(e) => Err(e),
+    }
 }
 
 /// One manifest of the graph and the blobs it names directly.
