@@ -58,14 +58,22 @@ async fn main() {
     std::env::set_var("IDENTITY_HEADER", &env["IDENTITY_HEADER"]);
     let ca = std::path::PathBuf::from(&env["VIBEDATA_CA_FILE"]);
     let http = vibedata_bootstrap::azure::http_client(Some(&ca), Duration::from_secs(60)).unwrap();
-    let tokens = Tokens::managed_identity(&IdentityRef::ClientId(env["VIBEDATA_IDENTITY_CLIENT_ID"].clone()), http.clone()).unwrap();
+    let tokens =
+        Tokens::managed_identity(&IdentityRef::ClientId(env["VIBEDATA_IDENTITY_CLIENT_ID"].clone()), http.clone())
+            .unwrap();
     let pipeline = Pipeline::new(http.clone(), tokens, RetryPolicy::default());
-    let arm = Arm::new(pipeline, url::Url::parse(&env["VIBEDATA_ARM_ENDPOINT"]).unwrap(), "https://management.azure.com/.default".into());
-    let acr = Acr::new(arm, &env["VIBEDATA_SUBSCRIPTION_ID"], &env["VIBEDATA_RESOURCE_GROUP"], &env["VIBEDATA_ACR_NAME"]);
+    let arm = Arm::new(
+        pipeline,
+        url::Url::parse(&env["VIBEDATA_ARM_ENDPOINT"]).unwrap(),
+        "https://management.azure.com/.default".into(),
+    );
+    let acr =
+        Acr::new(arm, &env["VIBEDATA_SUBSCRIPTION_ID"], &env["VIBEDATA_RESOURCE_GROUP"], &env["VIBEDATA_ACR_NAME"]);
 
     // The source: the sample release's API image, by digest, as the phase imports it.
     let control = env["VIBEDATA_EMULATOR_CONTROL"].trim_end_matches('/').to_owned();
-    let digest = std::env::var("BENCH_SOURCE_DIGEST").expect("BENCH_SOURCE_DIGEST: the digest of vibedata/api in the publisher");
+    let digest =
+        std::env::var("BENCH_SOURCE_DIGEST").expect("BENCH_SOURCE_DIGEST: the digest of vibedata/api in the publisher");
     let base = Import {
         registry_uri: env["VIBEDATA_PUBLISHER_REGISTRY"].clone(),
         username: Some(env["VIBEDATA_STACK_PUBLISHER_USER"].clone()),
@@ -74,7 +82,13 @@ async fn main() {
         target_tags: vec![],
         force: true,
     };
-    http.put(format!("{control}/import")).json(&serde_json::json!({"durationMs": SIMULATED_MS})).send().await.unwrap().error_for_status().unwrap();
+    http.put(format!("{control}/import"))
+        .json(&serde_json::json!({"durationMs": SIMULATED_MS}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
 
     let reps: usize = std::env::var("BENCH_REPS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
     let run_id = std::process::id();

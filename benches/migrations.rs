@@ -72,7 +72,8 @@ impl Server {
             verify_full: true,
             lock_timeout: Duration::from_secs(60),
         };
-        let password = PasswordSource::Fixed(Secret::new(self.env["VIBEDATA_STACK_POSTGRES_SUPERUSER_PASSWORD"].clone()));
+        let password =
+            PasswordSource::Fixed(Secret::new(self.env["VIBEDATA_STACK_POSTGRES_SUPERUSER_PASSWORD"].clone()));
         Db::new(&cfg, Some(self.env["VIBEDATA_CA_FILE"].clone().into()), password, Duration::from_secs(30))
     }
 }
@@ -148,13 +149,17 @@ async fn main() {
     let server = Server { env: common::Stack::get().env };
     let reps: usize = std::env::var("BENCH_REPS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
     let set = MigrationSet::from_files("release", "bench", files()).unwrap();
-    let (mut ours_apply, mut ours_rerun, mut bare_t, mut sqlx_t, mut conn_t) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ours_apply, mut ours_rerun, mut bare_t, mut sqlx_t, mut conn_t) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for rep in 1..=reps {
         let (a, r) = ours(&server, &set).await;
         let b = bare(&server, &set).await;
         let s = sqlx_migrator(&server, &set).await;
         let c = connect(&server).await;
-        println!("{}", serde_json::json!({"rep": rep, "oursMs": ms(a), "oursRerunMs": ms(r), "bareMs": ms(b), "sqlxMs": ms(s), "connectMs": ms(c)}));
+        println!(
+            "{}",
+            serde_json::json!({"rep": rep, "oursMs": ms(a), "oursRerunMs": ms(r), "bareMs": ms(b), "sqlxMs": ms(s), "connectMs": ms(c)})
+        );
         conn_t.push(c);
         ours_apply.push(a);
         ours_rerun.push(r);

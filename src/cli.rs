@@ -53,10 +53,12 @@ pub enum Command {
         json: bool,
     },
     /// Run one imperative phase, `preflight`, or `all` built phases in RFC-60 order.
-    #[command(after_help = "PHASE is one of: preflight, all, artifacts, runbooks, database, airbyte, ai, registry, health.\n\
+    #[command(
+        after_help = "PHASE is one of: preflight, all, artifacts, runbooks, database, airbyte, ai, registry, health.\n\
 Each run first checks its configuration, a token per audience, a harmless read of every resource it\n\
 touches and the ledger; it mutates nothing until those pass. A phase that is not built yet fails\n\
-with exit 1; `run all` lists it as skipped.")]
+with exit 1; `run all` lists it as skipped."
+    )]
     Run {
         /// The phase to run.
         phase: String,

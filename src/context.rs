@@ -27,9 +27,15 @@ pub struct Context {
 
 impl Context {
     pub fn new(config: Config, dry_run: bool) -> Result<Context, RunError> {
-        let http = crate::azure::http_client(config.ca_file.as_deref(), config.http_timeout).map_err(RunError::Local)?;
-        let policy = RetryPolicy { max_retries: config.max_retries, rbac_deadline: config.rbac_deadline, ..RetryPolicy::default() };
-        let tokens = Tokens::managed_identity(&config.identity, http.clone()).map_err(|e| RunError::azure("identity", e))?;
+        let http =
+            crate::azure::http_client(config.ca_file.as_deref(), config.http_timeout).map_err(RunError::Local)?;
+        let policy = RetryPolicy {
+            max_retries: config.max_retries,
+            rbac_deadline: config.rbac_deadline,
+            ..RetryPolicy::default()
+        };
+        let tokens =
+            Tokens::managed_identity(&config.identity, http.clone()).map_err(|e| RunError::azure("identity", e))?;
         let pipeline = Pipeline::new(http.clone(), tokens.clone(), policy.clone());
         let arm = Arm::new(pipeline.clone(), config.arm_endpoint.clone(), config.cloud.arm_scope());
         let ledger_container = Container::new(&config.blob_url, &config.ledger_container, &http, &policy, &tokens)
@@ -42,6 +48,7 @@ impl Context {
 
     /// A container of the configured storage account, on the run's transport and policy.
     pub fn container(&self, name: &str) -> Result<Container, RunError> {
-        Container::new(&self.config.blob_url, name, &self.http, &self.policy, &self.tokens).map_err(|e| RunError::azure("storage", e))
+        Container::new(&self.config.blob_url, name, &self.http, &self.policy, &self.tokens)
+            .map_err(|e| RunError::azure("storage", e))
     }
 }

@@ -36,7 +36,16 @@ pub async fn run(args: &CopyArgs, config_file: Option<&Path>) -> i32 {
     let result = async {
         let src = Registry::new(&plan.src.registry, plan.src_creds, plan.http.clone(), &plan.options)?;
         let dst = Registry::new(&plan.dst.registry, plan.dst_creds, plan.http.clone(), &plan.options)?;
-        copy(&src, &plan.src.repository, plan.src_ref.as_str(), &dst, &plan.dst.repository, plan.dst_tag.as_deref(), &opts).await
+        copy(
+            &src,
+            &plan.src.repository,
+            plan.src_ref.as_str(),
+            &dst,
+            &plan.dst.repository,
+            plan.dst_tag.as_deref(),
+            &opts,
+        )
+        .await
     }
     .await;
     ticker.abort();
@@ -73,7 +82,8 @@ struct Plan {
 fn prepare(args: &CopyArgs, config_file: Option<&Path>) -> Result<Plan, BadInput> {
     let src = ImageRef::parse(&args.src).map_err(|e| BadInput(format!("SRC {:?}: {e}", args.src)))?;
     let mut dst = ImageRef::parse(&args.dst).map_err(|e| BadInput(format!("DST {:?}: {e}", args.dst)))?;
-    let src_ref = src.target.clone().ok_or_else(|| BadInput(format!("SRC {:?} needs a :tag or @sha256: digest", args.src)))?;
+    let src_ref =
+        src.target.clone().ok_or_else(|| BadInput(format!("SRC {:?} needs a :tag or @sha256: digest", args.src)))?;
     let dst_tag = match (&dst.target, &src_ref) {
         (Some(Target::Tag(t)), _) => Some(t.clone()),
         (None, Target::Tag(t)) => {
@@ -83,7 +93,9 @@ fn prepare(args: &CopyArgs, config_file: Option<&Path>) -> Result<Plan, BadInput
         (None, Target::Digest(_)) => None,
         // A digest is a promise about content; we can only keep one we already know.
         (Some(Target::Digest(d)), Target::Digest(s)) if d == s => None,
-        (Some(Target::Digest(_)), _) => return Err(BadInput("DST may name a digest only when SRC names the same one".into())),
+        (Some(Target::Digest(_)), _) => {
+            return Err(BadInput("DST may name a digest only when SRC names the same one".into()))
+        }
     };
     if !(1..=64).contains(&args.jobs) {
         return Err(BadInput(format!("--jobs {} is out of range 1..=64", args.jobs)));
@@ -91,13 +103,20 @@ fn prepare(args: &CopyArgs, config_file: Option<&Path>) -> Result<Plan, BadInput
 
     let source = Source::load(config_file).map_err(|e| BadInput(e.to_string()))?;
     let number = |key: &str, default: u64| -> Result<u64, BadInput> {
-        source.get(key).map(|v| v.trim().parse::<u64>().map_err(|_| BadInput(format!("{key} is {v:?}, not a number")))).unwrap_or(Ok(default))
+        source
+            .get(key)
+            .map(|v| v.trim().parse::<u64>().map_err(|_| BadInput(format!("{key} is {v:?}, not a number"))))
+            .unwrap_or(Ok(default))
     };
     let timeout = Duration::from_secs(number("VIBEDATA_HTTP_TIMEOUT_SECS", 60)?.max(1));
     let max_retries = number("VIBEDATA_MAX_RETRIES", 8)? as u32;
     let ca_file = source.get("VIBEDATA_CA_FILE").filter(|s| !s.trim().is_empty()).map(std::path::PathBuf::from);
     let http = crate::azure::http_client(ca_file.as_deref(), timeout).map_err(BadInput)?;
-    let options = RegistryOptions { ca_file, timeout: Some(timeout), policy: RetryPolicy { max_retries, ..RetryPolicy::default() } };
+    let options = RegistryOptions {
+        ca_file,
+        timeout: Some(timeout),
+        policy: RetryPolicy { max_retries, ..RetryPolicy::default() },
+    };
 
     let src_creds = creds_from_env(args.src_creds_env.as_deref())?;
     let dst_creds = if args.dst_acr {
@@ -111,7 +130,12 @@ fn prepare(args: &CopyArgs, config_file: Option<&Path>) -> Result<Plan, BadInput
                 .ok_or_else(|| BadInput(format!("VIBEDATA_ACR_AUTH_ENDPOINT is {raw:?}; expected an https URL")))?,
             None => Url::parse(&format!("https://{}", dst.registry)).map_err(|e| BadInput(e.to_string()))?,
         };
-        Credentials::AcrIdentity(AcrIdentity { tokens, aad_scope: config.cloud.arm_scope(), auth_endpoint, tenant: config.tenant_id.clone() })
+        Credentials::AcrIdentity(AcrIdentity {
+            tokens,
+            aad_scope: config.cloud.arm_scope(),
+            auth_endpoint,
+            tenant: config.tenant_id.clone(),
+        })
     } else {
         creds_from_env(args.dst_creds_env.as_deref())?
     };
@@ -123,7 +147,10 @@ fn prepare(args: &CopyArgs, config_file: Option<&Path>) -> Result<Plan, BadInput
 fn creds_from_env(var: Option<&str>) -> Result<Credentials, BadInput> {
     let Some(var) = var else { return Ok(Credentials::Anonymous) };
     let value = std::env::var(var).map_err(|_| BadInput(format!("environment variable {var} is not set")))?;
-    let (user, password) = value.split_once(':').filter(|(u, p)| !u.is_empty() && !p.is_empty()).ok_or_else(|| BadInput(format!("{var} must hold user:password")))?;
+    let (user, password) = value
+        .split_once(':')
+        .filter(|(u, p)| !u.is_empty() && !p.is_empty())
+        .ok_or_else(|| BadInput(format!("{var} must hold user:password")))?;
     Ok(Credentials::Basic { username: user.to_owned(), password: Secret::new(password) })
 }
 

@@ -25,7 +25,11 @@ pub enum RunError {
 
     /// An Azure call failed after its retries.
     #[error("phase {phase} failed on {}: {} ({source})", .source.resource(), .source.code())]
-    Azure { phase: String, #[source] source: AzureError },
+    Azure {
+        phase: String,
+        #[source]
+        source: AzureError,
+    },
 
     /// A phase-level failure that is not one Azure call: a tag that points elsewhere, a digest
     /// that does not verify, a registry that refused us.
@@ -39,7 +43,11 @@ pub enum RunError {
     Unhealthy { phase: String, message: String, report: Box<(u64, serde_json::Value)> },
 
     #[error("phase {phase}: {source}")]
-    Ledger { phase: String, #[source] source: LedgerError },
+    Ledger {
+        phase: String,
+        #[source]
+        source: LedgerError,
+    },
 
     /// A local problem: a file that cannot be written, the HTTP client cannot be built.
     #[error("{0}")]
@@ -55,8 +63,15 @@ impl RunError {
         use crate::oci::OciError;
         match e {
             OciError::Azure(a) => RunError::azure(phase, a),
-            OciError::BadReference { reference, reason } => RunError::BadInput { phase: phase.into(), resource: reference, message: reason },
-            other => RunError::Phase { phase: phase.into(), code: other.code().to_owned(), resource: oci_resource(&other), message: other.to_string() },
+            OciError::BadReference { reference, reason } => {
+                RunError::BadInput { phase: phase.into(), resource: reference, message: reason }
+            }
+            other => RunError::Phase {
+                phase: phase.into(),
+                code: other.code().to_owned(),
+                resource: oci_resource(&other),
+                message: other.to_string(),
+            },
         }
     }
 
@@ -80,13 +95,17 @@ impl RunError {
     /// `(code, resource)` for the outputs' `error` object.
     pub fn code_and_resource(&self) -> (String, String) {
         match self {
-            RunError::Config(e) => ("InvalidConfiguration".into(), e.problems.iter().map(|p| p.key.clone()).collect::<Vec<_>>().join(",")),
+            RunError::Config(e) => {
+                ("InvalidConfiguration".into(), e.problems.iter().map(|p| p.key.clone()).collect::<Vec<_>>().join(","))
+            }
             RunError::BadInput { resource, .. } => ("BadInput".into(), resource.clone()),
             RunError::NotBuilt { phase } => ("NotBuilt".into(), phase.clone()),
             RunError::Preflight { code, resource, .. } => (code.clone(), resource.clone()),
             RunError::Azure { source, .. } => (source.code().to_owned(), source.resource().to_owned()),
             RunError::Phase { code, resource, .. } => (code.clone(), resource.clone()),
-            RunError::Unhealthy { report, .. } => (report.1["overall"].as_str().unwrap_or("Unhealthy").to_owned(), "overall".into()),
+            RunError::Unhealthy { report, .. } => {
+                (report.1["overall"].as_str().unwrap_or("Unhealthy").to_owned(), "overall".into())
+            }
             RunError::Ledger { source: LedgerError::Azure(e), .. } => (e.code().to_owned(), e.resource().to_owned()),
             RunError::Ledger { phase, .. } => ("LockTimeout".into(), phase.clone()),
             RunError::Local(_) => ("LocalError".into(), String::new()),
@@ -105,7 +124,9 @@ fn oci_resource(e: &crate::oci::OciError) -> String {
         | OciError::Transport { registry, resource, .. } => format!("{registry}/{resource}"),
         OciError::SecretHostMismatch { host, .. } => host.clone(),
         OciError::Manifest { resource, .. } => resource.clone(),
-        OciError::VerifyFailed { registry, repository, reference, .. } => format!("{registry}/{repository}:{reference}"),
+        OciError::VerifyFailed { registry, repository, reference, .. } => {
+            format!("{registry}/{repository}:{reference}")
+        }
         _ => String::new(),
     }
 }

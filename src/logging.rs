@@ -18,8 +18,12 @@ pub fn init(format: LogFormat, to_stderr: bool) {
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let result = match (json, to_stderr) {
-        (true, false) => builder.json().flatten_event(true).with_current_span(false).with_writer(std::io::stdout).try_init(),
-        (true, true) => builder.json().flatten_event(true).with_current_span(false).with_writer(std::io::stderr).try_init(),
+        (true, false) => {
+            builder.json().flatten_event(true).with_current_span(false).with_writer(std::io::stdout).try_init()
+        }
+        (true, true) => {
+            builder.json().flatten_event(true).with_current_span(false).with_writer(std::io::stderr).try_init()
+        }
         (false, false) => builder.with_writer(std::io::stdout).try_init(),
         (false, true) => builder.with_writer(std::io::stderr).try_init(),
     };

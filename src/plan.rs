@@ -33,7 +33,10 @@ pub fn to_json(statuses: &[(Step, Option<Record>)]) -> Value {
 /// The human table.
 pub fn to_table(statuses: &[(Step, Option<Record>)], ledger_note: Option<&str>) -> String {
     let mut out = String::new();
-    out.push_str(&format!("{:>2}  {:<26} {:<12} {:<15} {:<6} {}\n", "#", "RFC-60 phase", "kind", "command", "built", "status"));
+    out.push_str(&format!(
+        "{:>2}  {:<26} {:<12} {:<15} {:<6} {}\n",
+        "#", "RFC-60 phase", "kind", "command", "built", "status"
+    ));
     for p in &SEQUENCE {
         let kind = format!("{:?}", p.kind).to_lowercase();
         let command = p.command().unwrap_or_else(|| "(Bicep)".into());
@@ -46,7 +49,9 @@ pub fn to_table(statuses: &[(Step, Option<Record>)], ledger_note: Option<&str>) 
             .step
             .and_then(|s| statuses.iter().find(|(x, _)| *x == s))
             .and_then(|(_, r)| r.as_ref())
-            .map(|r| format!("{} (attempt {}, {})", r.status, r.attempt, r.ended_at.as_deref().unwrap_or(&r.started_at)))
+            .map(|r| {
+                format!("{} (attempt {}, {})", r.status, r.attempt, r.ended_at.as_deref().unwrap_or(&r.started_at))
+            })
             .unwrap_or_else(|| "-".into());
         out.push_str(&format!("{:>2}  {:<26} {:<12} {:<15} {:<6} {}\n", p.order, p.name, kind, command, built, status));
     }

@@ -117,7 +117,8 @@ pub fn parse(bytes: &[u8], publisher: &str, expected_images: &[String]) -> Resul
         return Err(ManifestError::TooLarge { size: bytes.len(), max: MAX_MANIFEST_BYTES });
     }
     // Read the version first, so a v2 manifest is "unknown version", not a confusing field error.
-    let probe: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+    let probe: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed(e.to_string()))?;
     match probe.get("schemaVersion").and_then(serde_json::Value::as_u64) {
         Some(v) if SCHEMA_VERSIONS.contains(&(v as u32)) => {}
         Some(v) => return Err(ManifestError::UnknownSchema(v as u32)),
@@ -163,7 +164,13 @@ impl ReleaseManifest {
         let mut out: Vec<Pinned> = self
             .images
             .iter()
-            .map(|i| Pinned { kind: Kind::Image, name: i.repository.clone(), repository: i.repository.clone(), digest: i.digest.clone(), tag: i.tag.clone() })
+            .map(|i| Pinned {
+                kind: Kind::Image,
+                name: i.repository.clone(),
+                repository: i.repository.clone(),
+                digest: i.digest.clone(),
+                tag: i.tag.clone(),
+            })
             .collect();
         out.extend(self.runbooks.iter().map(|r| Pinned {
             kind: Kind::Runbook,
@@ -191,27 +198,37 @@ pub fn check_runbooks(runbooks: &[RunbookEntry]) -> Result<(), ManifestError> {
     for (i, rb) in runbooks.iter().enumerate() {
         let field = format!("runbooks[{i}]");
         if !valid_runbook_name(&rb.name) {
-            return Err(invalid(&format!("{field}.name"), &format!("{:?} does not match ^[a-zA-Z][a-zA-Z-_0-9]*$", rb.name)));
+            return Err(invalid(
+                &format!("{field}.name"),
+                &format!("{:?} does not match ^[a-zA-Z][a-zA-Z-_0-9]*$", rb.name),
+            ));
         }
         // Automation names are case-insensitive, so `Rotate-Keys` and `rotate-keys` collide.
         if !seen.insert(rb.name.to_ascii_lowercase()) {
             return Err(invalid(&format!("{field}.name"), &format!("{:?} appears twice", rb.name)));
         }
         if !["PowerShell", "Python"].contains(&rb.runbook_type.as_str()) {
-            return Err(invalid(&format!("{field}.runbookType"), &format!("{:?} is not PowerShell or Python", rb.runbook_type)));
+            return Err(invalid(
+                &format!("{field}.runbookType"),
+                &format!("{:?} is not PowerShell or Python", rb.runbook_type),
+            ));
         }
         // Runtime environment names carry versions ("PowerShell-7.4"), so dots are allowed here.
         let env_ok = rb.runtime_environment.starts_with(|c: char| c.is_ascii_alphabetic())
             && rb.runtime_environment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !env_ok {
-            return Err(invalid(&format!("{field}.runtimeEnvironment"), &format!("{:?} is not a runtime environment name", rb.runtime_environment)));
+            return Err(invalid(
+                &format!("{field}.runtimeEnvironment"),
+                &format!("{:?} is not a runtime environment name", rb.runtime_environment),
+            ));
         }
     }
     Ok(())
 }
 
 pub fn valid_runbook_name(name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_alphabetic()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn invalid(field: &str, message: &str) -> ManifestError {
@@ -233,7 +250,11 @@ fn relative(repo: &str, publisher: &str, field: &str) -> Result<String, Manifest
     let names_host = first.contains('.') || first.contains(':') || first == "localhost";
     let repo = if names_host {
         if !first.eq_ignore_ascii_case(publisher) {
-            return Err(ManifestError::ForeignRegistry { field: field.to_owned(), host: first.to_owned(), publisher: publisher.to_owned() });
+            return Err(ManifestError::ForeignRegistry {
+                field: field.to_owned(),
+                host: first.to_owned(),
+                publisher: publisher.to_owned(),
+            });
         }
         rest
     } else {
@@ -280,13 +301,22 @@ mod tests {
         let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
             (Box::new(|v| v["schemaVersion"] = 2.into()), "schemaVersion 2"),
             (Box::new(|v| v["images"][0]["digest"] = "sha256:xyz".into()), "images[0].digest"),
-            (Box::new(|v| v["images"][0]["repository"] = "evil.example.com/vibedata/api".into()), "names registry evil.example.com"),
-            (Box::new(|v| v["images"][0]["repository"] = "127.0.0.1:5000/vibedata/api".into()), "names registry 127.0.0.1:5000"),
+            (
+                Box::new(|v| v["images"][0]["repository"] = "evil.example.com/vibedata/api".into()),
+                "names registry evil.example.com",
+            ),
+            (
+                Box::new(|v| v["images"][0]["repository"] = "127.0.0.1:5000/vibedata/api".into()),
+                "names registry 127.0.0.1:5000",
+            ),
             (Box::new(|v| v["images"][0]["repository"] = "vibedata/other".into()), "expects image vibedata/api"),
             (Box::new(|v| v["runbooks"][0]["name"] = "9lives".into()), "runbooks[0].name"),
             (Box::new(|v| v["runbooks"][0]["runbookType"] = "Graph".into()), "runbooks[0].runbookType"),
             (Box::new(|v| v["images"][0]["extra"] = 1.into()), "unknown field"),
-            (Box::new(|v| v["migrations"]["artifact"]["repository"] = "Upper/Case".into()), "migrations.artifact.repository"),
+            (
+                Box::new(|v| v["migrations"]["artifact"]["repository"] = "Upper/Case".into()),
+                "migrations.artifact.repository",
+            ),
         ];
         for (mutate, expected) in cases {
             let mut v = doc();

@@ -93,7 +93,13 @@ fn skipped(step: Step) -> PhaseOutput {
     }
 }
 
-fn finish(phase: &str, started_at: String, started: Instant, dry_run: bool, result: Result<Report, RunError>) -> Outcome {
+fn finish(
+    phase: &str,
+    started_at: String,
+    started: Instant,
+    dry_run: bool,
+    result: Result<Report, RunError>,
+) -> Outcome {
     let duration_ms = started.elapsed().as_millis() as u64;
     match result {
         Ok(report) => Ok(Some(PhaseOutput {
@@ -147,7 +153,11 @@ async fn run_preflight(opts: &RunOptions) -> Outcome {
 
 fn checks_report(phase: &str, checks: Vec<preflight::Check>, steps: &[Step]) -> Result<Report, RunError> {
     if let Some(first) = checks.iter().find(|c| !c.ok) {
-        let failed: Vec<_> = checks.iter().filter(|c| !c.ok).map(|c| format!("{} ({})", c.name, c.code.as_deref().unwrap_or("failed"))).collect();
+        let failed: Vec<_> = checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{} ({})", c.name, c.code.as_deref().unwrap_or("failed")))
+            .collect();
         return Err(RunError::Preflight {
             phase: phase.into(),
             failed: format!("{}; first: {}", failed.join(", "), first.detail),

@@ -49,10 +49,7 @@ impl Step {
 
     /// The RFC-60 phase this step belongs to.
     pub fn phase(self) -> &'static Phase {
-        SEQUENCE
-            .iter()
-            .find(|p| p.step == Some(self))
-            .expect("every step appears in SEQUENCE")
+        SEQUENCE.iter().find(|p| p.step == Some(self)).expect("every step appears in SEQUENCE")
     }
 
     /// Whether `run <id>` does real work yet. A step that is not built fails by name and is

@@ -51,13 +51,16 @@ impl StoredRelease {
         let container = ctx.container(&storage)?;
         let bad = |resource: String, message: String| RunError::BadInput { phase: phase.into(), resource, message };
         let pointer_at = format!("{storage}/{POINTER}");
-        let pointer = container.get(POINTER).await.map_err(|e| RunError::azure(phase, e))?.ok_or_else(|| RunError::Phase {
-            phase: phase.into(),
-            code: "ReleaseNotFound".into(),
-            resource: pointer_at.clone(),
-            message: "artifact storage holds no release yet; the Artifact Bootstrap (`run artifacts`) stores it".into(),
-        })?;
-        let pointer: Pointer = serde_json::from_slice(&pointer).map_err(|e| bad(pointer_at.clone(), format!("not a release pointer: {e}")))?;
+        let pointer =
+            container.get(POINTER).await.map_err(|e| RunError::azure(phase, e))?.ok_or_else(|| RunError::Phase {
+                phase: phase.into(),
+                code: "ReleaseNotFound".into(),
+                resource: pointer_at.clone(),
+                message: "artifact storage holds no release yet; the Artifact Bootstrap (`run artifacts`) stores it"
+                    .into(),
+            })?;
+        let pointer: Pointer = serde_json::from_slice(&pointer)
+            .map_err(|e| bad(pointer_at.clone(), format!("not a release pointer: {e}")))?;
         // The release names a blob path below; a tag's alphabet keeps it inside `releases/`.
         if !valid_tag(&pointer.release) {
             return Err(bad(pointer_at, format!("release {:?} is not a valid release name", pointer.release)));
@@ -66,7 +69,13 @@ impl StoredRelease {
         let stored = StoredRelease {
             release: pointer.release.clone(),
             manifest_digest: pointer.manifest_digest.clone(),
-            manifest: ReleaseManifest { schema_version: 0, release: String::new(), images: vec![], runbooks: vec![], migrations: None },
+            manifest: ReleaseManifest {
+                schema_version: 0,
+                release: String::new(),
+                images: vec![],
+                runbooks: vec![],
+                migrations: None,
+            },
             layout,
             storage,
             phase,
@@ -75,21 +84,41 @@ impl StoredRelease {
         // the digests it pins are the ones the publisher pinned.
         let resource = format!("{}/oci {}", stored.storage, stored.manifest_digest);
         let document = stored
-            .single_layer(&stored.manifest_digest, release::MANIFEST_ARTIFACT_TYPE, release::MANIFEST_ARTIFACT_TYPE, release::MAX_MANIFEST_BYTES as u64, &resource)
+            .single_layer(
+                &stored.manifest_digest,
+                release::MANIFEST_ARTIFACT_TYPE,
+                release::MANIFEST_ARTIFACT_TYPE,
+                release::MAX_MANIFEST_BYTES as u64,
+                &resource,
+            )
             .await?;
-        let manifest: ReleaseManifest = serde_json::from_slice(&document).map_err(|e| bad(resource.clone(), format!("not a release manifest: {e}")))?;
+        let manifest: ReleaseManifest = serde_json::from_slice(&document)
+            .map_err(|e| bad(resource.clone(), format!("not a release manifest: {e}")))?;
         if !release::SCHEMA_VERSIONS.contains(&manifest.schema_version) {
-            return Err(bad(resource, format!("schemaVersion {} is not supported by this binary", manifest.schema_version)));
+            return Err(bad(
+                resource,
+                format!("schemaVersion {} is not supported by this binary", manifest.schema_version),
+            ));
         }
         if manifest.release != pointer.release {
-            return Err(bad(resource, format!("the manifest is of release {:?}, the pointer names {:?}", manifest.release, pointer.release)));
+            return Err(bad(
+                resource,
+                format!("the manifest is of release {:?}, the pointer names {:?}", manifest.release, pointer.release),
+            ));
         }
         Ok(StoredRelease { manifest, ..stored })
     }
 
     /// The one layer of the artifact stored under `ref_name`, after checking that the ref points at
     /// `pinned` (the manifest's digest), the artifact's type, and the layer's media type and size.
-    pub async fn artifact_layer(&self, ref_name: &str, pinned: &str, artifact_type: &str, layer_type: &str, max: u64) -> Result<Bytes, RunError> {
+    pub async fn artifact_layer(
+        &self,
+        ref_name: &str,
+        pinned: &str,
+        artifact_type: &str,
+        layer_type: &str,
+        max: u64,
+    ) -> Result<Bytes, RunError> {
         let resource = format!("{}/oci {ref_name}", self.storage);
         let by_ref = self.layout.resolve(ref_name).await.map_err(|e| RunError::oci(self.phase, e))?.map(|d| d.digest);
         if by_ref.as_deref() != Some(pinned) {
@@ -97,18 +126,33 @@ impl StoredRelease {
                 phase: self.phase.into(),
                 code: "ArtifactStorageMismatch".into(),
                 resource,
-                message: format!("the layout points at {}, the release manifest pins {pinned}; rerun `run artifacts`", by_ref.as_deref().unwrap_or("nothing")),
+                message: format!(
+                    "the layout points at {}, the release manifest pins {pinned}; rerun `run artifacts`",
+                    by_ref.as_deref().unwrap_or("nothing")
+                ),
             });
         }
         self.single_layer(pinned, artifact_type, layer_type, max, &resource).await
     }
 
-    async fn single_layer(&self, digest: &str, artifact_type: &str, layer_type: &str, max: u64, resource: &str) -> Result<Bytes, RunError> {
-        let bad = |message: String| RunError::BadInput { phase: self.phase.into(), resource: resource.to_owned(), message };
+    async fn single_layer(
+        &self,
+        digest: &str,
+        artifact_type: &str,
+        layer_type: &str,
+        max: u64,
+        resource: &str,
+    ) -> Result<Bytes, RunError> {
+        let bad =
+            |message: String| RunError::BadInput { phase: self.phase.into(), resource: resource.to_owned(), message };
         let bytes = self.blob(digest, resource).await?;
-        let m: ArtifactManifest = serde_json::from_slice(&bytes).map_err(|e| bad(format!("{digest} is not an OCI artifact manifest: {e}")))?;
+        let m: ArtifactManifest = serde_json::from_slice(&bytes)
+            .map_err(|e| bad(format!("{digest} is not an OCI artifact manifest: {e}")))?;
         if m.artifact_type.as_deref() != Some(artifact_type) {
-            return Err(bad(format!("artifactType is {:?}, expected {artifact_type}", m.artifact_type.as_deref().unwrap_or("none"))));
+            return Err(bad(format!(
+                "artifactType is {:?}, expected {artifact_type}",
+                m.artifact_type.as_deref().unwrap_or("none")
+            )));
         }
         let [layer] = m.layers.as_slice() else {
             return Err(bad(format!("has {} layers, expected exactly one of {layer_type}", m.layers.len())));
@@ -122,7 +166,12 @@ impl StoredRelease {
         }
         let bytes = self.blob(&layer.digest, resource).await?;
         if bytes.len() as u64 != layer.size {
-            return Err(bad(format!("layer {} is {} bytes, its descriptor says {}", layer.digest, bytes.len(), layer.size)));
+            return Err(bad(format!(
+                "layer {} is {} bytes, its descriptor says {}",
+                layer.digest,
+                bytes.len(),
+                layer.size
+            )));
         }
         Ok(bytes)
     }

@@ -23,7 +23,13 @@ const IMAGES: &str = "vibedata/api,vibedata/web,vibedata/worker";
 /// Publishes release `release` to the stack's publisher registry; returns the manifest digest.
 fn publish(stack: &Stack, release: &str) -> String {
     let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sample-release"))
-        .args(["push", "--release", release, "--out", &format!("{}/target/sample-release-tests/{release}", env!("CARGO_MANIFEST_DIR"))])
+        .args([
+            "push",
+            "--release",
+            release,
+            "--out",
+            &format!("{}/target/sample-release-tests/{release}", env!("CARGO_MANIFEST_DIR")),
+        ])
         .envs(&stack.env)
         .output()
         .expect("scripts/sample-release");
@@ -48,7 +54,13 @@ fn find_digest(v: &Value, repo: &str) -> Option<String> {
 }
 
 /// The environment of a run against release `release`, writing outputs to `out`.
-fn env_for(stack: &Stack, test: &str, release: &str, out: &std::path::Path, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+fn env_for(
+    stack: &Stack,
+    test: &str,
+    release: &str,
+    out: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> BTreeMap<String, String> {
     let manifest = format!("vibedata/release-manifest:{release}");
     let container = format!("art-{}", test.replace('_', "-"));
     let mut overrides = vec![
@@ -62,7 +74,11 @@ fn env_for(stack: &Stack, test: &str, release: &str, out: &std::path::Path, extr
 }
 
 fn registry(stack: &Stack, customer: bool) -> Registry {
-    let http = vibedata_bootstrap::azure::http_client(Some(std::path::Path::new(stack.var("VIBEDATA_CA_FILE"))), Duration::from_secs(30)).unwrap();
+    let http = vibedata_bootstrap::azure::http_client(
+        Some(std::path::Path::new(stack.var("VIBEDATA_CA_FILE"))),
+        Duration::from_secs(30),
+    )
+    .unwrap();
     let opts = RegistryOptions { ca_file: Some(stack.var("VIBEDATA_CA_FILE").into()), ..Default::default() };
     if customer {
         // Read the customer registry as the identity does, through the emulator's exchange.
@@ -90,11 +106,17 @@ fn registry(stack: &Stack, customer: bool) -> Registry {
 }
 
 async fn imports_since(stack: &Stack, mark: u64) -> Vec<Value> {
-    stack.journal_since(mark).await.into_iter().filter(|e| e["api"] == "acr.importImage" && e["method"] == "POST").collect()
+    stack
+        .journal_since(mark)
+        .await
+        .into_iter()
+        .filter(|e| e["api"] == "acr.importImage" && e["method"] == "POST")
+        .collect()
 }
 
 async fn set_import_duration(stack: &Stack, ms: u64) {
-    let r = stack.http().put(format!("{}/import", stack.control())).json(&json!({"durationMs": ms})).send().await.unwrap();
+    let r =
+        stack.http().put(format!("{}/import", stack.control())).json(&json!({"durationMs": ms})).send().await.unwrap();
     assert!(r.status().is_success(), "{}", r.status());
 }
 
@@ -230,7 +252,13 @@ async fn a_publisher_tag_moved_mid_run_changes_nothing_imported() {
     let out = dir.path().join("o.json");
     let env = env_for(&stack, "moving", "moving", &out, &[]);
     let bin = env!("CARGO_BIN_EXE_vibedata-bootstrap");
-    let mut child = Command::new(bin).env_clear().envs(&env).args(["run", "artifacts"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(bin)
+        .env_clear()
+        .envs(&env)
+        .args(["run", "artifacts"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let mark = stack.journal_mark().await;
     // Move the tag once the first import is under way.
     for _ in 0..100 {
@@ -263,7 +291,13 @@ async fn sigkill_mid_phase_then_a_rerun_completes_without_duplicates() {
     let out = dir.path().join("o.json");
     let env = env_for(&stack, "sigkill", release, &out, &[("VIBEDATA_IMPORT_CONCURRENCY", "2")]);
     let mark = stack.journal_mark().await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vibedata-bootstrap")).env_clear().envs(&env).args(["run", "artifacts"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vibedata-bootstrap"))
+        .env_clear()
+        .envs(&env)
+        .args(["run", "artifacts"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     for _ in 0..100 {
         if imports_since(&stack, mark).await.len() >= 3 {
             break;
@@ -283,7 +317,8 @@ async fn sigkill_mid_phase_then_a_rerun_completes_without_duplicates() {
     let imports = imports_since(&stack, mark).await;
     let mut targets: Vec<String> = imports.iter().map(|e| e["path"].as_str().unwrap_or("").to_owned()).collect();
     targets.sort();
-    let log: Vec<Value> = stack.http().get(format!("{}/imports", stack.control())).send().await.unwrap().json().await.unwrap();
+    let log: Vec<Value> =
+        stack.http().get(format!("{}/imports", stack.control())).send().await.unwrap().json().await.unwrap();
     let mut done: BTreeMap<String, usize> = BTreeMap::new();
     for e in log.iter().filter(|e| e["status"] == "Succeeded") {
         for t in e["targetTags"].as_array().unwrap() {
@@ -295,7 +330,8 @@ async fn sigkill_mid_phase_then_a_rerun_completes_without_duplicates() {
     }
     assert_eq!(done.len(), 18, "the manifest and its 17 targets: {done:?}");
     assert!(done.values().all(|n| *n == 1), "an import ran twice: {done:?}");
-    let refs: Vec<&str> = v["summary"]["artifactStorage"]["refs"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    let refs: Vec<&str> =
+        v["summary"]["artifactStorage"]["refs"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
     let mut unique = refs.clone();
     unique.dedup();
     assert_eq!(refs.len(), unique.len());
@@ -320,7 +356,10 @@ async fn push_document(stack: &Stack, tag: &str, document: &[u8]) {
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
         "layers": [{"mediaType": "application/vnd.vibedata.release.manifest.v1+json", "digest": layer, "size": size}]
     });
-    publisher.put_manifest(repo, tag, Bytes::from(manifest.to_string()), "application/vnd.oci.image.manifest.v1+json").await.unwrap();
+    publisher
+        .put_manifest(repo, tag, Bytes::from(manifest.to_string()), "application/vnd.oci.image.manifest.v1+json")
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -351,11 +390,19 @@ async fn every_bad_manifest_is_exit_2_with_nothing_imported_or_stored() {
     ];
     let mut variants: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
         ("schema", Box::new(|v| v["schemaVersion"] = 7.into()), "schemaVersion 7"),
-        ("missing", Box::new(|v| v["images"].as_array_mut().unwrap().retain(|i| i["repository"] != "vibedata/worker")), "vibedata/worker"),
+        (
+            "missing",
+            Box::new(|v| v["images"].as_array_mut().unwrap().retain(|i| i["repository"] != "vibedata/worker")),
+            "vibedata/worker",
+        ),
         ("digest", Box::new(|v| v["images"][0]["digest"] = "sha256:1234".into()), "images[0].digest"),
     ];
     let f = foreign.clone();
-    variants.push(("foreign", Box::new(move |v| v["images"][0]["repository"] = format!("{f}/vibedata/api").into()), "names registry"));
+    variants.push((
+        "foreign",
+        Box::new(move |v| v["images"][0]["repository"] = format!("{f}/vibedata/api").into()),
+        "names registry",
+    ));
     for (name, mutate, expect) in &variants {
         let mut v = good.clone();
         mutate(&mut v);
@@ -393,7 +440,8 @@ async fn a_tampered_blob_is_rejected() {
     // only blob unique to this release, so no other test is affected.
     let publisher = registry(&stack, false);
     let digest = publisher.manifest_digest("vibedata/release-manifest", release).await.unwrap().unwrap();
-    let m: Value = serde_json::from_slice(&publisher.manifest("vibedata/release-manifest", &digest).await.unwrap().bytes).unwrap();
+    let m: Value =
+        serde_json::from_slice(&publisher.manifest("vibedata/release-manifest", &digest).await.unwrap().bytes).unwrap();
     let layer = m["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_owned();
     let data = walk(&stack.dir, &layer).expect("blob data file in the publisher registry's storage");
     // Appending (rather than flipping a bit) keeps the blob tampered however often this runs.
@@ -403,10 +451,15 @@ async fn a_tampered_blob_is_rejected() {
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.json");
-    let o = stack.cli(&env_for(&stack, "tamper", release, &out, &[("VIBEDATA_IMPORT_METHOD", "copy")]), &["run", "artifacts"]);
+    let o = stack
+        .cli(&env_for(&stack, "tamper", release, &out, &[("VIBEDATA_IMPORT_METHOD", "copy")]), &["run", "artifacts"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(last_stderr_line(&o).contains("DigestMismatch"), "{}", last_stderr_line(&o));
-    assert_eq!(registry(&stack, true).manifest_digest("vibedata/api", release).await.unwrap(), None, "nothing imported");
+    assert_eq!(
+        registry(&stack, true).manifest_digest("vibedata/api", release).await.unwrap(),
+        None,
+        "nothing imported"
+    );
 }
 
 /// Finds `<hex>/data` under the publisher registry's storage.
@@ -414,7 +467,10 @@ fn walk(dir: &std::path::Path, hex: &str) -> Option<std::path::PathBuf> {
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let p = entry.path();
         if p.is_dir() {
-            if p.file_name().and_then(|n| n.to_str()) == Some(hex) && p.to_string_lossy().contains("publisher") && p.join("data").exists() {
+            if p.file_name().and_then(|n| n.to_str()) == Some(hex)
+                && p.to_string_lossy().contains("publisher")
+                && p.join("data").exists()
+            {
                 return Some(p.join("data"));
             }
             if let Some(found) = walk(&p, hex) {

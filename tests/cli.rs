@@ -43,8 +43,21 @@ fn plan_json_lists_fifteen_phases_in_rfc60_order_with_required_config() {
     assert_eq!(
         ids,
         [
-            "prereqs-identity", "observability", "network", "dns", "core-security", "foundation-paas", "artifacts", "runbooks",
-            "database", "apps", "airbyte", "app-gateway", "ai", "registry", "health"
+            "prereqs-identity",
+            "observability",
+            "network",
+            "dns",
+            "core-security",
+            "foundation-paas",
+            "artifacts",
+            "runbooks",
+            "database",
+            "apps",
+            "airbyte",
+            "app-gateway",
+            "ai",
+            "registry",
+            "health"
         ]
     );
     for (i, p) in plan.iter().enumerate() {
@@ -69,14 +82,19 @@ fn plan_json_lists_fifteen_phases_in_rfc60_order_with_required_config() {
 fn plan_table_shows_every_phase_and_why_status_is_missing() {
     let o = cli(&["plan"], &[]);
     let t = text(&o.stdout);
-    assert_eq!(t.lines().filter(|l| l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit())).count(), 15, "{t}");
+    assert_eq!(
+        t.lines().filter(|l| l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit())).count(),
+        15,
+        "{t}"
+    );
     assert!(t.contains("run artifacts") && t.contains("(Bicep)"));
     assert!(t.contains("recorded status unavailable"), "{t}");
 }
 
 #[test]
 fn incomplete_configuration_lists_every_problem_and_exits_2() {
-    let o = cli(&["run", "preflight"], &[("VIBEDATA_SUBSCRIPTION_ID", "nope"), ("VIBEDATA_LEDGER_CONTAINER", "Bad_Name")]);
+    let o =
+        cli(&["run", "preflight"], &[("VIBEDATA_SUBSCRIPTION_ID", "nope"), ("VIBEDATA_LEDGER_CONTAINER", "Bad_Name")]);
     assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);
     let last = err.lines().last().unwrap();

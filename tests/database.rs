@@ -95,13 +95,22 @@ async fn sample_release_applies_once_then_reruns_unchanged() {
     let case = Case::new("sample").await;
     let release = "2026.12.7";
     let pushed = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sample-release"))
-        .args(["push", "--release", release, "--out", &format!("{}/target/sample-release-tests/{release}", env!("CARGO_MANIFEST_DIR"))])
+        .args([
+            "push",
+            "--release",
+            release,
+            "--out",
+            &format!("{}/target/sample-release-tests/{release}", env!("CARGO_MANIFEST_DIR")),
+        ])
         .envs(&case.stack.env)
         .output()
         .unwrap();
     assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
     let manifest = format!("vibedata/release-manifest:{release}");
-    let art = case.stack.cli(&case.env(&[("VIBEDATA_IMAGES", "vibedata/api"), ("VIBEDATA_RELEASE_MANIFEST", &manifest)]), &["run", "artifacts"]);
+    let art = case.stack.cli(
+        &case.env(&[("VIBEDATA_IMAGES", "vibedata/api"), ("VIBEDATA_RELEASE_MANIFEST", &manifest)]),
+        &["run", "artifacts"],
+    );
     ok(&art);
 
     // A dry run lists all eight and creates nothing, not even the tracking tables.
@@ -117,8 +126,19 @@ async fn sample_release_applies_once_then_reruns_unchanged() {
     assert_eq!(v["summary"]["auth"], "keyVaultSecret");
     assert_eq!(v["summary"]["sslMode"], "verify-full");
     assert_eq!(v["summary"]["release"], release);
-    assert!(stdout(&o).contains("applied 6/6 release migrations: 20261101000006_create_settings.sql"), "progress lines");
-    for t in ["registry.resources", "registry.endpoints", "registry.configuration_references", "registry.health_results", "registry.health_status", "registry.snapshots", "vibedata_app.settings"] {
+    assert!(
+        stdout(&o).contains("applied 6/6 release migrations: 20261101000006_create_settings.sql"),
+        "progress lines"
+    );
+    for t in [
+        "registry.resources",
+        "registry.endpoints",
+        "registry.configuration_references",
+        "registry.health_results",
+        "registry.health_status",
+        "registry.snapshots",
+        "vibedata_app.settings",
+    ] {
         assert!(table_exists(&case.stack, &case.db, t).await, "{t}");
     }
     let embedded: Vec<i64> = db::migrations::embedded().migrations.iter().map(|m| m.version()).collect();
@@ -146,16 +166,30 @@ async fn kv_password(stack: &Stack) -> String {
 async fn an_edited_applied_migration_is_refused_by_name() {
     let _g = shared().await;
     let case = Case::new("drift").await;
-    case.release("r1", &[("1_a.sql", "CREATE TABLE drift_a (id int);"), ("2_b.sql", "CREATE TABLE drift_b (id int);")]).await;
+    case.release("r1", &[("1_a.sql", "CREATE TABLE drift_a (id int);"), ("2_b.sql", "CREATE TABLE drift_b (id int);")])
+        .await;
     let (o, v) = case.run(&[], &[]);
     ok(&o);
     assert_eq!(changes(&v), ("succeeded".into(), registry_migrations() + 2));
 
-    case.release("r2", &[("1_a.sql", "CREATE TABLE drift_a (id int, note text);"), ("2_b.sql", "CREATE TABLE drift_b (id int);"), ("3_c.sql", "CREATE TABLE drift_c (id int);")]).await;
+    case.release(
+        "r2",
+        &[
+            ("1_a.sql", "CREATE TABLE drift_a (id int, note text);"),
+            ("2_b.sql", "CREATE TABLE drift_b (id int);"),
+            ("3_c.sql", "CREATE TABLE drift_c (id int);"),
+        ],
+    )
+    .await;
     let (o, v) = case.run(&[], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let line = last_stderr_line(&o);
-    assert!(line.contains("1_a.sql") && line.contains("MigrationChecksumMismatch") && line.contains("changed after it was applied"), "{line}");
+    assert!(
+        line.contains("1_a.sql")
+            && line.contains("MigrationChecksumMismatch")
+            && line.contains("changed after it was applied"),
+        "{line}"
+    );
     assert_eq!(v["error"]["resource"], "1_a.sql");
     assert!(!table_exists(&case.stack, &case.db, "public.drift_c").await, "nothing after drift is applied");
     case.drop().await;
@@ -165,18 +199,33 @@ async fn an_edited_applied_migration_is_refused_by_name() {
 async fn a_failing_migration_rolls_back_and_names_itself() {
     let _g = shared().await;
     let case = Case::new("failing").await;
-    case.release("r1", &[("1_a.sql", "CREATE TABLE fail_a (id int);"), ("2_bad.sql", "CREATE TABLE fail_b (id int);\nINSERT INTO no_such_table VALUES (1);\n")]).await;
+    case.release(
+        "r1",
+        &[
+            ("1_a.sql", "CREATE TABLE fail_a (id int);"),
+            ("2_bad.sql", "CREATE TABLE fail_b (id int);\nINSERT INTO no_such_table VALUES (1);\n"),
+        ],
+    )
+    .await;
     let (o, v) = case.run(&[], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let line = last_stderr_line(&o);
-    assert!(line.contains("2_bad.sql failed: line 2: relation \"no_such_table\" does not exist (SQLSTATE 42P01)") && line.contains("rolled back"), "{line}");
+    assert!(
+        line.contains("2_bad.sql failed: line 2: relation \"no_such_table\" does not exist (SQLSTATE 42P01)")
+            && line.contains("rolled back"),
+        "{line}"
+    );
     assert_eq!(v["error"]["code"], "MigrationFailed");
     assert!(!table_exists(&case.stack, &case.db, "public.fail_b").await, "the failed migration left nothing");
     assert!(table_exists(&case.stack, &case.db, "public.fail_a").await);
     assert_eq!(recorded(&case.stack, &case.db, "release").await, [1]);
 
     // Fixed in the next release, it applies; what was applied before is not repeated.
-    case.release("r2", &[("1_a.sql", "CREATE TABLE fail_a (id int);"), ("2_bad.sql", "CREATE TABLE fail_b (id int);\n")]).await;
+    case.release(
+        "r2",
+        &[("1_a.sql", "CREATE TABLE fail_a (id int);"), ("2_bad.sql", "CREATE TABLE fail_b (id int);\n")],
+    )
+    .await;
     let (o, v) = case.run(&[], &[]);
     ok(&o);
     assert_eq!(changes(&v), ("succeeded".into(), 1));
@@ -191,7 +240,11 @@ async fn a_failed_no_transaction_migration_is_dirty_until_repaired() {
     case.release("r1", &[("1_a.sql", "CREATE TABLE dirty_a (id int);"), ("2_idx.sql", bad)]).await;
     let (o, _) = case.run(&[], &[]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(last_stderr_line(&o).contains("2_idx.sql failed") && last_stderr_line(&o).contains("marked dirty"), "{}", last_stderr_line(&o));
+    assert!(
+        last_stderr_line(&o).contains("2_idx.sql failed") && last_stderr_line(&o).contains("marked dirty"),
+        "{}",
+        last_stderr_line(&o)
+    );
 
     // Every later run refuses, saying how to repair, whatever the release holds now.
     let good = "-- no-transaction\nCREATE INDEX CONCURRENTLY dirty_idx ON dirty_a (id);\n";
@@ -235,12 +288,22 @@ async fn bad_migration_files_are_bad_input() {
 async fn concurrent_runners_one_applies_the_other_waits_and_changes_nothing() {
     let _g = shared().await;
     let case = Case::new("concurrent").await;
-    case.release("r1", &[("1_slow.sql", "CREATE TABLE conc_a (id int);\nSELECT pg_sleep(4);"), ("2_b.sql", "CREATE TABLE conc_b (id int);")]).await;
+    case.release(
+        "r1",
+        &[
+            ("1_slow.sql", "CREATE TABLE conc_a (id int);\nSELECT pg_sleep(4);"),
+            ("2_b.sql", "CREATE TABLE conc_b (id int);"),
+        ],
+    )
+    .await;
     // Different deployments (so their Blob phase leases do not serialize them), one database.
     let env = |who: &str| {
         let mut e = case.env(&[]);
         e.insert("VIBEDATA_DEPLOYMENT_ID".into(), format!("{}-{who}", case.db));
-        e.insert("AZ_SCRIPTS_OUTPUT_PATH".into(), case.out.path().join(format!("{who}.json")).to_string_lossy().into_owned());
+        e.insert(
+            "AZ_SCRIPTS_OUTPUT_PATH".into(),
+            case.out.path().join(format!("{who}.json")).to_string_lossy().into_owned(),
+        );
         e
     };
     let first = spawn(&env("first"), &["run", "database"]);
@@ -251,12 +314,17 @@ async fn concurrent_runners_one_applies_the_other_waits_and_changes_nothing() {
         db::lock::KEY.0,
         db::lock::KEY.1
     );
-    wait_until(Duration::from_secs(60), "the first runner to hold the lock", async || scalar_i64(&mut su, &lock).await == 1).await;
+    wait_until(Duration::from_secs(60), "the first runner to hold the lock", async || {
+        scalar_i64(&mut su, &lock).await == 1
+    })
+    .await;
     let second = spawn(&env("second"), &["run", "database"]);
     let (a, b) = (first.wait_with_output().unwrap(), second.wait_with_output().unwrap());
     ok(&a);
     ok(&b);
-    let read = |who: &str| serde_json::from_slice::<Value>(&std::fs::read(case.out.path().join(format!("{who}.json"))).unwrap()).unwrap();
+    let read = |who: &str| {
+        serde_json::from_slice::<Value>(&std::fs::read(case.out.path().join(format!("{who}.json"))).unwrap()).unwrap()
+    };
     assert_eq!(changes(&read("first")), ("succeeded".into(), registry_migrations() + 2));
     assert_eq!(changes(&read("second")), ("unchanged".into(), 0));
     assert!(stdout(&b).contains("waiting up to 120s for the migration lock held by pid"), "{}", stdout(&b));
@@ -270,7 +338,10 @@ async fn a_held_lock_is_waited_for_a_bounded_time_then_fails_loudly() {
     case.release("r1", &[("1_a.sql", "CREATE TABLE lt_a (id int);")]).await;
     let mut holder = superuser(&case.stack, &case.db).await;
     let pid = scalar_i64(&mut holder, "SELECT pg_backend_pid()::bigint").await;
-    holder.execute(AssertSqlSafe(format!("SELECT pg_advisory_lock({}, {})", db::lock::KEY.0, db::lock::KEY.1))).await.unwrap();
+    holder
+        .execute(AssertSqlSafe(format!("SELECT pg_advisory_lock({}, {})", db::lock::KEY.0, db::lock::KEY.1)))
+        .await
+        .unwrap();
 
     let started = Instant::now();
     let (o, v) = case.run(&[("VIBEDATA_DB_LOCK_TIMEOUT_SECS", "2")], &[]);
@@ -281,7 +352,10 @@ async fn a_held_lock_is_waited_for_a_bounded_time_then_fails_loudly() {
     assert_eq!(v["error"]["code"], "MigrationLockTimeout");
     assert!(recorded(&case.stack, &case.db, "registry").await.is_empty());
 
-    holder.execute(AssertSqlSafe(format!("SELECT pg_advisory_unlock({}, {})", db::lock::KEY.0, db::lock::KEY.1))).await.unwrap();
+    holder
+        .execute(AssertSqlSafe(format!("SELECT pg_advisory_unlock({}, {})", db::lock::KEY.0, db::lock::KEY.1)))
+        .await
+        .unwrap();
     let (o, v) = case.run(&[("VIBEDATA_DB_LOCK_TIMEOUT_SECS", "2")], &[]);
     ok(&o);
     assert_eq!(changes(&v), ("succeeded".into(), registry_migrations() + 1));
@@ -335,7 +409,10 @@ async fn an_entra_token_is_the_password() {
     ok(&o);
     assert_eq!(v["summary"]["auth"], "entra");
     assert_eq!(changes(&v), ("succeeded".into(), registry_migrations() + 1));
-    assert!(stdout(&o).contains("token https://ossrdbms-aad.database.windows.net/.default"), "preflight asks for the Postgres audience");
+    assert!(
+        stdout(&o).contains("token https://ossrdbms-aad.database.windows.net/.default"),
+        "preflight asks for the Postgres audience"
+    );
     assert!(!stdout(&o).contains(&token) && !v.to_string().contains(&token), "the token never appears");
     case.drop().await;
     let mut su = superuser(&stack, "postgres").await;
@@ -354,18 +431,34 @@ struct Rotating {
 
 #[async_trait::async_trait]
 impl TokenCredential for Rotating {
-    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
         let t = self.inner.get_token(scopes, options).await?;
         let until = t.expires_on.format(&time::format_description::well_known::Rfc3339).unwrap();
         let mut su = sqlx::ConnectOptions::connect(&self.su).await.unwrap();
-        su.execute(AssertSqlSafe(format!("ALTER ROLE {} PASSWORD '{}' VALID UNTIL '{until}'", self.role, t.token.secret()))).await.unwrap();
+        su.execute(AssertSqlSafe(format!(
+            "ALTER ROLE {} PASSWORD '{}' VALID UNTIL '{until}'",
+            self.role,
+            t.token.secret()
+        )))
+        .await
+        .unwrap();
         self.issued.lock().unwrap().push(t.token.secret().to_owned());
         Ok(t)
     }
 }
 
 async fn set_token_lifetime(stack: &Stack, seconds: Option<u64>) {
-    let r = stack.http().put(format!("{}/identity", stack.control())).json(&json!({"lifetimeSeconds": seconds})).send().await.unwrap();
+    let r = stack
+        .http()
+        .put(format!("{}/identity", stack.control()))
+        .json(&json!({"lifetimeSeconds": seconds}))
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
 }
 
@@ -381,9 +474,17 @@ async fn exclusive_a_reconnect_presents_a_fresh_entra_token() {
     let user = role(&stack, "rotating", "not-yet").await;
     let case = Case::owned_by("rotating", &user).await;
     let issued = Arc::new(Mutex::new(Vec::new()));
-    let rotating = Rotating { inner: tokens(&stack), su: superuser_options(&stack, "postgres"), role: user.clone(), issued: issued.clone() };
+    let rotating = Rotating {
+        inner: tokens(&stack),
+        su: superuser_options(&stack, "postgres"),
+        role: user.clone(),
+        issued: issued.clone(),
+    };
     let rotating = Arc::new(rotating);
-    let tokens = vibedata_bootstrap::azure::identity::Tokens::from_factory(Box::new(move || Ok(rotating.clone() as Arc<dyn TokenCredential>))).unwrap();
+    let tokens = vibedata_bootstrap::azure::identity::Tokens::from_factory(Box::new(move || {
+        Ok(rotating.clone() as Arc<dyn TokenCredential>)
+    }))
+    .unwrap();
     let cfg = DatabaseConfig {
         host: stack.var("VIBEDATA_POSTGRES_HOST").into(),
         port: stack.var("VIBEDATA_POSTGRES_PORT").parse().unwrap(),
@@ -393,8 +494,15 @@ async fn exclusive_a_reconnect_presents_a_fresh_entra_token() {
         verify_full: true,
         lock_timeout: Duration::from_secs(30),
     };
-    let pg = Db::new(&cfg, Some(stack.var("VIBEDATA_CA_FILE").into()), PasswordSource::Entra { tokens, scope: POSTGRES_SCOPE.into() }, Duration::from_secs(30));
-    let files: Vec<(String, Vec<u8>)> = (1..=6).map(|i| (format!("{i}_t.sql"), format!("CREATE TABLE rot_{i} (id int);\nSELECT pg_sleep(0.5);").into_bytes())).collect();
+    let pg = Db::new(
+        &cfg,
+        Some(stack.var("VIBEDATA_CA_FILE").into()),
+        PasswordSource::Entra { tokens, scope: POSTGRES_SCOPE.into() },
+        Duration::from_secs(30),
+    );
+    let files: Vec<(String, Vec<u8>)> = (1..=6)
+        .map(|i| (format!("{i}_t.sql"), format!("CREATE TABLE rot_{i} (id int);\nSELECT pg_sleep(0.5);").into_bytes()))
+        .collect();
     let set = MigrationSet::from_files("release", "test", files).unwrap();
 
     // Drop every session of the role once two migrations are in: the runner must come back.
@@ -405,7 +513,11 @@ async fn exclusive_a_reconnect_presents_a_fresh_entra_token() {
             sqlx::query_scalar::<_, i64>(count).fetch_one(&mut su).await.map(|n| n >= 2).unwrap_or(false)
         })
         .await;
-        scalar_i64(&mut su, &format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = '{user}'")).await
+        scalar_i64(
+            &mut su,
+            &format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = '{user}'"),
+        )
+        .await
     };
     let sets = [set];
     let (outcome, killed) = tokio::join!(db::apply(&pg, &sets, Duration::from_secs(30), 8), killer);
@@ -427,12 +539,17 @@ async fn exclusive_a_reconnect_presents_a_fresh_entra_token() {
 async fn exclusive_postgres_restarted_mid_run_is_retried_and_nothing_is_half_applied() {
     let _g = exclusive().await;
     let case = Case::new("restart").await;
-    let files: Vec<(String, String)> = (1..=10).map(|i| (format!("{i}_r.sql"), format!("CREATE TABLE restart_{i} (id int);\nSELECT pg_sleep(0.6);"))).collect();
+    let files: Vec<(String, String)> = (1..=10)
+        .map(|i| (format!("{i}_r.sql"), format!("CREATE TABLE restart_{i} (id int);\nSELECT pg_sleep(0.6);")))
+        .collect();
     let refs: Vec<(&str, &str)> = files.iter().map(|(n, s)| (n.as_str(), s.as_str())).collect();
     case.release("r1", &refs).await;
     let runner = spawn(&case.env(&[]), &["run", "database"]);
 
-    wait_until(Duration::from_secs(60), "three release migrations", async || recorded(&case.stack, &case.db, "release").await.len() >= 3).await;
+    wait_until(Duration::from_secs(60), "three release migrations", async || {
+        recorded(&case.stack, &case.db, "release").await.len() >= 3
+    })
+    .await;
     // The cluster may live outside a stack dir that user postgres cannot reach (scripts/lib:
     // postgres_home), behind a link: hand pg_ctl the real path, from a directory it can enter.
     let data = std::fs::canonicalize(case.stack.dir.join("data/postgres")).unwrap();
@@ -448,7 +565,12 @@ async fn exclusive_postgres_restarted_mid_run_is_retried_and_nothing_is_half_app
         .env_remove("VIBEDATA_STACK_SKIP")
         .output()
         .unwrap();
-    assert!(up.status.success(), "scripts/stack up: {}\n{}", String::from_utf8_lossy(&up.stdout), String::from_utf8_lossy(&up.stderr));
+    assert!(
+        up.status.success(),
+        "scripts/stack up: {}\n{}",
+        String::from_utf8_lossy(&up.stdout),
+        String::from_utf8_lossy(&up.stderr)
+    );
 
     let o = runner.wait_with_output().unwrap();
     ok(&o);

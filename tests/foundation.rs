@@ -44,9 +44,17 @@ async fn preflight_passes_and_reports_each_check() {
     assert_eq!(v["phase"], "preflight");
     assert_eq!(v["status"], "unchanged");
     assert_eq!(v["changes"], 0);
-    let names: Vec<&str> = v["summary"]["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    for expected in ["configuration", "token https://management.azure.com/.default", "token https://storage.azure.com/.default",
-        "token https://vault.azure.net/.default", "resource manager", "ledger", "key vault"] {
+    let names: Vec<&str> =
+        v["summary"]["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    for expected in [
+        "configuration",
+        "token https://management.azure.com/.default",
+        "token https://storage.azure.com/.default",
+        "token https://vault.azure.net/.default",
+        "resource manager",
+        "ledger",
+        "key vault",
+    ] {
         assert!(names.contains(&expected), "{expected} not in {names:?}");
     }
     assert!(v["summary"]["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true));
@@ -77,7 +85,9 @@ async fn dry_run_mutates_nothing_not_even_the_ledger() {
         .await
         .into_iter()
         .filter(|e| e["method"] != "GET" && e["method"] != "HEAD")
-        .filter(|e| e["path"].as_str().unwrap_or("").to_ascii_lowercase().contains(&format!("/resourcegroups/{shared_rg}")))
+        .filter(|e| {
+            e["path"].as_str().unwrap_or("").to_ascii_lowercase().contains(&format!("/resourcegroups/{shared_rg}"))
+        })
         .collect();
     assert!(mutating.is_empty(), "{mutating:?}");
     // A real run does write it: the check above could have failed.
@@ -110,7 +120,10 @@ async fn both_long_running_operation_styles_complete() {
 
     // DELETE resource group: 202 + Location.
     let path = rg_path(&stack, &rg);
-    ctx.arm.call(Request::new(Method::DELETE, ctx.arm.url(&path, "2021-04-01"), path.clone()), Duration::from_secs(60)).await.unwrap();
+    ctx.arm
+        .call(Request::new(Method::DELETE, ctx.arm.url(&path, "2021-04-01"), path.clone()), Duration::from_secs(60))
+        .await
+        .unwrap();
     assert!(ctx.arm.get_opt::<serde_json::Value>(&path, "2021-04-01").await.unwrap().is_none(), "group still there");
 }
 
@@ -143,26 +156,38 @@ async fn survives(stack: &Stack, test: &str, fault: serde_json::Value) -> (u64, 
     let started = Instant::now();
     let got: serde_json::Value = ctx.arm.get(&path, "2021-04-01").await.unwrap_or_else(|e| panic!("{test}: {e}"));
     assert_eq!(got["name"], rg.as_str());
-    let attempts = stack.journal_since(mark).await.into_iter().filter(|e| e["path"].as_str().unwrap_or("").ends_with(&rg)).count();
+    let attempts =
+        stack.journal_since(mark).await.into_iter().filter(|e| e["path"].as_str().unwrap_or("").ends_with(&rg)).count();
     (started.elapsed().as_millis() as u64, attempts)
 }
 
 #[tokio::test]
 async fn throttling_is_retried_honouring_retry_after() {
-    let (ms, attempts) = survives(&Stack::get(), "throttle", json!({"api": "arm.resourceGroups", "kind": "throttle", "count": 2, "retryAfter": 1})).await;
+    let (ms, attempts) = survives(
+        &Stack::get(),
+        "throttle",
+        json!({"api": "arm.resourceGroups", "kind": "throttle", "count": 2, "retryAfter": 1}),
+    )
+    .await;
     assert_eq!(attempts, 3);
     assert!(ms >= 2000, "Retry-After of 1 s twice was not honoured: {ms} ms");
 }
 
 #[tokio::test]
 async fn server_errors_are_retried() {
-    let (_, attempts) = survives(&Stack::get(), "server-error", json!({"api": "arm.resourceGroups", "kind": "server-error", "count": 3})).await;
+    let (_, attempts) = survives(
+        &Stack::get(),
+        "server-error",
+        json!({"api": "arm.resourceGroups", "kind": "server-error", "count": 3}),
+    )
+    .await;
     assert_eq!(attempts, 4);
 }
 
 #[tokio::test]
 async fn connection_resets_are_retried() {
-    let (_, attempts) = survives(&Stack::get(), "reset", json!({"api": "arm.resourceGroups", "kind": "reset", "count": 2})).await;
+    let (_, attempts) =
+        survives(&Stack::get(), "reset", json!({"api": "arm.resourceGroups", "kind": "reset", "count": 2})).await;
     assert!(attempts >= 1, "the final attempt must reach the emulator");
 }
 
@@ -205,7 +230,10 @@ async fn a_permanent_client_error_fails_fast_with_one_line() {
     assert_eq!(o.status.code(), Some(1));
     assert!(started.elapsed() < Duration::from_secs(10), "a 404 must not be retried");
     let last = last_stderr_line(&o);
-    assert!(last.contains("preflight") && last.contains("ResourceGroupNotFound") && last.contains("rg-that-does-not-exist"), "{last}");
+    assert!(
+        last.contains("preflight") && last.contains("ResourceGroupNotFound") && last.contains("rg-that-does-not-exist"),
+        "{last}"
+    );
 }
 
 #[tokio::test]

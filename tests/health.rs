@@ -7,11 +7,11 @@
 //! (.config/nextest.toml), and a process-wide lock serialises this binary under `cargo test`.
 
 mod common;
+#[path = "registry/setup.rs"]
+mod setup;
 #[allow(dead_code)]
 #[path = "database/support.rs"]
 mod support;
-#[path = "registry/setup.rs"]
-mod setup;
 
 use common::*;
 use serde_json::{json, Value};
@@ -36,7 +36,14 @@ async fn platform(name: &str) -> Platform {
 }
 
 fn component(v: &Value, name: &str) -> String {
-    v["summary"]["components"].as_array().into_iter().flatten().find(|c| c["name"] == name).and_then(|c| c["state"].as_str()).unwrap_or("missing").to_owned()
+    v["summary"]["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == name)
+        .and_then(|c| c["state"].as_str())
+        .unwrap_or("missing")
+        .to_owned()
 }
 
 fn overall(v: &Value) -> &str {
@@ -45,15 +52,33 @@ fn overall(v: &Value) -> &str {
 
 /// The components that are not Healthy, with their states.
 fn unhealthy_components(v: &Value) -> Vec<(String, String)> {
-    v["summary"]["components"].as_array().unwrap().iter().filter(|c| c["state"] != "Healthy").map(|c| (c["name"].as_str().unwrap().to_owned(), c["state"].as_str().unwrap().to_owned())).collect()
+    v["summary"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["state"] != "Healthy")
+        .map(|c| (c["name"].as_str().unwrap().to_owned(), c["state"].as_str().unwrap().to_owned()))
+        .collect()
 }
 
 fn failing_checks(v: &Value, component: &str) -> Vec<String> {
-    v["summary"]["failing"].as_array().unwrap().iter().filter(|f| f["component"] == component).map(|f| f["check"].as_str().unwrap().to_owned()).collect()
+    v["summary"]["failing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["component"] == component)
+        .map(|f| f["check"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 async fn apps(stack: &Stack, name: &str, health: &str) {
-    let r = stack.http().put(format!("{}/apps/{name}", stack.control())).json(&json!({"health": health})).send().await.unwrap();
+    let r = stack
+        .http()
+        .put(format!("{}/apps/{name}", stack.control()))
+        .json(&json!({"health": health}))
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success(), "apps {name} {health}: {}", r.status());
 }
 
@@ -61,12 +86,18 @@ async fn reset(stack: &Stack) {
     let http = stack.http();
     http.delete(format!("{}/apps", stack.control())).send().await.unwrap();
     http.delete(format!("{}/faults", stack.control())).send().await.unwrap();
-    let o = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/stack")).args(["dns-reset", "--dir", stack.dir.to_str().unwrap()]).output().unwrap();
+    let o = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/stack"))
+        .args(["dns-reset", "--dir", stack.dir.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "dns-reset: {}", String::from_utf8_lossy(&o.stderr));
 }
 
 fn dns_set(stack: &Stack, name: &str, ip: &str) {
-    let o = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/stack")).args(["dns-set", "--dir", stack.dir.to_str().unwrap(), name, ip]).output().unwrap();
+    let o = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/stack"))
+        .args(["dns-set", "--dir", stack.dir.to_str().unwrap(), name, ip])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "dns-set: {}", String::from_utf8_lossy(&o.stderr));
 }
 
@@ -81,13 +112,33 @@ async fn a_healthy_platform_is_recorded_and_a_rerun_is_unchanged() {
     assert_eq!(overall(&v), "Healthy", "{}", v["summary"]["failing"]);
     // Every component the stack runs or serves; AI Search and Foundry have no service probe
     // (optional, Unknown) and are Healthy on their network checks.
-    for c in [KV, STORAGE, ACR, "psql-vibedata-local", AUTOMATION, PORTAL, API, "func-vibedata-local", "agw-vibedata-local", "aks-vibedata-local", "srch-vibedata-local", "ais-vibedata-local"] {
+    for c in [
+        KV,
+        STORAGE,
+        ACR,
+        "psql-vibedata-local",
+        AUTOMATION,
+        PORTAL,
+        API,
+        "func-vibedata-local",
+        "agw-vibedata-local",
+        "aks-vibedata-local",
+        "srch-vibedata-local",
+        "ais-vibedata-local",
+    ] {
         assert_eq!(component(&v, c), "Healthy", "{c}");
     }
     let checks = v["summary"]["checks"].as_u64().unwrap() as i64;
-    assert_eq!(p.scalar("SELECT count(*) FROM registry.health_status WHERE check_name = 'overall' AND state = 'healthy'").await, 1);
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM registry.health_status WHERE check_name = 'overall' AND state = 'healthy'")
+            .await,
+        1
+    );
     assert_eq!(p.scalar("SELECT count(*) FROM registry.health_results WHERE state = 'unknown' AND NOT required AND check_name LIKE 'srch-vibedata-local/service:%'").await, 1);
-    assert_eq!(p.scalar("SELECT count(*) FROM registry.health_results WHERE observed IS NOT NULL AND duration_ms >= 0").await, checks - 2);
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM registry.health_results WHERE observed IS NOT NULL AND duration_ms >= 0").await,
+        checks - 2
+    );
 
     let (o, v) = p.run("health", &[]);
     ok(&o);
@@ -97,7 +148,10 @@ async fn a_healthy_platform_is_recorded_and_a_rerun_is_unchanged() {
     assert_eq!(p.scalar("SELECT count(*) FROM registry.health_runs WHERE overall = 'healthy'").await, 2);
     let canary: Value = serde_json::from_slice(&std::fs::read(p.stack.dir.join("emulator.json")).unwrap()).unwrap();
     let value = canary["secrets"]["health-canary"].as_str().unwrap();
-    assert!(!p.registry_rows().await.join("\n").contains(value) && !v.to_string().contains(value), "the canary's value is never recorded");
+    assert!(
+        !p.registry_rows().await.join("\n").contains(value) && !v.to_string().contains(value),
+        "the canary's value is never recorded"
+    );
     p.drop().await;
 }
 
@@ -108,7 +162,10 @@ async fn exclusive_each_failing_check_sets_its_component_and_the_overall_status(
     let stack = &p.stack;
     reset(stack).await;
     let inv = inventory(stack).await;
-    let kv_private = inv["endpoints"].as_array().unwrap().iter().find(|e| e["component"] == KV).unwrap()["fqdns"][0].as_str().unwrap().to_owned();
+    let kv_private = inv["endpoints"].as_array().unwrap().iter().find(|e| e["component"] == KV).unwrap()["fqdns"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // Quick failures: no retry ladder in front of a probe that is meant to fail.
     let fast = [("VIBEDATA_MAX_RETRIES", "0"), ("VIBEDATA_HEALTH_TIMEOUT_SECS", "3")];
     let run = |extra: &[(&str, &str)]| {
@@ -127,21 +184,44 @@ async fn exclusive_each_failing_check_sets_its_component_and_the_overall_status(
     assert_eq!(v["status"], "failed");
     assert_eq!((overall(&v), unhealthy_components(&v)), ("Unhealthy", vec![(KV.to_owned(), "Unhealthy".to_owned())]));
     let f = &v["summary"]["failing"][0];
-    assert_eq!((f["check"].as_str().unwrap(), f["observed"].as_str().unwrap(), f["code"].as_str().unwrap()), (format!("dns:{kv_private}").as_str(), "10.1.2.3", "DnsMismatch"));
+    assert_eq!(
+        (f["check"].as_str().unwrap(), f["observed"].as_str().unwrap(), f["code"].as_str().unwrap()),
+        (format!("dns:{kv_private}").as_str(), "10.1.2.3", "DnsMismatch")
+    );
     assert!(last_stderr_line(&o).contains("Unhealthy"), "{}", last_stderr_line(&o));
-    assert_eq!(p.scalar(&format!("SELECT count(*) FROM registry.health_status WHERE check_name = '{KV}' AND state = 'unhealthy'")).await, 1);
+    assert_eq!(
+        p.scalar(&format!(
+            "SELECT count(*) FROM registry.health_status WHERE check_name = '{KV}' AND state = 'unhealthy'"
+        ))
+        .await,
+        1
+    );
     dns_set(stack, &kv_private, "-");
     let (_, v) = run(&[]);
     assert_eq!(failing_checks(&v, KV), [format!("dns:{kv_private}")], "NXDOMAIN is a failure too");
     reset(stack).await;
 
     // TCP (and so TLS): the blob endpoint served on a port where nothing listens.
-    let ports: String = stack.var("VIBEDATA_ENDPOINT_PORTS").split(',').map(|kv| if kv.starts_with("stvibedatalocal.privatelink.blob.") { format!("{}=1", kv.split('=').next().unwrap()) } else { kv.to_owned() }).collect::<Vec<_>>().join(",");
+    let ports: String = stack
+        .var("VIBEDATA_ENDPOINT_PORTS")
+        .split(',')
+        .map(|kv| {
+            if kv.starts_with("stvibedatalocal.privatelink.blob.") {
+                format!("{}=1", kv.split('=').next().unwrap())
+            } else {
+                kv.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
     let (o, v) = run(&[("VIBEDATA_ENDPOINT_PORTS", &ports)]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(unhealthy_components(&v), [(STORAGE.to_owned(), "Unhealthy".to_owned())]);
     let failing = failing_checks(&v, STORAGE);
-    assert!(failing.iter().any(|c| c.starts_with("tcp:")) && failing.iter().any(|c| c.starts_with("tls:")), "{failing:?}");
+    assert!(
+        failing.iter().any(|c| c.starts_with("tcp:")) && failing.iter().any(|c| c.starts_with("tls:")),
+        "{failing:?}"
+    );
 
     // TLS: one emulator-served component refuses the handshake for its names.
     apps(stack, PORTAL, "tls-fail").await;
@@ -167,7 +247,11 @@ async fn exclusive_each_failing_check_sets_its_component_and_the_overall_status(
     reset(stack).await;
 
     // Key Vault: the canary cannot be read.
-    stack.arm_fault(json!({"api": "keyvault", "kind": "server-error", "count": 1000, "pathContains": "/secrets/health-canary"})).await;
+    stack
+        .arm_fault(
+            json!({"api": "keyvault", "kind": "server-error", "count": 1000, "pathContains": "/secrets/health-canary"}),
+        )
+        .await;
     let (_, v) = run(&[]);
     assert_eq!(unhealthy_components(&v), [(KV.to_owned(), "Unhealthy".to_owned())]);
     assert_eq!(failing_checks(&v, KV), ["service:key-vault-canary"]);
@@ -181,7 +265,9 @@ async fn exclusive_each_failing_check_sets_its_component_and_the_overall_status(
     reset(stack).await;
 
     // Automation: the runbooks cannot be listed.
-    stack.arm_fault(json!({"api": "automation", "kind": "server-error", "count": 1000, "pathContains": "/runbooks"})).await;
+    stack
+        .arm_fault(json!({"api": "automation", "kind": "server-error", "count": 1000, "pathContains": "/runbooks"}))
+        .await;
     let (_, v) = run(&[]);
     assert_eq!(unhealthy_components(&v), [(AUTOMATION.to_owned(), "Unhealthy".to_owned())]);
     reset(stack).await;

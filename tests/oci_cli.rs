@@ -23,7 +23,10 @@ fn bad_references_exit_2_before_anything_is_sent() {
         assert_eq!(out.status.code(), Some(2), "{src} {dst}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(out.stdout.is_empty());
     }
-    let out = bin().args(["copy", "127.0.0.1:1/a:1", "127.0.0.1:1/b", "--src-creds-env", "VIBEDATA_TEST_NO_SUCH_VAR"]).output().unwrap();
+    let out = bin()
+        .args(["copy", "127.0.0.1:1/a:1", "127.0.0.1:1/b", "--src-creds-env", "VIBEDATA_TEST_NO_SUCH_VAR"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("VIBEDATA_TEST_NO_SUCH_VAR"));
 }
@@ -33,7 +36,8 @@ fn copies_to_the_customer_as_the_managed_identity_and_reports_json() {
     let Some(stack) = stack() else { return };
     let src = format!("{}/vibedata/worker:{RELEASE}", stack.get("VIBEDATA_PUBLISHER_REGISTRY"));
     let dst = format!("{}/{}/cli/worker", stack.get("VIBEDATA_ACR_LOGIN_SERVER"), run_prefix());
-    let creds = format!("{}:{}", stack.get("VIBEDATA_STACK_PUBLISHER_USER"), stack.get("VIBEDATA_STACK_PUBLISHER_PASSWORD"));
+    let creds =
+        format!("{}:{}", stack.get("VIBEDATA_STACK_PUBLISHER_USER"), stack.get("VIBEDATA_STACK_PUBLISHER_PASSWORD"));
     let run = || {
         bin()
             .args(["copy", &src, &dst, "--src-creds-env", "BENCH_TEST_PUB", "--dst-acr", "--jobs", "2"])
@@ -61,7 +65,14 @@ fn copies_to_the_customer_as_the_managed_identity_and_reports_json() {
 
     // A missing source fails with exit 1 and one line naming it.
     let missing = bin()
-        .args(["copy", &format!("{}/vibedata/nope:1", stack.get("VIBEDATA_PUBLISHER_REGISTRY")), &dst, "--src-creds-env", "BENCH_TEST_PUB", "--dst-acr"])
+        .args([
+            "copy",
+            &format!("{}/vibedata/nope:1", stack.get("VIBEDATA_PUBLISHER_REGISTRY")),
+            &dst,
+            "--src-creds-env",
+            "BENCH_TEST_PUB",
+            "--dst-acr",
+        ])
         .envs(&stack.env)
         .env("BENCH_TEST_PUB", &creds)
         .output()

@@ -12,7 +12,10 @@ use vibedata_bootstrap::oci::{copy, CopyOptions, OciError, Registry};
 
 fn blobs_of(manifest: &[u8]) -> Vec<String> {
     let v: serde_json::Value = serde_json::from_slice(manifest).unwrap();
-    std::iter::once(&v["config"]).chain(v["layers"].as_array().unwrap()).map(|d| d["digest"].as_str().unwrap().to_owned()).collect()
+    std::iter::once(&v["config"])
+        .chain(v["layers"].as_array().unwrap())
+        .map(|d| d["digest"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -23,9 +26,15 @@ async fn copies_an_image_to_the_customer_and_a_second_copy_skips_every_blob() {
     let source = publisher.manifest("vibedata/api", RELEASE).await.unwrap();
     let blobs = blobs_of(&source.bytes);
 
-    let first = copy(&publisher, "vibedata/api", RELEASE, &customer, &dst_repo, Some(RELEASE), &CopyOptions::default()).await.unwrap();
+    let first = copy(&publisher, "vibedata/api", RELEASE, &customer, &dst_repo, Some(RELEASE), &CopyOptions::default())
+        .await
+        .unwrap();
     assert_eq!(first.digest, source.digest, "the copy keeps the digest");
-    assert_eq!((first.manifests, first.manifests_pushed, first.blobs_copied, first.blobs_skipped), (1, 1, blobs.len(), 0), "{first:?}");
+    assert_eq!(
+        (first.manifests, first.manifests_pushed, first.blobs_copied, first.blobs_skipped),
+        (1, 1, blobs.len(), 0),
+        "{first:?}"
+    );
     assert!(first.tag_updated && first.bytes_copied > 0);
 
     // Read back with a fresh handle (a new token exchange): same bytes, every blob there.
@@ -36,13 +45,30 @@ async fn copies_an_image_to_the_customer_and_a_second_copy_skips_every_blob() {
         assert!(reader.blob_exists(&dst_repo, b).await.unwrap(), "{b} missing");
     }
 
-    let second = copy(&publisher, "vibedata/api", RELEASE, &customer, &dst_repo, Some(RELEASE), &CopyOptions::default()).await.unwrap();
+    let second =
+        copy(&publisher, "vibedata/api", RELEASE, &customer, &dst_repo, Some(RELEASE), &CopyOptions::default())
+            .await
+            .unwrap();
     assert_eq!(second.digest, source.digest);
-    assert_eq!((second.blobs_skipped, second.blobs_copied, second.blobs_mounted, second.manifests_pushed), (blobs.len(), 0, 0, 0), "{second:?}");
+    assert_eq!(
+        (second.blobs_skipped, second.blobs_copied, second.blobs_mounted, second.manifests_pushed),
+        (blobs.len(), 0, 0, 0),
+        "{second:?}"
+    );
     assert!(!second.tag_updated);
 
     // By digest into another repository, untagged.
-    let by_digest = copy(&publisher, "vibedata/api", &source.digest, &customer, &format!("{dst_repo}-bydigest"), None, &CopyOptions::default()).await.unwrap();
+    let by_digest = copy(
+        &publisher,
+        "vibedata/api",
+        &source.digest,
+        &customer,
+        &format!("{dst_repo}-bydigest"),
+        None,
+        &CopyOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(by_digest.digest, source.digest);
     assert!(!by_digest.tag_updated);
 }
@@ -62,12 +88,26 @@ async fn copies_the_multi_arch_index_with_every_platform_and_its_digest() {
         .collect();
     assert_eq!(children.len(), 2);
 
-    let report = copy(&publisher, "vibedata/web", RELEASE, &customer, &dst_repo, Some(RELEASE), &CopyOptions { jobs: 8, ..Default::default() }).await.unwrap();
+    let report = copy(
+        &publisher,
+        "vibedata/web",
+        RELEASE,
+        &customer,
+        &dst_repo,
+        Some(RELEASE),
+        &CopyOptions { jobs: 8, ..Default::default() },
+    )
+    .await
+    .unwrap();
     assert_eq!(report.digest, index.digest);
     assert_eq!((report.manifests, report.manifests_pushed), (3, 3));
     assert_eq!(customer.manifest_digest(&dst_repo, RELEASE).await.unwrap().as_deref(), Some(index.digest.as_str()));
     for child in &children {
-        assert_eq!(customer.manifest_digest(&dst_repo, child).await.unwrap().as_deref(), Some(child.as_str()), "platform manifest {child}");
+        assert_eq!(
+            customer.manifest_digest(&dst_repo, child).await.unwrap().as_deref(),
+            Some(child.as_str()),
+            "platform manifest {child}"
+        );
         let m = customer.manifest(&dst_repo, child).await.unwrap();
         for b in blobs_of(&m.bytes) {
             assert!(customer.blob_exists(&dst_repo, &b).await.unwrap());
@@ -80,19 +120,47 @@ async fn a_shared_base_layer_is_mounted_into_a_second_repository() {
     let Some(stack) = stack() else { return };
     let (publisher, customer) = (stack.publisher(), stack.customer());
     let prefix = format!("{}/mount", run_prefix());
-    let api = copy(&publisher, "vibedata/api", RELEASE, &customer, &format!("{prefix}/api"), Some(RELEASE), &CopyOptions::default()).await.unwrap();
+    let api = copy(
+        &publisher,
+        "vibedata/api",
+        RELEASE,
+        &customer,
+        &format!("{prefix}/api"),
+        Some(RELEASE),
+        &CopyOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(api.blobs_mounted, 0);
     // vibedata/auth shares the base-os layer (and the native runtime) with vibedata/api.
-    let auth = copy(&publisher, "vibedata/auth", RELEASE, &customer, &format!("{prefix}/auth"), Some(RELEASE), &CopyOptions::default()).await.unwrap();
+    let auth = copy(
+        &publisher,
+        "vibedata/auth",
+        RELEASE,
+        &customer,
+        &format!("{prefix}/auth"),
+        Some(RELEASE),
+        &CopyOptions::default(),
+    )
+    .await
+    .unwrap();
     assert!(auth.blobs_mounted >= 1, "the shared layer is mounted, not uploaded again: {auth:?}");
 
     // A new process knows nothing: the caller's hint set names where a blob is.
     let fresh = stack.customer();
     let api_manifest = publisher.manifest("vibedata/api", RELEASE).await.unwrap();
     let hints = blobs_of(&api_manifest.bytes).into_iter().map(|d| (format!("{prefix}/api"), d)).collect();
-    let hinted = copy(&publisher, "vibedata/api", RELEASE, &fresh, &format!("{prefix}/api-again"), Some(RELEASE), &CopyOptions { mount_hints: hints, ..Default::default() })
-        .await
-        .unwrap();
+    let hinted = copy(
+        &publisher,
+        "vibedata/api",
+        RELEASE,
+        &fresh,
+        &format!("{prefix}/api-again"),
+        Some(RELEASE),
+        &CopyOptions { mount_hints: hints, ..Default::default() },
+    )
+    .await
+    .unwrap();
     assert_eq!((hinted.blobs_mounted, hinted.blobs_copied), (blobs_of(&api_manifest.bytes).len(), 0), "{hinted:?}");
 }
 
@@ -107,7 +175,8 @@ async fn a_tampered_source_blob_is_rejected_and_the_target_tag_is_not_created() 
 
     // Flip bytes of the layer in the publisher's storage, keeping its size.
     let hex = &layer["sha256:".len()..];
-    let path = stack.dir.join(format!("data/registry-publisher/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]));
+    let path =
+        stack.dir.join(format!("data/registry-publisher/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]));
     let mut content = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     for b in content.iter_mut().skip(1000).take(64) {
         *b ^= 0xff;
@@ -136,9 +205,11 @@ struct Poser {
 async fn poser(stack: &oci_support::Stack, challenge: impl Fn(u16) -> String + Send + Sync + 'static) -> Poser {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(stack.dir.join("ca/server.pem")).unwrap().map(Result::unwrap).collect();
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(stack.dir.join("ca/server.pem")).unwrap().map(Result::unwrap).collect();
     let key = PrivateKeyDer::from_pem_file(stack.dir.join("ca/server.key")).unwrap();
-    let config = tokio_rustls::rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).unwrap();
+    let config =
+        tokio_rustls::rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -182,9 +253,20 @@ async fn the_aad_token_never_goes_to_a_host_that_is_not_configured() {
     // 1. A registry whose challenge realm points at yet another host: refused, nothing sent there.
     let elsewhere = poser(stack, |_| "Basic realm=\"x\"".into()).await;
     let elsewhere_port = elsewhere.port;
-    let fake = poser(stack, move |_| format!("Bearer realm=\"https://127.0.0.1:{elsewhere_port}/oauth2/token\",service=\"vibedatacustomer\"")).await;
-    let dst = Registry::new(&format!("127.0.0.1:{}", fake.port), stack.acr_identity(auth_endpoint), stack.http(), &stack.options()).unwrap();
-    let err = copy(&publisher, "vibedata/api", RELEASE, &dst, "vibedata/api", Some(RELEASE), &CopyOptions::default()).await.unwrap_err();
+    let fake = poser(stack, move |_| {
+        format!("Bearer realm=\"https://127.0.0.1:{elsewhere_port}/oauth2/token\",service=\"vibedatacustomer\"")
+    })
+    .await;
+    let dst = Registry::new(
+        &format!("127.0.0.1:{}", fake.port),
+        stack.acr_identity(auth_endpoint),
+        stack.http(),
+        &stack.options(),
+    )
+    .unwrap();
+    let err = copy(&publisher, "vibedata/api", RELEASE, &dst, "vibedata/api", Some(RELEASE), &CopyOptions::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, OciError::RealmRefused { .. }), "{err}");
     assert!(elsewhere.seen.lock().unwrap().is_empty(), "the foreign realm received nothing");
     for req in fake.seen.lock().unwrap().iter() {
@@ -193,15 +275,32 @@ async fn the_aad_token_never_goes_to_a_host_that_is_not_configured() {
 
     // 2. A registry whose realm is itself (as on ACR), with the exchange configured on the
     //    emulator: the AAD token goes to the emulator only; the registry sees registry tokens.
-    let fake = poser(stack, |port| format!("Bearer realm=\"https://127.0.0.1:{port}/oauth2/token\",service=\"vibedatacustomer\"")).await;
-    let dst = Registry::new(&format!("127.0.0.1:{}", fake.port), stack.acr_identity(auth_endpoint), stack.http(), &stack.options()).unwrap();
-    let _ = copy(&publisher, "vibedata/api", RELEASE, &dst, "vibedata/api", Some(RELEASE), &CopyOptions::default()).await;
+    let fake = poser(stack, |port| {
+        format!("Bearer realm=\"https://127.0.0.1:{port}/oauth2/token\",service=\"vibedatacustomer\"")
+    })
+    .await;
+    let dst = Registry::new(
+        &format!("127.0.0.1:{}", fake.port),
+        stack.acr_identity(auth_endpoint),
+        stack.http(),
+        &stack.options(),
+    )
+    .unwrap();
+    let _ =
+        copy(&publisher, "vibedata/api", RELEASE, &dst, "vibedata/api", Some(RELEASE), &CopyOptions::default()).await;
     let seen = fake.seen.lock().unwrap().clone();
     assert!(seen.len() > 1, "the copy went past the challenge: {} requests", seen.len());
-    assert!(seen.iter().any(|r| r.to_ascii_lowercase().contains("authorization: bearer ")), "a registry token was presented");
+    assert!(
+        seen.iter().any(|r| r.to_ascii_lowercase().contains("authorization: bearer ")),
+        "a registry token was presented"
+    );
     for req in &seen {
         assert!(!req.contains(aad.expose()), "the fake registry got the AAD token");
-        assert!(!req.contains("/oauth2/"), "nothing asked the registry for tokens: {}", req.lines().next().unwrap_or(""));
+        assert!(
+            !req.contains("/oauth2/"),
+            "nothing asked the registry for tokens: {}",
+            req.lines().next().unwrap_or("")
+        );
     }
 }
 
@@ -215,9 +314,18 @@ async fn a_throttled_token_exchange_is_retried_after_its_retry_after() {
 
     let (publisher, customer) = (stack.publisher(), stack.customer());
     let dst_repo = format!("{}/throttled/api", run_prefix());
-    let report = copy(&publisher, "vibedata/api", RELEASE, &customer, &dst_repo, Some(RELEASE), &CopyOptions::default()).await.unwrap();
+    let report =
+        copy(&publisher, "vibedata/api", RELEASE, &customer, &dst_repo, Some(RELEASE), &CopyOptions::default())
+            .await
+            .unwrap();
     assert!(report.tag_updated);
     let journal: serde_json::Value = http.get(format!("{control}/journal")).send().await.unwrap().json().await.unwrap();
-    let exchanges: Vec<u64> = journal.as_array().unwrap().iter().filter(|e| e["api"] == "acr.exchange").filter_map(|e| e["status"].as_u64()).collect();
+    let exchanges: Vec<u64> = journal
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["api"] == "acr.exchange")
+        .filter_map(|e| e["status"].as_u64())
+        .collect();
     assert!(exchanges.contains(&429) && exchanges.contains(&200), "throttled, then served: {exchanges:?}");
 }

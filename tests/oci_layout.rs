@@ -15,7 +15,9 @@ use vibedata_bootstrap::oci::{sha256_digest, Descriptor, Layout, OciError};
 async fn the_layout_writes_only_what_changed_and_verifies_blobs() {
     let Some(stack) = stack() else { return };
     let url = url::Url::parse(stack.get("VIBEDATA_STORAGE_BLOB_URL")).unwrap();
-    let container = Container::new(&url, &format!("oci-{}", run_prefix()), &stack.http(), &RetryPolicy::default(), &stack.tokens()).unwrap();
+    let container =
+        Container::new(&url, &format!("oci-{}", run_prefix()), &stack.http(), &RetryPolicy::default(), &stack.tokens())
+            .unwrap();
     container.ensure().await.unwrap();
     let layout = Layout::new(container.clone());
 
@@ -40,14 +42,18 @@ async fn the_layout_writes_only_what_changed_and_verifies_blobs() {
     };
     assert!(layout.add_ref("2026.11.0/runbook/rotate-keys", &desc(&digest)).await.unwrap());
     assert!(layout.add_ref("2026.11.0/migrations/db", &desc(&digest)).await.unwrap());
-    assert!(!layout.add_ref("2026.11.0/runbook/rotate-keys", &desc(&digest)).await.unwrap(), "same ref, same content: no write");
+    assert!(
+        !layout.add_ref("2026.11.0/runbook/rotate-keys", &desc(&digest)).await.unwrap(),
+        "same ref, same content: no write"
+    );
     let other = sha256_digest(b"x");
     assert!(layout.add_ref("2026.11.0/runbook/rotate-keys", &desc(&other)).await.unwrap(), "a moved ref is written");
     let resolved = layout.resolve("2026.11.0/runbook/rotate-keys").await.unwrap().unwrap();
     assert_eq!(resolved.digest, other);
     assert_eq!(resolved.annotations["org.opencontainers.image.ref.name"], "2026.11.0/runbook/rotate-keys");
     assert_eq!(layout.resolve("2026.11.0/runbook/none").await.unwrap(), None);
-    let index: serde_json::Value = serde_json::from_slice(&container.get("oci/index.json").await.unwrap().unwrap()).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&container.get("oci/index.json").await.unwrap().unwrap()).unwrap();
     assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "replaced, not appended: {index}");
     assert_eq!(index["schemaVersion"], 2);
     assert!(layout.add_ref("../x", &desc(&digest)).await.is_err());

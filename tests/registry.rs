@@ -8,11 +8,11 @@
 
 mod common;
 // Only part of the database tests' setup is used here.
+#[path = "registry/setup.rs"]
+mod setup;
 #[allow(dead_code)]
 #[path = "database/support.rs"]
 mod support;
-#[path = "registry/setup.rs"]
-mod setup;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -31,7 +31,11 @@ fn status(v: &Value) -> (String, u64) {
 
 async fn export(p: &Platform, deployment: &str) -> Option<bytes::Bytes> {
     let url = url::Url::parse(p.stack.var("VIBEDATA_STORAGE_BLOB_URL")).unwrap();
-    let http = vibedata_bootstrap::azure::http_client(Some(std::path::Path::new(p.stack.var("VIBEDATA_CA_FILE"))), Duration::from_secs(30)).unwrap();
+    let http = vibedata_bootstrap::azure::http_client(
+        Some(std::path::Path::new(p.stack.var("VIBEDATA_CA_FILE"))),
+        Duration::from_secs(30),
+    )
+    .unwrap();
     let c = Container::new(&url, &p.container, &http, &RetryPolicy::default(), &support::tokens(&p.stack)).unwrap();
     c.get(&format!("registry/{deployment}/registry.json")).await.unwrap()
 }
@@ -48,9 +52,21 @@ async fn discovery_equals_the_inventory_and_an_unchanged_rerun_writes_nothing() 
     assert_eq!(v["status"], "succeeded");
 
     // Resources: exactly the inventory's, by id and type.
-    let want: BTreeSet<(String, String)> = inv["resources"].as_array().unwrap().iter().map(|r| (r["id"].as_str().unwrap().to_lowercase(), r["type"].as_str().unwrap().to_owned())).collect();
+    let want: BTreeSet<(String, String)> = inv["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap().to_lowercase(), r["type"].as_str().unwrap().to_owned()))
+        .collect();
     let mut conn = support::superuser(&p.stack, &p.db).await;
-    let got: BTreeSet<(String, String)> = sqlx::query_as::<_, (String, String)>("SELECT lower(arm_id), type FROM registry.resources WHERE removed_at IS NULL").fetch_all(&mut conn).await.unwrap().into_iter().collect();
+    let got: BTreeSet<(String, String)> = sqlx::query_as::<_, (String, String)>(
+        "SELECT lower(arm_id), type FROM registry.resources WHERE removed_at IS NULL",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
     assert!(want.len() >= 40);
     assert_eq!(got, want);
 
@@ -63,7 +79,12 @@ async fn discovery_equals_the_inventory_and_an_unchanged_rerun_writes_nothing() 
             let ip = e["ipAddresses"][0].as_str().unwrap().to_owned();
             let target = e["targetResourceId"].as_str().unwrap().to_lowercase();
             let port = e["defaultPort"].as_i64().unwrap() as i32;
-            e["fqdns"].as_array().unwrap().iter().map(move |f| (target.clone(), f.as_str().unwrap().to_lowercase(), ip.clone(), port)).collect::<Vec<_>>()
+            e["fqdns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |f| (target.clone(), f.as_str().unwrap().to_lowercase(), ip.clone(), port))
+                .collect::<Vec<_>>()
         })
         .collect();
     let got: BTreeSet<(String, String, String, i32)> = sqlx::query_as::<_, (String, String, String, i32)>(
@@ -80,7 +101,10 @@ async fn discovery_equals_the_inventory_and_an_unchanged_rerun_writes_nothing() 
 
     // Paging: the list was followed through every page.
     let journal = p.stack.journal_since(mark).await;
-    let pages = journal.iter().filter(|e| e["api"] == "arm.resources" && e["path"].as_str().unwrap_or("").ends_with("/resources")).count();
+    let pages = journal
+        .iter()
+        .filter(|e| e["api"] == "arm.resources" && e["path"].as_str().unwrap_or("").ends_with("/resources"))
+        .count();
     assert!(pages >= 72 / 5, "the list took {pages} pages");
 
     // Snapshot and export.
@@ -93,7 +117,8 @@ async fn discovery_equals_the_inventory_and_an_unchanged_rerun_writes_nothing() 
 
     // No secret value anywhere: the app settings' literal secrets, the Key Vault's values.
     let emulator: Value = serde_json::from_slice(&std::fs::read(p.stack.dir.join("emulator.json")).unwrap()).unwrap();
-    let mut secrets: Vec<String> = inv["sensitiveValues"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
+    let mut secrets: Vec<String> =
+        inv["sensitiveValues"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
     secrets.extend(emulator["secrets"].as_object().unwrap().values().map(|s| s.as_str().unwrap().to_owned()));
     let rows = p.registry_rows().await.join("\n");
     let text = String::from_utf8_lossy(&first).into_owned();
@@ -108,7 +133,11 @@ async fn discovery_equals_the_inventory_and_an_unchanged_rerun_writes_nothing() 
     let (o, v) = p.run("registry", &[]);
     ok(&o);
     assert_eq!(status(&v), ("unchanged".into(), 0));
-    assert_eq!(p.scalar("SELECT count(*) FROM registry.snapshots").await, 1, "an unchanged rerun writes no change-history row");
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM registry.snapshots").await,
+        1,
+        "an unchanged rerun writes no change-history row"
+    );
     assert_eq!(export(&p, &deployment).await.unwrap(), first);
     p.drop().await;
 }
@@ -129,7 +158,8 @@ async fn a_throttled_list_is_retried_and_discovery_completes() {
     ok(&o);
     assert_eq!(v["status"], "succeeded");
     assert_eq!(v["summary"]["resources"], want_len(&inventory(&p.stack).await));
-    let throttled = p.stack.journal_since(mark).await.iter().filter(|e| e["api"] == "arm.resources" && e["status"] == 429).count();
+    let throttled =
+        p.stack.journal_since(mark).await.iter().filter(|e| e["api"] == "arm.resources" && e["status"] == 429).count();
     assert!(throttled >= 3, "{throttled} throttled requests");
     p.drop().await;
 }
@@ -153,12 +183,23 @@ async fn a_change_is_applied_atomically_and_recorded_with_its_diff() {
     ok(&o);
     // Three rows plus the export, whose content is the platform's and did not change.
     assert_eq!(status(&v), ("succeeded".into(), 3));
-    let diff: String = sqlx::query_scalar("SELECT diff::text FROM registry.snapshots ORDER BY snapshot_key DESC LIMIT 1").fetch_one(&mut su).await.unwrap();
+    let diff: String =
+        sqlx::query_scalar("SELECT diff::text FROM registry.snapshots ORDER BY snapshot_key DESC LIMIT 1")
+            .fetch_one(&mut su)
+            .await
+            .unwrap();
     let diff: Value = serde_json::from_str(&diff).unwrap();
     assert!(diff["resources"]["updated"][0].as_str().unwrap().ends_with("/vaults/kv-vibedata-local"), "{diff}");
-    assert!(diff["endpoints"]["added"][0].as_str().unwrap().starts_with("stvibedatalocal.privatelink.queue."), "{diff}");
+    assert!(
+        diff["endpoints"]["added"][0].as_str().unwrap().starts_with("stvibedatalocal.privatelink.queue."),
+        "{diff}"
+    );
     assert_eq!(diff["configurationReferences"]["removed"], json!(["stray"]));
-    assert_eq!(p.scalar("SELECT count(*) FROM registry.resources WHERE name = 'kv-vibedata-local' AND location = 'eastus'").await, 1);
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM registry.resources WHERE name = 'kv-vibedata-local' AND location = 'eastus'")
+            .await,
+        1
+    );
     assert_eq!(p.scalar("SELECT count(*) FROM registry.snapshots").await, 2);
     p.drop().await;
 }

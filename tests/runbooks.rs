@@ -55,7 +55,11 @@ fn unique(name: &str) -> String {
 fn container(stack: &Stack, name: &str) -> Container {
     std::env::set_var("IDENTITY_ENDPOINT", stack.var("IDENTITY_ENDPOINT"));
     std::env::set_var("IDENTITY_HEADER", stack.var("IDENTITY_HEADER"));
-    let http = vibedata_bootstrap::azure::http_client(Some(std::path::Path::new(stack.var("VIBEDATA_CA_FILE"))), Duration::from_secs(30)).unwrap();
+    let http = vibedata_bootstrap::azure::http_client(
+        Some(std::path::Path::new(stack.var("VIBEDATA_CA_FILE"))),
+        Duration::from_secs(30),
+    )
+    .unwrap();
     let tokens = vibedata_bootstrap::azure::identity::Tokens::managed_identity(
         &vibedata_bootstrap::config::IdentityRef::ClientId(stack.var("VIBEDATA_IDENTITY_CLIENT_ID").into()),
         http.clone(),
@@ -106,7 +110,8 @@ async fn stage(stack: &Stack, name: &str, release: &str, runbooks: &[Rb], edit: 
     edit(&mut document);
     let document = serde_json::to_vec_pretty(&document).unwrap();
     let layer = blob(&layout, MANIFEST_ARTIFACT_TYPE, document.clone()).await;
-    let manifest_digest = artifact(&layout, &format!("{release}/manifest/release"), MANIFEST_ARTIFACT_TYPE, layer).await;
+    let manifest_digest =
+        artifact(&layout, &format!("{release}/manifest/release"), MANIFEST_ARTIFACT_TYPE, layer).await;
     c.put(&format!("releases/{release}/manifest.json"), Bytes::from(document), "application/json", None).await.unwrap();
     let pointer = json!({"release": release, "manifestDigest": manifest_digest, "manifest": format!("releases/{release}/manifest.json")});
     c.put("releases/latest.json", Bytes::from(pointer.to_string()), "application/json", None).await.unwrap();
@@ -127,7 +132,8 @@ impl Bed {
         let storage = unique(&format!("rb-{test}"));
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("runbooks.json");
-        let mut overrides = vec![("VIBEDATA_ARTIFACT_CONTAINER", storage.as_str()), ("AZ_SCRIPTS_OUTPUT_PATH", out.to_str().unwrap())];
+        let mut overrides =
+            vec![("VIBEDATA_ARTIFACT_CONTAINER", storage.as_str()), ("AZ_SCRIPTS_OUTPUT_PATH", out.to_str().unwrap())];
         overrides.extend_from_slice(extra);
         let env = stack.env_for(&format!("rb-{test}"), &overrides);
         Bed { stack, storage, out, env, _dir: dir }
@@ -187,7 +193,15 @@ async fn published(stack: &Stack, name: &str) -> Option<(String, Option<String>)
 /// The emulator's test view of one runbook (`GET /_emulator/automation/runbooks`): state,
 /// content hashes, publish counts; `null` when it does not exist.
 async fn emulator_view(stack: &Stack, name: &str) -> Value {
-    let all: Vec<Value> = stack.http().get(format!("{}/automation/runbooks", stack.control())).send().await.unwrap().json().await.unwrap();
+    let all: Vec<Value> = stack
+        .http()
+        .get(format!("{}/automation/runbooks", stack.control()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     all.into_iter().find(|r| r["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name))).unwrap_or(Value::Null)
 }
 
@@ -224,7 +238,10 @@ async fn happy_path_then_an_idempotent_rerun() {
     assert_eq!(listed.len(), 2);
     for (name, script) in [(&ps, ps_script), (&py, py_script)] {
         let entry = listed.iter().find(|r| r["name"] == name.as_str()).unwrap();
-        assert_eq!((entry["state"].as_str(), entry["contentHash"].as_str()), (Some("Published"), Some(sha256_digest(script.as_bytes()).as_str())));
+        assert_eq!(
+            (entry["state"].as_str(), entry["contentHash"].as_str()),
+            (Some("Published"), Some(sha256_digest(script.as_bytes()).as_str()))
+        );
         assert_eq!(published(&bed.stack, name).await, published_with(script), "{name}");
     }
     assert!(v["summary"]["unmanaged"].is_array());
@@ -254,7 +271,11 @@ async fn changed_content_is_republished_and_dry_run_mutates_nothing() {
     assert_eq!(published(&bed.stack, &name).await, published_with(v1));
 
     let v = bed.runbooks();
-    assert_eq!((v["status"].as_str(), v["changes"].as_u64()), (Some("succeeded"), Some(2)), "draft content and publish, no runbook PUT");
+    assert_eq!(
+        (v["status"].as_str(), v["changes"].as_u64()),
+        (Some("succeeded"), Some(2)),
+        "draft content and publish, no runbook PUT"
+    );
     assert_eq!(v["summary"]["runbooks"][0]["action"], "updated");
     assert_eq!(published(&bed.stack, &name).await, published_with(v2));
     assert_eq!(automation_writes(&bed.stack, mark).await.len(), 2);
@@ -279,7 +300,12 @@ async fn every_bad_archive_and_bad_manifest_entry_is_exit_2_with_nothing_publish
     let renamed = format!("9{bad_name}");
     cases.push(("bad-name".into(), vec![first(), Rb::ps(&renamed, "x\n")], Box::new(|_| {}), "does not match"));
     let dup = bad_name.to_uppercase();
-    cases.push(("duplicate".into(), vec![first(), Rb::ps(&bad_name, "x\n"), Rb::ps(&dup, "x\n")], Box::new(|_| {}), "appears twice"));
+    cases.push((
+        "duplicate".into(),
+        vec![first(), Rb::ps(&bad_name, "x\n"), Rb::ps(&dup, "x\n")],
+        Box::new(|_| {}),
+        "appears twice",
+    ));
     let missing = Rb { env: "PowerShell-0-1".into(), ..Rb::ps(&bad_name, "x\n") };
     cases.push(("missing-environment".into(), vec![first(), missing], Box::new(|_| {}), "does not have"));
     let wrong = Rb { env: PY_ENV.into(), ..Rb::ps(&bad_name, "x\n") };
@@ -311,7 +337,8 @@ async fn a_configured_runtime_environment_is_created_once() {
     let v = bed.runbooks();
     assert_eq!(v["changes"], 4, "the environment, then the runbook's three calls: {v}");
     assert_eq!(v["summary"]["runtimeEnvironments"][0]["action"], "created");
-    let (status, body) = arm_get(&bed.stack, &format!("{}/runtimeEnvironments/{env_name}", account_id(&bed.stack))).await;
+    let (status, body) =
+        arm_get(&bed.stack, &format!("{}/runtimeEnvironments/{env_name}", account_id(&bed.stack))).await;
     assert_eq!(status, 200);
     let got: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(got["properties"]["runtime"], json!({"language": "Python", "version": "3.10"}));
@@ -327,12 +354,24 @@ async fn a_failed_publish_names_the_runbook() {
     let name = unique("Fails-Publish");
     bed.stage("2026.11.0", &[Rb::ps(&name, "Write-Output 'fine'\n")], |_| {}).await;
     let failure = json!({"runbook": name, "code": "RunbookCompilationFailed", "message": "Line 1: unexpected token"});
-    let r = bed.stack.http().post(format!("{}/automation/fail-publish", bed.stack.control())).json(&failure).send().await.unwrap();
+    let r = bed
+        .stack
+        .http()
+        .post(format!("{}/automation/fail-publish", bed.stack.control()))
+        .json(&failure)
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success(), "arming the publish failure: {}", r.status());
     let o = bed.run(&["run", "runbooks"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let last = last_stderr_line(&o);
-    assert!(last.contains(&format!("runbooks/{name}")) && last.contains("RunbookCompilationFailed") && last.contains("unexpected token"), "{last}");
+    assert!(
+        last.contains(&format!("runbooks/{name}"))
+            && last.contains("RunbookCompilationFailed")
+            && last.contains("unexpected token"),
+        "{last}"
+    );
     let v = bed.outputs();
     assert_eq!(v["error"]["code"], "RunbookCompilationFailed");
     assert!(v["error"]["resource"].as_str().unwrap().ends_with(&format!("/runbooks/{name}")), "{v}");
@@ -345,7 +384,9 @@ async fn throttling_server_errors_and_rbac_propagation_are_recovered() {
     let name = unique("Faulty");
     bed.stage("2026.11.0", &[Rb::ps(&name, "Write-Output 'faults'\n")], |_| {}).await;
     let stack = &bed.stack;
-    stack.arm_fault(json!({"api": "automation", "kind": "throttle", "count": 3, "retryAfter": 1, "pathContains": name})).await;
+    stack
+        .arm_fault(json!({"api": "automation", "kind": "throttle", "count": 3, "retryAfter": 1, "pathContains": name}))
+        .await;
     stack.arm_fault(json!({"api": "automation", "kind": "server-error", "count": 3, "pathContains": name})).await;
     // A fresh role assignment: the account's runbooks are refused for a few seconds.
     let runbooks = format!("{}/runbooks", stack.var("VIBEDATA_AUTOMATION_ACCOUNT"));
@@ -355,7 +396,13 @@ async fn throttling_server_errors_and_rbac_propagation_are_recovered() {
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("waiting for role assignment"), "{}", stdout(&o));
     assert_eq!(published(stack, &name).await.unwrap().0, "Published");
-    let served: Vec<u64> = stack.journal_since(mark).await.iter().filter(|e| e["api"] == "automation").filter_map(|e| e["status"].as_u64()).collect();
+    let served: Vec<u64> = stack
+        .journal_since(mark)
+        .await
+        .iter()
+        .filter(|e| e["api"] == "automation")
+        .filter_map(|e| e["status"].as_u64())
+        .collect();
     for status in [429, 500, 403] {
         assert!(served.contains(&status), "a {status} was served and recovered from: {served:?}");
     }
@@ -373,10 +420,21 @@ async fn sigkill_between_draft_and_publish_then_a_rerun_publishes_each_once() {
     let draft = format!("{}/draft/content", names[1]);
     stack.arm_fault(json!({"api": "automation", "kind": "latency", "count": 1, "latencyMs": 5000, "pathContains": format!("{draft}/operationResults")})).await;
     let mark = stack.journal_mark().await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vibedata-bootstrap")).env_clear().envs(&bed.env).args(["run", "runbooks"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vibedata-bootstrap"))
+        .env_clear()
+        .envs(&bed.env)
+        .args(["run", "runbooks"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let mut seen = false;
     for _ in 0..300 {
-        if stack.journal_since(mark).await.iter().any(|e| e["method"] == "PUT" && e["path"].as_str().unwrap_or("").ends_with(&draft)) {
+        if stack
+            .journal_since(mark)
+            .await
+            .iter()
+            .any(|e| e["method"] == "PUT" && e["path"].as_str().unwrap_or("").ends_with(&draft))
+        {
             seen = true;
             break;
         }
@@ -393,10 +451,15 @@ async fn sigkill_between_draft_and_publish_then_a_rerun_publishes_each_once() {
 
     // The rerun waits out the killed runner's lease (15 s at most), then finishes.
     let v = bed.runbooks();
-    let actions: Vec<&str> = v["summary"]["runbooks"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> =
+        v["summary"]["runbooks"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["unchanged", "resumed", "created"]);
     for n in &names {
-        assert_eq!(state(emulator_view(stack, n).await), (Some("Published".into()), Some(1)), "{n} published exactly once");
+        assert_eq!(
+            state(emulator_view(stack, n).await),
+            (Some("Published".into()), Some(1)),
+            "{n} published exactly once"
+        );
     }
 }
 
@@ -404,9 +467,18 @@ async fn sigkill_between_draft_and_publish_then_a_rerun_publishes_each_once() {
 async fn the_sample_release_goes_from_the_publisher_to_published_runbooks() {
     let release = "2026.11.20";
     let manifest = format!("vibedata/release-manifest:{release}");
-    let bed = Bed::new("sample", &[("VIBEDATA_RELEASE_MANIFEST", &manifest), ("VIBEDATA_IMAGES", "vibedata/api,vibedata/web,vibedata/worker")]);
+    let bed = Bed::new(
+        "sample",
+        &[("VIBEDATA_RELEASE_MANIFEST", &manifest), ("VIBEDATA_IMAGES", "vibedata/api,vibedata/web,vibedata/worker")],
+    );
     let o = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sample-release"))
-        .args(["push", "--release", release, "--out", &format!("{}/target/sample-release-tests/{release}", env!("CARGO_MANIFEST_DIR"))])
+        .args([
+            "push",
+            "--release",
+            release,
+            "--out",
+            &format!("{}/target/sample-release-tests/{release}", env!("CARGO_MANIFEST_DIR")),
+        ])
         .envs(&bed.stack.env)
         .output()
         .unwrap();
@@ -422,7 +494,11 @@ async fn the_sample_release_goes_from_the_publisher_to_published_runbooks() {
     assert_eq!(names, ["Purge_Staging", "Refresh-Tokens", "Rotate-Keys", "Sync-Registry"]);
     for r in listed {
         let name = r["name"].as_str().unwrap();
-        assert_eq!(published(&bed.stack, name).await, Some(("Published".into(), r["contentHash"].as_str().map(str::to_owned))), "{name}");
+        assert_eq!(
+            published(&bed.stack, name).await,
+            Some(("Published".into(), r["contentHash"].as_str().map(str::to_owned))),
+            "{name}"
+        );
     }
     let mark = bed.stack.journal_mark().await;
     assert_eq!(bed.runbooks()["status"], "unchanged");

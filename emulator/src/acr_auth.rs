@@ -31,9 +31,7 @@ const ACCESS_LIFETIME_SECS: i64 = 3600;
 type Form = Vec<(String, String)>;
 
 fn field<'a>(form: &'a Form, name: &str) -> Option<&'a str> {
-    form.iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 fn unauthorized(message: &str) -> Response {
@@ -47,31 +45,18 @@ fn bad_request(message: &str) -> Response {
 /// Reads an `application/x-www-form-urlencoded` body (what clients send) or a
 /// `multipart/form-data` one (what the TypeSpec declares).
 async fn read_form(req: Request) -> Result<Form, Response> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     if content_type.starts_with("multipart/form-data") {
-        let mut multipart = Multipart::from_request(req, &())
-            .await
-            .map_err(|e| bad_request(&e.body_text()))?;
+        let mut multipart = Multipart::from_request(req, &()).await.map_err(|e| bad_request(&e.body_text()))?;
         let mut form = Vec::new();
-        while let Some(part) = multipart
-            .next_field()
-            .await
-            .map_err(|e| bad_request(&e.body_text()))?
-        {
+        while let Some(part) = multipart.next_field().await.map_err(|e| bad_request(&e.body_text()))? {
             let name = part.name().unwrap_or_default().to_owned();
             let value = part.text().await.map_err(|e| bad_request(&e.body_text()))?;
             form.push((name, value));
         }
         return Ok(form);
     }
-    let body = Bytes::from_request(req, &())
-        .await
-        .map_err(|_| bad_request("unreadable body"))?;
+    let body = Bytes::from_request(req, &()).await.map_err(|_| bad_request("unreadable body"))?;
     Ok(url::form_urlencoded::parse(&body).into_owned().collect())
 }
 
@@ -87,17 +72,11 @@ fn check_service(st: &AppState, service: Option<&str>) -> Result<(), Response> {
 
 /// An AAD token for the registry: ours, for an accepted audience, of the configured identity,
 /// and (when given) of the named tenant.
-fn check_aad_for_registry(
-    st: &AppState,
-    token: &str,
-    tenant: Option<&str>,
-) -> Result<Claims, Response> {
+fn check_aad_for_registry(st: &AppState, token: &str, tenant: Option<&str>) -> Result<Claims, Response> {
     let claims = check_aad(st, Some(token), ACR_AUDIENCES)
         .map_err(|f| unauthorized(&format!("the access token is not valid: {f:?}")))?;
     if tenant.is_some_and(|t| !t.is_empty() && Some(t) != claim_str(&claims, "tid")) {
-        return Err(unauthorized(
-            "the access token was issued for another tenant",
-        ));
+        return Err(unauthorized("the access token was issued for another tenant"));
     }
     if claim_str(&claims, "oid") != Some(st.config.identity.principal_id.as_str()) {
         return Err(unauthorized("the identity has no access to this registry"));
@@ -128,19 +107,14 @@ fn issue_refresh_token(st: &AppState, aad: &Claims) -> String {
 
 /// A refresh token this service issued and that has not expired.
 fn check_refresh_token(st: &AppState, token: &str) -> Result<Claims, Response> {
-    let claims = st
-        .signer
-        .verify(token)
-        .map_err(|_| unauthorized("the refresh token is not valid"))?;
+    let claims = st.signer.verify(token).map_err(|_| unauthorized("the refresh token is not valid"))?;
     let ok = claim_str(&claims, "grant_type") == Some("refresh_token")
         && claim_str(&claims, "iss") == Some(st.config.customer_registry.issuer.as_str())
         && claim_i64(&claims, "exp").is_some_and(|e| e > now());
     if ok {
         Ok(claims)
     } else {
-        Err(unauthorized(
-            "the refresh token is not valid or has expired",
-        ))
+        Err(unauthorized("the refresh token is not valid or has expired"))
     }
 }
 
@@ -206,29 +180,16 @@ pub async fn exchange(State(st): State<Shared>, req: Request) -> Response {
                 Ok(c) => {
                     let mut aad = Claims::new();
                     aad.insert("oid".into(), c.get("sub").cloned().unwrap_or(Value::Null));
-                    aad.insert(
-                        "appid".into(),
-                        c.get("appid").cloned().unwrap_or(Value::Null),
-                    );
-                    aad.insert(
-                        "tid".into(),
-                        c.get("tenant").cloned().unwrap_or(Value::Null),
-                    );
+                    aad.insert("appid".into(), c.get("appid").cloned().unwrap_or(Value::Null));
+                    aad.insert("tid".into(), c.get("tenant").cloned().unwrap_or(Value::Null));
                     aad
                 }
                 Err(r) => return r,
             }
         }
-        _ => {
-            return bad_request(
-                "grant_type must be access_token, access_token_refresh_token or refresh_token",
-            )
-        }
+        _ => return bad_request("grant_type must be access_token, access_token_refresh_token or refresh_token"),
     };
-    json(
-        StatusCode::OK,
-        json!({"refresh_token": issue_refresh_token(&st, &claims)}),
-    )
+    json(StatusCode::OK, json!({"refresh_token": issue_refresh_token(&st, &claims)}))
 }
 
 pub async fn token_post(State(st): State<Shared>, req: Request) -> Response {
@@ -240,41 +201,28 @@ pub async fn token_post(State(st): State<Shared>, req: Request) -> Response {
         return r;
     }
     let subject = match field(&form, "grant_type") {
-        Some("refresh_token") => {
-            match field(&form, "refresh_token").map(|t| check_refresh_token(&st, t)) {
-                Some(Ok(c)) => claim_str(&c, "sub").unwrap_or_default().to_owned(),
+        Some("refresh_token") => match field(&form, "refresh_token").map(|t| check_refresh_token(&st, t)) {
+            Some(Ok(c)) => claim_str(&c, "sub").unwrap_or_default().to_owned(),
+            Some(Err(r)) => return r,
+            None => return bad_request("refresh_token is required"),
+        },
+        Some("access_token") => {
+            match field(&form, "access_token").map(|t| check_aad_for_registry(&st, t, field(&form, "tenant"))) {
+                Some(Ok(c)) => claim_str(&c, "oid").unwrap_or_default().to_owned(),
                 Some(Err(r)) => return r,
-                None => return bad_request("refresh_token is required"),
+                None => return bad_request("access_token is required"),
             }
         }
-        Some("access_token") => match field(&form, "access_token")
-            .map(|t| check_aad_for_registry(&st, t, field(&form, "tenant")))
-        {
-            Some(Ok(c)) => claim_str(&c, "oid").unwrap_or_default().to_owned(),
-            Some(Err(r)) => return r,
-            None => return bad_request("access_token is required"),
-        },
         Some("password") => {
-            match login(
-                &st,
-                field(&form, "username").unwrap_or(""),
-                field(&form, "password").unwrap_or(""),
-            ) {
+            match login(&st, field(&form, "username").unwrap_or(""), field(&form, "password").unwrap_or("")) {
                 Ok(s) => s,
                 Err(r) => return r,
             }
         }
         _ => return bad_request("grant_type must be refresh_token, access_token or password"),
     };
-    let scopes: Vec<&str> = form
-        .iter()
-        .filter(|(k, _)| k == "scope")
-        .map(|(_, v)| v.as_str())
-        .collect();
-    json(
-        StatusCode::OK,
-        json!({"access_token": issue_access_token(&st, &subject, &scopes)}),
-    )
+    let scopes: Vec<&str> = form.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()).collect();
+    json(StatusCode::OK, json!({"access_token": issue_access_token(&st, &subject, &scopes)}))
 }
 
 /// Username/password as ACR takes them: the null GUID with a refresh token, or an AAD token
@@ -290,43 +238,25 @@ fn login(st: &AppState, username: &str, password: &str) -> Result<String, Respon
 }
 
 /// `GET /oauth2/token?service=..&scope=..[&account=..]` with Basic auth (docker, skopeo).
-pub async fn token_get(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-) -> Response {
-    let query: Form = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
+pub async fn token_get(State(st): State<Shared>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    let query: Form = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
     if let Err(r) = check_service(&st, field(&query, "service")) {
         return r;
     }
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
-        })
+        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
         .and_then(|b| STANDARD.decode(b.trim()).ok())
         .and_then(|b| String::from_utf8(b).ok());
     let Some((username, password)) = basic.as_deref().and_then(|b| b.split_once(':')) else {
-        return unauthorized(
-            "authentication required, visit https://aka.ms/acr/authorization for more information.",
-        );
+        return unauthorized("authentication required, visit https://aka.ms/acr/authorization for more information.");
     };
     let subject = match login(&st, username, password) {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let scopes: Vec<&str> = query
-        .iter()
-        .filter(|(k, _)| k == "scope")
-        .map(|(_, v)| v.as_str())
-        .collect();
+    let scopes: Vec<&str> = query.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()).collect();
     let token = issue_access_token(&st, &subject, &scopes);
-    json(
-        StatusCode::OK,
-        json!({"token": token, "access_token": token, "expires_in": ACCESS_LIFETIME_SECS}),
-    )
+    json(StatusCode::OK, json!({"token": token, "access_token": token, "expires_in": ACCESS_LIFETIME_SECS}))
 }

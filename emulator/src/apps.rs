@@ -65,32 +65,18 @@ impl AppsState {
         let entries = inventory::build(cfg)
             .components
             .into_iter()
-            .map(|component| Entry {
-                component,
-                health: Health::Healthy,
-                probes: 0,
-                last_probe: None,
-            })
+            .map(|component| Entry { component, health: Health::Healthy, probes: 0, last_probe: None })
             .collect();
-        Arc::new(AppsState {
-            entries: Mutex::new(entries),
-        })
+        Arc::new(AppsState { entries: Mutex::new(entries) })
     }
 
     fn answers_for(e: &Entry, host: &str) -> bool {
-        e.component
-            .hosts
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(host))
+        e.component.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
     }
 
     /// Whether the TLS handshake for this SNI must fail.
     fn refuses_tls(&self, sni: &str) -> bool {
-        self.entries
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|e| e.health == Health::TlsFail && Self::answers_for(e, sni))
+        self.entries.lock().unwrap().iter().any(|e| e.health == Health::TlsFail && Self::answers_for(e, sni))
     }
 
     pub fn view(&self) -> Value {
@@ -141,17 +127,10 @@ pub fn tls_acceptor(tls: &CertAndKey, apps: Arc<AppsState>) -> anyhow::Result<Tl
         .with_context(|| format!("reading {}", tls.cert.display()))?
         .collect::<Result<_, _>>()
         .with_context(|| format!("parsing {}", tls.cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(&tls.key)
-        .with_context(|| format!("reading {}", tls.key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key).with_context(|| format!("reading {}", tls.key.display()))?;
     let builder = ServerConfig::builder();
-    let key = Arc::new(CertifiedKey::from_der(
-        certs,
-        key,
-        builder.crypto_provider(),
-    )?);
-    let mut config = builder
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(Resolver { key, apps }));
+    let key = Arc::new(CertifiedKey::from_der(certs, key, builder.crypto_provider())?);
+    let mut config = builder.with_no_client_auth().with_cert_resolver(Arc::new(Resolver { key, apps }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -163,10 +142,7 @@ pub fn router(state: Shared) -> Router {
         .merge(crate::control::routes())
         .merge(control_routes())
         .fallback(serve)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::middleware::observe,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::middleware::observe))
         .with_state(state)
 }
 
@@ -188,13 +164,10 @@ async fn list(State(st): State<Shared>) -> Json<Value> {
 
 async fn show(State(st): State<Shared>, Path(name): Path<String>) -> Response {
     let view = st.apps.view();
-    match view.as_array().and_then(|a| {
-        a.iter().find(|c| {
-            c["name"]
-                .as_str()
-                .is_some_and(|n| n.eq_ignore_ascii_case(&name))
-        })
-    }) {
+    match view
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(&name))))
+    {
         Some(c) => Json(c.clone()).into_response(),
         None => unknown_component(&name),
     }
@@ -205,17 +178,10 @@ struct SetHealth {
     health: Health,
 }
 
-async fn set(
-    State(st): State<Shared>,
-    Path(name): Path<String>,
-    Json(body): Json<SetHealth>,
-) -> Response {
+async fn set(State(st): State<Shared>, Path(name): Path<String>, Json(body): Json<SetHealth>) -> Response {
     {
         let mut entries = st.apps.entries.lock().unwrap();
-        let Some(e) = entries
-            .iter_mut()
-            .find(|e| e.component.name.eq_ignore_ascii_case(&name))
-        else {
+        let Some(e) = entries.iter_mut().find(|e| e.component.name.eq_ignore_ascii_case(&name)) else {
             drop(entries);
             return unknown_component(&name);
         };
@@ -249,17 +215,11 @@ async fn serve(State(st): State<Shared>, req: Request) -> Response {
         .map(str::to_owned)
         .or_else(|| req.uri().authority().map(|a| a.to_string()))
         .unwrap_or_default();
-    let host = host
-        .rsplit_once(':')
-        .map_or(host.as_str(), |(h, _)| h)
-        .to_ascii_lowercase();
+    let host = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).to_ascii_lowercase();
     let path = req.uri().path().to_owned();
     let health = {
         let mut entries = st.apps.entries.lock().unwrap();
-        let Some(e) = entries
-            .iter_mut()
-            .find(|e| AppsState::answers_for(e, &host))
-        else {
+        let Some(e) = entries.iter_mut().find(|e| AppsState::answers_for(e, &host)) else {
             // App Service's answer for a host name it does not know.
             return json(
                 StatusCode::NOT_FOUND,

@@ -14,18 +14,12 @@ use crate::tokens::{claim_i64, claim_str, now, same_audience, Claims};
 const NBF_SKEW_SECS: i64 = 300;
 
 /// The audiences ARM accepts (with or without a trailing slash).
-pub const ARM_AUDIENCES: &[&str] = &[
-    "https://management.azure.com",
-    "https://management.core.windows.net",
-];
+pub const ARM_AUDIENCES: &[&str] = &["https://management.azure.com", "https://management.core.windows.net"];
 pub const VAULT_AUDIENCES: &[&str] = &["https://vault.azure.net"];
 /// The ACR exchange takes an ARM token (what the ACR docs use) or one for the ACR audience
 /// (what the Azure SDKs request).
-pub const ACR_AUDIENCES: &[&str] = &[
-    "https://management.azure.com",
-    "https://management.core.windows.net",
-    "https://containerregistry.azure.net",
-];
+pub const ACR_AUDIENCES: &[&str] =
+    &["https://management.azure.com", "https://management.core.windows.net", "https://containerregistry.azure.net"];
 
 #[derive(Debug)]
 pub enum AuthFailure {
@@ -43,14 +37,8 @@ pub enum AuthFailure {
     },
 }
 
-pub fn check_aad(
-    st: &AppState,
-    token: Option<&str>,
-    audiences: &[&str],
-) -> Result<Claims, AuthFailure> {
-    let token = token
-        .filter(|t| !t.is_empty())
-        .ok_or(AuthFailure::Missing)?;
+pub fn check_aad(st: &AppState, token: Option<&str>, audiences: &[&str]) -> Result<Claims, AuthFailure> {
+    let token = token.filter(|t| !t.is_empty()).ok_or(AuthFailure::Missing)?;
     let claims = st.signer.verify(token).map_err(|_| AuthFailure::Invalid)?;
     if claim_str(&claims, "iss") != Some(st.config.issuer().as_str()) {
         return Err(AuthFailure::Invalid);
@@ -63,11 +51,7 @@ pub fn check_aad(
     if claim_i64(&claims, "nbf").is_some_and(|nbf| nbf > now + NBF_SKEW_SECS) {
         return Err(AuthFailure::NotYetValid);
     }
-    let aud = claims
-        .get("aud")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let aud = claims.get("aud").and_then(Value::as_str).unwrap_or_default().to_owned();
     if !audiences.iter().any(|a| same_audience(a, &aud)) {
         return Err(AuthFailure::WrongAudience(aud));
     }
@@ -81,9 +65,6 @@ pub fn check_aad(
 pub fn utc(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
 }

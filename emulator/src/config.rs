@@ -107,12 +107,7 @@ pub struct Listen {
 impl Listen {
     /// The listener names used in the journal, with their ports.
     pub fn all(&self) -> [(&'static str, u16); 4] {
-        [
-            ("arm", self.arm),
-            ("vault", self.vault),
-            ("identity", self.identity),
-            ("acrAuth", self.acr_auth),
-        ]
+        [("arm", self.arm), ("vault", self.vault), ("identity", self.identity), ("acrAuth", self.acr_auth)]
     }
 }
 
@@ -169,10 +164,7 @@ pub struct LroSettings {
 
 impl Default for LroSettings {
     fn default() -> Self {
-        LroSettings {
-            polls: 2,
-            retry_after: 1,
-        }
+        LroSettings { polls: 2, retry_after: 1 }
     }
 }
 
@@ -180,10 +172,8 @@ impl Config {
     /// Reads the file and resolves relative paths against its folder, so a config written with
     /// relative paths works from any working directory.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut cfg: Config =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut cfg: Config = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let fix = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -207,10 +197,6 @@ impl Config {
 
     /// The last segment of the identity's resource id (`vibedata-uami`).
     pub fn identity_name(&self) -> &str {
-        self.identity
-            .resource_id
-            .rsplit('/')
-            .next()
-            .unwrap_or("identity")
+        self.identity.resource_id.rsplit('/').next().unwrap_or("identity")
     }
 }

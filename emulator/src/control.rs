@@ -17,40 +17,20 @@ use crate::state::Shared;
 
 pub fn routes() -> Router<Shared> {
     Router::new()
-        .route(
-            "/_emulator/health",
-            get(|| async { Json(json!({"ok": true})) }),
-        )
+        .route("/_emulator/health", get(|| async { Json(json!({"ok": true})) }))
         .route("/_emulator/journal", get(journal).delete(clear_journal))
-        .route(
-            "/_emulator/faults",
-            get(faults).post(arm_fault).delete(clear_faults),
-        )
+        .route("/_emulator/faults", get(faults).post(arm_fault).delete(clear_faults))
         .route("/_emulator/identity", axum::routing::put(identity_settings))
         .route("/_emulator/identity/expire", post(expire_tokens))
         .route("/_emulator/lro", get(lro).put(set_lro))
-        .route(
-            "/_emulator/registry-network",
-            get(registry_network).put(set_registry_network),
-        )
-        .route(
-            "/_emulator/import",
-            get(import_settings).put(set_import_settings),
-        )
+        .route("/_emulator/registry-network", get(registry_network).put(set_registry_network))
+        .route("/_emulator/import", get(import_settings).put(set_import_settings))
         .route("/_emulator/imports", get(imports).delete(clear_imports))
-        .route(
-            "/_emulator/automation",
-            get(automation_settings).put(set_automation_settings),
-        )
-        .route(
-            "/_emulator/automation/runbooks",
-            get(automation_runbooks).delete(clear_automation_runbooks),
-        )
+        .route("/_emulator/automation", get(automation_settings).put(set_automation_settings))
+        .route("/_emulator/automation/runbooks", get(automation_runbooks).delete(clear_automation_runbooks))
         .route(
             "/_emulator/automation/fail-publish",
-            get(fail_publish_list)
-                .post(arm_fail_publish)
-                .delete(clear_fail_publish),
+            get(fail_publish_list).post(arm_fail_publish).delete(clear_fail_publish),
         )
 }
 
@@ -92,10 +72,7 @@ struct IdentitySettings {
     lifetime_seconds: Option<i64>,
 }
 
-async fn identity_settings(
-    State(st): State<Shared>,
-    Json(s): Json<IdentitySettings>,
-) -> StatusCode {
+async fn identity_settings(State(st): State<Shared>, Json(s): Json<IdentitySettings>) -> StatusCode {
     st.identity.set_lifetime(s.lifetime_seconds);
     StatusCode::NO_CONTENT
 }
@@ -124,10 +101,7 @@ async fn set_registry_network(State(st): State<Shared>, Json(patch): Json<Value>
     if let Some(v) = patch.get("publicNetworkAccess").and_then(Value::as_str) {
         net.public_network_access = v.to_owned();
     }
-    if let Some(v) = patch
-        .get("networkRuleBypassOptions")
-        .and_then(Value::as_str)
-    {
+    if let Some(v) = patch.get("networkRuleBypassOptions").and_then(Value::as_str) {
         net.network_rule_bypass_options = v.to_owned();
     }
     if let Some(v) = patch.get("networkRuleSet").filter(|v| v.is_object()) {
@@ -141,10 +115,7 @@ async fn import_settings(State(st): State<Shared>) -> Json<ImportSettings> {
 }
 
 /// `{"durationMs": N}`: every import started from now on stays running for at least N ms.
-async fn set_import_settings(
-    State(st): State<Shared>,
-    Json(settings): Json<ImportSettings>,
-) -> Json<ImportSettings> {
+async fn set_import_settings(State(st): State<Shared>, Json(settings): Json<ImportSettings>) -> Json<ImportSettings> {
     let mut imports = st.imports.lock();
     imports.settings = settings;
     Json(imports.settings)
@@ -177,10 +148,7 @@ async fn automation_settings(State(st): State<Shared>) -> Json<Value> {
 
 /// `{"publishPolls": N | null, "publishDurationMs": M}`: for publishes started from now on
 /// (`null` polls = the `lro.polls` knob).
-async fn set_automation_settings(
-    State(st): State<Shared>,
-    Json(settings): Json<PublishSettings>,
-) -> Json<Value> {
+async fn set_automation_settings(State(st): State<Shared>, Json(settings): Json<PublishSettings>) -> Json<Value> {
     st.automation.lock().settings = settings;
     Json(automation_summary(&st))
 }
@@ -204,28 +172,16 @@ async fn fail_publish_list(State(st): State<Shared>) -> Json<Value> {
 /// publishes of that runbook end Failed with that ARM error (default 400 `BadRequest`).
 async fn arm_fail_publish(State(st): State<Shared>, Json(spec): Json<FailPublish>) -> Response {
     if spec.runbook.is_empty() {
-        return json(
-            StatusCode::BAD_REQUEST,
-            json!({"error": "runbook is required (a name or \"*\")"}),
-        );
+        return json(StatusCode::BAD_REQUEST, json!({"error": "runbook is required (a name or \"*\")"}));
     }
     if spec.status.is_some_and(|s| !(400..=599).contains(&s)) {
-        return json(
-            StatusCode::BAD_REQUEST,
-            json!({"error": "status must be 400..599"}),
-        );
+        return json(StatusCode::BAD_REQUEST, json!({"error": "status must be 400..599"}));
     }
     if spec.count == Some(0) {
-        return json(
-            StatusCode::BAD_REQUEST,
-            json!({"error": "count must be at least 1"}),
-        );
+        return json(StatusCode::BAD_REQUEST, json!({"error": "count must be at least 1"}));
     }
     let mut data = st.automation.lock();
-    data.fail_publish.push(FailPublish {
-        count: Some(spec.count.unwrap_or(1)),
-        ..spec
-    });
+    data.fail_publish.push(FailPublish { count: Some(spec.count.unwrap_or(1)), ..spec });
     json(StatusCode::CREATED, json!(data.fail_publish))
 }
 

@@ -62,19 +62,16 @@ impl Armed {
 
     fn matches(&self, api: &str, path: &str) -> bool {
         if let Some(part) = &self.spec.path_contains {
-            if !path
-                .to_ascii_lowercase()
-                .contains(&part.to_ascii_lowercase())
-            {
+            if !path.to_ascii_lowercase().contains(&part.to_ascii_lowercase()) {
                 return false;
             }
         }
         let want = self.spec.api.as_str();
         want == "*"
             || want == api
-            || want.strip_suffix(".*").is_some_and(|prefix| {
-                api.starts_with(prefix) && api[prefix.len()..].starts_with('.')
-            })
+            || want
+                .strip_suffix(".*")
+                .is_some_and(|prefix| api.starts_with(prefix) && api[prefix.len()..].starts_with('.'))
     }
 }
 
@@ -104,17 +101,10 @@ impl Faults {
         }
         let (remaining, until) = match spec.kind {
             Kind::Latency => (spec.count, None),
-            Kind::Rbac => (
-                None,
-                Some(Instant::now() + Duration::from_secs(spec.seconds.unwrap_or(30))),
-            ),
+            Kind::Rbac => (None, Some(Instant::now() + Duration::from_secs(spec.seconds.unwrap_or(30)))),
             _ => (Some(spec.count.unwrap_or(1)), None),
         };
-        self.armed.lock().unwrap().push(Armed {
-            spec,
-            remaining,
-            until,
-        });
+        self.armed.lock().unwrap().push(Armed { spec, remaining, until });
         Ok(())
     }
 
@@ -126,11 +116,7 @@ impl Faults {
     pub fn list(&self) -> Value {
         let armed = self.armed.lock().unwrap();
         Value::Array(
-            armed
-                .iter()
-                .filter(|a| a.live())
-                .map(|a| json!({"fault": a.spec, "remaining": a.remaining}))
-                .collect(),
+            armed.iter().filter(|a| a.live()).map(|a| json!({"fault": a.spec, "remaining": a.remaining})).collect(),
         )
     }
 
@@ -144,14 +130,11 @@ impl Faults {
             let action = match fault.spec.kind {
                 Kind::Latency => {
                     let ms = fault.spec.latency_ms.unwrap_or(0);
-                    decision.delay =
-                        Some(decision.delay.unwrap_or_default() + Duration::from_millis(ms));
+                    decision.delay = Some(decision.delay.unwrap_or_default() + Duration::from_millis(ms));
                     None
                 }
                 _ if decision.action.is_some() => continue,
-                Kind::Throttle => Some(Action::Throttle {
-                    retry_after: fault.spec.retry_after.unwrap_or(1),
-                }),
+                Kind::Throttle => Some(Action::Throttle { retry_after: fault.spec.retry_after.unwrap_or(1) }),
                 Kind::ServerError => Some(Action::ServerError),
                 Kind::Reset => Some(Action::Reset),
                 Kind::Rbac => Some(Action::Rbac),
@@ -218,8 +201,7 @@ pub fn respond(action: &Action, api: &str, cfg: &Config, method: &Method, path: 
         Action::Reset => unreachable!("reset faults never produce a response"),
     };
     if let Action::Throttle { retry_after } = action {
-        resp.headers_mut()
-            .insert("retry-after", HeaderValue::from(*retry_after));
+        resp.headers_mut().insert("retry-after", HeaderValue::from(*retry_after));
     }
     resp
 }
@@ -261,25 +243,14 @@ fn rbac_denied(api: &str, cfg: &Config, method: &Method, path: &str) -> Response
             vault,
             cfg.location
         );
-        return kv_error(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            message,
-            Some("ForbiddenByRbac"),
-        );
+        return kv_error(StatusCode::FORBIDDEN, "Forbidden", message, Some("ForbiddenByRbac"));
     }
     if api == "acr.exchange" || api == "acr.token" {
-        return acr_error(
-            StatusCode::FORBIDDEN,
-            "DENIED",
-            "requested access to the resource is denied",
-        );
+        return acr_error(StatusCode::FORBIDDEN, "DENIED", "requested access to the resource is denied");
     }
     let action = match api {
         "arm.resourceGroups" => format!("Microsoft.Resources/subscriptions/resourceGroups/{verb}"),
-        "arm.resources" => {
-            "Microsoft.Resources/subscriptions/resourceGroups/resources/read".to_owned()
-        }
+        "arm.resources" => "Microsoft.Resources/subscriptions/resourceGroups/resources/read".to_owned(),
         "arm.deployments" => format!("Microsoft.Resources/deployments/{verb}"),
         "arm.operations" => "Microsoft.Resources/subscriptions/operationresults/read".to_owned(),
         "acr.registries" => format!("Microsoft.ContainerRegistry/registries/{verb}"),
@@ -303,21 +274,15 @@ fn rbac_denied(api: &str, cfg: &Config, method: &Method, path: &str) -> Response
 fn automation_action(path: &str, method: &Method, verb: &str) -> String {
     let lower = path.to_ascii_lowercase();
     let segs: Vec<&str> = lower.split('/').filter(|s| !s.is_empty()).collect();
-    let rest = segs
-        .iter()
-        .position(|s| *s == "automationaccounts")
-        .map_or(&[][..], |i| &segs[(i + 2).min(segs.len())..]);
+    let rest =
+        segs.iter().position(|s| *s == "automationaccounts").map_or(&[][..], |i| &segs[(i + 2).min(segs.len())..]);
     let base = "Microsoft.Automation/automationAccounts";
     let action = match rest {
         ["runbooks", _, "draft", "content", "operationresults", ..] => {
             "runbooks/draft/operationResults/read".to_owned()
         }
-        ["runbooks", _, "publish", "operationresults", ..] => {
-            "runbooks/publish/operationResults/read".to_owned()
-        }
-        ["runbooks", _, "draft", "content"] if *method == Method::GET => {
-            "runbooks/draft/readContent/action".to_owned()
-        }
+        ["runbooks", _, "publish", "operationresults", ..] => "runbooks/publish/operationResults/read".to_owned(),
+        ["runbooks", _, "draft", "content"] if *method == Method::GET => "runbooks/draft/readContent/action".to_owned(),
         ["runbooks", _, "draft", "content"] => "runbooks/draft/writeContent/action".to_owned(),
         ["runbooks", _, "draft", "undoedit"] => "runbooks/draft/undoEdit/action".to_owned(),
         ["runbooks", _, "draft"] => "runbooks/draft/read".to_owned(),
@@ -349,51 +314,24 @@ mod tests {
     #[test]
     fn counts_scopes_and_wildcards() {
         let faults = Faults::default();
-        faults
-            .arm(FaultSpec {
-                count: Some(2),
-                ..spec("arm.resourceGroups", Kind::ServerError)
-            })
-            .unwrap();
-        faults
-            .arm(FaultSpec {
-                path_contains: Some("RG-Mine".into()),
-                ..spec("*", Kind::Reset)
-            })
-            .unwrap();
+        faults.arm(FaultSpec { count: Some(2), ..spec("arm.resourceGroups", Kind::ServerError) }).unwrap();
+        faults.arm(FaultSpec { path_contains: Some("RG-Mine".into()), ..spec("*", Kind::Reset) }).unwrap();
         assert!(faults.decide("keyvault", "/secrets/x").action.is_none());
-        assert!(matches!(
-            faults.decide("arm.resourceGroups", "/a").action,
-            Some(Action::ServerError)
-        ));
-        assert!(matches!(
-            faults.decide("arm.resourceGroups", "/a").action,
-            Some(Action::ServerError)
-        ));
+        assert!(matches!(faults.decide("arm.resourceGroups", "/a").action, Some(Action::ServerError)));
+        assert!(matches!(faults.decide("arm.resourceGroups", "/a").action, Some(Action::ServerError)));
         assert!(faults.decide("arm.resourceGroups", "/a").action.is_none());
-        assert!(matches!(
-            faults.decide("keyvault", "/x/rg-mine/y").action,
-            Some(Action::Reset)
-        ));
+        assert!(matches!(faults.decide("keyvault", "/x/rg-mine/y").action, Some(Action::Reset)));
         assert!(faults.decide("keyvault", "/x/rg-mine/y").action.is_none());
     }
 
     #[test]
     fn latency_without_count_stays_and_adds_to_a_blocking_fault() {
         let faults = Faults::default();
-        faults
-            .arm(FaultSpec {
-                latency_ms: Some(5),
-                ..spec("arm.*", Kind::Latency)
-            })
-            .unwrap();
+        faults.arm(FaultSpec { latency_ms: Some(5), ..spec("arm.*", Kind::Latency) }).unwrap();
         faults.arm(spec("arm.deployments", Kind::Throttle)).unwrap();
         let d = faults.decide("arm.deployments", "/");
         assert_eq!(d.delay, Some(Duration::from_millis(5)));
-        assert!(matches!(
-            d.action,
-            Some(Action::Throttle { retry_after: 1 })
-        ));
+        assert!(matches!(d.action, Some(Action::Throttle { retry_after: 1 })));
         let d = faults.decide("arm.resources", "/");
         assert_eq!(d.delay, Some(Duration::from_millis(5)));
         assert!(d.action.is_none());

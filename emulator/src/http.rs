@@ -8,29 +8,16 @@ use serde_json::{json, Value};
 
 /// A JSON response with the given status.
 pub fn json(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-        body.to_string(),
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], body.to_string()).into_response()
 }
 
 /// ARM's error body (common-types v5 `ErrorResponse`).
 pub fn arm_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    json(
-        status,
-        json!({"error": {"code": code, "message": message.into()}}),
-    )
+    json(status, json!({"error": {"code": code, "message": message.into()}}))
 }
 
 /// Key Vault's error body: `{"error":{"code","message","innererror"}}` plus `x-ms-error-code`.
-pub fn kv_error(
-    status: StatusCode,
-    code: &str,
-    message: impl Into<String>,
-    inner: Option<&str>,
-) -> Response {
+pub fn kv_error(status: StatusCode, code: &str, message: impl Into<String>, inner: Option<&str>) -> Response {
     let mut error = json!({"code": code, "message": message.into()});
     if let Some(inner) = inner {
         error["innererror"] = json!({"code": inner});
@@ -44,10 +31,7 @@ pub fn kv_error(
 
 /// The docker-registry style error body the ACR token endpoints use.
 pub fn acr_error(status: StatusCode, code: &str, message: &str) -> Response {
-    json(
-        status,
-        json!({"errors": [{"code": code, "message": message}]}),
-    )
+    json(status, json!({"errors": [{"code": code, "message": message}]}))
 }
 
 /// `https://<host:port>` as the client addressed us, so ids and `nextLink`s point back at the
@@ -65,9 +49,7 @@ pub fn origin(headers: &HeaderMap, uri: &Uri) -> String {
 /// Query parameters, the last value winning. (Azure SDKs may re-append `api-version` to a
 /// `nextLink` that already carries one; last-wins matches what the services do.)
 pub fn query_map(query: Option<&str>) -> HashMap<String, String> {
-    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect()
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect()
 }
 
 /// The bearer token of an `Authorization` header, if any.
@@ -78,7 +60,5 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }

@@ -100,13 +100,7 @@ impl IdentityState {
         });
         let token = st.signer.sign(&st.signer.aad_header(), &claims);
         inner.issued.push(uti);
-        inner.cache.insert(
-            key,
-            Issued {
-                token: token.clone(),
-                expires_on,
-            },
-        );
+        inner.cache.insert(key, Issued { token: token.clone(), expires_on });
         (token, expires_on)
     }
 }
@@ -119,38 +113,18 @@ fn msi_error(status: StatusCode, message: &str) -> Response {
     )
 }
 
-pub async fn token(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
+pub async fn token(State(st): State<Shared>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
     let cfg = &st.config;
-    match headers
-        .get("x-identity-header")
-        .and_then(|h| h.to_str().ok())
-    {
-        None => {
-            return msi_error(
-                StatusCode::BAD_REQUEST,
-                "The X-IDENTITY-HEADER header is missing.",
-            )
-        }
-        Some(h) if h != cfg.identity.header => {
-            return msi_error(StatusCode::UNAUTHORIZED, "Unauthorized.")
-        }
+    match headers.get("x-identity-header").and_then(|h| h.to_str().ok()) {
+        None => return msi_error(StatusCode::BAD_REQUEST, "The X-IDENTITY-HEADER header is missing."),
+        Some(h) if h != cfg.identity.header => return msi_error(StatusCode::UNAUTHORIZED, "Unauthorized."),
         Some(_) => {}
     }
     if q.get("api-version").map(String::as_str) != Some("2019-08-01") {
-        return msi_error(
-            StatusCode::BAD_REQUEST,
-            "The api-version must be 2019-08-01.",
-        );
+        return msi_error(StatusCode::BAD_REQUEST, "The api-version must be 2019-08-01.");
     }
     let Some(resource) = q.get("resource").filter(|r| !r.is_empty()) else {
-        return msi_error(
-            StatusCode::BAD_REQUEST,
-            "The resource parameter is required.",
-        );
+        return msi_error(StatusCode::BAD_REQUEST, "The resource parameter is required.");
     };
     // The optional ids are mutually exclusive; with none, App Service would use the
     // system-assigned identity, which this deployment does not have.
@@ -171,10 +145,7 @@ pub async fn token(
         }
     };
     if !known {
-        return msi_error(
-            StatusCode::BAD_REQUEST,
-            "Unable to load the proper Managed Identity.",
-        );
+        return msi_error(StatusCode::BAD_REQUEST, "Unable to load the proper Managed Identity.");
     }
     let (access_token, expires_on) = st.identity.token_for(&st, resource);
     json(

@@ -41,10 +41,7 @@ use clap::Parser;
 use crate::state::{AppState, Shared};
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Local HTTPS stand-in for ARM, Key Vault, managed identity and ACR auth (test fixture)"
-)]
+#[command(version, about = "Local HTTPS stand-in for ARM, Key Vault, managed identity and ACR auth (test fixture)")]
 struct Args {
     /// The emulator.json written by `scripts/stack`.
     #[arg(long)]
@@ -62,19 +59,14 @@ async fn main() -> anyhow::Result<()> {
         // Logs usually land in DIR/logs/emulator.log: no colour codes there.
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VIBEDATA_EMULATOR_LOG")
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("VIBEDATA_EMULATOR_LOG").unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = Args::parse();
     let config = config::Config::load(&args.config)?;
     if args.inventory {
         let view = arm::inventory::build(&config).view(&config);
-        writeln!(
-            std::io::stdout(),
-            "{}",
-            serde_json::to_string_pretty(&view)?
-        )?;
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&view)?)?;
         return Ok(());
     }
     let signer = tokens::Signer::load(&config.token_signing.cert, &config.token_signing.key)
@@ -86,21 +78,12 @@ async fn main() -> anyhow::Result<()> {
     let mut loops = Vec::new();
     for (name, port) in config.listen.all() {
         loops.push(server::bind(name, port, tls.clone(), app.clone()).await?);
-        tracing::info!(
-            listener = name,
-            port,
-            "listening on https://127.0.0.1:{port}"
-        );
+        tracing::info!(listener = name, port, "listening on https://127.0.0.1:{port}");
     }
     if let Some(port) = config.listen.apps {
-        let tls = apps::tls_acceptor(&config.tls, state.apps.clone())
-            .context("loading the TLS certificate and key")?;
+        let tls = apps::tls_acceptor(&config.tls, state.apps.clone()).context("loading the TLS certificate and key")?;
         loops.push(server::bind("apps", port, tls, apps::router(state.clone())).await?);
-        tracing::info!(
-            listener = "apps",
-            port,
-            "listening on https://127.0.0.1:{port}"
-        );
+        tracing::info!(listener = "apps", port, "listening on https://127.0.0.1:{port}");
     }
     for accept_loop in loops {
         tokio::spawn(accept_loop);
@@ -121,27 +104,16 @@ fn router(state: Shared) -> Router {
         .route("/msi/token", get(identity::token))
         .merge(keyvault::routes())
         .route("/oauth2/exchange", post(acr_auth::exchange))
-        .route(
-            "/oauth2/token",
-            get(acr_auth::token_get).post(acr_auth::token_post),
-        )
+        .route("/oauth2/token", get(acr_auth::token_get).post(acr_auth::token_post))
         .fallback(arm_or_not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::observe,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::observe))
         .with_state(state)
 }
 
 /// ARM paths are case-insensitive, so they are not axum routes: everything under
 /// `/subscriptions` goes to the ARM dispatcher.
 async fn arm_or_not_found(state: State<Shared>, req: Request) -> Response {
-    if req
-        .uri()
-        .path()
-        .to_ascii_lowercase()
-        .starts_with("/subscriptions/")
-    {
+    if req.uri().path().to_ascii_lowercase().starts_with("/subscriptions/") {
         return arm::dispatch(state, req).await;
     }
     http::json(
@@ -151,8 +123,7 @@ async fn arm_or_not_found(state: State<Shared>, req: Request) -> Response {
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

@@ -96,24 +96,17 @@ fn classify_arm(_method: &Method, segs: &[&str]) -> &'static str {
     if let [_, _, "resourcegroups", _, "providers", "microsoft.automation", ..] = segs {
         return "automation";
     }
-    if segs
-        .iter()
-        .any(|s| *s == "operationresults" || *s == "operationstatuses")
-    {
+    if segs.iter().any(|s| *s == "operationresults" || *s == "operationstatuses") {
         return "arm.operations";
     }
     match segs {
         [_, _, "resourcegroups"] | [_, _, "resourcegroups", _] => "arm.resourceGroups",
         [_, _, "resourcegroups", _, "resources"] => "arm.resources",
-        [_, _, "resourcegroups", _, "providers", "microsoft.resources", "deployments", ..] => {
-            "arm.deployments"
-        }
+        [_, _, "resourcegroups", _, "providers", "microsoft.resources", "deployments", ..] => "arm.deployments",
         [_, _, "resourcegroups", _, "providers", "microsoft.containerregistry", "registries", _, "importimage"] => {
             "acr.importImage"
         }
-        [_, _, "resourcegroups", _, "providers", "microsoft.containerregistry", ..] => {
-            "acr.registries"
-        }
+        [_, _, "resourcegroups", _, "providers", "microsoft.containerregistry", ..] => "acr.registries",
         _ => "arm.resources",
     }
 }
@@ -128,35 +121,29 @@ mod tests {
         assert_eq!(classify(&get, "/msi/token"), "identity");
         assert_eq!(classify(&get, "/secrets/x/abc"), "keyvault");
         assert_eq!(classify(&get, "/deletedsecrets/x"), "keyvault");
+        assert_eq!(classify(&get, "/subscriptions/s/resourcegroups/rg"), "arm.resourceGroups");
+        assert_eq!(classify(&get, "/subscriptions/s/resourceGroups/rg/resources"), "arm.resources");
         assert_eq!(
-            classify(&get, "/subscriptions/s/resourcegroups/rg"),
-            "arm.resourceGroups"
-        );
-        assert_eq!(
-            classify(&get, "/subscriptions/s/resourceGroups/rg/resources"),
-            "arm.resources"
+            classify(&get, "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Resources/deployments/d"),
+            "arm.deployments"
         );
         assert_eq!(
             classify(
                 &get,
-                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Resources/deployments/d"
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Resources/deployments/d/operationStatuses/1"
             ),
-            "arm.deployments"
-        );
-        assert_eq!(
-            classify(&get, "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Resources/deployments/d/operationStatuses/1"),
             "arm.operations"
         );
-        assert_eq!(
-            classify(&get, "/subscriptions/s/operationresults/abc"),
-            "arm.operations"
-        );
+        assert_eq!(classify(&get, "/subscriptions/s/operationresults/abc"), "arm.operations");
         assert_eq!(
             classify(&get, "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/r"),
             "acr.registries"
         );
         assert_eq!(
-            classify(&Method::POST, "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/r/importImage"),
+            classify(
+                &Method::POST,
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/r/importImage"
+            ),
             "acr.importImage"
         );
         assert_eq!(

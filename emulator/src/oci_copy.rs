@@ -50,12 +50,7 @@ pub enum Side {
 
 impl CopyError {
     fn new(side: Side, context: impl Into<String>, detail: impl Into<String>) -> CopyError {
-        CopyError {
-            side,
-            context: context.into(),
-            status: None,
-            detail: detail.into(),
-        }
+        CopyError { side, context: context.into(), status: None, detail: detail.into() }
     }
 }
 
@@ -78,12 +73,10 @@ pub struct Registry {
 /// An HTTP client for `login_server` (`host:port`) that trusts only `ca_pem` and follows
 /// redirects only to that same host and port (so credentials never leave it).
 pub fn client_for(login_server: &str, ca_pem: &[u8]) -> Result<reqwest::Client, String> {
-    let certs =
-        reqwest::Certificate::from_pem_bundle(ca_pem).map_err(|e| format!("CA file: {e}"))?;
+    let certs = reqwest::Certificate::from_pem_bundle(ca_pem).map_err(|e| format!("CA file: {e}"))?;
     let authority = login_server.to_ascii_lowercase();
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
-        let same = attempt.url().scheme() == "https"
-            && authority_of(attempt.url()).is_some_and(|a| a == authority);
+        let same = attempt.url().scheme() == "https" && authority_of(attempt.url()).is_some_and(|a| a == authority);
         if attempt.previous().len() >= 5 || !same {
             attempt.stop()
         } else {
@@ -95,10 +88,7 @@ pub fn client_for(login_server: &str, ca_pem: &[u8]) -> Result<reqwest::Client, 
         .redirect(policy)
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(600))
-        .user_agent(concat!(
-            "vibedata-emulator-import/",
-            env!("CARGO_PKG_VERSION")
-        ))
+        .user_agent(concat!("vibedata-emulator-import/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("building the HTTP client: {e}"))
 }
@@ -131,13 +121,8 @@ pub struct Manifest {
 
 impl Manifest {
     fn json(&self) -> Result<Value, CopyError> {
-        serde_json::from_slice(&self.bytes).map_err(|e| {
-            CopyError::new(
-                Side::Content,
-                format!("parsing manifest {}", self.digest),
-                e.to_string(),
-            )
-        })
+        serde_json::from_slice(&self.bytes)
+            .map_err(|e| CopyError::new(Side::Content, format!("parsing manifest {}", self.digest), e.to_string()))
     }
 
     pub fn is_index(&self) -> bool {
@@ -147,27 +132,17 @@ impl Manifest {
 
 impl Registry {
     pub fn new(login_server: &str, http: reqwest::Client, auth: Auth, side: Side) -> Registry {
-        let base =
-            Url::parse(&format!("https://{login_server}/")).expect("login server is host:port");
-        Registry {
-            base,
-            http,
-            auth,
-            side,
-        }
+        let base = Url::parse(&format!("https://{login_server}/")).expect("login server is host:port");
+        Registry { base, http, auth, side }
     }
 
     fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
         let req = self.http.request(method, url);
         match &self.auth {
             Auth::None => req,
-            Auth::Basic { username, password } => req.header(
-                AUTHORIZATION,
-                format!(
-                    "Basic {}",
-                    STANDARD.encode(format!("{username}:{password}"))
-                ),
-            ),
+            Auth::Basic { username, password } => {
+                req.header(AUTHORIZATION, format!("Basic {}", STANDARD.encode(format!("{username}:{password}"))))
+            }
             Auth::Bearer(token) => req.header(AUTHORIZATION, format!("Bearer {token}")),
         }
     }
@@ -176,25 +151,14 @@ impl Registry {
         self.base.join(path).expect("registry paths are relative")
     }
 
-    async fn send(
-        &self,
-        req: reqwest::RequestBuilder,
-        context: &str,
-    ) -> Result<reqwest::Response, CopyError> {
-        req.send()
-            .await
-            .map_err(|e| CopyError::new(self.side, context, format!("{e}")))
+    async fn send(&self, req: reqwest::RequestBuilder, context: &str) -> Result<reqwest::Response, CopyError> {
+        req.send().await.map_err(|e| CopyError::new(self.side, context, format!("{e}")))
     }
 
     async fn fail(&self, resp: reqwest::Response, context: &str) -> CopyError {
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
-        CopyError {
-            side: self.side,
-            context: context.to_owned(),
-            status: Some(status),
-            detail: body.trim().to_owned(),
-        }
+        CopyError { side: self.side, context: context.to_owned(), status: Some(status), detail: body.trim().to_owned() }
     }
 
     /// Whether `repo:reference` exists (HEAD of the manifest).
@@ -217,21 +181,12 @@ impl Registry {
 
     /// GETs a manifest by tag or digest; a digest reference must match the bytes.
     pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<Manifest, CopyError> {
-        let context = format!(
-            "reading manifest {repo}{}{reference}",
-            if reference.starts_with("sha256:") {
-                "@"
-            } else {
-                ":"
-            }
-        );
+        let context =
+            format!("reading manifest {repo}{}{reference}", if reference.starts_with("sha256:") { "@" } else { ":" });
         let resp = self
             .send(
-                self.request(
-                    Method::GET,
-                    self.url(&format!("v2/{repo}/manifests/{reference}")),
-                )
-                .header(ACCEPT, ACCEPT_MANIFESTS),
+                self.request(Method::GET, self.url(&format!("v2/{repo}/manifests/{reference}")))
+                    .header(ACCEPT, ACCEPT_MANIFESTS),
                 &context,
             )
             .await?;
@@ -239,10 +194,7 @@ impl Registry {
             return Err(self.fail(resp, &context).await);
         }
         let header_type = content_type(resp.headers());
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| CopyError::new(self.side, &context, e.to_string()))?;
+        let bytes = resp.bytes().await.map_err(|e| CopyError::new(self.side, &context, e.to_string()))?;
         let digest = sha256_digest(&bytes);
         if reference.starts_with("sha256:") && digest != reference {
             return Err(CopyError::new(
@@ -251,20 +203,14 @@ impl Registry {
                 format!("the registry served bytes with digest {digest}"),
             ));
         }
-        let body_type = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
-            v.get("mediaType")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        });
+        let body_type = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("mediaType").and_then(Value::as_str).map(str::to_owned));
         // The body's own mediaType wins over a generic Content-Type.
         let media_type = body_type
             .or(header_type.filter(|t| t != "application/json" && t != "application/octet-stream"))
             .unwrap_or_else(|| OCI_MANIFEST.to_owned());
-        Ok(Manifest {
-            bytes: Bytes::from(bytes.to_vec()),
-            digest,
-            media_type,
-        })
+        Ok(Manifest { bytes: Bytes::from(bytes.to_vec()), digest, media_type })
     }
 
     pub async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool, CopyError> {
@@ -274,26 +220,15 @@ impl Registry {
 
     pub async fn get_blob(&self, repo: &str, digest: &str) -> Result<Bytes, CopyError> {
         let context = format!("reading blob {repo}@{digest}");
-        let resp = self
-            .send(
-                self.request(Method::GET, self.url(&format!("v2/{repo}/blobs/{digest}"))),
-                &context,
-            )
-            .await?;
+        let resp =
+            self.send(self.request(Method::GET, self.url(&format!("v2/{repo}/blobs/{digest}"))), &context).await?;
         if !resp.status().is_success() {
             return Err(self.fail(resp, &context).await);
         }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| CopyError::new(self.side, &context, e.to_string()))?;
+        let bytes = resp.bytes().await.map_err(|e| CopyError::new(self.side, &context, e.to_string()))?;
         let got = sha256_digest(&bytes);
         if got != digest {
-            return Err(CopyError::new(
-                Side::Content,
-                context,
-                format!("the bytes have digest {got}"),
-            ));
+            return Err(CopyError::new(Side::Content, context, format!("the bytes have digest {got}")));
         }
         Ok(Bytes::from(bytes.to_vec()))
     }
@@ -312,30 +247,18 @@ impl Registry {
             return Err(self.fail(resp, &context).await);
         }
         let Some(location) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) else {
-            return Err(CopyError::new(
-                self.side,
-                context,
-                "the upload answer has no Location",
-            ));
+            return Err(CopyError::new(self.side, context, "the upload answer has no Location"));
         };
-        let mut url = self.base.join(location).map_err(|e| {
-            CopyError::new(self.side, &context, format!("bad upload Location: {e}"))
-        })?;
+        let mut url = self
+            .base
+            .join(location)
+            .map_err(|e| CopyError::new(self.side, &context, format!("bad upload Location: {e}")))?;
         if authority_of(&url) != authority_of(&self.base) {
-            return Err(CopyError::new(
-                self.side,
-                context,
-                "the upload Location points at another host",
-            ));
+            return Err(CopyError::new(self.side, context, "the upload Location points at another host"));
         }
         url.query_pairs_mut().append_pair("digest", digest);
         let resp = self
-            .send(
-                self.request(Method::PUT, url)
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .body(bytes),
-                &context,
-            )
+            .send(self.request(Method::PUT, url).header(CONTENT_TYPE, "application/octet-stream").body(bytes), &context)
             .await?;
         if resp.status() != StatusCode::CREATED {
             return Err(self.fail(resp, &context).await);
@@ -344,39 +267,21 @@ impl Registry {
     }
 
     /// PUTs the manifest bytes unchanged under `reference` (a tag or its digest).
-    pub async fn put_manifest(
-        &self,
-        repo: &str,
-        reference: &str,
-        m: &Manifest,
-    ) -> Result<(), CopyError> {
-        let context = format!(
-            "writing manifest {repo}{}{reference}",
-            if reference.starts_with("sha256:") {
-                "@"
-            } else {
-                ":"
-            }
-        );
+    pub async fn put_manifest(&self, repo: &str, reference: &str, m: &Manifest) -> Result<(), CopyError> {
+        let context =
+            format!("writing manifest {repo}{}{reference}", if reference.starts_with("sha256:") { "@" } else { ":" });
         let resp = self
             .send(
-                self.request(
-                    Method::PUT,
-                    self.url(&format!("v2/{repo}/manifests/{reference}")),
-                )
-                .header(CONTENT_TYPE, &m.media_type)
-                .body(m.bytes.clone()),
+                self.request(Method::PUT, self.url(&format!("v2/{repo}/manifests/{reference}")))
+                    .header(CONTENT_TYPE, &m.media_type)
+                    .body(m.bytes.clone()),
                 &context,
             )
             .await?;
         if resp.status() != StatusCode::CREATED {
             return Err(self.fail(resp, &context).await);
         }
-        if let Some(d) = resp
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-        {
+        if let Some(d) = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
             if d != m.digest {
                 return Err(CopyError::new(
                     Side::Content,
@@ -403,10 +308,7 @@ fn blob_digests(m: &Manifest) -> Result<Vec<String>, CopyError> {
     let v = m.json()?;
     let mut out = Vec::new();
     let mut push = |d: &Value| {
-        if d.get("urls")
-            .and_then(Value::as_array)
-            .is_some_and(|u| !u.is_empty())
-        {
+        if d.get("urls").and_then(Value::as_array).is_some_and(|u| !u.is_empty()) {
             return;
         }
         if let Some(digest) = d.get("digest").and_then(Value::as_str) {
@@ -446,19 +348,12 @@ pub async fn read_tree(src: &Registry, repo: &str, reference: &str) -> Result<Tr
     let mut children = Vec::new();
     if top.is_index() {
         let v = top.json()?;
-        let entries = v
-            .get("manifests")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let entries = v.get("manifests").and_then(Value::as_array).cloned().unwrap_or_default();
         if entries.len() + 1 > MAX_MANIFESTS {
             return Err(CopyError::new(
                 Side::Content,
                 format!("manifest {}", top.digest),
-                format!(
-                    "the image has {} manifests; at most {MAX_MANIFESTS} can be imported",
-                    entries.len() + 1
-                ),
+                format!("the image has {} manifests; at most {MAX_MANIFESTS} can be imported", entries.len() + 1),
             ));
         }
         for e in entries {
@@ -467,11 +362,7 @@ pub async fn read_tree(src: &Registry, repo: &str, reference: &str) -> Result<Tr
             };
             let child = src.get_manifest(repo, d).await?;
             if child.is_index() {
-                return Err(CopyError::new(
-                    Side::Content,
-                    format!("manifest {d}"),
-                    "nested indexes are not supported",
-                ));
+                return Err(CopyError::new(Side::Content, format!("manifest {d}"), "nested indexes are not supported"));
             }
             children.push(child);
         }
@@ -489,7 +380,8 @@ pub async fn read_tree(src: &Registry, repo: &str, reference: &str) -> Result<Tr
 
 /// One async lock per blob digest, shared by every import in the process.
 fn blob_lock(digest: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
-    static LOCKS: std::sync::OnceLock<std::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>> = std::sync::OnceLock::new();
+    static LOCKS: std::sync::OnceLock<std::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>> =
+        std::sync::OnceLock::new();
     let mut locks = LOCKS.get_or_init(Default::default).lock().expect("blob lock table");
     locks.entry(digest.to_owned()).or_default().clone()
 }
@@ -541,8 +433,7 @@ pub async fn write_tree(
         dst.put_manifest(dst_repo, &child.digest, child).await?;
     }
     if tags.is_empty() {
-        dst.put_manifest(dst_repo, &tree.top.digest, &tree.top)
-            .await?;
+        dst.put_manifest(dst_repo, &tree.top.digest, &tree.top).await?;
     }
     for tag in tags {
         dst.put_manifest(dst_repo, tag, &tree.top).await?;
@@ -556,10 +447,7 @@ mod tests {
 
     #[test]
     fn digests_and_blob_lists() {
-        assert_eq!(
-            sha256_digest(b""),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(sha256_digest(b""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
         let m = Manifest {
             bytes: Bytes::from_static(
                 br#"{"config":{"digest":"sha256:aa"},"layers":[{"digest":"sha256:bb"},{"digest":"sha256:aa"},{"digest":"sha256:cc","urls":["https://x"]}]}"#,
@@ -572,13 +460,7 @@ mod tests {
 
     #[test]
     fn redirect_authority() {
-        assert_eq!(
-            authority_of(&Url::parse("https://127.0.0.1:5000/v2/").unwrap()).unwrap(),
-            "127.0.0.1:5000"
-        );
-        assert_eq!(
-            authority_of(&Url::parse("https://Example.com/x").unwrap()).unwrap(),
-            "example.com"
-        );
+        assert_eq!(authority_of(&Url::parse("https://127.0.0.1:5000/v2/").unwrap()).unwrap(), "127.0.0.1:5000");
+        assert_eq!(authority_of(&Url::parse("https://Example.com/x").unwrap()).unwrap(), "example.com");
     }
 }

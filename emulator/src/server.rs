@@ -36,11 +36,8 @@ pub fn tls_acceptor(tls: &CertAndKey) -> anyhow::Result<TlsAcceptor> {
         .with_context(|| format!("reading {}", tls.cert.display()))?
         .collect::<Result<_, _>>()
         .with_context(|| format!("parsing {}", tls.cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(&tls.key)
-        .with_context(|| format!("reading {}", tls.key.display()))?;
-    let mut config = ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key).with_context(|| format!("reading {}", tls.key.display()))?;
+    let mut config = ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -77,10 +74,7 @@ async fn accept_loop(name: &'static str, listener: TcpListener, tls: TlsAcceptor
                     return;
                 }
             };
-            let ctx = ConnCtx {
-                listener: name,
-                abort: Arc::new(Notify::new()),
-            };
+            let ctx = ConnCtx { listener: name, abort: Arc::new(Notify::new()) };
             let abort = ctx.abort.clone();
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ctx.clone());

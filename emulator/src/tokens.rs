@@ -49,11 +49,8 @@ impl Signer {
             .with_context(|| format!("reading {}", cert.display()))?
             .collect::<Result<_, _>>()
             .with_context(|| format!("parsing {}", cert.display()))?;
-        let leaf = certs
-            .first()
-            .ok_or_else(|| anyhow!("no certificate in {}", cert.display()))?;
-        let der = PrivateKeyDer::from_pem_file(key)
-            .with_context(|| format!("reading {}", key.display()))?;
+        let leaf = certs.first().ok_or_else(|| anyhow!("no certificate in {}", cert.display()))?;
+        let der = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
         let key = match &der {
             PrivateKeyDer::Pkcs1(k) => Key::Rsa(RsaKeyPair::from_der(k.secret_pkcs1_der())?),
             PrivateKeyDer::Sec1(k) => Key::Ec(EcdsaKeyPair::from_private_key_der(
@@ -63,17 +60,13 @@ impl Signer {
             PrivateKeyDer::Pkcs8(k) => match RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()) {
                 Ok(rsa) => Key::Rsa(rsa),
                 Err(_) => Key::Ec(
-                    EcdsaKeyPair::from_pkcs8(
-                        &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                        k.secret_pkcs8_der(),
-                    )
-                    .map_err(|e| anyhow!("token-signing key is neither RSA nor P-256: {e}"))?,
+                    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, k.secret_pkcs8_der())
+                        .map_err(|e| anyhow!("token-signing key is neither RSA nor P-256: {e}"))?,
                 ),
             },
             _ => bail!("unsupported key format in {}", key.display()),
         };
-        let thumb =
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf.as_ref());
+        let thumb = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf.as_ref());
         Ok(Signer {
             key,
             x5c: certs.iter().map(|c| STANDARD.encode(c.as_ref())).collect(),
@@ -101,28 +94,16 @@ impl Signer {
     }
 
     pub fn sign(&self, header: &Value, claims: &Value) -> String {
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
+        let input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
         let sig = match &self.key {
             Key::Rsa(k) => {
                 let mut sig = vec![0; k.public_modulus_len()];
-                k.sign(
-                    &signature::RSA_PKCS1_SHA256,
-                    &self.rng,
-                    input.as_bytes(),
-                    &mut sig,
-                )
-                .expect("RSA signing cannot fail with a valid key");
+                k.sign(&signature::RSA_PKCS1_SHA256, &self.rng, input.as_bytes(), &mut sig)
+                    .expect("RSA signing cannot fail with a valid key");
                 sig
             }
-            Key::Ec(k) => k
-                .sign(&self.rng, input.as_bytes())
-                .expect("ECDSA signing")
-                .as_ref()
-                .to_vec(),
+            Key::Ec(k) => k.sign(&self.rng, input.as_bytes()).expect("ECDSA signing").as_ref().to_vec(),
         };
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
     }
@@ -130,35 +111,22 @@ impl Signer {
     /// Checks that `token` is a JWT this emulator signed and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(VerifyError::Malformed);
         };
-        let decode = |p: &str| {
-            URL_SAFE_NO_PAD
-                .decode(p)
-                .map_err(|_| VerifyError::Malformed)
-        };
-        let header: Value =
-            serde_json::from_slice(&decode(h)?).map_err(|_| VerifyError::Malformed)?;
-        let claims: Claims =
-            serde_json::from_slice(&decode(c)?).map_err(|_| VerifyError::Malformed)?;
+        let decode = |p: &str| URL_SAFE_NO_PAD.decode(p).map_err(|_| VerifyError::Malformed);
+        let header: Value = serde_json::from_slice(&decode(h)?).map_err(|_| VerifyError::Malformed)?;
+        let claims: Claims = serde_json::from_slice(&decode(c)?).map_err(|_| VerifyError::Malformed)?;
         let sig = decode(s)?;
         if header.get("alg").and_then(Value::as_str) != Some(self.alg()) {
             return Err(VerifyError::BadSignature);
         }
         let signed = &token.as_bytes()[..h.len() + 1 + c.len()];
         let ok = match &self.key {
-            Key::Rsa(k) => UnparsedPublicKey::new(
-                &signature::RSA_PKCS1_2048_8192_SHA256,
-                k.public_key().as_ref(),
-            )
-            .verify(signed, &sig),
-            Key::Ec(k) => {
-                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, k.public_key().as_ref())
-                    .verify(signed, &sig)
-            }
+            Key::Rsa(k) => UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, k.public_key().as_ref())
+                .verify(signed, &sig),
+            Key::Ec(k) => UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, k.public_key().as_ref())
+                .verify(signed, &sig),
         };
         ok.map_err(|_| VerifyError::BadSignature)?;
         Ok(claims)
@@ -172,8 +140,7 @@ pub fn now() -> i64 {
 /// Audiences compare without a trailing slash: AAD issues `https://management.azure.com/` for
 /// the slash form of the resource and services accept either.
 pub fn same_audience(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/')
-        .eq_ignore_ascii_case(b.trim_end_matches('/'))
+    a.trim_end_matches('/').eq_ignore_ascii_case(b.trim_end_matches('/'))
 }
 
 pub fn claim_str<'a>(claims: &'a Claims, name: &str) -> Option<&'a str> {

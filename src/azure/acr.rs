@@ -47,7 +47,11 @@ impl RegistryProperties {
     /// Public access is off or firewalled.
     pub fn restricted(&self) -> bool {
         self.public_network_access.as_deref().is_some_and(|a| a.eq_ignore_ascii_case("Disabled"))
-            || self.network_rule_set.as_ref().and_then(|n| n.default_action.as_deref()).is_some_and(|a| a.eq_ignore_ascii_case("Deny"))
+            || self
+                .network_rule_set
+                .as_ref()
+                .and_then(|n| n.default_action.as_deref())
+                .is_some_and(|a| a.eq_ignore_ascii_case("Deny"))
     }
 
     /// Whether `importImage` can reach a restricted registry: only through the trusted-services
@@ -144,7 +148,9 @@ mod tests {
     fn network_rules() {
         let open = props(serde_json::json!({"publicNetworkAccess": "Enabled"}));
         assert!(!open.restricted());
-        let denied = props(serde_json::json!({"publicNetworkAccess": "Enabled", "networkRuleSet": {"defaultAction": "Deny"}, "networkRuleBypassOptions": "None"}));
+        let denied = props(
+            serde_json::json!({"publicNetworkAccess": "Enabled", "networkRuleSet": {"defaultAction": "Deny"}, "networkRuleBypassOptions": "None"}),
+        );
         assert!(denied.restricted() && !denied.trusted_services_allowed());
         let private = props(serde_json::json!({"publicNetworkAccess": "Disabled"}));
         assert!(private.restricted() && private.trusted_services_allowed(), "bypass defaults to AzureServices");
@@ -162,7 +168,11 @@ mod tests {
         };
         assert!(!format!("{i:?}").contains("hunter2"));
         let body = ImportBody {
-            source: Source { registry_uri: &i.registry_uri, source_image: &i.source_image, credentials: Credentials { username: Some("u"), password: "p" } },
+            source: Source {
+                registry_uri: &i.registry_uri,
+                source_image: &i.source_image,
+                credentials: Credentials { username: Some("u"), password: "p" },
+            },
             target_tags: &i.target_tags,
             mode: "NoForce",
         };

@@ -96,10 +96,16 @@ impl Arm {
             let page: Page<T> = decode(resp, path).await?;
             items.extend(page.value);
             if let Some(link) = page.next_link.filter(|l| !l.is_empty()) {
-                next = Some(Url::parse(&link).map_err(|e| AzureError::Decode { resource: path.to_owned(), detail: format!("bad nextLink {link:?}: {e}") })?);
+                next = Some(Url::parse(&link).map_err(|e| AzureError::Decode {
+                    resource: path.to_owned(),
+                    detail: format!("bad nextLink {link:?}: {e}"),
+                })?);
             }
             if pages > 10_000 {
-                return Err(AzureError::Decode { resource: path.to_owned(), detail: "more than 10000 pages; nextLink loops".into() });
+                return Err(AzureError::Decode {
+                    resource: path.to_owned(),
+                    detail: "more than 10000 pages; nextLink loops".into(),
+                });
             }
         }
         Ok(items)
@@ -111,7 +117,8 @@ impl Arm {
         let resource = req.resource.clone();
         let method = req.method.clone();
         let path = req.url.path().to_owned();
-        let api_version = req.url.query_pairs().find(|(k, _)| k == "api-version").map(|(_, v)| v.into_owned()).unwrap_or_default();
+        let api_version =
+            req.url.query_pairs().find(|(k, _)| k == "api-version").map(|(_, v)| v.into_owned()).unwrap_or_default();
         let started = Instant::now();
         let resp = self.send(req).await?;
         let style = lro_style(resp.status(), resp.headers());
@@ -132,7 +139,14 @@ impl Arm {
         }
     }
 
-    async fn poll_async_operation(&self, url: Url, resource: &str, started: Instant, deadline: Duration, mut wait: Option<Duration>) -> Result<(), AzureError> {
+    async fn poll_async_operation(
+        &self,
+        url: Url,
+        resource: &str,
+        started: Instant,
+        deadline: Duration,
+        mut wait: Option<Duration>,
+    ) -> Result<(), AzureError> {
         let mut backoff = PollBackoff::default();
         loop {
             sleep_within(wait.unwrap_or_else(|| backoff.next()), started, deadline, resource).await?;
@@ -155,7 +169,14 @@ impl Arm {
         }
     }
 
-    async fn poll_location(&self, url: Url, resource: &str, started: Instant, deadline: Duration, mut wait: Option<Duration>) -> Result<Option<Value>, AzureError> {
+    async fn poll_location(
+        &self,
+        url: Url,
+        resource: &str,
+        started: Instant,
+        deadline: Duration,
+        mut wait: Option<Duration>,
+    ) -> Result<Option<Value>, AzureError> {
         let mut backoff = PollBackoff::default();
         loop {
             sleep_within(wait.unwrap_or_else(|| backoff.next()), started, deadline, resource).await?;
@@ -164,7 +185,12 @@ impl Arm {
                 Ok(r) => r,
                 // A Location poll that fails reports the operation's failure in ARM's error body.
                 Err(AzureError::Service { status, code, message, .. }) if status != 404 && status != 429 => {
-                    return Err(AzureError::OperationFailed { status: "Failed".into(), code, message, resource: resource.to_owned() })
+                    return Err(AzureError::OperationFailed {
+                        status: "Failed".into(),
+                        code,
+                        message,
+                        resource: resource.to_owned(),
+                    })
                 }
                 Err(e) => return Err(e),
             };
@@ -173,12 +199,26 @@ impl Arm {
                 continue;
             }
             let body = body_json(resp, resource).await?;
-            if let Some(state) = body.as_ref().and_then(|b| b.pointer("/status").or_else(|| b.pointer("/properties/provisioningState"))).and_then(Value::as_str) {
+            if let Some(state) = body
+                .as_ref()
+                .and_then(|b| b.pointer("/status").or_else(|| b.pointer("/properties/provisioningState")))
+                .and_then(Value::as_str)
+            {
                 if state == "Failed" || state == "Canceled" {
                     return Err(AzureError::OperationFailed {
                         status: state.to_owned(),
-                        code: body.as_ref().and_then(|b| b.pointer("/error/code")).and_then(Value::as_str).unwrap_or("OperationFailed").to_owned(),
-                        message: body.as_ref().and_then(|b| b.pointer("/error/message")).and_then(Value::as_str).unwrap_or_default().to_owned(),
+                        code: body
+                            .as_ref()
+                            .and_then(|b| b.pointer("/error/code"))
+                            .and_then(Value::as_str)
+                            .unwrap_or("OperationFailed")
+                            .to_owned(),
+                        message: body
+                            .as_ref()
+                            .and_then(|b| b.pointer("/error/message"))
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
                         resource: resource.to_owned(),
                     });
                 }
@@ -229,12 +269,15 @@ impl PollBackoff {
 }
 
 pub async fn decode<T: DeserializeOwned>(resp: Response, resource: &str) -> Result<T, AzureError> {
-    let bytes = resp.bytes().await.map_err(|e| AzureError::Decode { resource: resource.to_owned(), detail: e.to_string() })?;
-    serde_json::from_slice(&bytes).map_err(|e| AzureError::Decode { resource: resource.to_owned(), detail: e.to_string() })
+    let bytes =
+        resp.bytes().await.map_err(|e| AzureError::Decode { resource: resource.to_owned(), detail: e.to_string() })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| AzureError::Decode { resource: resource.to_owned(), detail: e.to_string() })
 }
 
 async fn body_json(resp: Response, resource: &str) -> Result<Option<Value>, AzureError> {
-    let bytes = resp.bytes().await.map_err(|e| AzureError::Decode { resource: resource.to_owned(), detail: e.to_string() })?;
+    let bytes =
+        resp.bytes().await.map_err(|e| AzureError::Decode { resource: resource.to_owned(), detail: e.to_string() })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }

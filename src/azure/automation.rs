@@ -164,7 +164,8 @@ impl Automation {
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
-        let bytes = resp.bytes().await.map_err(|e| AzureError::Decode { resource: path.clone(), detail: e.to_string() })?;
+        let bytes =
+            resp.bytes().await.map_err(|e| AzureError::Decode { resource: path.clone(), detail: e.to_string() })?;
         if bytes.len() > MAX_CONTENT_BYTES {
             return Err(AzureError::Decode { resource: path, detail: format!("content of {} bytes", bytes.len()) });
         }
@@ -197,7 +198,8 @@ impl Automation {
     /// long-running operation, waited for within `deadline`).
     pub async fn put_draft_content(&self, name: &str, script: Bytes, deadline: Duration) -> Result<(), AzureError> {
         let path = format!("{}/draft/content", self.runbook_id(name));
-        let req = Request::new(Method::PUT, self.arm.url(&path, API_VERSION), self.runbook_id(name)).body(script, CONTENT_TYPE);
+        let req = Request::new(Method::PUT, self.arm.url(&path, API_VERSION), self.runbook_id(name))
+            .body(script, CONTENT_TYPE);
         self.arm.call(req, deadline).await.map(|_| ())
     }
 
@@ -218,7 +220,12 @@ impl Automation {
 
     /// Creates a runtime environment (synchronous PUT). Language and version are immutable once
     /// it exists, so this is only called for missing ones.
-    pub async fn create_runtime_environment(&self, name: &str, runtime: &Runtime, location: Option<&str>) -> Result<(), AzureError> {
+    pub async fn create_runtime_environment(
+        &self,
+        name: &str,
+        runtime: &Runtime,
+        location: Option<&str>,
+    ) -> Result<(), AzureError> {
         let id = self.runtime_environment_id(name);
         let mut body = json!({"name": name, "properties": {"runtime": {"language": runtime.language, "version": runtime.version}}});
         if let Some(location) = location {
@@ -252,7 +259,10 @@ mod tests {
 
     #[test]
     fn runtime_environment_shape() {
-        let env: RuntimeEnvironment = serde_json::from_value(json!({"name": "PowerShell-7.4", "properties": {"runtime": {"language": "PowerShell", "version": "7.4"}}})).unwrap();
+        let env: RuntimeEnvironment = serde_json::from_value(
+            json!({"name": "PowerShell-7.4", "properties": {"runtime": {"language": "PowerShell", "version": "7.4"}}}),
+        )
+        .unwrap();
         assert_eq!(env.runtime(), Runtime { language: "PowerShell".into(), version: "7.4".into() });
     }
 }

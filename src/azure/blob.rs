@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use azure_core::http::{RequestContent, StatusCode};
 use azure_storage_blob::models::{
-    BlobClientAcquireLeaseOptions, BlobClientAcquireLeaseResultHeaders, BlobClientDownloadOptions, BlobClientUploadOptions,
+    BlobClientAcquireLeaseOptions, BlobClientAcquireLeaseResultHeaders, BlobClientDownloadOptions,
+    BlobClientUploadOptions,
 };
 use azure_storage_blob::{BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions};
 use bytes::Bytes;
@@ -34,7 +35,13 @@ pub struct Lease {
 }
 
 impl Container {
-    pub fn new(account_url: &Url, name: &str, http: &reqwest::Client, policy: &RetryPolicy, tokens: &Arc<Tokens>) -> Result<Container, AzureError> {
+    pub fn new(
+        account_url: &Url,
+        name: &str,
+        http: &reqwest::Client,
+        policy: &RetryPolicy,
+        tokens: &Arc<Tokens>,
+    ) -> Result<Container, AzureError> {
         let url = Url::parse(&format!("{}/{name}", account_url.as_str().trim_end_matches('/')))
             .map_err(|e| AzureError::Decode { resource: name.into(), detail: e.to_string() })?;
         let options = super::sdk::client_options(http, policy, tokens);
@@ -52,7 +59,8 @@ impl Container {
     }
 
     fn blob(&self, name: &str) -> Result<BlobClient, AzureError> {
-        let url = Url::parse(&format!("{}/{}", self.url, name)).map_err(|e| AzureError::Decode { resource: name.into(), detail: e.to_string() })?;
+        let url = Url::parse(&format!("{}/{}", self.url, name))
+            .map_err(|e| AzureError::Decode { resource: name.into(), detail: e.to_string() })?;
         BlobClient::new(
             url,
             Some(self.tokens.clone() as Arc<dyn azure_core::credentials::TokenCredential>),
@@ -78,7 +86,10 @@ impl Container {
     /// and the identity may list it (the health probe's Blob check).
     pub async fn list_page(&self, max: i32) -> Result<usize, AzureError> {
         use futures::TryStreamExt;
-        let options = azure_storage_blob::models::BlobContainerClientListBlobsOptions { maxresults: Some(max), ..Default::default() };
+        let options = azure_storage_blob::models::BlobContainerClientListBlobsOptions {
+            maxresults: Some(max),
+            ..Default::default()
+        };
         let mut pages = self.client.list_blobs(Some(options)).map_err(|e| sdk_error(&self.name, e))?.into_pages();
         match pages.try_next().await.map_err(|e| sdk_error(&self.name, e))? {
             Some(page) => Ok(page.into_model().map_err(|e| sdk_error(&self.name, e))?.blob_items.len()),
@@ -95,7 +106,8 @@ impl Container {
     /// Reads a whole blob; `None` when it does not exist.
     pub async fn get(&self, name: &str) -> Result<Option<Bytes>, AzureError> {
         let blob = self.blob(name)?;
-        let options = BlobClientDownloadOptions { parallel: Some(std::num::NonZero::new(1).expect("1")), ..Default::default() };
+        let options =
+            BlobClientDownloadOptions { parallel: Some(std::num::NonZero::new(1).expect("1")), ..Default::default() };
         match blob.download(Some(options)).await {
             Ok(r) => r.body.collect().await.map(Some).map_err(|e| sdk_error(name, e)),
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(None),
@@ -105,14 +117,23 @@ impl Container {
 
     /// Writes a whole blob. `lease` must be given when the blob is leased (the ledger record is
     /// written under its phase's lock).
-    pub async fn put(&self, name: &str, content: Bytes, content_type: &str, lease: Option<&Lease>) -> Result<(), AzureError> {
+    pub async fn put(
+        &self,
+        name: &str,
+        content: Bytes,
+        content_type: &str,
+        lease: Option<&Lease>,
+    ) -> Result<(), AzureError> {
         let blob = self.blob(name)?;
         let options = BlobClientUploadOptions {
             blob_content_type: Some(content_type.to_owned()),
             lease_id: lease.map(|l| l.id.clone()),
             ..Default::default()
         };
-        blob.upload(RequestContent::from(content.to_vec()), Some(options)).await.map(|_| ()).map_err(|e| sdk_error(name, e))
+        blob.upload(RequestContent::from(content.to_vec()), Some(options))
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_error(name, e))
     }
 
     /// Creates an empty blob if there is none; an existing (possibly leased) blob is left alone.
@@ -121,15 +142,23 @@ impl Container {
         let options = BlobClientUploadOptions { if_none_match: Some("*".to_owned().into()), ..Default::default() };
         match blob.upload(RequestContent::from(Vec::new()), Some(options)).await {
             Ok(_) => Ok(()),
-            Err(e) if matches!(e.http_status(), Some(StatusCode::Conflict) | Some(StatusCode::PreconditionFailed)) => Ok(()),
+            Err(e) if matches!(e.http_status(), Some(StatusCode::Conflict) | Some(StatusCode::PreconditionFailed)) => {
+                Ok(())
+            }
             Err(e) => Err(sdk_error(name, e)),
         }
     }
 
     /// Tries to take a lease. `None` when someone else holds it.
-    pub async fn acquire_lease(&self, name: &str, duration: Duration, proposed_id: &str) -> Result<Option<Lease>, AzureError> {
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        duration: Duration,
+        proposed_id: &str,
+    ) -> Result<Option<Lease>, AzureError> {
         let blob = self.blob(name)?;
-        let options = BlobClientAcquireLeaseOptions { proposed_lease_id: Some(proposed_id.to_owned()), ..Default::default() };
+        let options =
+            BlobClientAcquireLeaseOptions { proposed_lease_id: Some(proposed_id.to_owned()), ..Default::default() };
         match blob.acquire_lease(duration.as_secs() as i32, Some(options)).await {
             Ok(resp) => {
                 let id = resp.lease_id().ok().flatten().unwrap_or_else(|| proposed_id.to_owned());
@@ -141,11 +170,19 @@ impl Container {
     }
 
     pub async fn renew_lease(&self, lease: &Lease) -> Result<(), AzureError> {
-        self.blob(&lease.blob)?.renew_lease(lease.id.clone(), None).await.map(|_| ()).map_err(|e| sdk_error(&lease.blob, e))
+        self.blob(&lease.blob)?
+            .renew_lease(lease.id.clone(), None)
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_error(&lease.blob, e))
     }
 
     pub async fn release_lease(&self, lease: &Lease) -> Result<(), AzureError> {
-        self.blob(&lease.blob)?.release_lease(lease.id.clone(), None).await.map(|_| ()).map_err(|e| sdk_error(&lease.blob, e))
+        self.blob(&lease.blob)?
+            .release_lease(lease.id.clone(), None)
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_error(&lease.blob, e))
     }
 }
 
@@ -156,14 +193,27 @@ pub fn sdk_error(resource: &str, e: azure_core::Error) -> AzureError {
         ErrorKind::HttpResponse { status, error_code, .. } => {
             let status = u16::from(*status);
             let code = error_code.clone().unwrap_or_else(|| format!("Http{status}"));
-            let message = super::pipeline::error_chain(&e).lines().next().unwrap_or_default().chars().take(300).collect();
+            let message =
+                super::pipeline::error_chain(&e).lines().next().unwrap_or_default().chars().take(300).collect();
             if status == 401 || status == 403 {
-                AzureError::Unauthorized { status, code, message, resource: resource.to_owned(), waited: Duration::ZERO }
+                AzureError::Unauthorized {
+                    status,
+                    code,
+                    message,
+                    resource: resource.to_owned(),
+                    waited: Duration::ZERO,
+                }
             } else {
                 AzureError::Service { status, code, message, resource: resource.to_owned() }
             }
         }
-        ErrorKind::Credential => AzureError::Credential { scope: resource.to_owned(), detail: super::pipeline::error_chain(&e) },
-        _ => AzureError::Transport { host: resource.to_owned(), detail: super::pipeline::error_chain(&e), resource: resource.to_owned() },
+        ErrorKind::Credential => {
+            AzureError::Credential { scope: resource.to_owned(), detail: super::pipeline::error_chain(&e) }
+        }
+        _ => AzureError::Transport {
+            host: resource.to_owned(),
+            detail: super::pipeline::error_chain(&e),
+            resource: resource.to_owned(),
+        },
     }
 }

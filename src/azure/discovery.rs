@@ -118,7 +118,9 @@ pub struct ResolvedEndpoint {
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
 /// Resolves a private endpoint from its GET, its zone groups and (when those two have nothing)
@@ -139,14 +141,18 @@ pub fn resolve_private_endpoint(pe: &Value, zone_groups: &[Value], nics: &[Value
         .filter_map(|c| c.pointer("/properties/recordSets").and_then(Value::as_array))
         .flatten()
         .filter(|r| r.get("recordType").and_then(Value::as_str).is_none_or(|t| t.eq_ignore_ascii_case("A")))
-        .filter_map(|r| Some((r.get("fqdn")?.as_str()?.trim_end_matches('.').to_owned(), strings(r.get("ipAddresses")))))
+        .filter_map(|r| {
+            Some((r.get("fqdn")?.as_str()?.trim_end_matches('.').to_owned(), strings(r.get("ipAddresses"))))
+        })
         .collect();
     let custom: Vec<(String, Vec<String>)> = props
         .get("customDnsConfigs")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|c| Some((c.get("fqdn")?.as_str()?.trim_end_matches('.').to_owned(), strings(c.get("ipAddresses")))))
+        .filter_map(|c| {
+            Some((c.get("fqdn")?.as_str()?.trim_end_matches('.').to_owned(), strings(c.get("ipAddresses"))))
+        })
         .collect();
     let from_nics: Vec<(String, Vec<String>)> = nics
         .iter()
@@ -155,15 +161,24 @@ pub fn resolve_private_endpoint(pe: &Value, zone_groups: &[Value], nics: &[Value
         .filter_map(|c| c.get("properties"))
         .flat_map(|p| {
             let ip = p.get("privateIPAddress").and_then(Value::as_str).map(str::to_owned);
-            strings(p.pointer("/privateLinkConnectionProperties/fqdns")).into_iter().map(move |f| (f, ip.clone().into_iter().collect()))
+            strings(p.pointer("/privateLinkConnectionProperties/fqdns"))
+                .into_iter()
+                .map(move |f| (f, ip.clone().into_iter().collect()))
         })
         .collect();
-    let (source, records) = [(DnsSource::ZoneGroup, from_zones), (DnsSource::CustomDnsConfigs, custom), (DnsSource::Nic, from_nics)]
-        .into_iter()
-        .find(|(_, r)| !r.is_empty())
-        .map(|(s, r)| (Some(s), r))
-        .unwrap_or((None, Vec::new()));
-    Some(ResolvedEndpoint { private_endpoint_id: pe.get("id")?.as_str()?.to_owned(), target_id, group_ids, source, records })
+    let (source, records) =
+        [(DnsSource::ZoneGroup, from_zones), (DnsSource::CustomDnsConfigs, custom), (DnsSource::Nic, from_nics)]
+            .into_iter()
+            .find(|(_, r)| !r.is_empty())
+            .map(|(s, r)| (Some(s), r))
+            .unwrap_or((None, Vec::new()));
+    Some(ResolvedEndpoint {
+        private_endpoint_id: pe.get("id")?.as_str()?.to_owned(),
+        target_id,
+        group_ids,
+        source,
+        records,
+    })
 }
 
 /// The deployment as ARM reports it now.
@@ -186,7 +201,11 @@ pub struct Discovery {
 
 impl Discovery {
     pub fn new(arm: Arm, subscription: &str, resource_group: &str, concurrency: usize) -> Discovery {
-        Discovery { arm, group_id: format!("/subscriptions/{subscription}/resourceGroups/{resource_group}"), concurrency: concurrency.max(1) }
+        Discovery {
+            arm,
+            group_id: format!("/subscriptions/{subscription}/resourceGroups/{resource_group}"),
+            concurrency: concurrency.max(1),
+        }
     }
 
     /// Every resource of the group, following `nextLink` verbatim.
@@ -206,13 +225,24 @@ impl Discovery {
         let wanted: Vec<String> = resources
             .iter()
             .filter(|f| f.listed.is(PRIVATE_ENDPOINT))
-            .filter(|f| f.body.as_ref().and_then(|b| resolve_private_endpoint(b, &f.zone_groups, &[])).is_some_and(|r| r.source.is_none()))
+            .filter(|f| {
+                f.body
+                    .as_ref()
+                    .and_then(|b| resolve_private_endpoint(b, &f.zone_groups, &[]))
+                    .is_some_and(|r| r.source.is_none())
+            })
             .flat_map(|f| f.prop("/networkInterfaces").and_then(Value::as_array).cloned().unwrap_or_default())
             .filter_map(|n| n.get("id").and_then(Value::as_str).map(str::to_owned))
             .collect();
         let gets: Vec<_> = wanted.iter().map(|id| self.arm.get::<Value>(id, NETWORK_API)).collect();
         let nics: Vec<Value> = futures::stream::iter(gets).buffered(self.concurrency).try_collect().await?;
-        let requests = resources.iter().map(|f| f.body.is_some() as usize + f.listed.is(PRIVATE_ENDPOINT) as usize + f.app_settings.is_some() as usize).sum::<usize>() + nics.len();
+        let requests = resources
+            .iter()
+            .map(|f| {
+                f.body.is_some() as usize + f.listed.is(PRIVATE_ENDPOINT) as usize + f.app_settings.is_some() as usize
+            })
+            .sum::<usize>()
+            + nics.len();
         Ok(Discovered { resources, nics, requests })
     }
 
@@ -236,7 +266,8 @@ impl Discovery {
     /// answer holds values; repeating it is harmless.
     async fn app_settings(&self, site_id: &str) -> Result<Map<String, Value>, AzureError> {
         let path = format!("{site_id}/config/appsettings/list");
-        let resp = self.arm.send(Request::new(Method::POST, self.arm.url(&path, WEB_API), site_id).idempotent()).await?;
+        let resp =
+            self.arm.send(Request::new(Method::POST, self.arm.url(&path, WEB_API), site_id).idempotent()).await?;
         let v: Value = decode(resp, site_id).await?;
         Ok(v.get("properties").and_then(Value::as_object).cloned().unwrap_or_default())
     }
@@ -258,7 +289,12 @@ mod tests {
     fn zone_group_records_win_over_custom_dns_configs() {
         let groups = [json!({"properties": {"privateDnsZoneConfigs": [{"properties": {"recordSets": [
             {"recordType": "A", "fqdn": "kv.privatelink.vaultcore.azure.net.", "ipAddresses": ["10.0.0.4"]}]}}]}})];
-        let r = resolve_private_endpoint(&pe(json!([{"fqdn": "kv.vault.azure.net", "ipAddresses": ["10.0.0.5"]}])), &groups, &[]).unwrap();
+        let r = resolve_private_endpoint(
+            &pe(json!([{"fqdn": "kv.vault.azure.net", "ipAddresses": ["10.0.0.5"]}])),
+            &groups,
+            &[],
+        )
+        .unwrap();
         assert_eq!(r.source, Some(DnsSource::ZoneGroup));
         assert_eq!(r.records, [("kv.privatelink.vaultcore.azure.net".to_owned(), vec!["10.0.0.4".to_owned()])]);
         assert_eq!((r.target_id.as_str(), r.group_ids.as_slice()), ("/s/kv", ["vault".to_owned()].as_slice()));
@@ -266,7 +302,12 @@ mod tests {
 
     #[test]
     fn custom_dns_configs_then_the_nic() {
-        let r = resolve_private_endpoint(&pe(json!([{"fqdn": "s.search.windows.net", "ipAddresses": ["10.0.0.5"]}])), &[], &[]).unwrap();
+        let r = resolve_private_endpoint(
+            &pe(json!([{"fqdn": "s.search.windows.net", "ipAddresses": ["10.0.0.5"]}])),
+            &[],
+            &[],
+        )
+        .unwrap();
         assert_eq!(r.source, Some(DnsSource::CustomDnsConfigs));
         let nic = json!({"properties": {"ipConfigurations": [{"properties": {"privateIPAddress": "10.0.0.6",
             "privateLinkConnectionProperties": {"fqdns": ["aks.hcp.eastus.azmk8s.io"]}}}]}});

@@ -127,7 +127,11 @@ pub fn parse_error(status: u16, header_code: Option<&str>, body: &[u8]) -> (Stri
     let message = detail.message.unwrap_or_else(|| {
         let text = String::from_utf8_lossy(body);
         let text = text.trim();
-        if text.is_empty() { format!("HTTP {status} with no body") } else { text.chars().take(300).collect() }
+        if text.is_empty() {
+            format!("HTTP {status} with no body")
+        } else {
+            text.chars().take(300).collect()
+        }
     });
     (code, message)
 }
@@ -138,20 +142,28 @@ mod tests {
 
     #[test]
     fn arm_error_body() {
-        let (c, m) = parse_error(403, None, br#"{"error":{"code":"AuthorizationFailed","message":"The client 'x' ..."}}"#);
+        let (c, m) =
+            parse_error(403, None, br#"{"error":{"code":"AuthorizationFailed","message":"The client 'x' ..."}}"#);
         assert_eq!((c.as_str(), m.as_str()), ("AuthorizationFailed", "The client 'x' ..."));
     }
 
     #[test]
     fn key_vault_inner_error_wins() {
-        let (c, _) = parse_error(409, Some("Conflict"), br#"{"error":{"code":"Conflict","message":"...","innererror":{"code":"ObjectIsDeletedButRecoverable"}}}"#);
+        let (c, _) = parse_error(
+            409,
+            Some("Conflict"),
+            br#"{"error":{"code":"Conflict","message":"...","innererror":{"code":"ObjectIsDeletedButRecoverable"}}}"#,
+        );
         assert_eq!(c, "ObjectIsDeletedButRecoverable");
     }
 
     #[test]
     fn top_level_and_registry_shapes_and_empty_bodies() {
         assert_eq!(parse_error(400, None, br#"{"code":"BadRequest","message":"m"}"#).0, "BadRequest");
-        assert_eq!(parse_error(401, None, br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#).0, "UNAUTHORIZED");
+        assert_eq!(
+            parse_error(401, None, br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#).0,
+            "UNAUTHORIZED"
+        );
         assert_eq!(parse_error(503, Some("ServerBusy"), b"").0, "ServerBusy");
         assert_eq!(parse_error(502, None, b""), ("Http502".to_owned(), "HTTP 502 with no body".to_owned()));
     }

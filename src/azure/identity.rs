@@ -70,7 +70,8 @@ impl Tokens {
     }
 
     pub fn from_factory(factory: Factory) -> Result<Arc<Tokens>, AzureError> {
-        let first = factory().map_err(|e| AzureError::Credential { scope: "managed identity".into(), detail: e.to_string() })?;
+        let first = factory()
+            .map_err(|e| AzureError::Credential { scope: "managed identity".into(), detail: e.to_string() })?;
         Ok(Arc::new(Tokens { factory, current: Mutex::new(first) }))
     }
 
@@ -95,7 +96,11 @@ impl Tokens {
 /// reaches them too.
 #[async_trait::async_trait]
 impl TokenCredential for Tokens {
-    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
         let cred = self.current.lock().expect("token lock").clone();
         cred.get_token(scopes, options).await
     }

@@ -23,13 +23,20 @@ pub struct Vault {
 
 impl Vault {
     /// `verify_challenge_resource` stays true except for a vault outside the cloud's vault domain.
-    pub fn new(url: &Url, verify_challenge_resource: bool, http: &reqwest::Client, policy: &RetryPolicy, tokens: &Arc<Tokens>) -> Result<Vault, AzureError> {
+    pub fn new(
+        url: &Url,
+        verify_challenge_resource: bool,
+        http: &reqwest::Client,
+        policy: &RetryPolicy,
+        tokens: &Arc<Tokens>,
+    ) -> Result<Vault, AzureError> {
         let options = SecretClientOptions {
             client_options: super::sdk::client_options(http, policy, tokens),
             verify_challenge_resource: Some(verify_challenge_resource),
             ..Default::default()
         };
-        let client = SecretClient::new(url.as_str(), tokens.clone(), Some(options)).map_err(|e| sdk_error(url.as_str(), e))?;
+        let client =
+            SecretClient::new(url.as_str(), tokens.clone(), Some(options)).map_err(|e| sdk_error(url.as_str(), e))?;
         Ok(Vault { client: Arc::new(client), url: url.clone() })
     }
 
@@ -41,7 +48,10 @@ impl Vault {
     pub async fn get(&self, name: &str) -> Result<Secret, AzureError> {
         let resp = self.client.get_secret(name, None).await.map_err(|e| sdk_error(&self.resource(name), e))?;
         let secret = resp.into_model().map_err(|e| sdk_error(&self.resource(name), e))?;
-        secret.value.map(Secret::new).ok_or_else(|| AzureError::Decode { resource: self.resource(name), detail: "secret has no value".into() })
+        secret
+            .value
+            .map(Secret::new)
+            .ok_or_else(|| AzureError::Decode { resource: self.resource(name), detail: "secret has no value".into() })
     }
 
     /// Proves the vault is reachable and readable by listing one page of secret names (no values).

@@ -27,7 +27,9 @@ pub fn http_client(extra_ca: Option<&std::path::Path>, timeout: Duration) -> Res
         .user_agent(concat!("vibedata-bootstrap/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = extra_ca {
         let pem = std::fs::read(path).map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("CA file {}: {e}", path.display()))? {
+        for cert in
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("CA file {}: {e}", path.display()))?
+        {
             builder = builder.add_root_certificate(cert);
         }
     }

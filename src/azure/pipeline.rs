@@ -45,7 +45,15 @@ pub struct Request {
 impl Request {
     pub fn new(method: Method, url: Url, resource: impl Into<String>) -> Request {
         let idempotent = method != Method::POST && method != Method::PATCH;
-        Request { method, url, headers: HeaderMap::new(), body: None, idempotent, resource: resource.into(), timeout: None }
+        Request {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: None,
+            idempotent,
+            resource: resource.into(),
+            timeout: None,
+        }
     }
 
     pub fn json(mut self, body: &impl serde::Serialize) -> Request {
@@ -108,7 +116,8 @@ impl Pipeline {
             if req.url.origin() != a.origin {
                 return Err(AzureError::TokenHostMismatch {
                     scope: a.scope.clone(),
-                    host: req.url.host_str().unwrap_or_default().to_owned() + &req.url.port().map(|p| format!(":{p}")).unwrap_or_default(),
+                    host: req.url.host_str().unwrap_or_default().to_owned()
+                        + &req.url.port().map(|p| format!(":{p}")).unwrap_or_default(),
                     allowed: a.origin.ascii_serialization(),
                 });
             }
@@ -134,14 +143,20 @@ impl Pipeline {
             let (outcome, response, error_body) = match builder.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+                    let retry_after =
+                        resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
                     if status < 400 {
                         (Outcome::Status { status, code: None, retry_after }, Some(resp), None)
                     } else {
-                        let header_code = resp.headers().get("x-ms-error-code").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                        let header_code =
+                            resp.headers().get("x-ms-error-code").and_then(|v| v.to_str().ok()).map(str::to_owned);
                         let body = resp.bytes().await.unwrap_or_default();
                         let (code, message) = parse_error(status, header_code.as_deref(), &body);
-                        (Outcome::Status { status, code: Some(code.clone()), retry_after }, None, Some((status, code, message)))
+                        (
+                            Outcome::Status { status, code: Some(code.clone()), retry_after },
+                            None,
+                            Some((status, code, message)),
+                        )
                     }
                 }
                 Err(e) => {
@@ -163,7 +178,10 @@ impl Pipeline {
                     tokio::time::sleep(wait).await;
                 }
                 Decision::WaitForRbac(wait) => {
-                    let scope = error_body.as_ref().and_then(|(_, _, m)| scope_in_message(m)).unwrap_or_else(|| req.resource.clone());
+                    let scope = error_body
+                        .as_ref()
+                        .and_then(|(_, _, m)| scope_in_message(m))
+                        .unwrap_or_else(|| req.resource.clone());
                     if !announced_rbac {
                         tracing::warn!(scope = %scope, "waiting for role assignment on {scope}");
                         announced_rbac = true;
@@ -175,16 +193,21 @@ impl Pipeline {
                 }
                 Decision::GiveUp => {
                     return Err(match (outcome, error_body) {
-                        (Outcome::Status { status: status @ (401 | 403), .. }, Some((_, code, message))) => AzureError::Unauthorized {
-                            status,
-                            code,
-                            message,
-                            resource: req.resource.clone(),
-                            waited: attempts.rbac_waited,
-                        },
-                        (_, Some((status, code, message))) => AzureError::Service { status, code, message, resource: req.resource.clone() },
+                        (Outcome::Status { status: status @ (401 | 403), .. }, Some((_, code, message))) => {
+                            AzureError::Unauthorized {
+                                status,
+                                code,
+                                message,
+                                resource: req.resource.clone(),
+                                waited: attempts.rbac_waited,
+                            }
+                        }
+                        (_, Some((status, code, message))) => {
+                            AzureError::Service { status, code, message, resource: req.resource.clone() }
+                        }
                         (Outcome::Transport(fault), None) => AzureError::Transport {
-                            host: req.url.host_str().unwrap_or_default().to_owned() + &req.url.port().map(|p| format!(":{p}")).unwrap_or_default(),
+                            host: req.url.host_str().unwrap_or_default().to_owned()
+                                + &req.url.port().map(|p| format!(":{p}")).unwrap_or_default(),
                             detail: format!("{fault:?} after {} retries", attempts.retries),
                             resource: req.resource.clone(),
                         },

@@ -135,7 +135,9 @@ impl RetryPolicy {
             }
             Outcome::Status { .. } => Decision::Done,
             Outcome::Transport(TransportFault::Connect) => self.retry(state, None),
-            Outcome::Transport(TransportFault::Reset | TransportFault::Timeout) if idempotent => self.retry(state, None),
+            Outcome::Transport(TransportFault::Reset | TransportFault::Timeout) if idempotent => {
+                self.retry(state, None)
+            }
             Outcome::Transport(_) => Decision::GiveUp,
         }
     }
@@ -170,7 +172,12 @@ mod tests {
     }
 
     fn policy() -> RetryPolicy {
-        RetryPolicy { max_retries: 3, min_delay: Duration::from_millis(100), max_delay: Duration::from_secs(2), rbac_deadline: Duration::from_secs(60) }
+        RetryPolicy {
+            max_retries: 3,
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+            rbac_deadline: Duration::from_secs(60),
+        }
     }
 
     /// The list of what is retried, in one place.
@@ -228,15 +235,24 @@ mod tests {
         // RBAC waits do not use up the retry budget for throttling.
         assert_eq!(s.retries, 0);
         for code in ["AuthorizationPermissionMismatch", "Forbidden", "LinkedAuthorizationFailed"] {
-            assert!(matches!(p.decide(&status(403, Some(code), None), true, &mut p.start()), Decision::WaitForRbac(_)), "{code}");
+            assert!(
+                matches!(p.decide(&status(403, Some(code), None), true, &mut p.start()), Decision::WaitForRbac(_)),
+                "{code}"
+            );
         }
-        assert!(matches!(p.decide(&status(401, Some("InvalidAuthenticationToken"), None), true, &mut p.start()), Decision::WaitForRbac(_)));
+        assert!(matches!(
+            p.decide(&status(401, Some("InvalidAuthenticationToken"), None), true, &mut p.start()),
+            Decision::WaitForRbac(_)
+        ));
     }
 
     #[test]
     fn retry_after_is_honoured_and_capped() {
         let p = policy();
-        assert_eq!(p.decide(&status(429, None, Some(7)), true, &mut p.start()), Decision::Retry(Duration::from_secs(7)));
+        assert_eq!(
+            p.decide(&status(429, None, Some(7)), true, &mut p.start()),
+            Decision::Retry(Duration::from_secs(7))
+        );
         assert_eq!(p.decide(&status(503, None, Some(100_000)), true, &mut p.start()), Decision::Retry(MAX_RETRY_AFTER));
     }
 
@@ -260,7 +276,10 @@ mod tests {
         assert_eq!(p.decide(&Outcome::Transport(TransportFault::Reset), false, &mut p.start()), Decision::GiveUp);
         assert_eq!(p.decide(&Outcome::Transport(TransportFault::Timeout), false, &mut p.start()), Decision::GiveUp);
         // A connection that never opened cannot have been applied.
-        assert!(matches!(p.decide(&Outcome::Transport(TransportFault::Connect), false, &mut p.start()), Decision::Retry(_)));
+        assert!(matches!(
+            p.decide(&Outcome::Transport(TransportFault::Connect), false, &mut p.start()),
+            Decision::Retry(_)
+        ));
     }
 
     #[test]

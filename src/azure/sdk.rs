@@ -39,7 +39,10 @@ impl Policy for RetryAdapter {
             let outcome = match &result {
                 Ok(resp) => {
                     let header = |name: &str| {
-                        resp.headers().iter().find(|(k, _)| k.as_str().eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str().to_owned())
+                        resp.headers()
+                            .iter()
+                            .find(|(k, _)| k.as_str().eq_ignore_ascii_case(name))
+                            .map(|(_, v)| v.as_str().to_owned())
                     };
                     Outcome::Status {
                         status: u16::from(resp.status()),

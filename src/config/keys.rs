@@ -113,4 +113,3 @@ pub fn required_for(step: Step) -> Vec<&'static str> {
         .map(|k| k.name)
         .collect()
 }
-

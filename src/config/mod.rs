@@ -20,10 +20,13 @@ use url::Url;
 
 use crate::cloud::Cloud;
 use crate::sequence::Step;
-pub use keys::{required_for, KeySpec, Need, KEYS};
-pub use sections::{ArtifactsConfig, DatabaseConfig, DbAuth, FailOn, HealthConfig, ImportMethod, ImportMode, RegistryConfig, RunbooksConfig, RuntimeEnvironment};
-pub use source::{ConfigError, Problem, Source};
 use keys::DB_USERS;
+pub use keys::{required_for, KeySpec, Need, KEYS};
+pub use sections::{
+    ArtifactsConfig, DatabaseConfig, DbAuth, FailOn, HealthConfig, ImportMethod, ImportMode, RegistryConfig,
+    RunbooksConfig, RuntimeEnvironment,
+};
+pub use source::{ConfigError, Problem, Source};
 use validator::Validator;
 
 /// Everything a run needs, typed and validated.
@@ -85,19 +88,24 @@ impl Config {
         let cloud = match source.get("AZ_SCRIPTS_AZURE_ENVIRONMENT") {
             None => Cloud::AzureCloud,
             Some(name) => Cloud::parse(name).unwrap_or_else(|| {
-                v.problem("AZ_SCRIPTS_AZURE_ENVIRONMENT", format!("is {name:?}; expected AzureCloud, AzureUSGovernment or AzureChinaCloud"));
+                v.problem(
+                    "AZ_SCRIPTS_AZURE_ENVIRONMENT",
+                    format!("is {name:?}; expected AzureCloud, AzureUSGovernment or AzureChinaCloud"),
+                );
                 Cloud::AzureCloud
             }),
         };
         let arm_endpoint = v.url("VIBEDATA_ARM_ENDPOINT").unwrap_or_else(|| cloud.arm_endpoint());
         let blob_url = match v.url("VIBEDATA_STORAGE_BLOB_URL") {
             Some(u) => Some(u),
-            None => v.name("VIBEDATA_STORAGE_ACCOUNT", 3, 24, |c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            None => v
+                .name("VIBEDATA_STORAGE_ACCOUNT", 3, 24, |c| c.is_ascii_lowercase() || c.is_ascii_digit())
                 .and_then(|n| Url::parse(&format!("https://{n}.blob.{}", cloud.storage_suffix())).ok()),
         };
         let key_vault_url = match v.url("VIBEDATA_KEY_VAULT_URL") {
             Some(u) => Some(u),
-            None => v.name("VIBEDATA_KEY_VAULT_NAME", 3, 24, |c| c.is_ascii_alphanumeric() || c == '-')
+            None => v
+                .name("VIBEDATA_KEY_VAULT_NAME", 3, 24, |c| c.is_ascii_alphanumeric() || c == '-')
                 .and_then(|n| Url::parse(&format!("https://{n}.{}", cloud.vault_suffix())).ok()),
         };
         let identity = if let Some(id) = v.raw("VIBEDATA_IDENTITY_CLIENT_ID") {
@@ -106,7 +114,8 @@ impl Config {
         } else {
             ["VIBEDATA_IDENTITY_RESOURCE_ID", "AZ_SCRIPTS_USER_ASSIGNED_IDENTITY"].iter().find_map(|k| {
                 v.raw(k).map(|id| {
-                    if !id.to_ascii_lowercase().contains("/providers/microsoft.managedidentity/userassignedidentities/") {
+                    if !id.to_ascii_lowercase().contains("/providers/microsoft.managedidentity/userassignedidentities/")
+                    {
                         v.problem(k, format!("is {id:?}, which is not a user-assigned identity resource id"));
                     }
                     IdentityRef::ResourceId(id.to_owned())
@@ -137,11 +146,7 @@ impl Config {
         let http_timeout = Duration::from_secs(v.number("VIBEDATA_HTTP_TIMEOUT_SECS", 1, 3_600));
         let max_retries = v.number("VIBEDATA_MAX_RETRIES", 0, 100) as u32;
 
-        let artifacts = if steps.contains(&Step::Artifacts) {
-            Some(v.artifacts(&cloud))
-        } else {
-            None
-        };
+        let artifacts = if steps.contains(&Step::Artifacts) { Some(v.artifacts(&cloud)) } else { None };
 
         let runbooks = if steps.contains(&Step::Runbooks) { Some(v.runbooks()) } else { None };
         let database = if steps.iter().any(|s| DB_USERS.contains(s)) { Some(v.database()) } else { None };
@@ -305,7 +310,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.json");
         std::fs::write(&path, r#"{"VIBEDATA_RESOURCE_GROUP": "from-file", "VIBEDATA_IMPORT_CONCURRENCY": 4, "VIBEDATA_IMAGES": ["a/b", "c/d"]}"#).unwrap();
-        let s = Source::from_env([("VIBEDATA_RESOURCE_GROUP".to_string(), "from-env".to_string())], Some(&path)).unwrap();
+        let s =
+            Source::from_env([("VIBEDATA_RESOURCE_GROUP".to_string(), "from-env".to_string())], Some(&path)).unwrap();
         assert_eq!(s.get("VIBEDATA_RESOURCE_GROUP"), Some("from-env"));
         assert_eq!(s.get("VIBEDATA_IMPORT_CONCURRENCY"), Some("4"));
         assert_eq!(s.get("VIBEDATA_IMAGES"), Some("a/b,c/d"));
@@ -323,4 +329,3 @@ mod tests {
         }
     }
 }
-

@@ -121,14 +121,19 @@ impl Validator<'_> {
             self.problem("VIBEDATA_HEALTH_CANARY_SECRET", format!("is {canary_secret:?}, not a Key Vault secret name"));
         }
         let dns_server = self.raw("VIBEDATA_DNS_SERVER").and_then(|raw| {
-            let parsed = raw.parse::<std::net::SocketAddr>().ok().or_else(|| raw.parse::<std::net::IpAddr>().ok().map(|ip| (ip, 53).into()));
+            let parsed = raw
+                .parse::<std::net::SocketAddr>()
+                .ok()
+                .or_else(|| raw.parse::<std::net::IpAddr>().ok().map(|ip| (ip, 53).into()));
             if parsed.is_none() {
                 self.problem("VIBEDATA_DNS_SERVER", format!("is {raw:?}; expected ip:port or ip"));
             }
             parsed
         });
         let mut endpoint_ports = std::collections::BTreeMap::new();
-        for item in self.raw("VIBEDATA_ENDPOINT_PORTS").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for item in
+            self.raw("VIBEDATA_ENDPOINT_PORTS").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty())
+        {
             match item.split_once('=').map(|(n, p)| (n.trim(), p.trim().parse::<u16>())) {
                 Some((n, Ok(p))) if !n.is_empty() && p > 0 => {
                     endpoint_ports.insert(n.trim_end_matches('.').to_ascii_lowercase(), p);
@@ -160,12 +165,23 @@ impl Validator<'_> {
     pub(super) fn runbooks(&mut self) -> RunbooksConfig {
         let automation_account = self.raw("VIBEDATA_AUTOMATION_ACCOUNT").unwrap_or_default().to_owned();
         let mut runtime_environments = Vec::new();
-        for item in self.raw("VIBEDATA_RUNTIME_ENVIRONMENTS").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for item in self
+            .raw("VIBEDATA_RUNTIME_ENVIRONMENTS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             match item.split_once('=').and_then(|(n, lv)| lv.split_once(':').map(|(l, v)| (n, l, v))) {
                 Some((n, l, v)) if crate::release::valid_runbook_name(n) && !l.is_empty() && !v.is_empty() => {
-                    runtime_environments.push(RuntimeEnvironment { name: n.to_owned(), language: l.to_owned(), version: v.to_owned() })
+                    runtime_environments.push(RuntimeEnvironment {
+                        name: n.to_owned(),
+                        language: l.to_owned(),
+                        version: v.to_owned(),
+                    })
                 }
-                _ => self.problem("VIBEDATA_RUNTIME_ENVIRONMENTS", format!("has {item:?}; expected Name=Language:Version")),
+                _ => self
+                    .problem("VIBEDATA_RUNTIME_ENVIRONMENTS", format!("has {item:?}; expected Name=Language:Version")),
             }
         }
         let max_script_bytes = self.number("VIBEDATA_RUNBOOK_MAX_BYTES", 1, 64 * 1024 * 1024);
@@ -182,7 +198,10 @@ impl Validator<'_> {
             "verify-full" => true,
             "require" => false,
             other => {
-                self.problem("VIBEDATA_POSTGRES_SSLMODE", format!("is {other:?}; expected verify-full or require (TLS cannot be turned off)"));
+                self.problem(
+                    "VIBEDATA_POSTGRES_SSLMODE",
+                    format!("is {other:?}; expected verify-full or require (TLS cannot be turned off)"),
+                );
                 true
             }
         };
@@ -209,11 +228,20 @@ impl Validator<'_> {
             .unwrap_or_else(|| Url::parse("https://invalid.invalid").expect("static url"));
         let publisher_registry = self.raw("VIBEDATA_PUBLISHER_REGISTRY").unwrap_or_default().to_owned();
         if publisher_registry.contains('/') {
-            self.problem("VIBEDATA_PUBLISHER_REGISTRY", format!("is {publisher_registry:?}; give a login server (host[:port]) without a scheme or path"));
+            self.problem(
+                "VIBEDATA_PUBLISHER_REGISTRY",
+                format!("is {publisher_registry:?}; give a login server (host[:port]) without a scheme or path"),
+            );
         }
-        let publisher_credential_secret = self.raw("VIBEDATA_PUBLISHER_CREDENTIAL_SECRET").unwrap_or_default().to_owned();
-        if !publisher_credential_secret.is_empty() && !publisher_credential_secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            self.problem("VIBEDATA_PUBLISHER_CREDENTIAL_SECRET", format!("is {publisher_credential_secret:?}, not a Key Vault secret name"));
+        let publisher_credential_secret =
+            self.raw("VIBEDATA_PUBLISHER_CREDENTIAL_SECRET").unwrap_or_default().to_owned();
+        if !publisher_credential_secret.is_empty()
+            && !publisher_credential_secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            self.problem(
+                "VIBEDATA_PUBLISHER_CREDENTIAL_SECRET",
+                format!("is {publisher_credential_secret:?}, not a Key Vault secret name"),
+            );
         }
         let images: Vec<String> = self
             .raw("VIBEDATA_IMAGES")
@@ -229,7 +257,9 @@ impl Validator<'_> {
         }
         let manifest = self.or_default("VIBEDATA_RELEASE_MANIFEST");
         let (manifest_repository, manifest_tag) = match manifest.rsplit_once(':') {
-            Some((r, t)) if crate::oci::reference::valid_repository(r) && crate::oci::reference::valid_tag(t) => (r.to_owned(), t.to_owned()),
+            Some((r, t)) if crate::oci::reference::valid_repository(r) && crate::oci::reference::valid_tag(t) => {
+                (r.to_owned(), t.to_owned())
+            }
             _ => {
                 self.problem("VIBEDATA_RELEASE_MANIFEST", format!("is {manifest:?}; expected repository:tag"));
                 (String::new(), String::new())
@@ -269,4 +299,3 @@ impl Validator<'_> {
         }
     }
 }
-

@@ -35,10 +35,8 @@ impl Source {
         vars: impl IntoIterator<Item = (String, String)>,
         file: Option<&Path>,
     ) -> Result<Source, ConfigError> {
-        let env: BTreeMap<String, String> = vars
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("VIBEDATA_") || k.starts_with("AZ_SCRIPTS_"))
-            .collect();
+        let env: BTreeMap<String, String> =
+            vars.into_iter().filter(|(k, _)| k.starts_with("VIBEDATA_") || k.starts_with("AZ_SCRIPTS_")).collect();
         let file = file.map(Path::to_path_buf).or_else(|| env.get("VIBEDATA_CONFIG_FILE").map(PathBuf::from));
         let mut values = match file {
             Some(path) => read_json_file(&path)?,
@@ -54,9 +52,8 @@ impl Source {
 }
 
 fn read_json_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
-    let fail = |message: String| ConfigError {
-        problems: vec![Problem { key: "VIBEDATA_CONFIG_FILE".into(), message }],
-    };
+    let fail =
+        |message: String| ConfigError { problems: vec![Problem { key: "VIBEDATA_CONFIG_FILE".into(), message }] };
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
     let doc: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| fail(format!("{} is not JSON: {e}", path.display())))?;
@@ -84,4 +81,3 @@ fn read_json_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> 
     }
     Ok(out)
 }
-

@@ -90,5 +90,4 @@ impl<'a> Validator<'a> {
         }
         c
     }
-
 }

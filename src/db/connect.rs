@@ -46,7 +46,12 @@ pub struct Db {
 }
 
 impl Db {
-    pub fn new(cfg: &DatabaseConfig, ca_file: Option<PathBuf>, password: PasswordSource, connect_timeout: Duration) -> Db {
+    pub fn new(
+        cfg: &DatabaseConfig,
+        ca_file: Option<PathBuf>,
+        password: PasswordSource,
+        connect_timeout: Duration,
+    ) -> Db {
         Db {
             host: cfg.host.clone(),
             port: cfg.port,
@@ -114,9 +119,14 @@ impl Db {
             Ok(Err(e)) if matches!(sqlstate(&e).as_deref(), Some("28P01" | "28000")) => {
                 Err(DbError::Auth { target: self.target(), user: self.user.clone(), detail: first_line(&e) })
             }
-            Ok(Err(e)) if is_connection_error(&e) => Err(DbError::Connect { target: self.target(), detail: first_line(&e) }),
+            Ok(Err(e)) if is_connection_error(&e) => {
+                Err(DbError::Connect { target: self.target(), detail: first_line(&e) })
+            }
             Ok(Err(e)) => Err(DbError::Query { context: format!("connecting to {}", self.target()), source: e }),
-            Err(_) => Err(DbError::Connect { target: self.target(), detail: format!("no session within {:?}", self.connect_timeout) }),
+            Err(_) => Err(DbError::Connect {
+                target: self.target(),
+                detail: format!("no session within {:?}", self.connect_timeout),
+            }),
         }
     }
 
@@ -132,10 +142,10 @@ impl Db {
 /// identity's cache be dropped and a new token fetched.
 pub async fn entra_token(tokens: &Tokens, scope: &str) -> Result<Secret, DbError> {
     let fetch = || async {
-        tokens
-            .get_token(&[scope], None)
-            .await
-            .map_err(|e| DbError::Token { scope: scope.to_owned(), detail: e.to_string().lines().next().unwrap_or_default().to_owned() })
+        tokens.get_token(&[scope], None).await.map_err(|e| DbError::Token {
+            scope: scope.to_owned(),
+            detail: e.to_string().lines().next().unwrap_or_default().to_owned(),
+        })
     };
     let token = fetch().await?;
     if !needs_refresh(token.expires_on, OffsetDateTime::now_utc()) {
@@ -177,7 +187,10 @@ mod tests {
     impl TokenCredential for Fake {
         async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
             let life = if self.generation == 1 { 30 } else { 3600 };
-            Ok(AccessToken::new(format!("token-{}", self.generation), OffsetDateTime::now_utc() + time::Duration::seconds(life)))
+            Ok(AccessToken::new(
+                format!("token-{}", self.generation),
+                OffsetDateTime::now_utc() + time::Duration::seconds(life),
+            ))
         }
     }
 

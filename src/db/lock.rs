@@ -63,7 +63,10 @@ impl MigrationLock {
     /// Takes the lock, waiting at most `wait` for another holder.
     pub async fn acquire(db: &Db, wait: Duration) -> Result<MigrationLock, DbError> {
         let mut conn = db.connect(APPLICATION).await?;
-        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut conn).await.map_err(DbError::query("reading the lock session's pid"))?;
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(DbError::query("reading the lock session's pid"))?;
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
             .bind(KEY.0)
             .bind(KEY.1)
@@ -78,9 +81,13 @@ impl MigrationLock {
             conn.execute(AssertSqlSafe(format!("SET lock_timeout = '{}ms'", wait.as_millis().max(1))))
                 .await
                 .map_err(DbError::query("setting lock_timeout"))?;
-            let waited = sqlx::query("SELECT pg_advisory_lock($1, $2)").bind(KEY.0).bind(KEY.1).execute(&mut conn).await;
+            let waited =
+                sqlx::query("SELECT pg_advisory_lock($1, $2)").bind(KEY.0).bind(KEY.1).execute(&mut conn).await;
             match waited {
-                Ok(_) => tracing::info!(waited_ms = started.elapsed().as_millis() as u64, "migration lock acquired after waiting"),
+                Ok(_) => tracing::info!(
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "migration lock acquired after waiting"
+                ),
                 // 55P03 lock_not_available: the wait ran out.
                 Err(e) if sqlstate(&e).as_deref() == Some("55P03") => {
                     return Err(DbError::LockTimeout { waited: started.elapsed(), holder: holder(&mut conn).await });
@@ -103,11 +110,14 @@ impl MigrationLock {
     /// Whether the lock session still holds the lock, asked on `conn` (the migration session,
     /// inside a migration's transaction).
     pub async fn still_held(&self, conn: &mut PgConnection) -> Result<bool, DbError> {
-        sqlx::query_scalar(AssertSqlSafe(format!("SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = $1 AND {})", lock_row_filter())))
-            .bind(self.pid)
-            .fetch_one(conn)
-            .await
-            .map_err(DbError::query("checking the migration lock"))
+        sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = $1 AND {})",
+            lock_row_filter()
+        )))
+        .bind(self.pid)
+        .fetch_one(conn)
+        .await
+        .map_err(DbError::query("checking the migration lock"))
     }
 
     /// Unlocks and closes the session. Never fails: if the unlock cannot be sent, closing (or
@@ -123,7 +133,11 @@ impl MigrationLock {
             return;
         };
         let mut conn = conn.into_inner();
-        let unlocked = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1, $2)").bind(KEY.0).bind(KEY.1).fetch_one(&mut conn).await;
+        let unlocked = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1, $2)")
+            .bind(KEY.0)
+            .bind(KEY.1)
+            .fetch_one(&mut conn)
+            .await;
         match unlocked {
             Ok(true) => tracing::debug!("migration lock released"),
             Ok(false) => tracing::warn!("the migration lock was not held at release; the session was interrupted"),

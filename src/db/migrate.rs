@@ -36,15 +36,31 @@ pub struct Applied {
 /// Dirty beats drift beats missing: a dirty set is not to be touched at all.
 pub fn pending<'a>(set: &'a MigrationSet, applied: &[Applied]) -> Result<Vec<&'a Migration>, DbError> {
     let local: BTreeMap<i64, &Migration> = set.migrations.iter().map(|m| (m.version(), m)).collect();
-    let name_of = |a: &Applied| local.get(&a.version).map(|m| m.file.clone()).unwrap_or_else(|| format!("migration {} ({})", a.version, a.description));
+    let name_of = |a: &Applied| {
+        local
+            .get(&a.version)
+            .map(|m| m.file.clone())
+            .unwrap_or_else(|| format!("migration {} ({})", a.version, a.description))
+    };
     if let Some(dirty) = applied.iter().find(|a| !a.success) {
         return Err(DbError::Dirty { file: name_of(dirty), table: set.table.clone(), version: dirty.version });
     }
     for a in applied {
         match local.get(&a.version) {
-            None => return Err(DbError::Missing { table: set.table.clone(), version: a.version, description: a.description.clone() }),
+            None => {
+                return Err(DbError::Missing {
+                    table: set.table.clone(),
+                    version: a.version,
+                    description: a.description.clone(),
+                })
+            }
             Some(m) if m.checksum() != a.checksum.as_slice() => {
-                return Err(DbError::Drift { file: m.file.clone(), table: set.table.clone(), applied: short_hex(&a.checksum), local: short_hex(m.checksum()) })
+                return Err(DbError::Drift {
+                    file: m.file.clone(),
+                    table: set.table.clone(),
+                    applied: short_hex(&a.checksum),
+                    local: short_hex(m.checksum()),
+                })
             }
             Some(_) => {}
         }
@@ -98,7 +114,11 @@ pub async fn plan(db: &Db, sets: &[MigrationSet]) -> Result<Vec<SetPlan>, DbErro
     let mut conn = db.connect(APPLICATION).await?;
     let mut plans = Vec::new();
     for set in sets {
-        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(&set.table).fetch_one(&mut conn).await.map_err(DbError::query("reading the tracking tables"))?;
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(&set.table)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(DbError::query("reading the tracking tables"))?;
         let applied = if exists { read_applied(&mut conn, &set.table).await? } else { Vec::new() };
         let todo = pending(set, &applied)?;
         plans.push(SetPlan {
@@ -155,7 +175,12 @@ pub async fn apply(db: &Db, sets: &[MigrationSet], lock_wait: Duration, retries:
 
 /// One session's worth: lock, check, apply. Returns the latest applied version per set. The
 /// lock is released on every path; a panic or a killed process ends its session instead.
-async fn apply_once(db: &Db, sets: &[MigrationSet], lock_wait: Duration, progress: &mut Progress) -> Result<Vec<Option<i64>>, DbError> {
+async fn apply_once(
+    db: &Db,
+    sets: &[MigrationSet],
+    lock_wait: Duration,
+    progress: &mut Progress,
+) -> Result<Vec<Option<i64>>, DbError> {
     let lock = MigrationLock::acquire(db, lock_wait).await?;
     let result = async {
         let mut conn = db.connect(APPLICATION).await?;
@@ -171,7 +196,12 @@ async fn apply_once(db: &Db, sets: &[MigrationSet], lock_wait: Duration, progres
     result
 }
 
-async fn apply_set(conn: &mut PgConnection, lock: &MigrationLock, set: &MigrationSet, progress: &mut Progress) -> Result<Option<i64>, DbError> {
+async fn apply_set(
+    conn: &mut PgConnection,
+    lock: &MigrationLock,
+    set: &MigrationSet,
+    progress: &mut Progress,
+) -> Result<Option<i64>, DbError> {
     // Under the lock: `IF NOT EXISTS` DDL is not safe against a concurrent creator.
     ensure_table(conn, &set.table).await?;
     let applied = read_applied(conn, &set.table).await?;
@@ -211,7 +241,12 @@ async fn apply_set(conn: &mut PgConnection, lock: &MigrationLock, set: &Migratio
     Ok(set.migrations.iter().map(Migration::version).max().filter(|_| done > 0))
 }
 
-async fn apply_in_transaction(conn: &mut PgConnection, lock: &MigrationLock, set: &MigrationSet, m: &Migration) -> Result<(), DbError> {
+async fn apply_in_transaction(
+    conn: &mut PgConnection,
+    lock: &MigrationLock,
+    set: &MigrationSet,
+    m: &Migration,
+) -> Result<(), DbError> {
     let started = Instant::now();
     let mut tx = conn.begin().await.map_err(DbError::query(format!("starting the transaction of {}", m.file)))?;
     if let Err(e) = sqlx::raw_sql(AssertSqlSafe(m.sql().to_owned())).execute(&mut *tx).await {
@@ -221,15 +256,24 @@ async fn apply_in_transaction(conn: &mut PgConnection, lock: &MigrationLock, set
     // The fence: the lock must still be ours when this commits.
     if !lock.still_held(&mut tx).await? {
         let _ = tx.rollback().await;
-        return Err(DbError::LockLost { detail: format!("lock session pid {} no longer holds it; {} was rolled back", lock.pid(), m.file) });
+        return Err(DbError::LockLost {
+            detail: format!("lock session pid {} no longer holds it; {} was rolled back", lock.pid(), m.file),
+        });
     }
     record(&mut tx, set, m, true, started.elapsed()).await?;
     tx.commit().await.map_err(DbError::query(format!("committing {}", m.file)))
 }
 
-async fn apply_without_transaction(conn: &mut PgConnection, lock: &MigrationLock, set: &MigrationSet, m: &Migration) -> Result<(), DbError> {
+async fn apply_without_transaction(
+    conn: &mut PgConnection,
+    lock: &MigrationLock,
+    set: &MigrationSet,
+    m: &Migration,
+) -> Result<(), DbError> {
     if !lock.still_held(conn).await? {
-        return Err(DbError::LockLost { detail: format!("lock session pid {} no longer holds it; {} was not started", lock.pid(), m.file) });
+        return Err(DbError::LockLost {
+            detail: format!("lock session pid {} no longer holds it; {} was not started", lock.pid(), m.file),
+        });
     }
     // Marked dirty until the script has finished.
     record(conn, set, m, false, Duration::ZERO).await?;
@@ -256,7 +300,9 @@ fn script_error(m: &Migration, e: sqlx::Error, rolled_back: bool) -> DbError {
     let detail = match e.as_database_error().and_then(|d| d.try_downcast_ref::<PgDatabaseError>()) {
         Some(pg) => {
             let line = match pg.position() {
-                Some(sqlx::postgres::PgErrorPosition::Original(pos)) => format!("line {}: ", m.sql().chars().take(pos.saturating_sub(1)).filter(|c| *c == '\n').count() + 1),
+                Some(sqlx::postgres::PgErrorPosition::Original(pos)) => {
+                    format!("line {}: ", m.sql().chars().take(pos.saturating_sub(1)).filter(|c| *c == '\n').count() + 1)
+                }
                 _ => String::new(),
             };
             format!("{line}{} (SQLSTATE {})", pg.message(), pg.code())
@@ -266,8 +312,17 @@ fn script_error(m: &Migration, e: sqlx::Error, rolled_back: bool) -> DbError {
     DbError::Failed { file: m.file.clone(), detail, rolled_back }
 }
 
-async fn record(conn: &mut PgConnection, set: &MigrationSet, m: &Migration, success: bool, took: Duration) -> Result<(), DbError> {
-    let q = format!("INSERT INTO {} (version, description, success, checksum, execution_time) VALUES ($1, $2, $3, $4, $5)", set.table);
+async fn record(
+    conn: &mut PgConnection,
+    set: &MigrationSet,
+    m: &Migration,
+    success: bool,
+    took: Duration,
+) -> Result<(), DbError> {
+    let q = format!(
+        "INSERT INTO {} (version, description, success, checksum, execution_time) VALUES ($1, $2, $3, $4, $5)",
+        set.table
+    );
     sqlx::query(AssertSqlSafe(q))
         .bind(m.version())
         .bind(m.description())
@@ -304,8 +359,12 @@ async fn ensure_table(conn: &mut PgConnection, table: &str) -> Result<(), DbErro
 
 async fn read_applied(conn: &mut PgConnection, table: &str) -> Result<Vec<Applied>, DbError> {
     let q = format!("SELECT version, description, success, checksum FROM {table} ORDER BY version");
-    let rows: Vec<(i64, String, bool, Vec<u8>)> = sqlx::query_as(AssertSqlSafe(q)).fetch_all(conn).await.map_err(DbError::query(format!("reading {table}")))?;
-    Ok(rows.into_iter().map(|(version, description, success, checksum)| Applied { version, description, success, checksum }).collect())
+    let rows: Vec<(i64, String, bool, Vec<u8>)> =
+        sqlx::query_as(AssertSqlSafe(q)).fetch_all(conn).await.map_err(DbError::query(format!("reading {table}")))?;
+    Ok(rows
+        .into_iter()
+        .map(|(version, description, success, checksum)| Applied { version, description, success, checksum })
+        .collect())
 }
 
 #[cfg(test)]
@@ -313,7 +372,12 @@ mod tests {
     use super::*;
 
     fn set(files: &[(&str, &str)]) -> MigrationSet {
-        MigrationSet::from_files("release", "test", files.iter().map(|(n, s)| ((*n).to_owned(), s.as_bytes().to_vec())).collect()).unwrap()
+        MigrationSet::from_files(
+            "release",
+            "test",
+            files.iter().map(|(n, s)| ((*n).to_owned(), s.as_bytes().to_vec())).collect(),
+        )
+        .unwrap()
     }
 
     fn row(s: &MigrationSet, version: i64, success: bool) -> Applied {
@@ -346,13 +410,18 @@ mod tests {
         drifted.checksum = vec![0; 48];
         let e = pending(&s, &[drifted, row(&s, 2, false)]).unwrap_err();
         assert!(matches!(&e, DbError::Dirty { file, version: 2, .. } if file == "2_b.sql"), "{e}");
-        assert!(e.to_string().contains("DELETE FROM vibedata_bootstrap.release_migrations WHERE version = 2 AND NOT success"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("DELETE FROM vibedata_bootstrap.release_migrations WHERE version = 2 AND NOT success"),
+            "{e}"
+        );
     }
 
     #[test]
     fn an_applied_version_missing_from_the_set_is_refused() {
         let s = set(&[("1_a.sql", "A")]);
-        let stranger = Applied { version: 7, description: "from a newer release".into(), success: true, checksum: vec![1] };
+        let stranger =
+            Applied { version: 7, description: "from a newer release".into(), success: true, checksum: vec![1] };
         let e = pending(&s, &[row(&s, 1, true), stranger]).unwrap_err();
         assert!(matches!(e, DbError::Missing { version: 7, .. }), "{e}");
     }

@@ -77,7 +77,11 @@ pub struct MigrationSet {
 
 impl MigrationSet {
     /// Builds a set from `(file name, contents)` pairs, refusing the whole set on any bad file.
-    pub fn from_files(name: &'static str, origin: &str, files: Vec<(String, Vec<u8>)>) -> Result<MigrationSet, DbError> {
+    pub fn from_files(
+        name: &'static str,
+        origin: &str,
+        files: Vec<(String, Vec<u8>)>,
+    ) -> Result<MigrationSet, DbError> {
         let bad = |message: String| DbError::BadMigrations { origin: origin.to_owned(), message };
         let mut by_version: BTreeMap<i64, Migration> = BTreeMap::new();
         for (file, bytes) in files {
@@ -97,7 +101,12 @@ impl MigrationSet {
             }
             by_version.insert(version, Migration { file, inner });
         }
-        Ok(MigrationSet { name, table: format!("{TRACKING_SCHEMA}.{name}_migrations"), origin: origin.to_owned(), migrations: by_version.into_values().collect() })
+        Ok(MigrationSet {
+            name,
+            table: format!("{TRACKING_SCHEMA}.{name}_migrations"),
+            origin: origin.to_owned(),
+            migrations: by_version.into_values().collect(),
+        })
     }
 
     /// A release's migrations artifact layer: a gzip tar of flat `<version>_<description>.sql`
@@ -109,7 +118,11 @@ impl MigrationSet {
         let mut total = 0u64;
         for entry in archive.entries().map_err(|e| bad(format!("not a gzip tar: {e}")))? {
             let entry = entry.map_err(|e| bad(format!("not a gzip tar: {e}")))?;
-            let path = entry.path().map_err(|e| bad(format!("an entry has an unusable name: {e}")))?.to_string_lossy().into_owned();
+            let path = entry
+                .path()
+                .map_err(|e| bad(format!("an entry has an unusable name: {e}")))?
+                .to_string_lossy()
+                .into_owned();
             let name = path.strip_prefix("./").unwrap_or(&path).to_owned();
             let kind = entry.header().entry_type();
             if kind.is_dir() && (name.is_empty() || name == ".") {
@@ -140,7 +153,8 @@ impl MigrationSet {
 /// This binary's platform-registry schema.
 pub fn embedded() -> MigrationSet {
     let files = EMBEDDED.iter().map(|(n, sql)| ((*n).to_owned(), sql.as_bytes().to_vec())).collect();
-    MigrationSet::from_files("registry", "embedded registry schema", files).expect("the embedded migrations are valid; a unit test checks it")
+    MigrationSet::from_files("registry", "embedded registry schema", files)
+        .expect("the embedded migrations are valid; a unit test checks it")
 }
 
 /// `<version>_<description>.sql` → `(version, description with '_' as ' ')`, as `sqlx` reads it.
@@ -158,7 +172,8 @@ pub fn parse_file_name(file: &str) -> Result<(i64, String), String> {
     if version <= 0 {
         return Err("the version must be greater than zero".into());
     }
-    if description.is_empty() || !description.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+    if description.is_empty() || !description.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
         return Err(format!("the description {description:?} must be letters, digits, '_', '-' or '.'"));
     }
     Ok((version, description.replace('_', " ")))
@@ -172,15 +187,25 @@ mod tests {
     /// with another checksum stops every later deployment. Add a new file instead; then add its
     /// line here.
     const PINNED: &[(&str, &str)] = &[
-        ("0001_registry.sql", "16649996d61511334d866d23e58ae09ccb16b690fb55e5d2b4531ec3c31588151ff20f8d413c8ba4d99ab60609c66f72"),
-        ("0002_health.sql", "0a70f4110f28f0b7cbc333c11bc0a7c79307e573068c0fee68ad5da6bc6a5d6fa580d1345ec8643f4a66f12c92b27c06"),
-        ("0003_registry_details.sql", "a396b506807370c67f700858a1eb206e4e7c3bb8fbe0cca6ded42c8765b2f14a8abbb717efffc0c98f66327f6acc3aa2"),
+        (
+            "0001_registry.sql",
+            "16649996d61511334d866d23e58ae09ccb16b690fb55e5d2b4531ec3c31588151ff20f8d413c8ba4d99ab60609c66f72",
+        ),
+        (
+            "0002_health.sql",
+            "0a70f4110f28f0b7cbc333c11bc0a7c79307e573068c0fee68ad5da6bc6a5d6fa580d1345ec8643f4a66f12c92b27c06",
+        ),
+        (
+            "0003_registry_details.sql",
+            "a396b506807370c67f700858a1eb206e4e7c3bb8fbe0cca6ded42c8765b2f14a8abbb717efffc0c98f66327f6acc3aa2",
+        ),
     ];
 
     #[test]
     fn shipped_migrations_are_never_edited() {
         let set = embedded();
-        let got: Vec<(String, String)> = set.migrations.iter().map(|m| (m.file.clone(), hex::encode(m.checksum()))).collect();
+        let got: Vec<(String, String)> =
+            set.migrations.iter().map(|m| (m.file.clone(), hex::encode(m.checksum()))).collect();
         let want: Vec<(String, String)> = PINNED.iter().map(|(f, c)| ((*f).to_owned(), (*c).to_owned())).collect();
         assert_eq!(got, want, "an embedded migration changed or was added without pinning its checksum");
     }
@@ -188,24 +213,44 @@ mod tests {
     #[test]
     fn the_embedded_list_is_the_migrations_folder() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-        let mut on_disk: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut on_disk: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         on_disk.sort();
         let listed: Vec<&str> = EMBEDDED.iter().map(|(n, _)| *n).collect();
         assert_eq!(on_disk, listed, "every file in migrations/ must be listed in EMBEDDED (and pinned)");
         // And sqlx resolves the folder to the same versions and checksums.
-        let resolved = sqlx::migrate::resolve_blocking(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))).unwrap();
+        let resolved =
+            sqlx::migrate::resolve_blocking(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")))
+                .unwrap();
         let ours = embedded();
         assert_eq!(resolved.len(), ours.migrations.len());
         for ((theirs, _), mine) in resolved.iter().zip(&ours.migrations) {
-            assert_eq!((theirs.version, &*theirs.checksum, theirs.no_tx), (mine.version(), mine.checksum(), mine.no_tx()));
+            assert_eq!(
+                (theirs.version, &*theirs.checksum, theirs.no_tx),
+                (mine.version(), mine.checksum(), mine.no_tx())
+            );
         }
     }
 
     #[test]
     fn file_names_follow_sqlx() {
-        assert_eq!(parse_file_name("20261101000001_create_tenants.sql").unwrap(), (20261101000001, "create tenants".into()));
+        assert_eq!(
+            parse_file_name("20261101000001_create_tenants.sql").unwrap(),
+            (20261101000001, "create tenants".into())
+        );
         assert_eq!(parse_file_name("1_x.sql").unwrap(), (1, "x".into()));
-        for bad in ["create.sql", "0_x.sql", "x_y.sql", "1_.sql", "1_x.txt", "1_x.up.sql", "1_x.down.sql", "-1_x.sql", "99999999999999999999_x.sql", "1_a b.sql"] {
+        for bad in [
+            "create.sql",
+            "0_x.sql",
+            "x_y.sql",
+            "1_.sql",
+            "1_x.txt",
+            "1_x.up.sql",
+            "1_x.down.sql",
+            "-1_x.sql",
+            "99999999999999999999_x.sql",
+            "1_a b.sql",
+        ] {
             assert!(parse_file_name(bad).is_err(), "{bad} accepted");
         }
     }
@@ -215,16 +260,27 @@ mod tests {
         let set = MigrationSet::from_files(
             "release",
             "test",
-            vec![("2_b.sql".into(), b"-- no-transaction\nCREATE INDEX CONCURRENTLY i ON t (x);".to_vec()), ("1_a.sql".into(), b"SELECT 1;\n-- no-transaction".to_vec())],
+            vec![
+                ("2_b.sql".into(), b"-- no-transaction\nCREATE INDEX CONCURRENTLY i ON t (x);".to_vec()),
+                ("1_a.sql".into(), b"SELECT 1;\n-- no-transaction".to_vec()),
+            ],
         )
         .unwrap();
-        assert_eq!(set.migrations.iter().map(|m| (m.version(), m.no_tx())).collect::<Vec<_>>(), [(1, false), (2, true)]);
+        assert_eq!(
+            set.migrations.iter().map(|m| (m.version(), m.no_tx())).collect::<Vec<_>>(),
+            [(1, false), (2, true)]
+        );
         assert_eq!(set.table, "vibedata_bootstrap.release_migrations");
     }
 
     #[test]
     fn duplicate_versions_and_non_utf8_refuse_the_set() {
-        let dup = MigrationSet::from_files("release", "t", vec![("1_a.sql".into(), b"".to_vec()), ("01_b.sql".into(), b"".to_vec())]).unwrap_err();
+        let dup = MigrationSet::from_files(
+            "release",
+            "t",
+            vec![("1_a.sql".into(), b"".to_vec()), ("01_b.sql".into(), b"".to_vec())],
+        )
+        .unwrap_err();
         assert!(dup.to_string().contains("both have version 1"), "{dup}");
         let bin = MigrationSet::from_files("release", "t", vec![("1_a.sql".into(), vec![0xff, 0xfe])]).unwrap_err();
         assert!(bin.to_string().contains("not UTF-8"), "{bin}");

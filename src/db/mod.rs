@@ -70,7 +70,11 @@ pub enum DbError {
 
     /// Any other statement failed.
     #[error("{context}: {source}")]
-    Query { context: String, #[source] source: sqlx::Error },
+    Query {
+        context: String,
+        #[source]
+        source: sqlx::Error,
+    },
 }
 
 impl DbError {
@@ -126,7 +130,9 @@ pub fn is_connection_error(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        sqlx::Error::Database(db) => {
+            db.code().is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03"))
+        }
         _ => false,
     }
 }

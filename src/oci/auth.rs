@@ -29,7 +29,10 @@ use crate::azure::retry::RetryPolicy;
 pub enum Credentials {
     Anonymous,
     /// HTTP Basic, or Basic to the registry's own token realm (htpasswd, ACR repository tokens).
-    Basic { username: String, password: Secret },
+    Basic {
+        username: String,
+        password: Secret,
+    },
     /// The managed identity through the ACR token exchange.
     AcrIdentity(AcrIdentity),
 }
@@ -49,7 +52,10 @@ pub struct AcrIdentity {
 
 impl std::fmt::Debug for AcrIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AcrIdentity").field("aad_scope", &self.aad_scope).field("auth_endpoint", &self.auth_endpoint.as_str()).finish()
+        f.debug_struct("AcrIdentity")
+            .field("aad_scope", &self.aad_scope)
+            .field("auth_endpoint", &self.auth_endpoint.as_str())
+            .finish()
     }
 }
 
@@ -86,7 +92,10 @@ pub(crate) enum Challenge {
     /// 200: no authentication.
     Open,
     Basic,
-    Bearer { realm: Url, service: Option<String> },
+    Bearer {
+        realm: Url,
+        service: Option<String>,
+    },
 }
 
 /// Parses a `WWW-Authenticate` value: the scheme, lowercased, and its `key="value"` parameters.
@@ -172,7 +181,13 @@ struct TokenResponse {
 }
 
 impl Authenticator {
-    pub fn new(registry: &str, origin: Url, creds: Credentials, http: reqwest::Client, policy: RetryPolicy) -> Authenticator {
+    pub fn new(
+        registry: &str,
+        origin: Url,
+        creds: Credentials,
+        http: reqwest::Client,
+        policy: RetryPolicy,
+    ) -> Authenticator {
         Authenticator { registry: registry.to_owned(), origin, creds, http, policy, state: Default::default() }
     }
 
@@ -194,9 +209,13 @@ impl Authenticator {
                 return Ok(Authz::Basic { username: username.clone(), password: password.clone() })
             }
             (Challenge::Basic, Credentials::AcrIdentity(_)) => {
-                return Err(self.auth_error("the registry asks for Basic auth; the managed identity needs a token registry".into()))
+                return Err(self.auth_error(
+                    "the registry asks for Basic auth; the managed identity needs a token registry".into(),
+                ))
             }
-            (Challenge::Bearer { realm, service }, _) => (realm.clone(), service.clone().unwrap_or_else(|| self.registry.clone())),
+            (Challenge::Bearer { realm, service }, _) => {
+                (realm.clone(), service.clone().unwrap_or_else(|| self.registry.clone()))
+            }
         };
         let mut scopes = scopes.to_vec();
         scopes.sort();
@@ -250,12 +269,15 @@ impl Authenticator {
             s => return Err(transport::from_status(s, &resp.text().await.unwrap_or_default(), &self.registry, "/v2/")),
         }
         let header = resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-        let (scheme, params) = parse_challenge(&header).ok_or_else(|| self.auth_error(format!("unreadable challenge {header:?}")))?;
+        let (scheme, params) =
+            parse_challenge(&header).ok_or_else(|| self.auth_error(format!("unreadable challenge {header:?}")))?;
         match scheme.as_str() {
             "basic" => Ok(Challenge::Basic),
             "bearer" => {
-                let raw = params.get("realm").ok_or_else(|| self.auth_error("a Bearer challenge without a realm".into()))?;
-                let realm = Url::parse(raw).map_err(|_| self.auth_error(format!("the challenge realm {raw:?} is not a URL")))?;
+                let raw =
+                    params.get("realm").ok_or_else(|| self.auth_error("a Bearer challenge without a realm".into()))?;
+                let realm = Url::parse(raw)
+                    .map_err(|_| self.auth_error(format!("the challenge realm {raw:?} is not a URL")))?;
                 let allowed = self.allowed_realm_origins();
                 if !allowed.contains(&realm.origin()) {
                     return Err(OciError::RealmRefused {
@@ -289,24 +311,40 @@ impl Authenticator {
             form.push(("tenant", t));
         }
         let body = self.post_form(&url, &form).await?;
-        body.refresh_token.map(Secret::new).ok_or_else(|| self.auth_error("the exchange answered without a refresh_token".into()))
+        body.refresh_token
+            .map(Secret::new)
+            .ok_or_else(|| self.auth_error("the exchange answered without a refresh_token".into()))
     }
 
-    async fn acr_access_token(&self, acr: &AcrIdentity, service: &str, scopes: &[Scope], refresh: &Secret) -> Result<(Secret, Duration), OciError> {
+    async fn acr_access_token(
+        &self,
+        acr: &AcrIdentity,
+        service: &str,
+        scopes: &[Scope],
+        refresh: &Secret,
+    ) -> Result<(Secret, Duration), OciError> {
         let url = endpoint_url(&acr.auth_endpoint, "oauth2/token");
         guard_origin("the ACR refresh token", &url, &acr.auth_endpoint)?;
         let params: Vec<String> = scopes.iter().map(Scope::as_param).collect();
         let mut form = vec![("grant_type", "refresh_token"), ("service", service), ("refresh_token", refresh.expose())];
         form.extend(params.iter().map(|p| ("scope", p.as_str())));
         let body = self.post_form(&url, &form).await?;
-        let token = body.access_token.ok_or_else(|| self.auth_error("the token endpoint answered without an access_token".into()))?;
+        let token = body
+            .access_token
+            .ok_or_else(|| self.auth_error("the token endpoint answered without an access_token".into()))?;
         let lifetime = transport::token_lifetime(&token, body.expires_in);
         Ok((Secret::new(token), lifetime))
     }
 
     /// Docker's token flow: `GET realm?service=..&scope=..`, with Basic auth when we have a
     /// password. The realm was already checked to be the registry's own origin.
-    async fn realm_token(&self, realm: &Url, service: &str, scopes: &[Scope], creds: &Credentials) -> Result<(Secret, Duration), OciError> {
+    async fn realm_token(
+        &self,
+        realm: &Url,
+        service: &str,
+        scopes: &[Scope],
+        creds: &Credentials,
+    ) -> Result<(Secret, Duration), OciError> {
         let mut url = realm.clone();
         url.query_pairs_mut().append_pair("service", service);
         for s in scopes {
@@ -317,19 +355,26 @@ impl Authenticator {
             guard_origin("the registry password", &url, &self.origin)?;
         }
         let resp = transport::send(&self.policy, &self.registry, realm.path(), true, || match creds {
-            Credentials::Basic { username, password } => self.http.get(url.clone()).basic_auth(username, Some(password.expose())),
+            Credentials::Basic { username, password } => {
+                self.http.get(url.clone()).basic_auth(username, Some(password.expose()))
+            }
             _ => self.http.get(url.clone()),
         })
         .await?;
         let body = self.token_body(resp, realm.path()).await?;
-        let token = body.token.or(body.access_token).ok_or_else(|| self.auth_error("the token realm answered without a token".into()))?;
+        let token = body
+            .token
+            .or(body.access_token)
+            .ok_or_else(|| self.auth_error("the token realm answered without a token".into()))?;
         let lifetime = transport::token_lifetime(&token, body.expires_in);
         Ok((Secret::new(token), lifetime))
     }
 
     async fn post_form(&self, url: &Url, form: &[(&str, &str)]) -> Result<TokenResponse, OciError> {
         // Not idempotent in the HTTP sense, but harmless to repeat: each call only mints a token.
-        let resp = transport::send(&self.policy, &self.registry, url.path(), true, || self.http.post(url.clone()).form(form)).await?;
+        let resp =
+            transport::send(&self.policy, &self.registry, url.path(), true, || self.http.post(url.clone()).form(form))
+                .await?;
         self.token_body(resp, url.path()).await
     }
 

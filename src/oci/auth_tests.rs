@@ -23,7 +23,12 @@ impl TokenCredential for FakeAad {
 
 fn acr(auth_endpoint: url::Url) -> Credentials {
     let tokens = Tokens::from_factory(Box::new(|| Ok(Arc::new(FakeAad) as Arc<dyn TokenCredential>))).unwrap();
-    Credentials::AcrIdentity(AcrIdentity { tokens, aad_scope: "https://management.azure.com/.default".into(), auth_endpoint, tenant: Some("t1".into()) })
+    Credentials::AcrIdentity(AcrIdentity {
+        tokens,
+        aad_scope: "https://management.azure.com/.default".into(),
+        auth_endpoint,
+        tenant: Some("t1".into()),
+    })
 }
 
 fn basic() -> Credentials {
@@ -31,7 +36,12 @@ fn basic() -> Credentials {
 }
 
 fn policy() -> RetryPolicy {
-    RetryPolicy { max_retries: 1, min_delay: Duration::from_millis(1), max_delay: Duration::from_millis(5), rbac_deadline: Duration::ZERO }
+    RetryPolicy {
+        max_retries: 1,
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        rbac_deadline: Duration::ZERO,
+    }
 }
 
 fn auth(registry: &TestServer, creds: Credentials) -> Authenticator {
@@ -54,7 +64,10 @@ fn registry_with_own_realm() -> TestServer {
     let own = Arc::new(std::sync::OnceLock::<String>::new());
     let realm = own.clone();
     let srv = TestServer::start(move |r| match r.target.as_str() {
-        "/v2/" => Reply::new(401).header("WWW-Authenticate", &format!("Bearer realm=\"{}/oauth2/token\",service=\"svc\"", realm.get().unwrap())),
+        "/v2/" => Reply::new(401).header(
+            "WWW-Authenticate",
+            &format!("Bearer realm=\"{}/oauth2/token\",service=\"svc\"", realm.get().unwrap()),
+        ),
         _ => Reply::new(200).json(json!({"token": "T", "expires_in": 300})),
     });
     own.set(format!("http://{}", srv.addr)).unwrap();
@@ -80,10 +93,17 @@ async fn the_aad_token_only_goes_to_the_configured_exchange_endpoint() {
 
     let seen = exchange.recorded();
     assert_eq!(seen.iter().map(|r| r.target.as_str()).collect::<Vec<_>>(), ["/oauth2/exchange", "/oauth2/token"]);
-    assert!(seen[0].body.contains(AAD) && seen[0].body.contains("grant_type=access_token") && seen[0].body.contains("service=svc"));
+    assert!(
+        seen[0].body.contains(AAD)
+            && seen[0].body.contains("grant_type=access_token")
+            && seen[0].body.contains("service=svc")
+    );
     assert!(seen[0].body.contains("tenant=t1"));
     assert!(!seen[1].body.contains(AAD), "the token request carries the refresh token, not the AAD token");
-    assert!(seen[1].body.contains("refresh_token=REFRESH-1") && seen[1].body.contains("scope=repository%3Avibedata%2Fapi%3Apull"));
+    assert!(
+        seen[1].body.contains("refresh_token=REFRESH-1")
+            && seen[1].body.contains("scope=repository%3Avibedata%2Fapi%3Apull")
+    );
     for r in reg.recorded() {
         assert!(!r.everything().contains(AAD), "the registry saw the AAD token: {r:?}");
         assert!(r.header("authorization").is_none());
@@ -129,7 +149,11 @@ async fn basic_credentials_only_go_to_their_registry() {
     let Authz::Bearer(t) = auth(&srv, basic()).authorize(&[Scope::pull("a")]).await.unwrap() else { panic!() };
     assert_eq!(t.expose(), "T");
     let seen = srv.recorded();
-    assert!(seen[1].target.starts_with("/oauth2/token?service=svc&scope=repository%3Aa%3Apull"), "{:?}", seen[1].target);
+    assert!(
+        seen[1].target.starts_with("/oauth2/token?service=svc&scope=repository%3Aa%3Apull"),
+        "{:?}",
+        seen[1].target
+    );
     assert!(seen[1].header("authorization").is_some_and(|h| h.starts_with("Basic ")));
 }
 
@@ -142,7 +166,11 @@ async fn tokens_are_cached_and_exchanged_again_after_a_401() {
     a.authorize(&[Scope::pull("a")]).await.unwrap();
     a.authorize(&[Scope::push("b"), Scope::pull("a")]).await.unwrap();
     let targets = |s: &TestServer| s.recorded().iter().map(|r| r.target.clone()).collect::<Vec<_>>();
-    assert_eq!(targets(&exchange), ["/oauth2/exchange", "/oauth2/token", "/oauth2/token"], "one exchange, one token per scope set");
+    assert_eq!(
+        targets(&exchange),
+        ["/oauth2/exchange", "/oauth2/token", "/oauth2/token"],
+        "one exchange, one token per scope set"
+    );
     assert!(exchange.recorded()[2].body.contains("scope=repository%3Aa%3Apull&scope=repository%3Ab%3Apull%2Cpush"));
     a.invalidate().await;
     a.authorize(&[Scope::pull("a")]).await.unwrap();
@@ -151,7 +179,12 @@ async fn tokens_are_cached_and_exchanged_again_after_a_401() {
 
 #[test]
 fn secrets_never_show_in_debug_output() {
-    let shown = format!("{:?} {:?} {:?}", basic(), Authz::Bearer(Secret::new("tok-SECRET")), Authz::Basic { username: "u".into(), password: Secret::new(PASSWORD) });
+    let shown = format!(
+        "{:?} {:?} {:?}",
+        basic(),
+        Authz::Bearer(Secret::new("tok-SECRET")),
+        Authz::Basic { username: "u".into(), password: Secret::new(PASSWORD) }
+    );
     assert!(!shown.contains("SECRET"), "{shown}");
     let shown = format!("{:?}", acr(url::Url::parse("https://x").unwrap()));
     assert!(!shown.contains(AAD), "{shown}");
@@ -159,7 +192,10 @@ fn secrets_never_show_in_debug_output() {
 
 #[test]
 fn parses_challenges() {
-    let (s, p) = parse_challenge(r#"Bearer realm="https://r.azurecr.io/oauth2/token",service="r.azurecr.io",scope="repository:a/b:pull,push""#).unwrap();
+    let (s, p) = parse_challenge(
+        r#"Bearer realm="https://r.azurecr.io/oauth2/token",service="r.azurecr.io",scope="repository:a/b:pull,push""#,
+    )
+    .unwrap();
     assert_eq!(s, "bearer");
     assert_eq!(p["realm"], "https://r.azurecr.io/oauth2/token");
     assert_eq!(p["service"], "r.azurecr.io");

@@ -71,15 +71,30 @@ impl std::fmt::Debug for Registry {
 
 impl Registry {
     /// `http` is the run's shared client (`crate::azure::http_client`).
-    pub fn new(login_server: &str, credentials: Credentials, http: reqwest::Client, opts: &RegistryOptions) -> Result<Registry, OciError> {
+    pub fn new(
+        login_server: &str,
+        credentials: Credentials,
+        http: reqwest::Client,
+        opts: &RegistryOptions,
+    ) -> Result<Registry, OciError> {
         if !super::reference::valid_registry(login_server) {
-            return Err(OciError::BadReference { reference: login_server.into(), reason: "not a registry host[:port]".into() });
+            return Err(OciError::BadReference {
+                reference: login_server.into(),
+                reason: "not a registry host[:port]".into(),
+            });
         }
-        let origin = Url::parse(&format!("https://{login_server}")).map_err(|e| OciError::BadReference { reference: login_server.into(), reason: e.to_string() })?;
+        let origin = Url::parse(&format!("https://{login_server}"))
+            .map_err(|e| OciError::BadReference { reference: login_server.into(), reason: e.to_string() })?;
         Self::with_origin(login_server, origin, credentials, http, opts)
     }
 
-    fn with_origin(host: &str, origin: Url, credentials: Credentials, http: reqwest::Client, opts: &RegistryOptions) -> Result<Registry, OciError> {
+    fn with_origin(
+        host: &str,
+        origin: Url,
+        credentials: Credentials,
+        http: reqwest::Client,
+        opts: &RegistryOptions,
+    ) -> Result<Registry, OciError> {
         let mut config = ClientConfig {
             protocol: if origin.scheme() == "https" { ClientProtocol::Https } else { ClientProtocol::Http },
             read_timeout: opts.timeout,
@@ -90,10 +105,12 @@ impl Registry {
             ..Default::default()
         };
         if let Some(path) = &opts.ca_file {
-            let pem = std::fs::read(path).map_err(|e| OciError::Local(format!("cannot read CA file {}: {e}", path.display())))?;
+            let pem = std::fs::read(path)
+                .map_err(|e| OciError::Local(format!("cannot read CA file {}: {e}", path.display())))?;
             config.extra_root_certificates.push(Certificate { encoding: CertificateEncoding::Pem, data: pem });
         }
-        let oci = oci_client::Client::try_from(config).map_err(|e| OciError::Local(format!("cannot build the registry client: {e}")))?;
+        let oci = oci_client::Client::try_from(config)
+            .map_err(|e| OciError::Local(format!("cannot build the registry client: {e}")))?;
         let auth = Authenticator::new(host, origin.clone(), credentials, http.clone(), opts.policy.clone());
         Ok(Registry {
             host: host.to_owned(),
@@ -164,7 +181,14 @@ impl Registry {
 
     /// Runs an `oci-client` call with our token, retrying transient failures, and once more with
     /// a freshly negotiated token after a 401.
-    async fn with_oci<T, F, Fut>(&self, repository: &str, op: RegistryOperation, scopes: &[Scope], resource: &str, call: F) -> Result<T, OciError>
+    async fn with_oci<T, F, Fut>(
+        &self,
+        repository: &str,
+        op: RegistryOperation,
+        scopes: &[Scope],
+        resource: &str,
+        call: F,
+    ) -> Result<T, OciError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, oci_client::errors::OciDistributionError>>,
@@ -187,7 +211,13 @@ impl Registry {
     }
 
     /// A direct request with our token, retried per the policy, once more after a 401.
-    async fn direct(&self, scopes: &[Scope], resource: &str, idempotent: bool, build: impl Fn() -> reqwest::RequestBuilder) -> Result<reqwest::Response, OciError> {
+    async fn direct(
+        &self,
+        scopes: &[Scope],
+        resource: &str,
+        idempotent: bool,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, OciError> {
         let mut refreshed = false;
         loop {
             let authz = self.auth.authorize(scopes).await?;
@@ -232,7 +262,10 @@ impl Registry {
             })
             .await?;
         if bytes.len() > MAX_MANIFEST_BYTES {
-            return Err(OciError::Manifest { resource, detail: format!("{} bytes is larger than a manifest may be", bytes.len()) });
+            return Err(OciError::Manifest {
+                resource,
+                detail: format!("{} bytes is larger than a manifest may be", bytes.len()),
+            });
         }
         // oci-client checks too; the rule is ours, so we do not depend on it.
         if let Target::Digest(d) = &target {
@@ -252,9 +285,16 @@ impl Registry {
         let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
         let resource = format!("{repository}:{reference}");
         let accept = MANIFEST_MEDIA_TYPES.join(", ");
-        let resp = self.direct(&[Scope::pull(repository)], &resource, true, || self.http.head(url.clone()).header(ACCEPT, &accept)).await?;
+        let resp = self
+            .direct(&[Scope::pull(repository)], &resource, true, || self.http.head(url.clone()).header(ACCEPT, &accept))
+            .await?;
         match resp.status().as_u16() {
-            200 => match resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).filter(|d| valid_digest(d)) {
+            200 => match resp
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .filter(|d| valid_digest(d))
+            {
                 Some(d) => Ok(Some(d.to_owned())),
                 // Some registries leave the header out of HEAD answers: hash the manifest itself.
                 None => Ok(Some(super::sha256_digest(&self.manifest(repository, reference).await?.bytes))),
@@ -282,12 +322,20 @@ impl Registry {
 
     /// The blob `digest` as a stream. `oci-client` verifies the bytes against the digest at the
     /// end of the stream (an error instead of the end); the copy checks again before committing.
-    pub async fn blob_stream(&self, repository: &str, digest: &str) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static, OciError> {
+    pub async fn blob_stream(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static, OciError> {
         check(repository, digest)?;
         let image = self.reference(repository, &Target::Digest(digest.to_owned()));
         let desc = OciDescriptor { digest: digest.to_owned(), ..Default::default() };
         let resource = format!("{repository}@{digest}");
-        let sized = self.with_oci(repository, RegistryOperation::Pull, &[Scope::pull(repository)], &resource, || self.oci.pull_blob_stream(&image, &desc)).await?;
+        let sized = self
+            .with_oci(repository, RegistryOperation::Pull, &[Scope::pull(repository)], &resource, || {
+                self.oci.pull_blob_stream(&image, &desc)
+            })
+            .await?;
         Ok(sized.stream)
     }
 
@@ -298,28 +346,52 @@ impl Registry {
     /// Direct calls: `oci-client`'s stream upload sends one PATCH per chunk (50 requests for a
     /// 200 MiB layer, each holding a chunk in memory); docker and skopeo stream one PATCH, which
     /// is faster and holds no chunk at all.
-    pub async fn upload_blob(&self, repository: &str, digest: &str, stream: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static) -> Result<(), OciError> {
+    pub async fn upload_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        stream: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    ) -> Result<(), OciError> {
         check(repository, digest)?;
         let resource = format!("{repository}@{digest}");
         let scopes = [Scope::push(repository)];
         let start = self.url(&format!("/v2/{repository}/blobs/uploads/"));
-        let resp = self.direct(&scopes, &resource, true, || self.http.post(start.clone()).header(reqwest::header::CONTENT_LENGTH, "0")).await?;
+        let resp = self
+            .direct(&scopes, &resource, true, || {
+                self.http.post(start.clone()).header(reqwest::header::CONTENT_LENGTH, "0")
+            })
+            .await?;
         let location = self.upload_location(resp, 202, &resource).await?;
         let authz = self.auth.authorize(&scopes).await?;
-        let patch = self.with_authz(self.http.patch(location.clone()), &authz, &location).header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
+        let patch = self
+            .with_authz(self.http.patch(location.clone()), &authz, &location)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
         let resp = match patch.body(reqwest::Body::wrap_stream(stream)).send().await {
             Ok(r) => r,
             Err(e) => {
                 self.cancel_upload(&scopes, location).await;
-                return Err(stream_error(&e, repository).unwrap_or_else(|| transport::from_io(std::io::Error::other(e), &self.host, repository, &resource)));
+                return Err(stream_error(&e, repository).unwrap_or_else(|| {
+                    transport::from_io(std::io::Error::other(e), &self.host, repository, &resource)
+                }));
             }
         };
         let mut location = self.upload_location(resp, 202, &resource).await?;
         location.query_pairs_mut().append_pair("digest", digest);
-        let put = self.with_authz(self.http.put(location.clone()), &authz, &location).header(reqwest::header::CONTENT_LENGTH, "0");
-        let resp = put.send().await.map_err(|e| OciError::Transport { registry: self.host.clone(), resource: resource.clone(), detail: crate::azure::pipeline::error_chain(&e) })?;
+        let put = self
+            .with_authz(self.http.put(location.clone()), &authz, &location)
+            .header(reqwest::header::CONTENT_LENGTH, "0");
+        let resp = put.send().await.map_err(|e| OciError::Transport {
+            registry: self.host.clone(),
+            resource: resource.clone(),
+            detail: crate::azure::pipeline::error_chain(&e),
+        })?;
         if resp.status().as_u16() != 201 {
-            return Err(transport::from_status(resp.status().as_u16(), &resp.text().await.unwrap_or_default(), &self.host, &resource));
+            return Err(transport::from_status(
+                resp.status().as_u16(),
+                &resp.text().await.unwrap_or_default(),
+                &self.host,
+                &resource,
+            ));
         }
         self.note_blob(repository, digest);
         Ok(())
@@ -331,11 +403,15 @@ impl Registry {
         if status != want {
             return Err(transport::from_status(status, &resp.text().await.unwrap_or_default(), &self.host, resource));
         }
-        resp.headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|l| self.origin.join(l).ok())
-            .ok_or_else(|| OciError::Registry { registry: self.host.clone(), resource: resource.into(), status, code: "NoLocation".into(), message: "upload session without a Location".into() })
+        resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).and_then(|l| self.origin.join(l).ok()).ok_or_else(
+            || OciError::Registry {
+                registry: self.host.clone(),
+                resource: resource.into(),
+                status,
+                code: "NoLocation".into(),
+                message: "upload session without a Location".into(),
+            },
+        )
     }
 
     /// Adds our credential, but only for the registry's own origin: an upload `Location` may
@@ -364,14 +440,20 @@ impl Registry {
         url.query_pairs_mut().append_pair("mount", digest).append_pair("from", from);
         let resource = format!("{repository}@{digest} (mount from {from})");
         let scopes = [Scope::push(repository), Scope::pull(from)];
-        let resp = self.direct(&scopes, &resource, true, || self.http.post(url.clone()).header(reqwest::header::CONTENT_LENGTH, "0")).await?;
+        let resp = self
+            .direct(&scopes, &resource, true, || {
+                self.http.post(url.clone()).header(reqwest::header::CONTENT_LENGTH, "0")
+            })
+            .await?;
         match resp.status().as_u16() {
             201 => {
                 self.note_blob(repository, digest);
                 Ok(true)
             }
             202 => {
-                if let Some(location) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).and_then(|l| self.origin.join(l).ok()) {
+                if let Some(location) =
+                    resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).and_then(|l| self.origin.join(l).ok())
+                {
                     self.cancel_upload(&scopes, location).await;
                 }
                 Ok(false)
@@ -391,14 +473,23 @@ impl Registry {
 
     /// Stores a manifest under `reference` (a digest, or a tag). By digest, the bytes must hash to
     /// it. Returns the digest the registry reports.
-    pub async fn put_manifest(&self, repository: &str, reference: &str, bytes: Bytes, media_type: &str) -> Result<String, OciError> {
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        bytes: Bytes,
+        media_type: &str,
+    ) -> Result<String, OciError> {
         let target = check(repository, reference)?;
         if let Target::Digest(d) = &target {
             verify_digest(repository, d, &bytes)?;
         }
         let image = self.reference(repository, &target);
         let resource = format!("{repository}:{reference}");
-        let content_type = HeaderValue::from_str(media_type).map_err(|_| OciError::Manifest { resource: resource.clone(), detail: format!("media type {media_type:?}") })?;
+        let content_type = HeaderValue::from_str(media_type).map_err(|_| OciError::Manifest {
+            resource: resource.clone(),
+            detail: format!("media type {media_type:?}"),
+        })?;
         self.with_oci(repository, RegistryOperation::Push, &[Scope::push(repository)], &resource, || {
             self.oci.push_manifest_raw(&image, bytes.clone(), content_type.clone())
         })
@@ -412,7 +503,10 @@ fn check(repository: &str, reference: &str) -> Result<Target, OciError> {
     if !valid_repository(repository) {
         return Err(OciError::BadReference { reference: repository.into(), reason: "not a repository name".into() });
     }
-    Target::parse(reference).ok_or_else(|| OciError::BadReference { reference: reference.into(), reason: "neither a tag nor a sha256 digest".into() })
+    Target::parse(reference).ok_or_else(|| OciError::BadReference {
+        reference: reference.into(),
+        reason: "neither a tag nor a sha256 digest".into(),
+    })
 }
 
 /// Our digest check (or oci-client's) failing inside a request body, found in the error chain.
@@ -420,13 +514,26 @@ fn check(repository: &str, reference: &str) -> Result<Target, OciError> {
 fn stream_error(e: &reqwest::Error, repository: &str) -> Option<OciError> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
-        let inner = c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|i| i as &(dyn std::error::Error + 'static));
+        let inner = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|i| i as &(dyn std::error::Error + 'static));
         for candidate in [Some(c), inner].into_iter().flatten() {
             if let Some(m) = candidate.downcast_ref::<super::stream::Mismatch>() {
-                return Some(OciError::DigestMismatch { repository: repository.into(), expected: m.expected.clone(), actual: m.actual.clone() });
+                return Some(OciError::DigestMismatch {
+                    repository: repository.into(),
+                    expected: m.expected.clone(),
+                    actual: m.actual.clone(),
+                });
             }
-            if let Some(oci_client::errors::DigestError::VerificationError { expected, actual }) = candidate.downcast_ref() {
-                return Some(OciError::DigestMismatch { repository: repository.into(), expected: expected.clone(), actual: actual.clone() });
+            if let Some(oci_client::errors::DigestError::VerificationError { expected, actual }) =
+                candidate.downcast_ref()
+            {
+                return Some(OciError::DigestMismatch {
+                    repository: repository.into(),
+                    expected: expected.clone(),
+                    actual: actual.clone(),
+                });
             }
         }
         cause = c.source();

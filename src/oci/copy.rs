@@ -86,7 +86,10 @@ pub async fn copy(
     if let Some(t) = dst_tag.filter(|t| !valid_tag(t)) {
         return Err(OciError::BadReference { reference: t.into(), reason: "not a tag".into() });
     }
-    let target = Target::parse(src_ref).ok_or_else(|| OciError::BadReference { reference: src_ref.into(), reason: "neither a tag nor a sha256 digest".into() })?;
+    let target = Target::parse(src_ref).ok_or_else(|| OciError::BadReference {
+        reference: src_ref.into(),
+        reason: "neither a tag nor a sha256 digest".into(),
+    })?;
     for (repo, digest) in &opts.mount_hints {
         dst.note_blob(repo, digest);
     }
@@ -113,11 +116,8 @@ pub async fn copy(
     // Futures are collected before streaming: a lazy `map` over borrowed items trips rustc's
     // higher-ranked lifetime check when a caller needs this future to be `Send`.
     let lookups: Vec<_> = nodes.iter().map(|n| dst.manifest_digest(dst_repo, &n.manifest.digest)).collect();
-    let present: Vec<bool> = futures::stream::iter(lookups)
-        .buffered(opts.jobs.max(1))
-        .map_ok(|d| d.is_some())
-        .try_collect()
-        .await?;
+    let present: Vec<bool> =
+        futures::stream::iter(lookups).buffered(opts.jobs.max(1)).map_ok(|d| d.is_some()).try_collect().await?;
     let mut needed: BTreeMap<String, Descriptor> = BTreeMap::new();
     let mut vouched: HashSet<String> = HashSet::new();
     for (node, present) in nodes.iter().zip(&present) {
@@ -145,7 +145,8 @@ pub async fn copy(
             }
         })
         .collect();
-    let outcomes: Vec<(Outcome, u64)> = futures::stream::iter(copies).buffer_unordered(opts.jobs.max(1)).try_collect().await?;
+    let outcomes: Vec<(Outcome, u64)> =
+        futures::stream::iter(copies).buffer_unordered(opts.jobs.max(1)).try_collect().await?;
     for (outcome, size) in outcomes {
         match outcome {
             Outcome::Skipped => report.blobs_skipped += 1,
@@ -199,7 +200,14 @@ enum Outcome {
 /// HEAD at the target → mount from a repository known to have it → stream GET→PUT. One blob
 /// digest is handled by one task at a time per target registry, so concurrent copies of images
 /// sharing a layer upload it once and mount it everywhere else.
-async fn copy_blob(src: &Registry, src_repo: &str, dst: &Registry, dst_repo: &str, blob: &Descriptor, progress: &Progress) -> Result<Outcome, OciError> {
+async fn copy_blob(
+    src: &Registry,
+    src_repo: &str,
+    dst: &Registry,
+    dst_repo: &str,
+    blob: &Descriptor,
+    progress: &Progress,
+) -> Result<Outcome, OciError> {
     let lock = dst.blob_locks.lock().expect("blob locks").entry(blob.digest.clone()).or_default().clone();
     let _held = lock.lock().await;
     if dst.blob_exists(dst_repo, &blob.digest).await? {
@@ -218,7 +226,9 @@ async fn copy_blob(src: &Registry, src_repo: &str, dst: &Registry, dst_repo: &st
         let result = dst.upload_blob(dst_repo, &blob.digest, verified).await;
         // A mismatch is the source's fault, whichever side noticed it: name the source.
         result.map_err(|e| match e {
-            OciError::DigestMismatch { expected, actual, .. } => OciError::DigestMismatch { repository: format!("{}/{src_repo}", src.host()), expected, actual },
+            OciError::DigestMismatch { expected, actual, .. } => {
+                OciError::DigestMismatch { repository: format!("{}/{src_repo}", src.host()), expected, actual }
+            }
             e => e,
         })
     })
@@ -260,7 +270,10 @@ async fn walk(src: &Registry, repo: &str, digest: &str) -> Result<Vec<Node>, Oci
             Parsed::Image { blobs } => out.push(Node { manifest: m, blobs }),
             Parsed::Index { children } => {
                 if depth >= MAX_DEPTH {
-                    return Err(OciError::Manifest { resource: format!("{repo}@{d}"), detail: "indexes nested too deep".into() });
+                    return Err(OciError::Manifest {
+                        resource: format!("{repo}@{d}"),
+                        detail: "indexes nested too deep".into(),
+                    });
                 }
                 stack.extend(children.iter().map(|c| (c.digest.clone(), depth + 1)));
                 pending.push((m, Vec::new(), depth));
@@ -290,7 +303,8 @@ struct Raw {
 }
 
 fn parse(bytes: &[u8], media_type: &str, resource: &str) -> Result<Parsed, OciError> {
-    let raw: Raw = serde_json::from_slice(bytes).map_err(|e| OciError::Manifest { resource: resource.into(), detail: e.to_string() })?;
+    let raw: Raw = serde_json::from_slice(bytes)
+        .map_err(|e| OciError::Manifest { resource: resource.into(), detail: e.to_string() })?;
     let bad = |detail: String| OciError::Manifest { resource: resource.into(), detail };
     for d in raw.config.iter().chain(&raw.layers).chain(raw.manifests.iter().flatten()) {
         if !super::reference::valid_digest(&d.digest) {
@@ -309,9 +323,13 @@ fn parse(bytes: &[u8], media_type: &str, resource: &str) -> Result<Parsed, OciEr
 /// The media type of a manifest from its own `mediaType`, or, where OCI leaves it out, from its
 /// shape. Docker schema 1 and unknown types are refused: we could not copy them faithfully.
 pub(crate) fn media_type_of(bytes: &[u8], resource: &str) -> Result<String, OciError> {
-    let raw: Raw = serde_json::from_slice(bytes).map_err(|e| OciError::Manifest { resource: resource.into(), detail: e.to_string() })?;
+    let raw: Raw = serde_json::from_slice(bytes)
+        .map_err(|e| OciError::Manifest { resource: resource.into(), detail: e.to_string() })?;
     if raw.schema_version != Some(2) {
-        return Err(OciError::Manifest { resource: resource.into(), detail: format!("schemaVersion {:?}; only 2 is supported", raw.schema_version) });
+        return Err(OciError::Manifest {
+            resource: resource.into(),
+            detail: format!("schemaVersion {:?}; only 2 is supported", raw.schema_version),
+        });
     }
     match raw.media_type.as_deref() {
         Some(t @ (OCI_MANIFEST | OCI_INDEX | DOCKER_MANIFEST | DOCKER_MANIFEST_LIST)) => Ok(t.to_owned()),
@@ -328,9 +346,11 @@ mod tests {
     #[test]
     fn media_types_come_from_the_manifest_or_its_shape() {
         let d = format!("sha256:{}", "a".repeat(64));
-        let image = format!(r#"{{"schemaVersion":2,"config":{{"mediaType":"x","digest":"{d}","size":2}},"layers":[]}}"#);
+        let image =
+            format!(r#"{{"schemaVersion":2,"config":{{"mediaType":"x","digest":"{d}","size":2}},"layers":[]}}"#);
         assert_eq!(media_type_of(image.as_bytes(), "r").unwrap(), OCI_MANIFEST);
-        let index = format!(r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{d}","size":2}}]}}"#);
+        let index =
+            format!(r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{d}","size":2}}]}}"#);
         assert_eq!(media_type_of(index.as_bytes(), "r").unwrap(), OCI_INDEX);
         let docker = format!(r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST_LIST}","manifests":[]}}"#);
         assert_eq!(media_type_of(docker.as_bytes(), "r").unwrap(), DOCKER_MANIFEST_LIST);

@@ -36,7 +36,12 @@ struct Index {
 
 impl Default for Index {
     fn default() -> Self {
-        Index { schema_version: 2, media_type: Some(OCI_INDEX.to_owned()), manifests: Vec::new(), annotations: BTreeMap::new() }
+        Index {
+            schema_version: 2,
+            media_type: Some(OCI_INDEX.to_owned()),
+            manifests: Vec::new(),
+            annotations: BTreeMap::new(),
+        }
     }
 }
 
@@ -107,8 +112,10 @@ impl Layout {
         match self.container.get(&path).await? {
             None => Ok((Index::default(), None)),
             Some(bytes) => {
-                let index = serde_json::from_slice(&bytes)
-                    .map_err(|e| OciError::Manifest { resource: format!("{}/index.json", self.resource()), detail: e.to_string() })?;
+                let index = serde_json::from_slice(&bytes).map_err(|e| OciError::Manifest {
+                    resource: format!("{}/index.json", self.resource()),
+                    detail: e.to_string(),
+                })?;
                 Ok((index, Some(bytes)))
             }
         }
@@ -118,10 +125,16 @@ impl Layout {
     /// an entry of that name. Writes only when the document changes; returns whether it wrote.
     pub async fn add_ref(&self, ref_name: &str, descriptor: &Descriptor) -> Result<bool, OciError> {
         if !valid_ref_name(ref_name) {
-            return Err(OciError::BadReference { reference: ref_name.into(), reason: "expected <release>/<kind>/<name>".into() });
+            return Err(OciError::BadReference {
+                reference: ref_name.into(),
+                reason: "expected <release>/<kind>/<name>".into(),
+            });
         }
         if !valid_digest(&descriptor.digest) {
-            return Err(OciError::BadReference { reference: descriptor.digest.clone(), reason: "not a sha256 digest".into() });
+            return Err(OciError::BadReference {
+                reference: descriptor.digest.clone(),
+                reason: "not a sha256 digest".into(),
+            });
         }
         let (mut index, old) = self.read_index().await?;
         let mut entry = descriptor.clone();
@@ -129,7 +142,9 @@ impl Layout {
         index.manifests.retain(|d| d.annotations.get(REF_NAME).map(String::as_str) != Some(ref_name));
         index.manifests.push(entry);
         // A stable order, so the same set of refs is always the same bytes.
-        index.manifests.sort_by(|a, b| a.annotations.get(REF_NAME).cmp(&b.annotations.get(REF_NAME)).then_with(|| a.digest.cmp(&b.digest)));
+        index.manifests.sort_by(|a, b| {
+            a.annotations.get(REF_NAME).cmp(&b.annotations.get(REF_NAME)).then_with(|| a.digest.cmp(&b.digest))
+        });
         let mut new = serde_json::to_vec_pretty(&index).expect("index serializes");
         new.push(b'\n');
         if old.as_deref() == Some(new.as_slice()) {
@@ -151,7 +166,10 @@ impl Layout {
 pub fn valid_ref_name(s: &str) -> bool {
     let parts: Vec<&str> = s.split('/').collect();
     parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':' | '@' | '+')))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':' | '@' | '+'))
+        })
         && !parts.iter().any(|p| *p == "." || *p == "..")
 }
 

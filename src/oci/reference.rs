@@ -116,9 +116,18 @@ pub fn valid_registry(s: &str) -> bool {
     let host_ok = !host.is_empty()
         && host.len() <= 253
         && host.split('.').all(|l| {
-            !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !l.starts_with('-') && !l.ends_with('-')
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
         });
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n)));
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.chars().all(|c| c.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
+    });
     host_ok && port_ok
 }
 
@@ -157,7 +166,16 @@ mod tests {
         let r = ImageRef::parse(&format!("reg.azurecr.io/a/b@{d}")).unwrap();
         assert_eq!(r.target, Some(Target::Digest(d.clone())));
         assert_eq!(ImageRef::parse("reg.azurecr.io/a/b").unwrap().target, None);
-        for bad in ["vibedata/api", "https://reg/a", "user@reg/a", "reg:99999/a", "reg/A", "reg/a:-x", "reg/a@sha256:1", "reg/"] {
+        for bad in [
+            "vibedata/api",
+            "https://reg/a",
+            "user@reg/a",
+            "reg:99999/a",
+            "reg/A",
+            "reg/a:-x",
+            "reg/a@sha256:1",
+            "reg/",
+        ] {
             assert!(ImageRef::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Target::parse(&d), Some(Target::Digest(d.clone())));

@@ -69,7 +69,8 @@ impl TestServer {
                         return;
                     }
                     let mut parts = line.split_whitespace();
-                    let (method, target) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
+                    let (method, target) =
+                        (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
                     let mut headers = Vec::new();
                     loop {
                         let mut h = String::new();
@@ -80,13 +81,21 @@ impl TestServer {
                             headers.push((k.trim().to_owned(), v.trim().to_owned()));
                         }
                     }
-                    let len = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+                    let len = headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                        .and_then(|(_, v)| v.parse().ok())
+                        .unwrap_or(0);
                     let mut body = vec![0; len];
                     let _ = reader.read_exact(&mut body);
                     let req = Recorded { method, target, headers, body: String::from_utf8_lossy(&body).into_owned() };
                     let reply = handler(&req);
                     log.lock().unwrap().push(req);
-                    let mut out = format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n", reply.status, reply.body.len());
+                    let mut out = format!(
+                        "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                        reply.status,
+                        reply.body.len()
+                    );
                     for (k, v) in &reply.headers {
                         out.push_str(&format!("{k}: {v}\r\n"));
                     }

@@ -38,14 +38,25 @@ pub(crate) async fn send(
                 if !RETRY_STATUSES.contains(&status) {
                     return Ok(resp);
                 }
-                let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+                let retry_after =
+                    resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
                 let body = resp.bytes().await.unwrap_or_default();
                 let (code, message) = parse_error(status, None, &body);
-                let err = OciError::Registry { registry: registry.into(), resource: resource.into(), status, code: code.clone(), message };
+                let err = OciError::Registry {
+                    registry: registry.into(),
+                    resource: resource.into(),
+                    status,
+                    code: code.clone(),
+                    message,
+                };
                 (Outcome::Status { status, code: Some(code), retry_after }, err)
             }
             Err(e) => {
-                let err = OciError::Transport { registry: registry.into(), resource: resource.into(), detail: error_chain(&e) };
+                let err = OciError::Transport {
+                    registry: registry.into(),
+                    resource: resource.into(),
+                    detail: error_chain(&e),
+                };
                 (Outcome::Transport(classify(&e)), err)
             }
         };
@@ -73,7 +84,9 @@ where
             Ok(v) => return Ok(v),
             Err(e) if e.is_transient() => {
                 let outcome = match &e {
-                    OciError::Registry { status, code, .. } => Outcome::Status { status: *status, code: Some(code.clone()), retry_after: None },
+                    OciError::Registry { status, code, .. } => {
+                        Outcome::Status { status: *status, code: Some(code.clone()), retry_after: None }
+                    }
                     _ => Outcome::Transport(TransportFault::Reset),
                 };
                 match policy.decide(&outcome, true, &mut attempts) {
@@ -89,14 +102,15 @@ where
     }
 }
 
-
 /// Maps an `oci-client` error. `repository` names the content for digest errors.
 pub(crate) fn from_oci(e: OciDistributionError, registry: &str, repository: &str, resource: &str) -> OciError {
     let reg = || registry.to_owned();
     let res = || resource.to_owned();
     match e {
         OciDistributionError::ServerError { code, message, .. } => from_status(code, &message, registry, resource),
-        OciDistributionError::UnauthorizedError { .. } => OciError::Denied { registry: reg(), resource: res(), status: 401, code: "UNAUTHORIZED".into() },
+        OciDistributionError::UnauthorizedError { .. } => {
+            OciError::Denied { registry: reg(), resource: res(), status: 401, code: "UNAUTHORIZED".into() }
+        }
         OciDistributionError::RegistryError { envelope, .. } => {
             let first = envelope.errors.into_iter().next();
             let message = first.as_ref().map(|e| e.message.clone()).unwrap_or_default();
@@ -104,9 +118,12 @@ pub(crate) fn from_oci(e: OciDistributionError, registry: &str, repository: &str
                 Some(OciErrorCode::Unauthorized) => (401, "UNAUTHORIZED".to_owned()),
                 Some(OciErrorCode::Denied) => (403, "DENIED".to_owned()),
                 Some(OciErrorCode::Toomanyrequests) => (429, "TOOMANYREQUESTS".to_owned()),
-                Some(c @ (OciErrorCode::BlobUnknown | OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown | OciErrorCode::NotFound)) => {
-                    (404, format!("{c:?}"))
-                }
+                Some(
+                    c @ (OciErrorCode::BlobUnknown
+                    | OciErrorCode::ManifestUnknown
+                    | OciErrorCode::NameUnknown
+                    | OciErrorCode::NotFound),
+                ) => (404, format!("{c:?}")),
                 Some(OciErrorCode::Other(c)) => (400, c),
                 Some(c) => (400, format!("{c:?}")),
                 None => (400, "Http400".to_owned()),
@@ -121,14 +138,26 @@ pub(crate) fn from_oci(e: OciDistributionError, registry: &str, repository: &str
             OciError::DigestMismatch { repository: repository.to_owned(), expected, actual }
         }
         OciDistributionError::IoError(io) => from_io(io, registry, repository, resource),
-        OciDistributionError::RequestError(e) => OciError::Transport { registry: reg(), resource: res(), detail: error_chain(&e) },
-        other => OciError::Registry { registry: reg(), resource: res(), status: 0, code: "ProtocolError".into(), message: other.to_string() },
+        OciDistributionError::RequestError(e) => {
+            OciError::Transport { registry: reg(), resource: res(), detail: error_chain(&e) }
+        }
+        other => OciError::Registry {
+            registry: reg(),
+            resource: res(),
+            status: 0,
+            code: "ProtocolError".into(),
+            message: other.to_string(),
+        },
     }
 }
 
 /// A stream error: our own digest check, `oci-client`'s, or a broken connection.
 pub(crate) fn from_io(io: std::io::Error, registry: &str, repository: &str, resource: &str) -> OciError {
-    let mismatch = |expected: &str, actual: &str| OciError::DigestMismatch { repository: repository.to_owned(), expected: expected.to_owned(), actual: actual.to_owned() };
+    let mismatch = |expected: &str, actual: &str| OciError::DigestMismatch {
+        repository: repository.to_owned(),
+        expected: expected.to_owned(),
+        actual: actual.to_owned(),
+    };
     if let Some(inner) = io.get_ref() {
         if let Some(m) = inner.downcast_ref::<super::stream::Mismatch>() {
             return mismatch(&m.expected, &m.actual);
@@ -187,9 +216,15 @@ mod tests {
     fn registry_error_envelopes_map_to_our_errors() {
         let e = from_status(404, r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#, "r", "x");
         assert!(matches!(e, OciError::NotFound { .. }));
-        let e = from_status(401, r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#, "r", "x");
+        let e =
+            from_status(401, r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#, "r", "x");
         assert!(matches!(e, OciError::Denied { status: 401, .. }));
-        let e = from_status(400, r#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match"}]}"#, "r", "x");
+        let e = from_status(
+            400,
+            r#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match"}]}"#,
+            "r",
+            "x",
+        );
         assert_eq!(e.code(), "DIGEST_INVALID");
         assert!(!e.is_transient());
         assert!(from_status(503, "", "r", "x").is_transient());

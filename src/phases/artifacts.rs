@@ -34,9 +34,13 @@ pub struct Artifacts;
 pub enum Action {
     /// Already at the wanted digest.
     Skip,
-    Import { force: bool },
+    Import {
+        force: bool,
+    },
     /// At another digest and `Force` is not configured.
-    Conflict { current: String },
+    Conflict {
+        current: String,
+    },
 }
 
 pub fn decide(wanted: &str, current: Option<&str>, mode: ImportMode) -> Action {
@@ -61,11 +65,16 @@ impl PullCredential {
         let raw = secret.expose().trim();
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(raw) {
             if let Some(p) = v.get("password").and_then(|p| p.as_str()) {
-                return PullCredential { username: v.get("username").and_then(|u| u.as_str()).map(str::to_owned), password: Secret::new(p) };
+                return PullCredential {
+                    username: v.get("username").and_then(|u| u.as_str()).map(str::to_owned),
+                    password: Secret::new(p),
+                };
             }
         }
         match raw.split_once(':') {
-            Some((u, p)) if !u.is_empty() && !u.contains(' ') => PullCredential { username: Some(u.to_owned()), password: Secret::new(p) },
+            Some((u, p)) if !u.is_empty() && !u.contains(' ') => {
+                PullCredential { username: Some(u.to_owned()), password: Secret::new(p) }
+            }
             _ => PullCredential { username: None, password: Secret::new(raw) },
         }
     }
@@ -85,7 +94,11 @@ impl Clients {
         let cfg = ctx.config.artifacts.clone().expect("artifacts configuration is validated for this step");
         let secret = ctx.vault.get(&cfg.publisher_credential_secret).await.map_err(|e| RunError::azure(PHASE, e))?;
         let credential = PullCredential::parse(&secret);
-        let opts = RegistryOptions { ca_file: ctx.config.ca_file.clone(), timeout: Some(ctx.config.http_timeout), policy: ctx.policy.clone() };
+        let opts = RegistryOptions {
+            ca_file: ctx.config.ca_file.clone(),
+            timeout: Some(ctx.config.http_timeout),
+            policy: ctx.policy.clone(),
+        };
         let publisher = Registry::new(
             &cfg.publisher_registry,
             Credentials::Basic {
@@ -103,7 +116,9 @@ impl Clients {
             auth_endpoint: cfg.acr_auth_endpoint.clone(),
             tenant: ctx.config.tenant_id.clone(),
         };
-        let customer = Registry::new(&cfg.acr_login_server, Credentials::AcrIdentity(identity), ctx.http.clone(), &opts).map_err(|e| RunError::oci(PHASE, e))?;
+        let customer =
+            Registry::new(&cfg.acr_login_server, Credentials::AcrIdentity(identity), ctx.http.clone(), &opts)
+                .map_err(|e| RunError::oci(PHASE, e))?;
         let acr = Acr::new(ctx.arm.clone(), &ctx.config.subscription_id, &ctx.config.resource_group, &cfg.acr_name);
         Ok(Clients { cfg, credential, publisher, customer, acr })
     }
@@ -127,10 +142,18 @@ impl Clients {
                     )
                     .await
                     .map_err(|e| RunError::azure(PHASE, e)),
-                ImportMethod::Copy => crate::oci::copy(&self.publisher, repo, digest, &self.customer, repo, Some(tag), &CopyOptions::default())
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| RunError::oci(PHASE, e)),
+                ImportMethod::Copy => crate::oci::copy(
+                    &self.publisher,
+                    repo,
+                    digest,
+                    &self.customer,
+                    repo,
+                    Some(tag),
+                    &CopyOptions::default(),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| RunError::oci(PHASE, e)),
             }
         };
         match tokio::time::timeout(self.cfg.import_timeout, run).await {
@@ -170,7 +193,11 @@ impl Phase for Artifacts {
         let mut checks = Vec::new();
         let started = std::time::Instant::now();
         match acr.get().await {
-            Ok(r) if cfg.method == ImportMethod::ImportImage && r.properties.restricted() && !r.properties.trusted_services_allowed() => {
+            Ok(r)
+                if cfg.method == ImportMethod::ImportImage
+                    && r.properties.restricted()
+                    && !r.properties.trusted_services_allowed() =>
+            {
                 checks.push(Check {
                     name: "customer registry network rules".into(),
                     ok: false,
@@ -186,12 +213,21 @@ impl Phase for Artifacts {
             }
             Ok(r) => checks.push(Check::pass(
                 "customer registry network rules",
-                if r.properties.restricted() { "restricted; trusted services allowed" } else { "public access allowed" },
+                if r.properties.restricted() {
+                    "restricted; trusted services allowed"
+                } else {
+                    "public access allowed"
+                },
                 started,
             )),
             Err(e) => checks.push(Check::fail("customer registry network rules", &e, started)),
         }
-        checks.push(Check::run("publisher credential", ctx.vault.get(&cfg.publisher_credential_secret), |_| format!("{} readable", cfg.publisher_credential_secret)).await);
+        checks.push(
+            Check::run("publisher credential", ctx.vault.get(&cfg.publisher_credential_secret), |_| {
+                format!("{} readable", cfg.publisher_credential_secret)
+            })
+            .await,
+        );
         checks
     }
 
@@ -202,22 +238,21 @@ impl Phase for Artifacts {
 
         // 1. The manifest: pin the tag's digest once; everything after is by digest.
         let (mrepo, mtag) = (cfg.manifest_repository.as_str(), cfg.manifest_tag.as_str());
-        let manifest_digest = clients
-            .publisher
-            .manifest_digest(mrepo, mtag)
-            .await
-            .map_err(|e| RunError::oci(PHASE, e))?
-            .ok_or_else(|| RunError::BadInput {
-                phase: PHASE.into(),
-                resource: format!("{}/{mrepo}:{mtag}", cfg.publisher_registry),
-                message: "the release manifest is not in the publisher registry".into(),
-            })?;
+        let manifest_digest =
+            clients.publisher.manifest_digest(mrepo, mtag).await.map_err(|e| RunError::oci(PHASE, e))?.ok_or_else(
+                || RunError::BadInput {
+                    phase: PHASE.into(),
+                    resource: format!("{}/{mrepo}:{mtag}", cfg.publisher_registry),
+                    message: "the release manifest is not in the publisher registry".into(),
+                },
+            )?;
         tracing::info!(manifest = %format!("{mrepo}:{mtag}"), digest = %manifest_digest, "release manifest pinned");
         let manifest_action = decide(&manifest_digest, clients.current(mrepo, mtag).await?.as_deref(), cfg.mode);
         if let Action::Conflict { current } = &manifest_action {
             return Err(conflict(cfg, mrepo, mtag, current, &manifest_digest));
         }
-        let source = if ctx.dry_run && manifest_action != Action::Skip { &clients.publisher } else { &clients.customer };
+        let source =
+            if ctx.dry_run && manifest_action != Action::Skip { &clients.publisher } else { &clients.customer };
         if !ctx.dry_run {
             if let Action::Import { force } = manifest_action {
                 clients.import(mrepo, &manifest_digest, mtag, force).await?;
@@ -231,12 +266,13 @@ impl Phase for Artifacts {
         // Futures are collected before streaming them: a lazy `map` over borrowed items trips
         // rustc's higher-ranked lifetime check inside a `Send` async trait method.
         let lookups: Vec<_> = pinned.iter().map(|p| clients.current(&p.repository, &p.tag)).collect();
-        let currents: Vec<Option<String>> = futures::stream::iter(lookups)
-            .buffered(cfg.concurrency)
-            .try_collect()
-            .await?;
-        let actions: Vec<Action> = pinned.iter().zip(&currents).map(|(p, c)| decide(&p.digest, c.as_deref(), cfg.mode)).collect();
-        if let Some((p, Action::Conflict { current })) = pinned.iter().zip(&actions).find(|(_, a)| matches!(a, Action::Conflict { .. })) {
+        let currents: Vec<Option<String>> =
+            futures::stream::iter(lookups).buffered(cfg.concurrency).try_collect().await?;
+        let actions: Vec<Action> =
+            pinned.iter().zip(&currents).map(|(p, c)| decide(&p.digest, c.as_deref(), cfg.mode)).collect();
+        if let Some((p, Action::Conflict { current })) =
+            pinned.iter().zip(&actions).find(|(_, a)| matches!(a, Action::Conflict { .. }))
+        {
             return Err(conflict(cfg, &p.repository, &p.tag, current, &p.digest));
         }
         let todo: Vec<(&Pinned, bool)> = pinned
@@ -265,10 +301,8 @@ impl Phase for Artifacts {
 
         // 4. Verify every target tag, imported now or earlier.
         let lookups: Vec<_> = pinned.iter().map(|p| clients.current(&p.repository, &p.tag)).collect();
-        let verified: Vec<Option<String>> = futures::stream::iter(lookups)
-            .buffered(cfg.concurrency)
-            .try_collect()
-            .await?;
+        let verified: Vec<Option<String>> =
+            futures::stream::iter(lookups).buffered(cfg.concurrency).try_collect().await?;
         for (p, got) in pinned.iter().zip(&verified) {
             if got.as_deref() != Some(p.digest.as_str()) {
                 return Err(RunError::Phase {
@@ -320,7 +354,8 @@ async fn import_all(clients: &Clients, todo: &[(&Pinned, bool)], pinned: &[Pinne
         Kind::Runbook => 1,
         Kind::Migrations => 2,
     };
-    let already = |k: Kind| pinned.iter().filter(|p| p.kind == k).count() - todo.iter().filter(|(p, _)| p.kind == k).count();
+    let already =
+        |k: Kind| pinned.iter().filter(|p| p.kind == k).count() - todo.iter().filter(|(p, _)| p.kind == k).count();
     for k in [Kind::Image, Kind::Runbook, Kind::Migrations] {
         done[slot(k)].store(already(k), Ordering::SeqCst);
     }
@@ -339,10 +374,7 @@ async fn import_all(clients: &Clients, todo: &[(&Pinned, bool)], pinned: &[Pinne
             Ok::<_, RunError>(())
         }
     }).collect();
-    futures::stream::iter(imports)
-    .buffer_unordered(clients.cfg.concurrency)
-    .try_collect::<Vec<()>>()
-    .await?;
+    futures::stream::iter(imports).buffer_unordered(clients.cfg.concurrency).try_collect::<Vec<()>>().await?;
     Ok(todo.len() as u64)
 }
 

@@ -31,8 +31,15 @@ fn config(ctx: &Context) -> &DatabaseConfig {
 /// A failed database step: bad migration files are bad input (exit 2), the rest failures.
 pub fn run_error(e: DbError) -> RunError {
     match e {
-        DbError::BadMigrations { .. } => RunError::BadInput { phase: PHASE.into(), resource: e.resource(), message: e.to_string() },
-        other => RunError::Phase { phase: PHASE.into(), code: other.code().into(), resource: other.resource(), message: other.to_string() },
+        DbError::BadMigrations { .. } => {
+            RunError::BadInput { phase: PHASE.into(), resource: e.resource(), message: e.to_string() }
+        }
+        other => RunError::Phase {
+            phase: PHASE.into(),
+            code: other.code().into(),
+            resource: other.resource(),
+            message: other.to_string(),
+        },
     }
 }
 
@@ -41,8 +48,12 @@ pub fn run_error(e: DbError) -> RunError {
 pub async fn connect_settings(ctx: &Context) -> Result<Db, RunError> {
     let cfg = config(ctx);
     let password = match &cfg.auth {
-        DbAuth::KeyVaultSecret(name) => PasswordSource::Fixed(ctx.vault.get(name).await.map_err(|e| RunError::azure(PHASE, e))?),
-        DbAuth::Entra => PasswordSource::Entra { tokens: ctx.tokens.clone(), scope: ctx.config.cloud.postgres_scope().to_owned() },
+        DbAuth::KeyVaultSecret(name) => {
+            PasswordSource::Fixed(ctx.vault.get(name).await.map_err(|e| RunError::azure(PHASE, e))?)
+        }
+        DbAuth::Entra => {
+            PasswordSource::Entra { tokens: ctx.tokens.clone(), scope: ctx.config.cloud.postgres_scope().to_owned() }
+        }
     };
     Ok(Db::new(cfg, ctx.config.ca_file.clone(), password, ctx.config.http_timeout))
 }
@@ -72,8 +83,14 @@ impl Phase for Database {
             // Before `run artifacts` there is no release yet; the check proves only that
             // artifact storage is readable, so a preflight of every phase can run first.
             Ok(c) => match c.get(artifact::POINTER).await {
-                Ok(Some(_)) => Check::pass("release in artifact storage", format!("{}/{} readable", ctx.config.artifact_container, artifact::POINTER), started),
-                Ok(None) => Check::pass("release in artifact storage", "none stored yet; `run artifacts` stores it", started),
+                Ok(Some(_)) => Check::pass(
+                    "release in artifact storage",
+                    format!("{}/{} readable", ctx.config.artifact_container, artifact::POINTER),
+                    started,
+                ),
+                Ok(None) => {
+                    Check::pass("release in artifact storage", "none stored yet; `run artifacts` stores it", started)
+                }
                 Err(e) => Check::fail("release in artifact storage", &e, started),
             },
             Err(e) => failed_check("release in artifact storage", &e, started),
@@ -130,13 +147,22 @@ async fn session_check(ctx: &Context) -> Check {
             let (code, resource) = e.code_and_resource();
             (e.to_string(), code, resource)
         })?;
-        let mut conn = db.connect("vibedata-bootstrap preflight").await.map_err(|e| (e.to_string(), e.code().to_owned(), e.resource()))?;
+        let mut conn = db
+            .connect("vibedata-bootstrap preflight")
+            .await
+            .map_err(|e| (e.to_string(), e.code().to_owned(), e.resource()))?;
         let row: Result<(String, bool), _> = sqlx::query_as("SELECT current_setting('server_version'), coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)")
             .fetch_one(&mut conn)
             .await;
         let _ = sqlx::Connection::close(conn).await;
         let (version, ssl) = row.map_err(|e| (e.to_string(), "PostgresError".to_owned(), db.target()))?;
-        Ok::<_, (String, String, String)>(format!("{} as {} ({}, PostgreSQL {version}, TLS {})", db.target(), db.user(), db.auth_kind(), if ssl { db.ssl_mode() } else { "off" }))
+        Ok::<_, (String, String, String)>(format!(
+            "{} as {} ({}, PostgreSQL {version}, TLS {})",
+            db.target(),
+            db.user(),
+            db.auth_kind(),
+            if ssl { db.ssl_mode() } else { "off" }
+        ))
     };
     match probe.await {
         Ok(detail) => {
@@ -145,12 +171,26 @@ async fn session_check(ctx: &Context) -> Check {
         }
         Err((detail, code, resource)) => {
             tracing::error!(check = name, "preflight FAILED: {name}: {detail}");
-            Check { name: name.into(), ok: false, detail, duration_ms: started.elapsed().as_millis() as u64, code: Some(code), resource: Some(resource) }
+            Check {
+                name: name.into(),
+                ok: false,
+                detail,
+                duration_ms: started.elapsed().as_millis() as u64,
+                code: Some(code),
+                resource: Some(resource),
+            }
         }
     }
 }
 
 fn failed_check(name: &str, e: &RunError, started: Instant) -> Check {
     let (code, resource) = e.code_and_resource();
-    Check { name: name.into(), ok: false, detail: e.to_string(), duration_ms: started.elapsed().as_millis() as u64, code: Some(code), resource: Some(resource) }
+    Check {
+        name: name.into(),
+        ok: false,
+        detail: e.to_string(),
+        duration_ms: started.elapsed().as_millis() as u64,
+        code: Some(code),
+        resource: Some(resource),
+    }
 }

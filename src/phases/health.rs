@@ -61,7 +61,9 @@ struct Planned {
 fn plan(targets: &[Target], cfg: &HealthConfig) -> Vec<Planned> {
     let mut out = Vec::new();
     for t in targets {
-        let mut add = |name: String, required: bool, kind: Kind| out.push(Planned { component: t.name.clone(), name, required, kind });
+        let mut add = |name: String, required: bool, kind: Kind| {
+            out.push(Planned { component: t.name.clone(), name, required, kind })
+        };
         for e in &t.endpoints {
             let port = port(cfg, e);
             add(format!("dns:{}", e.fqdn), true, Kind::Dns(e.clone()));
@@ -89,7 +91,12 @@ fn port(cfg: &HealthConfig, e: &Endpoint) -> u16 {
     cfg.endpoint_ports.get(&e.fqdn.to_ascii_lowercase()).copied().unwrap_or(e.port)
 }
 
-async fn run_one(ctx: &Context, cfg: &HealthConfig, tls: &Arc<tokio_rustls::rustls::ClientConfig>, p: &Planned) -> CheckResult {
+async fn run_one(
+    ctx: &Context,
+    cfg: &HealthConfig,
+    tls: &Arc<tokio_rustls::rustls::ClientConfig>,
+    p: &Planned,
+) -> CheckResult {
     let started = Instant::now();
     // TCP and TLS go to the registered address, not the resolved one: a wrong DNS record is the
     // DNS check's finding, and must not turn every other check into a timeout.
@@ -102,7 +109,12 @@ async fn run_one(ctx: &Context, cfg: &HealthConfig, tls: &Arc<tokio_rustls::rust
                     Ok(_) => Outcome::healthy(a.to_string(), "connected"),
                     Err(err) => Outcome::unhealthy(format!("{a}: {err}"), "TcpConnectFailed"),
                 },
-                None => Outcome { state: State::Unknown, observed: None, reason: "no registered address".into(), code: None },
+                None => Outcome {
+                    state: State::Unknown,
+                    observed: None,
+                    reason: "no registered address".into(),
+                    code: None,
+                },
             },
             Kind::Tls(e) => match addr(e) {
                 Some(a) => {
@@ -112,7 +124,12 @@ async fn run_one(ctx: &Context, cfg: &HealthConfig, tls: &Arc<tokio_rustls::rust
                         Err(err) => Outcome::unhealthy(format!("{a} as {sni}: {err}"), "TlsHandshakeFailed"),
                     }
                 }
-                None => Outcome { state: State::Unknown, observed: None, reason: "no registered address".into(), code: None },
+                None => Outcome {
+                    state: State::Unknown,
+                    observed: None,
+                    reason: "no registered address".into(),
+                    code: None,
+                },
             },
             Kind::Service(s) => probes::run(ctx, cfg, s).await,
         }
@@ -138,7 +155,10 @@ async fn run_one(ctx: &Context, cfg: &HealthConfig, tls: &Arc<tokio_rustls::rust
 /// label, except Key Vault, whose zone `privatelink.vaultcore.<suffix>` serves `vault.<suffix>`.
 fn public_name(fqdn: &str) -> String {
     match fqdn.split_once(".privatelink.") {
-        Some((host, zone)) => format!("{host}.{}", zone.strip_prefix("vaultcore.").map(|z| format!("vault.{z}")).unwrap_or_else(|| zone.to_owned())),
+        Some((host, zone)) => format!(
+            "{host}.{}",
+            zone.strip_prefix("vaultcore.").map(|z| format!("vault.{z}")).unwrap_or_else(|| zone.to_owned())
+        ),
         None => fqdn.to_owned(),
     }
 }
@@ -148,14 +168,34 @@ async fn dns(cfg: &HealthConfig, e: &Endpoint) -> Outcome {
         Ok(ips) => {
             let observed = ips.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(",");
             match e.ip {
-                Some(want) if ips.contains(&want) => Outcome::healthy(observed, format!("resolves to the registered {want}")),
-                Some(want) => Outcome { state: State::Unhealthy, observed: Some(observed.clone()), reason: format!("resolves to {}, the registry says {want}", if observed.is_empty() { "nothing" } else { &observed }), code: Some("DnsMismatch".into()) },
-                None => Outcome { state: State::Unknown, observed: Some(observed), reason: "no registered address to compare with".into(), code: None },
+                Some(want) if ips.contains(&want) => {
+                    Outcome::healthy(observed, format!("resolves to the registered {want}"))
+                }
+                Some(want) => Outcome {
+                    state: State::Unhealthy,
+                    observed: Some(observed.clone()),
+                    reason: format!(
+                        "resolves to {}, the registry says {want}",
+                        if observed.is_empty() { "nothing" } else { &observed }
+                    ),
+                    code: Some("DnsMismatch".into()),
+                },
+                None => Outcome {
+                    state: State::Unknown,
+                    observed: Some(observed),
+                    reason: "no registered address to compare with".into(),
+                    code: None,
+                },
             }
         }
         Err(err) => {
             let code = if err == net::DnsError::NxDomain { "DnsNxDomain" } else { "DnsFailed" };
-            Outcome { state: State::Unhealthy, observed: Some(err.to_string()), reason: format!("{} does not resolve: {err}", e.fqdn), code: Some(code.into()) }
+            Outcome {
+                state: State::Unhealthy,
+                observed: Some(err.to_string()),
+                reason: format!("{} does not resolve: {err}", e.fqdn),
+                code: Some(code.into()),
+            }
         }
     }
 }
@@ -177,8 +217,19 @@ impl Phase for Health {
         let name = "registry for health checks";
         vec![match super::registry::schema_present(ctx).await {
             Ok((target, true)) => Check::pass(name, format!("{target} holds the registry"), started),
-            Ok((target, false)) => Check::pass(name, format!("{target} has no registry yet; `run database` and `run registry` record it"), started),
-            Err(detail) => Check { name: name.into(), ok: false, detail, duration_ms: started.elapsed().as_millis() as u64, code: Some("PostgresUnreachable".into()), resource: Some("registry".into()) },
+            Ok((target, false)) => Check::pass(
+                name,
+                format!("{target} has no registry yet; `run database` and `run registry` record it"),
+                started,
+            ),
+            Err(detail) => Check {
+                name: name.into(),
+                ok: false,
+                detail,
+                duration_ms: started.elapsed().as_millis() as u64,
+                code: Some("PostgresUnreachable".into()),
+                resource: Some("registry".into()),
+            },
         }]
     }
 
@@ -217,10 +268,14 @@ impl Phase for Health {
         }
         drop(stream);
         results.sort_by(|a, b| (&a.component, &a.name).cmp(&(&b.component, &b.name)));
-        let types: BTreeMap<String, String> = targets.iter().map(|t| (t.name.clone(), t.resource_type.clone())).collect();
+        let types: BTreeMap<String, String> =
+            targets.iter().map(|t| (t.name.clone(), t.resource_type.clone())).collect();
         let (components, overall) = model::components(&results, &|n| types.get(n).cloned().unwrap_or_default());
         let arm_ids: BTreeMap<String, String> = targets.iter().map(|t| (t.name.clone(), t.arm_id.clone())).collect();
-        let transitions = record::record(&mut conn, &ctx.config.deployment_id, &arm_ids, &results, &components, overall, ctx.dry_run).await.map_err(db_error)?;
+        let transitions =
+            record::record(&mut conn, &ctx.config.deployment_id, &arm_ids, &results, &components, overall, ctx.dry_run)
+                .await
+                .map_err(db_error)?;
         let _ = sqlx::Connection::close(conn).await;
         tracing::info!(overall = ?overall, transitions, "health: {:?}; {transitions} status transitions", overall);
 
@@ -243,7 +298,17 @@ impl Phase for Health {
             FailOn::Never => false,
         };
         if fails && !ctx.dry_run {
-            let first = failing.first().map(|f| format!("{}/{}: {}", f["component"].as_str().unwrap_or(""), f["check"].as_str().unwrap_or(""), f["reason"].as_str().unwrap_or(""))).unwrap_or_default();
+            let first = failing
+                .first()
+                .map(|f| {
+                    format!(
+                        "{}/{}: {}",
+                        f["component"].as_str().unwrap_or(""),
+                        f["check"].as_str().unwrap_or(""),
+                        f["reason"].as_str().unwrap_or("")
+                    )
+                })
+                .unwrap_or_default();
             let message = format!("the platform is {overall:?}: {} checks failing; first: {first}", failing.len());
             return Err(RunError::Unhealthy { phase: PHASE.into(), message, report: Box::new((transitions, summary)) });
         }
@@ -257,8 +322,20 @@ mod tests {
 
     #[test]
     fn every_endpoint_gets_dns_tcp_tls_and_the_component_its_probe() {
-        let e = Endpoint { fqdn: "kv.privatelink.vaultcore.azure.net".into(), ip: Some("10.0.0.4".parse().unwrap()), port: 443, protocol: "https".into() };
-        let t = Target { arm_id: "/s/kv".into(), name: "kv".into(), resource_type: "Microsoft.KeyVault/vaults".into(), role: Some("key-vault".into()), properties: json!({}), endpoints: vec![e] };
+        let e = Endpoint {
+            fqdn: "kv.privatelink.vaultcore.azure.net".into(),
+            ip: Some("10.0.0.4".parse().unwrap()),
+            port: 443,
+            protocol: "https".into(),
+        };
+        let t = Target {
+            arm_id: "/s/kv".into(),
+            name: "kv".into(),
+            resource_type: "Microsoft.KeyVault/vaults".into(),
+            role: Some("key-vault".into()),
+            properties: json!({}),
+            endpoints: vec![e],
+        };
         let mut cfg = crate::config::HealthConfig {
             canary_secret: "c".into(),
             automation_account: "aa".into(),
@@ -270,11 +347,23 @@ mod tests {
             acr_auth_endpoint: None,
         };
         let names: Vec<String> = plan(std::slice::from_ref(&t), &cfg).into_iter().map(|p| p.name).collect();
-        assert_eq!(names, ["dns:kv.privatelink.vaultcore.azure.net", "tcp:kv.privatelink.vaultcore.azure.net:18401", "tls:kv.privatelink.vaultcore.azure.net:18401", "service:key-vault-canary"]);
+        assert_eq!(
+            names,
+            [
+                "dns:kv.privatelink.vaultcore.azure.net",
+                "tcp:kv.privatelink.vaultcore.azure.net:18401",
+                "tls:kv.privatelink.vaultcore.azure.net:18401",
+                "service:key-vault-canary"
+            ]
+        );
         assert_eq!(public_name("st.privatelink.blob.core.windows.net"), "st.blob.core.windows.net");
         assert_eq!(public_name("kv.privatelink.vaultcore.usgovcloudapi.net"), "kv.vault.usgovcloudapi.net");
         assert_eq!(public_name("aks-dns.hcp.eastus.azmk8s.io"), "aks-dns.hcp.eastus.azmk8s.io");
         cfg.endpoint_ports.clear();
-        assert_eq!(plan(&[t], &cfg)[1].name, "tcp:kv.privatelink.vaultcore.azure.net:443", "without an override, the registered port");
+        assert_eq!(
+            plan(&[t], &cfg)[1].name,
+            "tcp:kv.privatelink.vaultcore.azure.net:443",
+            "without an override, the registered port"
+        );
     }
 }

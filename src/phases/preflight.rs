@@ -27,7 +27,14 @@ pub struct Check {
 
 impl Check {
     pub fn pass(name: impl Into<String>, detail: impl Into<String>, started: Instant) -> Check {
-        Check { name: name.into(), ok: true, detail: detail.into(), duration_ms: started.elapsed().as_millis() as u64, code: None, resource: None }
+        Check {
+            name: name.into(),
+            ok: true,
+            detail: detail.into(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            code: None,
+            resource: None,
+        }
     }
 
     pub fn fail(name: impl Into<String>, error: &AzureError, started: Instant) -> Check {
@@ -76,7 +83,11 @@ pub async fn shared(ctx: &Context, extra_scopes: &[String]) -> Vec<Check> {
     let rg = cfg.resource_group_id();
     checks.push(
         Check::run("resource manager", ctx.arm.get::<serde_json::Value>(&rg, "2021-04-01"), |v| {
-            format!("read {} ({})", rg, v.pointer("/properties/provisioningState").and_then(|s| s.as_str()).unwrap_or("no state"))
+            format!(
+                "read {} ({})",
+                rg,
+                v.pointer("/properties/provisioningState").and_then(|s| s.as_str()).unwrap_or("no state")
+            )
         })
         .await,
     );
@@ -90,7 +101,13 @@ pub async fn shared(ctx: &Context, extra_scopes: &[String]) -> Vec<Check> {
             async move {
                 if dry_run {
                     // A dry run mutates nothing, not even bookkeeping: prove reachability only.
-                    return ledger.exists().await.map(|e| if e { "container exists (dry run: not written)" } else { "container absent; a real run creates it" });
+                    return ledger.exists().await.map(|e| {
+                        if e {
+                            "container exists (dry run: not written)"
+                        } else {
+                            "container absent; a real run creates it"
+                        }
+                    });
                 }
                 ledger.ensure().await?;
                 let probe = format!("deployments/{deployment}/preflight.json");

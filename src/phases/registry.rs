@@ -75,14 +75,22 @@ impl Phase for Registry {
     async fn checks(&self, ctx: &Context) -> Vec<Check> {
         let started = Instant::now();
         let group = ctx.config.resource_group_id();
-        let mut checks = vec![Check::run("resource group readable", ctx.arm.get::<Value>(&group, crate::azure::discovery::LIST_API), |_| format!("{group} readable")).await];
+        let mut checks = vec![
+            Check::run(
+                "resource group readable",
+                ctx.arm.get::<Value>(&group, crate::azure::discovery::LIST_API),
+                |_| format!("{group} readable"),
+            )
+            .await,
+        ];
         checks.push(schema_check(ctx, started).await);
         checks
     }
 
     async fn run(&self, ctx: &Context) -> Result<Report, RunError> {
         let cfg = ctx.config.registry.clone().expect("registry configuration is validated for this step");
-        let discovery = Discovery::new(ctx.arm.clone(), &ctx.config.subscription_id, &ctx.config.resource_group, cfg.concurrency);
+        let discovery =
+            Discovery::new(ctx.arm.clone(), &ctx.config.subscription_id, &ctx.config.resource_group, cfg.concurrency);
         let found = discovery.discover().await.map_err(|e| RunError::azure(PHASE, e))?;
         let mut secrets = Vec::new();
         if let Some(DbAuth::KeyVaultSecret(name)) = ctx.config.database.as_ref().map(|d| &d.auth) {
@@ -90,14 +98,23 @@ impl Phase for Registry {
         }
         let export = export_blob(&ctx.config.deployment_id);
         let locations = model::Locations {
-            artifact_container_url: format!("{}/{}", ctx.config.blob_url.as_str().trim_end_matches('/'), ctx.config.artifact_container),
+            artifact_container_url: format!(
+                "{}/{}",
+                ctx.config.blob_url.as_str().trim_end_matches('/'),
+                ctx.config.artifact_container
+            ),
             export_blob: export.clone(),
             vault_url: ctx.config.key_vault_url.to_string(),
             vault_suffix: ctx.config.cloud.vault_suffix().to_owned(),
             secrets,
         };
         let snapshot = model::build(&found, &locations);
-        tracing::info!(resources = snapshot.resources.len(), endpoints = snapshot.endpoints.len(), references = snapshot.configuration_references.len(), "discovered the deployment");
+        tracing::info!(
+            resources = snapshot.resources.len(),
+            endpoints = snapshot.endpoints.len(),
+            references = snapshot.configuration_references.len(),
+            "discovered the deployment"
+        );
 
         let db = super::database::connect_settings(ctx).await?;
         if let Ok((target, false)) = schema_present(ctx).await {
@@ -121,7 +138,10 @@ impl Phase for Registry {
             container.put(&export, document, "application/json", None).await.map_err(|e| RunError::azure(PHASE, e))?;
             tracing::info!(blob = %format!("{}/{export}", ctx.config.artifact_container), "exported the registry");
         }
-        Ok(Report { changes: diff.changes() + u64::from(export_changed), summary: summary(ctx, &snapshot, &diff, found.requests, &export, export_changed) })
+        Ok(Report {
+            changes: diff.changes() + u64::from(export_changed),
+            summary: summary(ctx, &snapshot, &diff, found.requests, &export, export_changed),
+        })
     }
 }
 
@@ -130,7 +150,11 @@ impl Phase for Registry {
 pub async fn schema_present(ctx: &Context) -> Result<(String, bool), String> {
     let db = super::database::connect_settings(ctx).await.map_err(|e| e.to_string())?;
     let mut conn = db.connect("vibedata-bootstrap preflight").await.map_err(|e| e.to_string())?;
-    let present: Result<bool, _> = sqlx::query_scalar("SELECT to_regclass('registry.resources') IS NOT NULL AND to_regclass('registry.health_status') IS NOT NULL").fetch_one(&mut conn).await;
+    let present: Result<bool, _> = sqlx::query_scalar(
+        "SELECT to_regclass('registry.resources') IS NOT NULL AND to_regclass('registry.health_status') IS NOT NULL",
+    )
+    .fetch_one(&mut conn)
+    .await;
     let _ = sqlx::Connection::close(conn).await;
     present.map(|p| (db.target(), p)).map_err(|e| e.to_string())
 }
@@ -141,8 +165,17 @@ pub async fn schema_present(ctx: &Context) -> Result<(String, bool), String> {
 async fn schema_check(ctx: &Context, started: Instant) -> Check {
     match schema_present(ctx).await {
         Ok((target, true)) => Check::pass("registry schema", format!("{target} holds the registry schema"), started),
-        Ok((target, false)) => Check::pass("registry schema", format!("{target} has none yet; `run database` applies it"), started),
-        Err(detail) => Check { name: "registry schema".into(), ok: false, detail, duration_ms: started.elapsed().as_millis() as u64, code: Some("PostgresUnreachable".into()), resource: Some("registry".into()) },
+        Ok((target, false)) => {
+            Check::pass("registry schema", format!("{target} has none yet; `run database` applies it"), started)
+        }
+        Err(detail) => Check {
+            name: "registry schema".into(),
+            ok: false,
+            detail,
+            duration_ms: started.elapsed().as_millis() as u64,
+            code: Some("PostgresUnreachable".into()),
+            resource: Some("registry".into()),
+        },
     }
 }
 
@@ -156,12 +189,21 @@ pub fn schema_missing(phase: &str, target: &str) -> RunError {
     }
 }
 
-fn summary(ctx: &Context, s: &model::Snapshot, diff: &store::Diff, requests: usize, export: &str, export_changed: bool) -> Value {
+fn summary(
+    ctx: &Context,
+    s: &model::Snapshot,
+    diff: &store::Diff,
+    requests: usize,
+    export: &str,
+    export_changed: bool,
+) -> Value {
     let mut roles: BTreeMap<&str, usize> = BTreeMap::new();
     for r in &s.resources {
         *roles.entry(r.role.as_deref().unwrap_or("other")).or_default() += 1;
     }
-    let name_of = |id: &str| s.resources.iter().find(|r| r.arm_id.eq_ignore_ascii_case(id)).map(|r| r.name.clone()).unwrap_or_default();
+    let name_of = |id: &str| {
+        s.resources.iter().find(|r| r.arm_id.eq_ignore_ascii_case(id)).map(|r| r.name.clone()).unwrap_or_default()
+    };
     let mut sources: BTreeMap<String, usize> = BTreeMap::new();
     for r in s.resources.iter().filter_map(|r| r.properties.get("dnsSource")) {
         *sources.entry(r.as_str().unwrap_or("none").to_owned()).or_default() += 1;

@@ -47,7 +47,12 @@ fn config(ctx: &Context) -> &RunbooksConfig {
 }
 
 fn automation(ctx: &Context) -> Automation {
-    Automation::new(ctx.arm.clone(), &ctx.config.subscription_id, &ctx.config.resource_group, &config(ctx).automation_account)
+    Automation::new(
+        ctx.arm.clone(),
+        &ctx.config.subscription_id,
+        &ctx.config.resource_group,
+        &config(ctx).automation_account,
+    )
 }
 
 #[async_trait]
@@ -79,7 +84,8 @@ impl Phase for Runbooks {
             let current = current(&aa, &listed, want).await?;
             actions.push(decide(want, current.as_ref()));
         }
-        let unmanaged: Vec<&Runbook> = listed.iter().filter(|r| !wants.iter().any(|w| w.name.eq_ignore_ascii_case(&r.name))).collect();
+        let unmanaged: Vec<&Runbook> =
+            listed.iter().filter(|r| !wants.iter().any(|w| w.name.eq_ignore_ascii_case(&r.name))).collect();
         if !unmanaged.is_empty() {
             let names: Vec<&str> = unmanaged.iter().map(|r| r.name.as_str()).collect();
             tracing::warn!(runbooks = ?names, "{} runbook(s) in the account are not in release {}; left as they are", names.len(), release.release);
@@ -95,7 +101,11 @@ impl Phase for Runbooks {
             for (want, action) in wants.iter().zip(&actions).filter(|(_, a)| **a != Action::Skip) {
                 tracing::info!(runbook = %want.name, action = action.planned(), "would publish runbook {} ({})", want.name, action.planned());
             }
-            let runbooks: Vec<Value> = wants.iter().zip(&actions).map(|(w, a)| json!({"name": w.name, "action": a.planned(), "contentHash": w.digest})).collect();
+            let runbooks: Vec<Value> = wants
+                .iter()
+                .zip(&actions)
+                .map(|(w, a)| json!({"name": w.name, "action": a.planned(), "contentHash": w.digest}))
+                .collect();
             return Ok(Report {
                 changes: planned,
                 summary: json!({"release": release.release, "runbooks": runbooks, "runtimeEnvironments": env_summary(&envs), "unmanaged": unmanaged}),
@@ -147,7 +157,12 @@ impl Phase for Runbooks {
 }
 
 fn desired(l: &Loaded) -> Desired<'_> {
-    Desired { name: &l.entry.name, runbook_type: &l.entry.runbook_type, runtime_environment: &l.entry.runtime_environment, digest: &l.script.digest }
+    Desired {
+        name: &l.entry.name,
+        runbook_type: &l.entry.runbook_type,
+        runtime_environment: &l.entry.runtime_environment,
+        digest: &l.script.digest,
+    }
 }
 
 fn env_summary(envs: &[EnvPlan]) -> Vec<Value> {
@@ -157,7 +172,12 @@ fn env_summary(envs: &[EnvPlan]) -> Vec<Value> {
 /// Reads every environment that is configured or named by a runbook, then plans. Bad input when
 /// a runbook's environment will not exist: nothing has been created yet.
 async fn plan_envs(aa: &Automation, cfg: &RunbooksConfig, wants: &[Desired<'_>]) -> Result<Vec<EnvPlan>, RunError> {
-    let mut names: Vec<&str> = cfg.runtime_environments.iter().map(|e| e.name.as_str()).chain(wants.iter().map(|w| w.runtime_environment)).collect();
+    let mut names: Vec<&str> = cfg
+        .runtime_environments
+        .iter()
+        .map(|e| e.name.as_str())
+        .chain(wants.iter().map(|w| w.runtime_environment))
+        .collect();
     names.sort_by_key(|n| n.to_ascii_lowercase());
     names.dedup_by_key(|n| n.to_ascii_lowercase());
     let mut existing: BTreeMap<String, Runtime> = BTreeMap::new();
@@ -167,9 +187,12 @@ async fn plan_envs(aa: &Automation, cfg: &RunbooksConfig, wants: &[Desired<'_>])
         }
     }
     plan_environments(&cfg.runtime_environments, &existing, wants).map_err(|e| match e {
-        EnvError::Conflict { ref name, .. } => {
-            RunError::Phase { phase: PHASE.into(), code: "RuntimeEnvironmentConflict".into(), resource: format!("{}/runtimeEnvironments/{name}", aa.id()), message: e.to_string() }
-        }
+        EnvError::Conflict { ref name, .. } => RunError::Phase {
+            phase: PHASE.into(),
+            code: "RuntimeEnvironmentConflict".into(),
+            resource: format!("{}/runtimeEnvironments/{name}", aa.id()),
+            message: e.to_string(),
+        },
         EnvError::Missing { ref runbook, .. } | EnvError::WrongLanguage { ref runbook, .. } => {
             RunError::BadInput { phase: PHASE.into(), resource: aa.runbook_id(runbook), message: e.to_string() }
         }
@@ -206,7 +229,12 @@ async fn publish(aa: &Automation, loaded: &Loaded, action: Action, location: Opt
     let name = loaded.entry.name.as_str();
     let az = |e| RunError::azure(PHASE, e);
     if action.puts_runbook() {
-        let spec = RunbookSpec { runbook_type: &loaded.entry.runbook_type, runtime_environment: &loaded.entry.runtime_environment, location, description: DESCRIPTION };
+        let spec = RunbookSpec {
+            runbook_type: &loaded.entry.runbook_type,
+            runtime_environment: &loaded.entry.runtime_environment,
+            location,
+            description: DESCRIPTION,
+        };
         aa.put_draft_runbook(name, &spec).await.map_err(az)?;
     }
     aa.put_draft_content(name, Bytes::from(loaded.script.text.clone()), OPERATION_DEADLINE).await.map_err(az)?;
@@ -235,7 +263,9 @@ async fn publish(aa: &Automation, loaded: &Loaded, action: Action, location: Opt
 /// Whether the account has `loaded` published with our content. Errors count as "no".
 async fn published_as(aa: &Automation, loaded: &Loaded) -> bool {
     match aa.runbook(&loaded.entry.name).await {
-        Ok(Some(rb)) if rb.is_published() => published_digest(aa, &rb).await.ok().flatten().as_deref() == Some(loaded.script.digest.as_str()),
+        Ok(Some(rb)) if rb.is_published() => {
+            published_digest(aa, &rb).await.ok().flatten().as_deref() == Some(loaded.script.digest.as_str())
+        }
         _ => false,
     }
 }
@@ -243,15 +273,34 @@ async fn published_as(aa: &Automation, loaded: &Loaded) -> bool {
 /// Requires `state == Published` and, for what this run published, our content. Returns the state.
 async fn verify(aa: &Automation, loaded: &Loaded, content_checked: bool) -> Result<String, RunError> {
     let name = &loaded.entry.name;
-    let fail = |code: &str, message: String| RunError::Phase { phase: PHASE.into(), code: code.into(), resource: aa.runbook_id(name), message };
-    let rb = aa.runbook(name).await.map_err(|e| RunError::azure(PHASE, e))?.ok_or_else(|| fail("RunbookMissing", "the runbook is gone after publishing".into()))?;
+    let fail = |code: &str, message: String| RunError::Phase {
+        phase: PHASE.into(),
+        code: code.into(),
+        resource: aa.runbook_id(name),
+        message,
+    };
+    let rb = aa
+        .runbook(name)
+        .await
+        .map_err(|e| RunError::azure(PHASE, e))?
+        .ok_or_else(|| fail("RunbookMissing", "the runbook is gone after publishing".into()))?;
     if !rb.is_published() {
-        return Err(fail("NotPublished", format!("runbook {name} is in state {:?} after publishing, not Published", rb.state())));
+        return Err(fail(
+            "NotPublished",
+            format!("runbook {name} is in state {:?} after publishing, not Published", rb.state()),
+        ));
     }
     if !content_checked {
         let got = published_digest(aa, &rb).await?;
         if got.as_deref() != Some(loaded.script.digest.as_str()) {
-            return Err(fail("ContentMismatch", format!("published content hashes to {}, the release's script to {}", got.as_deref().unwrap_or("nothing"), loaded.script.digest)));
+            return Err(fail(
+                "ContentMismatch",
+                format!(
+                    "published content hashes to {}, the release's script to {}",
+                    got.as_deref().unwrap_or("nothing"),
+                    loaded.script.digest
+                ),
+            ));
         }
     }
     Ok(rb.state().to_owned())

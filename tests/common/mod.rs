@@ -78,12 +78,14 @@ impl Stack {
 
     /// Journal entries after `since` (a sequence number from [`Stack::journal_mark`]).
     pub async fn journal_since(&self, since: u64) -> Vec<Value> {
-        let all: Vec<Value> = self.http().get(format!("{}/journal", self.control())).send().await.unwrap().json().await.unwrap();
+        let all: Vec<Value> =
+            self.http().get(format!("{}/journal", self.control())).send().await.unwrap().json().await.unwrap();
         all.into_iter().filter(|e| e["seq"].as_u64().unwrap_or(0) > since).collect()
     }
 
     pub async fn journal_mark(&self) -> u64 {
-        let all: Vec<Value> = self.http().get(format!("{}/journal", self.control())).send().await.unwrap().json().await.unwrap();
+        let all: Vec<Value> =
+            self.http().get(format!("{}/journal", self.control())).send().await.unwrap().json().await.unwrap();
         all.iter().filter_map(|e| e["seq"].as_u64()).max().unwrap_or(0)
     }
 
@@ -92,7 +94,11 @@ impl Stack {
         let v: Value = self
             .http()
             .get(self.var("IDENTITY_ENDPOINT"))
-            .query(&[("resource", resource), ("api-version", "2019-08-01"), ("client_id", self.var("VIBEDATA_IDENTITY_CLIENT_ID"))])
+            .query(&[
+                ("resource", resource),
+                ("api-version", "2019-08-01"),
+                ("client_id", self.var("VIBEDATA_IDENTITY_CLIENT_ID")),
+            ])
             .header("X-IDENTITY-HEADER", self.var("IDENTITY_HEADER"))
             .send()
             .await

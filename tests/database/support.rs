@@ -68,7 +68,9 @@ pub fn superuser_db(stack: &Stack, database: &str) -> vibedata_bootstrap::db::Db
         verify_full: true,
         lock_timeout: Duration::from_secs(10),
     };
-    let password = vibedata_bootstrap::db::PasswordSource::Fixed(vibedata_bootstrap::azure::identity::Secret::new(stack.var("VIBEDATA_STACK_POSTGRES_SUPERUSER_PASSWORD")));
+    let password = vibedata_bootstrap::db::PasswordSource::Fixed(vibedata_bootstrap::azure::identity::Secret::new(
+        stack.var("VIBEDATA_STACK_POSTGRES_SUPERUSER_PASSWORD"),
+    ));
     vibedata_bootstrap::db::Db::new(&cfg, Some(stack.var("VIBEDATA_CA_FILE").into()), password, Duration::from_secs(30))
 }
 
@@ -98,11 +100,15 @@ pub async fn scalar_i64(conn: &mut PgConnection, sql: &str) -> i64 {
 pub async fn recorded(stack: &Stack, db: &str, set: &str) -> Vec<i64> {
     let mut conn = superuser(stack, db).await;
     let table = format!("vibedata_bootstrap.{set}_migrations");
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(&table).fetch_one(&mut conn).await.unwrap();
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(&table).fetch_one(&mut conn).await.unwrap();
     if !exists {
         return Vec::new();
     }
-    sqlx::query_scalar(AssertSqlSafe(format!("SELECT version FROM {table} WHERE success ORDER BY version"))).fetch_all(&mut conn).await.unwrap()
+    sqlx::query_scalar(AssertSqlSafe(format!("SELECT version FROM {table} WHERE success ORDER BY version")))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
 }
 
 pub async fn table_exists(stack: &Stack, db: &str, table: &str) -> bool {
@@ -118,7 +124,11 @@ pub fn tokens(stack: &Stack) -> Arc<Tokens> {
         std::env::set_var("IDENTITY_ENDPOINT", stack.var("IDENTITY_ENDPOINT"));
         std::env::set_var("IDENTITY_HEADER", stack.var("IDENTITY_HEADER"));
     });
-    let http = vibedata_bootstrap::azure::http_client(Some(std::path::Path::new(stack.var("VIBEDATA_CA_FILE"))), Duration::from_secs(30)).unwrap();
+    let http = vibedata_bootstrap::azure::http_client(
+        Some(std::path::Path::new(stack.var("VIBEDATA_CA_FILE"))),
+        Duration::from_secs(30),
+    )
+    .unwrap();
     Tokens::managed_identity(&IdentityRef::ClientId(stack.var("VIBEDATA_IDENTITY_CLIENT_ID").into()), http).unwrap()
 }
 
@@ -141,7 +151,11 @@ fn tar_gz(files: &[(&str, &str)]) -> Vec<u8> {
 /// document, and `releases/latest.json` pointing at it.
 pub async fn store_release(stack: &Stack, container: &str, release_name: &str, files: &[(&str, &str)]) {
     let url = url::Url::parse(stack.var("VIBEDATA_STORAGE_BLOB_URL")).unwrap();
-    let http = vibedata_bootstrap::azure::http_client(Some(std::path::Path::new(stack.var("VIBEDATA_CA_FILE"))), Duration::from_secs(30)).unwrap();
+    let http = vibedata_bootstrap::azure::http_client(
+        Some(std::path::Path::new(stack.var("VIBEDATA_CA_FILE"))),
+        Duration::from_secs(30),
+    )
+    .unwrap();
     let c = Container::new(&url, container, &http, &RetryPolicy::default(), &tokens(stack)).unwrap();
     c.ensure().await.unwrap();
     let layout = Layout::new(c.clone());
@@ -166,8 +180,20 @@ pub async fn store_release(stack: &Stack, container: &str, release_name: &str, f
     };
     let layer = put(tar_gz(files)).await;
     let migrations = put(artifact(release::MIGRATIONS_ARTIFACT_TYPE, release::MIGRATIONS_LAYER_TYPE, &layer)).await;
-    let descriptor = |d: &(String, u64), t: &str| Descriptor { media_type: OCI_MANIFEST.into(), digest: d.0.clone(), size: d.1, artifact_type: Some(t.into()), annotations: BTreeMap::new() };
-    layout.add_ref(&format!("{release_name}/migrations/migrations"), &descriptor(&migrations, release::MIGRATIONS_ARTIFACT_TYPE)).await.unwrap();
+    let descriptor = |d: &(String, u64), t: &str| Descriptor {
+        media_type: OCI_MANIFEST.into(),
+        digest: d.0.clone(),
+        size: d.1,
+        artifact_type: Some(t.into()),
+        annotations: BTreeMap::new(),
+    };
+    layout
+        .add_ref(
+            &format!("{release_name}/migrations/migrations"),
+            &descriptor(&migrations, release::MIGRATIONS_ARTIFACT_TYPE),
+        )
+        .await
+        .unwrap();
     let doc = serde_json::to_vec_pretty(&json!({
         "schemaVersion": 1, "release": release_name, "images": [],
         "migrations": {"artifact": {"repository": "vibedata/db-migrations", "digest": migrations.0}},
@@ -175,7 +201,10 @@ pub async fn store_release(stack: &Stack, container: &str, release_name: &str, f
     .unwrap();
     let doc_layer = put(doc.clone()).await;
     let manifest = put(artifact(release::MANIFEST_ARTIFACT_TYPE, release::MANIFEST_ARTIFACT_TYPE, &doc_layer)).await;
-    layout.add_ref(&format!("{release_name}/manifest/release"), &descriptor(&manifest, release::MANIFEST_ARTIFACT_TYPE)).await.unwrap();
+    layout
+        .add_ref(&format!("{release_name}/manifest/release"), &descriptor(&manifest, release::MANIFEST_ARTIFACT_TYPE))
+        .await
+        .unwrap();
     c.put(&format!("releases/{release_name}/manifest.json"), Bytes::from(doc), "application/json", None).await.unwrap();
     let pointer = json!({"release": release_name, "manifestDigest": manifest.0, "manifest": format!("releases/{release_name}/manifest.json")});
     c.put("releases/latest.json", Bytes::from(pointer.to_string()), "application/json", None).await.unwrap();

@@ -36,7 +36,11 @@ impl Stack {
     }
 
     pub fn options(&self) -> RegistryOptions {
-        RegistryOptions { ca_file: Some(self.ca()), timeout: Some(Duration::from_secs(60)), policy: RetryPolicy { max_retries: 3, ..RetryPolicy::default() } }
+        RegistryOptions {
+            ca_file: Some(self.ca()),
+            timeout: Some(Duration::from_secs(60)),
+            policy: RetryPolicy { max_retries: 3, ..RetryPolicy::default() },
+        }
     }
 
     pub fn publisher(&self) -> Registry {
@@ -48,7 +52,8 @@ impl Stack {
     }
 
     pub fn tokens(&self) -> Arc<Tokens> {
-        Tokens::managed_identity(&IdentityRef::ClientId(self.get("VIBEDATA_IDENTITY_CLIENT_ID").into()), self.http()).unwrap()
+        Tokens::managed_identity(&IdentityRef::ClientId(self.get("VIBEDATA_IDENTITY_CLIENT_ID").into()), self.http())
+            .unwrap()
     }
 
     pub fn acr_identity(&self, auth_endpoint: &str) -> Credentials {
@@ -92,9 +97,11 @@ pub fn stack() -> Option<&'static Stack> {
             // The release manifest is pushed last: when it is there, so is everything else.
             // (On a thread of its own: the callers are already inside a runtime.)
             let probe = Stack { dir: dir.clone(), env: env.clone() };
-            let published = std::thread::spawn(move || runtime().block_on(probe.publisher().manifest_digest("vibedata/release-manifest", RELEASE)))
-                .join()
-                .expect("probe thread");
+            let published = std::thread::spawn(move || {
+                runtime().block_on(probe.publisher().manifest_digest("vibedata/release-manifest", RELEASE))
+            })
+            .join()
+            .expect("probe thread");
             if matches!(published, Ok(Some(_))) {
                 return Some(Stack { dir, env });
             }
@@ -122,7 +129,10 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// Pushes an image with one layer of `layer` bytes; returns `(manifest digest, layer digest)`.
 pub async fn push_image(reg: &Registry, repo: &str, tag: &str, layer: Bytes) -> (String, String) {
-    let config = Bytes::from(format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#, sha256_digest(&layer)));
+    let config = Bytes::from(format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        sha256_digest(&layer)
+    ));
     let (config_digest, layer_digest) = (sha256_digest(&config), sha256_digest(&layer));
     for (digest, bytes) in [(&config_digest, config.clone()), (&layer_digest, layer.clone())] {
         let stream = futures::stream::iter([Ok::<_, std::io::Error>(bytes)]);

@@ -62,7 +62,13 @@ impl Platform {
     /// Publishes the sample release and runs the phases before the registry.
     pub async fn prepare(&self, runbooks: bool) {
         let pushed = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sample-release"))
-            .args(["push", "--release", RELEASE, "--out", &format!("{}/target/sample-release-tests/{RELEASE}", env!("CARGO_MANIFEST_DIR"))])
+            .args([
+                "push",
+                "--release",
+                RELEASE,
+                "--out",
+                &format!("{}/target/sample-release-tests/{RELEASE}", env!("CARGO_MANIFEST_DIR")),
+            ])
             .envs(&self.stack.env)
             .output()
             .unwrap();
@@ -80,10 +86,19 @@ impl Platform {
     /// Every row of every table in the `registry` schema, as JSON text.
     pub async fn registry_rows(&self) -> Vec<String> {
         let mut conn = superuser(&self.stack, &self.db).await;
-        let tables: Vec<String> = sqlx::query_scalar("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'registry'").fetch_all(&mut conn).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'registry'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
         let mut rows = Vec::new();
         for t in tables {
-            let mut more: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!("SELECT row_to_json(t)::text FROM registry.{t} t"))).fetch_all(&mut conn).await.unwrap();
+            let mut more: Vec<String> =
+                sqlx::query_scalar(AssertSqlSafe(format!("SELECT row_to_json(t)::text FROM registry.{t} t")))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
             rows.append(&mut more);
         }
         rows

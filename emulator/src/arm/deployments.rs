@@ -32,11 +32,7 @@ pub struct Deployment {
 
 impl Deployment {
     pub fn finish(&mut self, error: Option<Value>) {
-        self.provisioning_state = if error.is_some() {
-            "Failed"
-        } else {
-            "Succeeded"
-        };
+        self.provisioning_state = if error.is_some() { "Failed" } else { "Succeeded" };
         self.error = error;
         self.timestamp = now_rfc3339();
     }
@@ -70,11 +66,7 @@ impl Deployment {
 }
 
 fn not_found(name: &str) -> Response {
-    arm_error(
-        StatusCode::NOT_FOUND,
-        "DeploymentNotFound",
-        format!("Deployment '{name}' could not be found."),
-    )
+    arm_error(StatusCode::NOT_FOUND, "DeploymentNotFound", format!("Deployment '{name}' could not be found."))
 }
 
 fn invalid_content(detail: &str) -> Response {
@@ -107,12 +99,8 @@ pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
             lro::observe(&mut arm, &op);
             json(StatusCode::OK, arm.deployments[&key].to_json(&sub))
         }
-        Method::HEAD => if arm.deployments.contains_key(&key) {
-            StatusCode::NO_CONTENT
-        } else {
-            StatusCode::NOT_FOUND
-        }
-        .into_response(),
+        Method::HEAD => if arm.deployments.contains_key(&key) { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }
+            .into_response(),
         Method::PUT => {
             let body: Map<String, Value> = match serde_json::from_slice(&req.body) {
                 Ok(b) => b,
@@ -134,10 +122,7 @@ pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
                 }
             }
             let template = props.get("template").cloned().unwrap_or(Value::Null);
-            let parameters = props
-                .get("parameters")
-                .cloned()
-                .unwrap_or_else(|| json!({}));
+            let parameters = props.get("parameters").cloned().unwrap_or_else(|| json!({}));
             let error = wants_failure(&parameters).then(|| {
                 json!({
                     "code": "DeploymentFailed",
@@ -145,14 +130,7 @@ pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
                     "details": [{"code": "EmulatorRequestedFailure", "message": "The deployment's 'fail' parameter asked the emulator to fail it."}],
                 })
             });
-            let op = lro::start(
-                &mut arm,
-                OpKind::Deployment {
-                    group: key.0.clone(),
-                    name: key.1.clone(),
-                    error,
-                },
-            );
+            let op = lro::start(&mut arm, OpKind::Deployment { group: key.0.clone(), name: key.1.clone(), error });
             let deployment = Deployment {
                 name: name.clone(),
                 group: group_name,
@@ -165,33 +143,20 @@ pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
                 correlation_id: uuid::Uuid::new_v4().to_string(),
                 operation: op.clone(),
             };
-            let status = if arm.deployments.contains_key(&key) {
-                StatusCode::OK
-            } else {
-                StatusCode::CREATED
-            };
+            let status = if arm.deployments.contains_key(&key) { StatusCode::OK } else { StatusCode::CREATED };
             let body = deployment.to_json(&sub);
             arm.deployments.insert(key, deployment);
             let mut resp = json(status, body);
-            resp.headers_mut().insert(
-                "azure-asyncoperation",
-                HeaderValue::from_str(&lro::async_url(req, &op)).unwrap(),
-            );
             resp.headers_mut()
-                .insert("retry-after", HeaderValue::from(arm.lro.retry_after));
+                .insert("azure-asyncoperation", HeaderValue::from_str(&lro::async_url(req, &op)).unwrap());
+            resp.headers_mut().insert("retry-after", HeaderValue::from(arm.lro.retry_after));
             resp
         }
         Method::DELETE => {
             if !arm.deployments.contains_key(&key) {
                 return StatusCode::NO_CONTENT.into_response();
             }
-            let op = lro::start(
-                &mut arm,
-                OpKind::DeleteDeployment {
-                    group: key.0,
-                    name: key.1,
-                },
-            );
+            let op = lro::start(&mut arm, OpKind::DeleteDeployment { group: key.0, name: key.1 });
             let location = format!(
                 "{}/subscriptions/{}/operationresults/{}?api-version={}",
                 req.origin,
@@ -200,19 +165,14 @@ pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
                 req.api_version()
             );
             let mut resp = StatusCode::ACCEPTED.into_response();
-            resp.headers_mut()
-                .insert("location", HeaderValue::from_str(&location).unwrap());
-            resp.headers_mut()
-                .insert("retry-after", HeaderValue::from(arm.lro.retry_after));
+            resp.headers_mut().insert("location", HeaderValue::from_str(&location).unwrap());
+            resp.headers_mut().insert("retry-after", HeaderValue::from(arm.lro.retry_after));
             resp
         }
         _ => arm_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
-            format!(
-                "The requested resource does not support http method '{}'.",
-                req.method
-            ),
+            format!("The requested resource does not support http method '{}'.", req.method),
         ),
     }
 }

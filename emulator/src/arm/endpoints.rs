@@ -50,11 +50,7 @@ pub struct PeSpec {
 
 impl PeSpec {
     pub fn name(&self) -> String {
-        format!(
-            "pe-{}-{}",
-            self.target_name,
-            self.group_id.to_ascii_lowercase()
-        )
+        format!("pe-{}-{}", self.target_name, self.group_id.to_ascii_lowercase())
     }
     pub fn nic_name(&self) -> String {
         format!("nic-{}", self.name())
@@ -128,9 +124,7 @@ pub fn endpoint(cfg: &Config, s: &PeSpec) -> Endpoint {
     let ip = cfg.inventory.endpoint_ip.clone();
     let fqdns = match s.dns {
         DnsSource::ZoneGroup => s.records.iter().map(Record::private_fqdn).collect(),
-        DnsSource::CustomDnsConfigs | DnsSource::Nic => {
-            s.records.iter().map(|r| r.public.clone()).collect()
-        }
+        DnsSource::CustomDnsConfigs | DnsSource::Nic => s.records.iter().map(|r| r.public.clone()).collect(),
     };
     let mut dns_names: Vec<String> = Vec::new();
     for r in &s.records {
@@ -151,11 +145,7 @@ pub fn endpoint(cfg: &Config, s: &PeSpec) -> Endpoint {
         service: s.service,
         port: port_of(cfg, s.service),
         default_port: if s.service == "postgres" { 5432 } else { 443 },
-        served_by: if s.service == "apps" {
-            "emulator"
-        } else {
-            "stack"
-        },
+        served_by: if s.service == "apps" { "emulator" } else { "stack" },
     }
 }
 
@@ -184,11 +174,7 @@ pub fn region_code(location: &str) -> String {
 /// only its NIC.
 pub fn private_endpoint_specs(cfg: &Config, n: &Names) -> Vec<PeSpec> {
     let loc = cfg.location.to_ascii_lowercase();
-    let rec = |zone: &str, set: &str, public: String| Record {
-        zone: zone.to_owned(),
-        set: set.to_owned(),
-        public,
-    };
+    let rec = |zone: &str, set: &str, public: String| Record { zone: zone.to_owned(), set: set.to_owned(), public };
     let pe = |target_type: &'static str,
               target_name: &str,
               group_id: &'static str,
@@ -214,11 +200,7 @@ pub fn private_endpoint_specs(cfg: &Config, n: &Names) -> Vec<PeSpec> {
             &n.key_vault,
             "vault",
             "keyVault",
-            vec![rec(
-                network::zone::VAULT,
-                &n.key_vault,
-                format!("{}.vault.azure.net", n.key_vault),
-            )],
+            vec![rec(network::zone::VAULT, &n.key_vault, format!("{}.vault.azure.net", n.key_vault))],
             zg,
         ),
         pe(
@@ -226,11 +208,7 @@ pub fn private_endpoint_specs(cfg: &Config, n: &Names) -> Vec<PeSpec> {
             st,
             "blob",
             "blob",
-            vec![rec(
-                network::zone::BLOB,
-                st,
-                format!("{st}.blob.core.windows.net"),
-            )],
+            vec![rec(network::zone::BLOB, st, format!("{st}.blob.core.windows.net"))],
             zg,
         ),
         pe(
@@ -238,11 +216,7 @@ pub fn private_endpoint_specs(cfg: &Config, n: &Names) -> Vec<PeSpec> {
             st,
             "queue",
             "queue",
-            vec![rec(
-                network::zone::QUEUE,
-                st,
-                format!("{st}.queue.core.windows.net"),
-            )],
+            vec![rec(network::zone::QUEUE, st, format!("{st}.queue.core.windows.net"))],
             zg,
         ),
         pe(
@@ -250,11 +224,7 @@ pub fn private_endpoint_specs(cfg: &Config, n: &Names) -> Vec<PeSpec> {
             st,
             "table",
             "table",
-            vec![rec(
-                network::zone::TABLE,
-                st,
-                format!("{st}.table.core.windows.net"),
-            )],
+            vec![rec(network::zone::TABLE, st, format!("{st}.table.core.windows.net"))],
             zg,
         ),
         pe(
@@ -263,11 +233,7 @@ pub fn private_endpoint_specs(cfg: &Config, n: &Names) -> Vec<PeSpec> {
             "registry",
             "registry",
             vec![
-                rec(
-                    network::zone::REGISTRY,
-                    &n.registry,
-                    format!("{}.azurecr.io", n.registry),
-                ),
+                rec(network::zone::REGISTRY, &n.registry, format!("{}.azurecr.io", n.registry)),
                 rec(
                     network::zone::REGISTRY,
                     &format!("{}.{loc}.data", n.registry),
@@ -281,11 +247,7 @@ pub fn private_endpoint_specs(cfg: &Config, n: &Names) -> Vec<PeSpec> {
             &n.postgres,
             "postgresqlServer",
             "postgres",
-            vec![rec(
-                network::zone::POSTGRES,
-                &n.postgres,
-                format!("{}.postgres.database.azure.com", n.postgres),
-            )],
+            vec![rec(network::zone::POSTGRES, &n.postgres, format!("{}.postgres.database.azure.com", n.postgres))],
             zg,
         ),
         pe(
@@ -293,11 +255,7 @@ pub fn private_endpoint_specs(cfg: &Config, n: &Names) -> Vec<PeSpec> {
             &n.automation,
             "Webhook",
             "apps",
-            vec![rec(
-                network::zone::AUTOMATION,
-                &webhook,
-                format!("{webhook}.azure-automation.net"),
-            )],
+            vec![rec(network::zone::AUTOMATION, &webhook, format!("{webhook}.azure-automation.net"))],
             zg,
         ),
     ];
@@ -308,16 +266,8 @@ pub fn private_endpoint_specs(cfg: &Config, n: &Names) -> Vec<PeSpec> {
             "sites",
             "apps",
             vec![
-                rec(
-                    network::zone::SITES,
-                    site,
-                    format!("{site}.azurewebsites.net"),
-                ),
-                rec(
-                    network::zone::SITES,
-                    &format!("{site}.scm"),
-                    format!("{site}.scm.azurewebsites.net"),
-                ),
+                rec(network::zone::SITES, site, format!("{site}.azurewebsites.net")),
+                rec(network::zone::SITES, &format!("{site}.scm"), format!("{site}.scm.azurewebsites.net")),
             ],
             zg,
         ));
@@ -327,11 +277,7 @@ pub fn private_endpoint_specs(cfg: &Config, n: &Names) -> Vec<PeSpec> {
         &n.search,
         "searchService",
         "apps",
-        vec![rec(
-            network::zone::SEARCH,
-            &n.search,
-            format!("{}.search.windows.net", n.search),
-        )],
+        vec![rec(network::zone::SEARCH, &n.search, format!("{}.search.windows.net", n.search))],
         DnsSource::CustomDnsConfigs,
     ));
     specs.push(pe(
@@ -340,33 +286,19 @@ pub fn private_endpoint_specs(cfg: &Config, n: &Names) -> Vec<PeSpec> {
         "account",
         "apps",
         vec![
-            rec(
-                network::zone::COGNITIVE,
-                &n.foundry,
-                format!("{}.cognitiveservices.azure.com", n.foundry),
-            ),
-            rec(
-                network::zone::OPENAI,
-                &n.foundry,
-                format!("{}.openai.azure.com", n.foundry),
-            ),
+            rec(network::zone::COGNITIVE, &n.foundry, format!("{}.cognitiveservices.azure.com", n.foundry)),
+            rec(network::zone::OPENAI, &n.foundry, format!("{}.openai.azure.com", n.foundry)),
         ],
         DnsSource::CustomDnsConfigs,
     ));
     let (public, private) = platform::aks_fqdns(cfg, n);
-    let set = private
-        .trim_end_matches(&format!(".{}", network::zone::aks(cfg)))
-        .to_owned();
+    let set = private.trim_end_matches(&format!(".{}", network::zone::aks(cfg))).to_owned();
     specs.push(pe(
         platform::AKS,
         &n.aks,
         "management",
         "apps",
-        vec![Record {
-            zone: network::zone::aks(cfg),
-            set,
-            public,
-        }],
+        vec![Record { zone: network::zone::aks(cfg), set, public }],
         DnsSource::Nic,
     ));
     specs

@@ -22,12 +22,7 @@ pub struct Group {
 
 impl Group {
     pub fn new(name: &str, location: &str) -> Group {
-        Group {
-            name: name.to_owned(),
-            location: location.to_owned(),
-            tags: json!({}),
-            provisioning_state: "Succeeded",
-        }
+        Group { name: name.to_owned(), location: location.to_owned(), tags: json!({}), provisioning_state: "Succeeded" }
     }
 
     fn to_json(&self, subscription: &str) -> Value {
@@ -43,11 +38,7 @@ impl Group {
 }
 
 pub fn not_found(rg: &str) -> Response {
-    arm_error(
-        StatusCode::NOT_FOUND,
-        "ResourceGroupNotFound",
-        format!("Resource group '{rg}' could not be found."),
-    )
+    arm_error(StatusCode::NOT_FOUND, "ResourceGroupNotFound", format!("Resource group '{rg}' could not be found."))
 }
 
 /// `GET /subscriptions/{s}/resourcegroups` (one page: there are only ever a few).
@@ -56,11 +47,7 @@ pub fn list(st: &Shared, req: &ArmRequest) -> Response {
         return r;
     }
     let arm = st.arm.lock();
-    let value: Vec<Value> = arm
-        .groups
-        .values()
-        .map(|g| g.to_json(&st.config.subscription_id))
-        .collect();
+    let value: Vec<Value> = arm.groups.values().map(|g| g.to_json(&st.config.subscription_id)).collect();
     json(StatusCode::OK, json!({"value": value}))
 }
 
@@ -78,12 +65,9 @@ pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
             None => not_found(name),
         },
         // CheckExistence: 204 or 404, no body.
-        Method::HEAD => if arm.groups.contains_key(&key) {
-            StatusCode::NO_CONTENT
-        } else {
-            StatusCode::NOT_FOUND
+        Method::HEAD => {
+            if arm.groups.contains_key(&key) { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }.into_response()
         }
-        .into_response(),
         Method::PUT => {
             let body: Map<String, Value> = serde_json::from_slice(&req.body).unwrap_or_default();
             let Some(location) = body.get("location").and_then(Value::as_str) else {
@@ -93,11 +77,7 @@ pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
                     "The location property is required for this definition.",
                 );
             };
-            let tags = body
-                .get("tags")
-                .cloned()
-                .filter(Value::is_object)
-                .unwrap_or_else(|| json!({}));
+            let tags = body.get("tags").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
             match arm.groups.get_mut(&key) {
                 Some(g) if g.provisioning_state == "Deleting" => arm_error(
                     StatusCode::CONFLICT,
@@ -152,19 +132,14 @@ pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
             );
             let retry_after = arm.lro.retry_after;
             let mut resp = StatusCode::ACCEPTED.into_response();
-            resp.headers_mut()
-                .insert("location", HeaderValue::from_str(&location).unwrap());
-            resp.headers_mut()
-                .insert("retry-after", HeaderValue::from(retry_after));
+            resp.headers_mut().insert("location", HeaderValue::from_str(&location).unwrap());
+            resp.headers_mut().insert("retry-after", HeaderValue::from(retry_after));
             resp
         }
         _ => arm_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
-            format!(
-                "The requested resource does not support http method '{}'.",
-                req.method
-            ),
+            format!("The requested resource does not support http method '{}'.", req.method),
         ),
     }
 }

@@ -14,9 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::endpoints::{
-    endpoint, port_of, private_endpoint_specs, probe_path, Component, Endpoint,
-};
+use super::endpoints::{endpoint, port_of, private_endpoint_specs, probe_path, Component, Endpoint};
 use super::{network, platform};
 use crate::config::Config;
 
@@ -99,13 +97,8 @@ impl Names {
             if let Some(name) = inv.names.get(key) {
                 return name.clone();
             }
-            let template = NAME_TEMPLATES
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map_or("{b}", |(_, t)| t);
-            template
-                .replace("{b}", &inv.base_name)
-                .replace("{B}", &inv.base_name.replace('-', ""))
+            let template = NAME_TEMPLATES.iter().find(|(k, _)| *k == key).map_or("{b}", |(_, t)| t);
+            template.replace("{b}", &inv.base_name).replace("{B}", &inv.base_name.replace('-', ""))
         };
         Names {
             base: inv.base_name.clone(),
@@ -251,14 +244,7 @@ pub fn resource_id(cfg: &Config, resource_type: &str, name: &str) -> String {
 pub fn guid(seed: &str) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, seed.as_bytes());
     let h = hex(&d.as_ref()[..16]);
-    format!(
-        "{}-{}-5{}-a{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[13..16],
-        &h[17..20],
-        &h[20..32]
-    )
+    format!("{}-{}-5{}-a{}-{}", &h[..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -290,11 +276,7 @@ impl Inventory {
                 dns.insert(n.clone(), (e.ip_addresses[0].clone(), e.port));
             }
         }
-        let endpoint_ports = dns
-            .iter()
-            .map(|(name, (_, port))| format!("{name}={port}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let endpoint_ports = dns.iter().map(|(name, (_, port))| format!("{name}={port}")).collect::<Vec<_>>().join(",");
         json!({
             "subscriptionId": cfg.subscription_id,
             "resourceGroup": cfg.resource_group,
@@ -336,9 +318,7 @@ pub fn build(cfg: &Config) -> Inventory {
         // The target shows the connection, as each RP does (the registry's GET builds its own).
         if let Some(target) = resources.iter_mut().find(|r| r.id(cfg) == spec.target_id) {
             if let Some(props) = target.properties.as_object_mut() {
-                let list = props
-                    .entry("privateEndpointConnections")
-                    .or_insert_with(|| json!([]));
+                let list = props.entry("privateEndpointConnections").or_insert_with(|| json!([]));
                 if let Some(list) = list.as_array_mut() {
                     list.push(network::connection_ref(cfg, spec));
                 }
@@ -379,13 +359,7 @@ pub fn build(cfg: &Config) -> Inventory {
             probe_path: probe_path(e.target_type),
         });
     }
-    Inventory {
-        names,
-        resources,
-        endpoints,
-        components,
-        sensitive_values: sensitive,
-    }
+    Inventory { names, resources, endpoints, components, sensitive_values: sensitive }
 }
 
 /// The customer registry's network settings, changeable through `PUT /_emulator/registry-network`
@@ -411,12 +385,7 @@ impl Default for RegistryNetwork {
 pub const REGISTRY_TYPE: &str = "Microsoft.ContainerRegistry/registries";
 /// 2023-07-01 is the spec's; 2025-04-01 and 2025-11-01 are the later stable ones (the AVM
 /// import module uses 2025-11-01).
-pub const REGISTRY_API_VERSIONS: &[&str] = &[
-    "2025-11-01",
-    "2025-04-01",
-    "2023-11-01-preview",
-    "2023-07-01",
-];
+pub const REGISTRY_API_VERSIONS: &[&str] = &["2025-11-01", "2025-04-01", "2023-11-01-preview", "2023-07-01"];
 
 pub fn key_vault_name(cfg: &Config) -> String {
     Names::new(cfg).key_vault
@@ -475,35 +444,17 @@ mod tests {
         let cfg = cfg();
         let inv = build(&cfg);
         assert!(inv.resources.len() >= 40);
-        let mut ids: Vec<String> = inv
-            .resources
-            .iter()
-            .map(|r| r.id(&cfg).to_lowercase())
-            .collect();
+        let mut ids: Vec<String> = inv.resources.iter().map(|r| r.id(&cfg).to_lowercase()).collect();
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), inv.resources.len(), "ids are unique");
         // Every private endpoint's target and NIC are in the group.
-        for e in inv
-            .endpoints
-            .iter()
-            .filter(|e| e.private_endpoint_id.is_some())
-        {
-            assert!(
-                ids.contains(&e.target_resource_id.to_lowercase()),
-                "{}",
-                e.name
-            );
-            assert!(ids.contains(
-                &resource_id(&cfg, network::NIC, &format!("nic-{}", e.name)).to_lowercase()
-            ));
+        for e in inv.endpoints.iter().filter(|e| e.private_endpoint_id.is_some()) {
+            assert!(ids.contains(&e.target_resource_id.to_lowercase()), "{}", e.name);
+            assert!(ids.contains(&resource_id(&cfg, network::NIC, &format!("nic-{}", e.name)).to_lowercase()));
         }
         let sources: Vec<_> = inv.endpoints.iter().filter_map(|e| e.dns_source).collect();
-        for s in [
-            DnsSource::ZoneGroup,
-            DnsSource::CustomDnsConfigs,
-            DnsSource::Nic,
-        ] {
+        for s in [DnsSource::ZoneGroup, DnsSource::CustomDnsConfigs, DnsSource::Nic] {
             assert!(sources.contains(&s), "{s:?}");
         }
         assert!(inv.resources.iter().any(|r| r.name == "srch-custom"));
@@ -514,33 +465,13 @@ mod tests {
     fn ports_follow_the_config() {
         let cfg = cfg();
         let inv = build(&cfg);
-        let port = |name: &str| {
-            inv.endpoints
-                .iter()
-                .find(|e| e.dns_names.iter().any(|n| n == name))
-                .unwrap()
-                .port
-        };
+        let port = |name: &str| inv.endpoints.iter().find(|e| e.dns_names.iter().any(|n| n == name)).unwrap().port;
         assert_eq!(port("kv-vibedata-local.vault.azure.net"), 2);
-        assert_eq!(
-            port("psql-vibedata-local.privatelink.postgres.database.azure.com"),
-            10
-        );
-        assert_eq!(
-            port("stvibedatalocal.blob.core.windows.net"),
-            443,
-            "no override: Azure's port"
-        );
-        assert_eq!(
-            port("app-vibedata-local-api.azurewebsites.net"),
-            12,
-            "apps listener"
-        );
+        assert_eq!(port("psql-vibedata-local.privatelink.postgres.database.azure.com"), 10);
+        assert_eq!(port("stvibedatalocal.blob.core.windows.net"), 443, "no override: Azure's port");
+        assert_eq!(port("app-vibedata-local-api.azurewebsites.net"), 12, "apps listener");
         let view = inv.view(&cfg);
-        assert!(view["endpointPorts"]
-            .as_str()
-            .unwrap()
-            .contains("kv-vibedata-local.vault.azure.net=2"));
+        assert!(view["endpointPorts"].as_str().unwrap().contains("kv-vibedata-local.vault.azure.net=2"));
     }
 
     #[test]

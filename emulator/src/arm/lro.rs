@@ -46,12 +46,7 @@ pub struct Operation {
 /// Registers an operation and returns its id.
 pub fn start(arm: &mut ArmData, kind: OpKind) -> String {
     let id = uuid::Uuid::new_v4().to_string();
-    let op = Operation {
-        kind,
-        polls_left: arm.lro.polls,
-        done: false,
-        started: crate::http::now_rfc3339(),
-    };
+    let op = Operation { kind, polls_left: arm.lro.polls, done: false, started: crate::http::now_rfc3339() };
     arm.operations.insert(id.clone(), op);
     id
 }
@@ -95,16 +90,11 @@ fn complete(arm: &mut ArmData, kind: &OpKind) {
 }
 
 fn retry_after(resp: &mut Response, seconds: u32) {
-    resp.headers_mut()
-        .insert("retry-after", HeaderValue::from(seconds));
+    resp.headers_mut().insert("retry-after", HeaderValue::from(seconds));
 }
 
 fn unknown_operation(id: &str) -> Response {
-    arm_error(
-        StatusCode::NOT_FOUND,
-        "OperationNotFound",
-        format!("The operation '{id}' could not be found."),
-    )
+    arm_error(StatusCode::NOT_FOUND, "OperationNotFound", format!("The operation '{id}' could not be found."))
 }
 
 /// `GET /subscriptions/{s}/operationresults/{id}` (Location style).
@@ -128,8 +118,7 @@ pub fn poll_location(st: &Shared, req: &ArmRequest) -> Response {
         id,
         req.api_version()
     );
-    resp.headers_mut()
-        .insert("location", HeaderValue::from_str(&here).unwrap());
+    resp.headers_mut().insert("location", HeaderValue::from_str(&here).unwrap());
     retry_after(&mut resp, arm.lro.retry_after);
     resp
 }
@@ -144,8 +133,7 @@ pub fn poll_async(st: &Shared, req: &ArmRequest) -> Response {
     let Some(op) = observe(&mut arm, id) else {
         return unknown_operation(id);
     };
-    let mut body =
-        json!({"id": format!("/{}", req.segs.join("/")), "name": id, "startTime": op.started});
+    let mut body = json!({"id": format!("/{}", req.segs.join("/")), "name": id, "startTime": op.started});
     match (&op.done, &op.kind) {
         (false, _) => {
             body["status"] = json!("Running");
@@ -153,12 +141,7 @@ pub fn poll_async(st: &Shared, req: &ArmRequest) -> Response {
             retry_after(&mut resp, arm.lro.retry_after);
             return resp;
         }
-        (
-            true,
-            OpKind::Deployment {
-                error: Some(error), ..
-            },
-        ) => {
+        (true, OpKind::Deployment { error: Some(error), .. }) => {
             body["status"] = json!("Failed");
             body["error"] = error.clone();
         }

@@ -31,16 +31,8 @@ use crate::tokens::now;
 
 /// Microsoft.Resources: 2021-04-01 is what the specs name; 2025-04-01 is what
 /// `azure-mgmt-resource` 26 sends; the ones between are real versions clients still pin.
-pub const RESOURCES_API_VERSIONS: &[&str] = &[
-    "2025-04-01",
-    "2025-03-01",
-    "2024-11-01",
-    "2024-07-01",
-    "2024-03-01",
-    "2023-07-01",
-    "2022-09-01",
-    "2021-04-01",
-];
+pub const RESOURCES_API_VERSIONS: &[&str] =
+    &["2025-04-01", "2025-03-01", "2024-11-01", "2024-07-01", "2024-03-01", "2023-07-01", "2022-09-01", "2021-04-01"];
 /// Deployments additionally accept 2026-06-01, the default of `azure-mgmt-resource-deployments` 2.0
 /// (deployments moved out of `azure-mgmt-resource` in its 24.x line).
 pub const DEPLOYMENTS_API_VERSIONS: &[&str] = &[
@@ -74,10 +66,7 @@ pub struct ArmData {
 impl ArmState {
     pub fn new(cfg: &Config) -> ArmState {
         let mut groups = BTreeMap::new();
-        groups.insert(
-            cfg.resource_group.to_ascii_lowercase(),
-            groups::Group::new(&cfg.resource_group, &cfg.location),
-        );
+        groups.insert(cfg.resource_group.to_ascii_lowercase(), groups::Group::new(&cfg.resource_group, &cfg.location));
         ArmState {
             inner: Mutex::new(ArmData {
                 groups,
@@ -112,10 +101,7 @@ pub struct ArmRequest {
 
 impl ArmRequest {
     pub fn api_version(&self) -> &str {
-        self.query
-            .get("api-version")
-            .map(String::as_str)
-            .unwrap_or("")
+        self.query.get("api-version").map(String::as_str).unwrap_or("")
     }
 
     /// Checks the api-version against the operation's list, with ARM's two error shapes.
@@ -129,10 +115,7 @@ impl ArmRequest {
             Some(v) if !supported.contains(&v.as_str()) => Err(arm_error(
                 StatusCode::BAD_REQUEST,
                 "InvalidApiVersionParameter",
-                format!(
-                    "The api-version '{v}' is invalid. The supported versions are '{}'.",
-                    supported.join(",")
-                ),
+                format!("The api-version '{v}' is invalid. The supported versions are '{}'.", supported.join(",")),
             )),
             Some(_) => Ok(()),
         }
@@ -154,24 +137,14 @@ pub async fn dispatch(State(st): State<Shared>, req: Request) -> Response {
     if let Err(resp) = authenticate(&st, &parts.headers) {
         return resp;
     }
-    let segs: Vec<String> = parts
-        .uri
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect();
+    let segs: Vec<String> = parts.uri.path().split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
     let req = ArmRequest {
         method: parts.method.clone(),
         lower: segs.iter().map(|s| s.to_ascii_lowercase()).collect(),
         segs,
         query: query_map(parts.uri.query()),
         origin: origin(&parts.headers, &parts.uri),
-        content_type: parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        content_type: parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned),
         body,
     };
     if req.lower.len() >= 2
@@ -191,8 +164,7 @@ pub async fn dispatch(State(st): State<Shared>, req: Request) -> Response {
     } else {
         "x-ms-ratelimit-remaining-subscription-writes"
     };
-    resp.headers_mut()
-        .insert(budget, HeaderValue::from_static("11999"));
+    resp.headers_mut().insert(budget, HeaderValue::from_static("11999"));
     if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
         resp.headers_mut().insert("x-ms-request-id", id.clone());
         resp.headers_mut().insert("x-ms-correlation-request-id", id);
@@ -206,12 +178,8 @@ fn route(st: &Shared, req: &ArmRequest) -> Response {
     match l.as_slice() {
         ["subscriptions", _, "resourcegroups"] if m == Method::GET => groups::list(st, req),
         ["subscriptions", _, "resourcegroups", _] => groups::handle(st, req),
-        ["subscriptions", _, "operationresults", _] if m == Method::GET => {
-            lro::poll_location(st, req)
-        }
-        ["subscriptions", _, "resourcegroups", _, "resources"] if m == Method::GET => {
-            resources::list(st, req)
-        }
+        ["subscriptions", _, "operationresults", _] if m == Method::GET => lro::poll_location(st, req),
+        ["subscriptions", _, "resourcegroups", _, "resources"] if m == Method::GET => resources::list(st, req),
         ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.resources", "deployments", _] => {
             deployments::handle(st, req)
         }
@@ -240,9 +208,7 @@ fn route(st: &Shared, req: &ArmRequest) -> Response {
         ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.web", "sites", _, "config", "appsettings", "list"] => {
             platform::app_settings(st, req)
         }
-        ["subscriptions", _, "resourcegroups", _, "providers", _, _, _] if m == Method::GET => {
-            resources::get(st, req)
-        }
+        ["subscriptions", _, "resourcegroups", _, "providers", _, _, _] if m == Method::GET => resources::get(st, req),
         _ => no_route(req),
     }
 }
@@ -289,7 +255,11 @@ fn authenticate(st: &Shared, headers: &HeaderMap) -> Result<(), Response> {
     let challenge = format!(
         "Bearer authorization_uri=\"https://login.windows.net/{}\", error=\"invalid_token\", error_description=\"{}\"",
         st.config.tenant_id,
-        if code == "AuthenticationFailed" { "The authentication failed because of missing 'Authorization' header." } else { "The access token is invalid." }
+        if code == "AuthenticationFailed" {
+            "The authentication failed because of missing 'Authorization' header."
+        } else {
+            "The access token is invalid."
+        }
     );
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);

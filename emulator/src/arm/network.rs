@@ -42,8 +42,7 @@ pub const NETWORK_API_VERSIONS: &[&str] = &[
     "2023-04-01",
 ];
 /// Private DNS: 2024-06-01 is `azure-mgmt-privatedns` 2's default; 2020-06-01 the common one.
-pub const PRIVATE_DNS_API_VERSIONS: &[&str] =
-    &["2024-06-01", "2020-06-01", "2020-01-01", "2018-09-01"];
+pub const PRIVATE_DNS_API_VERSIONS: &[&str] = &["2024-06-01", "2020-06-01", "2020-01-01", "2018-09-01"];
 
 /// The private DNS zones of the platform's private endpoints.
 pub mod zone {
@@ -63,20 +62,15 @@ pub mod zone {
 
     /// AKS's zone is regional: `privatelink.<region>.azmk8s.io`.
     pub fn aks(cfg: &Config) -> String {
-        format!(
-            "privatelink.{}.azmk8s.io",
-            cfg.location.to_ascii_lowercase()
-        )
+        format!("privatelink.{}.azmk8s.io", cfg.location.to_ascii_lowercase())
     }
 
     pub fn all(cfg: &Config) -> Vec<String> {
-        let mut zones: Vec<String> = [
-            VAULT, BLOB, QUEUE, TABLE, REGISTRY, POSTGRES, AUTOMATION, SITES, SEARCH, COGNITIVE,
-            OPENAI,
-        ]
-        .iter()
-        .map(|z| (*z).to_owned())
-        .collect();
+        let mut zones: Vec<String> =
+            [VAULT, BLOB, QUEUE, TABLE, REGISTRY, POSTGRES, AUTOMATION, SITES, SEARCH, COGNITIVE, OPENAI]
+                .iter()
+                .map(|z| (*z).to_owned())
+                .collect();
         zones.push(aks(cfg));
         zones
     }
@@ -91,19 +85,9 @@ pub const SUBNET_SCRIPTS: &str = "snet-deployment-scripts";
 /// (subnet, prefix, NSG suffix, delegation).
 const SUBNETS: &[(&str, &str, &str, Option<&str>)] = &[
     (SUBNET_PE, "10.20.1.0/24", "pe", None),
-    (
-        SUBNET_APPS,
-        "10.20.2.0/24",
-        "apps",
-        Some("Microsoft.Web/serverFarms"),
-    ),
+    (SUBNET_APPS, "10.20.2.0/24", "apps", Some("Microsoft.Web/serverFarms")),
     (SUBNET_AGW, "10.20.3.0/24", "agw", None),
-    (
-        SUBNET_SCRIPTS,
-        "10.20.4.0/24",
-        "pe",
-        Some("Microsoft.ContainerInstance/containerGroups"),
-    ),
+    (SUBNET_SCRIPTS, "10.20.4.0/24", "pe", Some("Microsoft.ContainerInstance/containerGroups")),
     (SUBNET_AKS, "10.20.16.0/20", "aks", None),
 ];
 
@@ -152,10 +136,8 @@ pub fn base(cfg: &Config, n: &Names, tags: &Value, specs: &[PeSpec]) -> Vec<Reso
                 "privateLinkServiceNetworkPolicies": "Enabled",
             });
             if *name == SUBNET_PE {
-                props["privateEndpoints"] = specs
-                    .iter()
-                    .map(|s| json!({"id": resource_id(cfg, PRIVATE_ENDPOINT, &s.name())}))
-                    .collect();
+                props["privateEndpoints"] =
+                    specs.iter().map(|s| json!({"id": resource_id(cfg, PRIVATE_ENDPOINT, &s.name())})).collect();
             }
             let mut s = sub_ref(&vnet_id, "subnets", name, props);
             s["type"] = json!("Microsoft.Network/virtualNetworks/subnets");
@@ -177,12 +159,7 @@ pub fn base(cfg: &Config, n: &Names, tags: &Value, specs: &[PeSpec]) -> Vec<Reso
         let name = nsg_name(n, suffix);
         let id = resource_id(cfg, NSG, &name);
         let mut nsg = net(&name, NSG, tags);
-        let rule = |rname: &str,
-                    priority: u32,
-                    direction: &str,
-                    access: &str,
-                    port: &str,
-                    source: &str| {
+        let rule = |rname: &str, priority: u32, direction: &str, access: &str, port: &str, source: &str| {
             sub_ref(
                 &id,
                 "securityRules",
@@ -196,32 +173,11 @@ pub fn base(cfg: &Config, n: &Names, tags: &Value, specs: &[PeSpec]) -> Vec<Reso
         };
         let rules = match suffix {
             "agw" => vec![
-                rule(
-                    "AllowGatewayManager",
-                    100,
-                    "Inbound",
-                    "Allow",
-                    "65200-65535",
-                    "GatewayManager",
-                ),
-                rule(
-                    "AllowHttpsInbound",
-                    110,
-                    "Inbound",
-                    "Allow",
-                    "443",
-                    "Internet",
-                ),
+                rule("AllowGatewayManager", 100, "Inbound", "Allow", "65200-65535", "GatewayManager"),
+                rule("AllowHttpsInbound", 110, "Inbound", "Allow", "443", "Internet"),
             ],
             _ => vec![
-                rule(
-                    "AllowVnetHttpsInbound",
-                    100,
-                    "Inbound",
-                    "Allow",
-                    "443",
-                    "VirtualNetwork",
-                ),
+                rule("AllowVnetHttpsInbound", 100, "Inbound", "Allow", "443", "VirtualNetwork"),
                 rule("DenyInternetOutbound", 4000, "Outbound", "Deny", "*", "*"),
             ],
         };
@@ -237,11 +193,7 @@ pub fn base(cfg: &Config, n: &Names, tags: &Value, specs: &[PeSpec]) -> Vec<Reso
 
     let zones = zone::all(cfg);
     for z in &zones {
-        let records = specs
-            .iter()
-            .flat_map(|s| &s.records)
-            .filter(|r| &r.zone == z)
-            .count();
+        let records = specs.iter().flat_map(|s| &s.records).filter(|r| &r.zone == z).count();
         let mut r = Resource::new(z.clone(), PRIVATE_DNS_ZONE, PRIVATE_DNS_API_VERSIONS);
         r.location = Some("global".to_owned());
         r.tags = tags.clone();
@@ -277,11 +229,7 @@ pub fn base(cfg: &Config, n: &Names, tags: &Value, specs: &[PeSpec]) -> Vec<Reso
 }
 
 pub fn app_gateway_fqdn(cfg: &Config, n: &Names) -> String {
-    format!(
-        "{}.{}.cloudapp.azure.com",
-        n.app_gateway,
-        cfg.location.to_ascii_lowercase()
-    )
+    format!("{}.{}.cloudapp.azure.com", n.app_gateway, cfg.location.to_ascii_lowercase())
 }
 
 /// Public IP, WAF policy and the App Gateway in front of the two web apps.
@@ -407,11 +355,9 @@ pub fn private_endpoint(cfg: &Config, n: &Names, tags: &Value, s: &PeSpec) -> Ve
 
     let mut pe = net(&pe_name, PRIVATE_ENDPOINT, tags);
     let custom_dns: Vec<Value> = match s.dns {
-        DnsSource::CustomDnsConfigs => s
-            .records
-            .iter()
-            .map(|r| json!({"fqdn": r.public, "ipAddresses": [ip]}))
-            .collect(),
+        DnsSource::CustomDnsConfigs => {
+            s.records.iter().map(|r| json!({"fqdn": r.public, "ipAddresses": [ip]})).collect()
+        }
         _ => vec![],
     };
     pe.properties = json!({
@@ -477,10 +423,7 @@ pub fn private_endpoint(cfg: &Config, n: &Names, tags: &Value, s: &PeSpec) -> Ve
 
     let mut nic = net(&nic_name, NIC, tags);
     nic.kind = Some("Regular");
-    let ipconf = format!(
-        "privateEndpointIpConfig.{}",
-        guid(&format!("{nic_id}/ipconfig"))
-    );
+    let ipconf = format!("privateEndpointIpConfig.{}", guid(&format!("{nic_id}/ipconfig")));
     nic.properties = json!({
         "provisioningState": "Succeeded",
         "resourceGuid": guid(&nic_id),
@@ -528,17 +471,13 @@ pub fn get_nested(st: &Shared, req: &ArmRequest) -> Response {
     }
     let l: Vec<&str> = req.lower.iter().map(String::as_str).collect();
     let (parent_type, child_kind, versions): (&str, &str, &[&str]) = match (l[6], l[8]) {
-        ("privateendpoints", "privatednszonegroups") => (
-            PRIVATE_ENDPOINT,
-            "privateDnsZoneGroups",
-            NETWORK_API_VERSIONS,
-        ),
+        ("privateendpoints", "privatednszonegroups") => {
+            (PRIVATE_ENDPOINT, "privateDnsZoneGroups", NETWORK_API_VERSIONS)
+        }
         ("virtualnetworks", "subnets") => (VNET, "subnets", NETWORK_API_VERSIONS),
-        ("privatednszones", "virtualnetworklinks") => (
-            PRIVATE_DNS_ZONE,
-            "virtualNetworkLinks",
-            PRIVATE_DNS_API_VERSIONS,
-        ),
+        ("privatednszones", "virtualnetworklinks") => {
+            (PRIVATE_DNS_ZONE, "virtualNetworkLinks", PRIVATE_DNS_API_VERSIONS)
+        }
         _ => return super::no_route(req),
     };
     if req.segs.len() > 10 {
@@ -555,9 +494,7 @@ pub fn get_nested(st: &Shared, req: &ArmRequest) -> Response {
     }
     let in_group = rg.eq_ignore_ascii_case(&cfg.resource_group);
     let find = |rtype: &str, name: &str| {
-        arm.inventory
-            .iter()
-            .find(|r| in_group && r.resource_type == rtype && r.name.eq_ignore_ascii_case(name))
+        arm.inventory.iter().find(|r| in_group && r.resource_type == rtype && r.name.eq_ignore_ascii_case(name))
     };
     let Some(parent) = find(parent_type, parent_name) else {
         return arm_error(
@@ -567,25 +504,16 @@ pub fn get_nested(st: &Shared, req: &ArmRequest) -> Response {
         );
     };
     let children: Vec<Value> = match child_kind {
-        "privateDnsZoneGroups" => parent
-            .children
-            .get("privateDnsZoneGroups")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
-        "subnets" => parent.properties["subnets"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default(),
+        "privateDnsZoneGroups" => {
+            parent.children.get("privateDnsZoneGroups").and_then(Value::as_array).cloned().unwrap_or_default()
+        }
+        "subnets" => parent.properties["subnets"].as_array().cloned().unwrap_or_default(),
         _ => arm
             .inventory
             .iter()
             .filter(|r| {
                 r.resource_type == VNET_LINK
-                    && r.name
-                        .split('/')
-                        .next()
-                        .is_some_and(|z| z.eq_ignore_ascii_case(&parent.name))
+                    && r.name.split('/').next().is_some_and(|z| z.eq_ignore_ascii_case(&parent.name))
             })
             .map(|r| {
                 let mut v = r.full(cfg);
@@ -598,19 +526,12 @@ pub fn get_nested(st: &Shared, req: &ArmRequest) -> Response {
     let Some(child_name) = req.segs.get(9) else {
         return json(StatusCode::OK, json!({"value": children}));
     };
-    match children.into_iter().find(|c| {
-        c["name"]
-            .as_str()
-            .is_some_and(|n| n.eq_ignore_ascii_case(child_name))
-    }) {
+    match children.into_iter().find(|c| c["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(child_name))) {
         Some(c) => json(StatusCode::OK, c),
         None => arm_error(
             StatusCode::NOT_FOUND,
             "NotFound",
-            format!(
-                "Resource {}/{child_kind}/{child_name} not found.",
-                parent.id(cfg)
-            ),
+            format!("Resource {}/{child_kind}/{child_name} not found.", parent.id(cfg)),
         ),
     }
 }

@@ -7,9 +7,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::inventory::{
-    guid, hex, resource_id, Names, Resource, REGISTRY_API_VERSIONS, REGISTRY_TYPE,
-};
+use super::inventory::{guid, hex, resource_id, Names, Resource, REGISTRY_API_VERSIONS, REGISTRY_TYPE};
 use super::network::{self, SUBNET_AKS, SUBNET_APPS};
 use super::ArmRequest;
 use crate::config::Config;
@@ -30,59 +28,16 @@ pub const COGNITIVE: &str = "Microsoft.CognitiveServices/accounts";
 
 // api-versions each GET accepts: the specs' and the current SDKs' defaults, newest first.
 const IDENTITY_API_VERSIONS: &[&str] = &["2024-11-30", "2023-01-31", "2018-11-30"];
-const LOG_API_VERSIONS: &[&str] = &[
-    "2025-02-01",
-    "2023-09-01",
-    "2022-10-01",
-    "2021-12-01-preview",
-    "2020-08-01",
-];
-const VAULT_API_VERSIONS: &[&str] = &[
-    "2024-11-01",
-    "2024-04-01-preview",
-    "2023-07-01",
-    "2023-02-01",
-    "2022-07-01",
-];
-const STORAGE_API_VERSIONS: &[&str] = &[
-    "2025-06-01",
-    "2025-01-01",
-    "2024-01-01",
-    "2023-05-01",
-    "2023-01-01",
-];
+const LOG_API_VERSIONS: &[&str] = &["2025-02-01", "2023-09-01", "2022-10-01", "2021-12-01-preview", "2020-08-01"];
+const VAULT_API_VERSIONS: &[&str] = &["2024-11-01", "2024-04-01-preview", "2023-07-01", "2023-02-01", "2022-07-01"];
+const STORAGE_API_VERSIONS: &[&str] = &["2025-06-01", "2025-01-01", "2024-01-01", "2023-05-01", "2023-01-01"];
 const POSTGRES_API_VERSIONS: &[&str] = &["2025-08-01", "2024-08-01", "2022-12-01"];
 const AUTOMATION_API_VERSIONS: &[&str] = &["2024-10-23", "2023-11-01", "2022-08-08"];
-const WEB_API_VERSIONS: &[&str] = &[
-    "2024-11-01",
-    "2024-04-01",
-    "2023-12-01",
-    "2023-01-01",
-    "2022-09-01",
-    "2022-03-01",
-];
-const AKS_API_VERSIONS: &[&str] = &[
-    "2025-05-01",
-    "2025-02-01",
-    "2024-09-01",
-    "2024-05-01",
-    "2024-02-01",
-    "2023-10-01",
-];
-const SEARCH_API_VERSIONS: &[&str] = &[
-    "2025-05-01",
-    "2024-06-01-preview",
-    "2023-11-01",
-    "2022-09-01",
-    "2020-08-01",
-];
-const COGNITIVE_API_VERSIONS: &[&str] = &[
-    "2025-06-01",
-    "2025-04-01-preview",
-    "2024-10-01",
-    "2024-04-01-preview",
-    "2023-05-01",
-];
+const WEB_API_VERSIONS: &[&str] = &["2024-11-01", "2024-04-01", "2023-12-01", "2023-01-01", "2022-09-01", "2022-03-01"];
+const AKS_API_VERSIONS: &[&str] = &["2025-05-01", "2025-02-01", "2024-09-01", "2024-05-01", "2024-02-01", "2023-10-01"];
+const SEARCH_API_VERSIONS: &[&str] = &["2025-05-01", "2024-06-01-preview", "2023-11-01", "2022-09-01", "2020-08-01"];
+const COGNITIVE_API_VERSIONS: &[&str] =
+    &["2025-06-01", "2025-04-01-preview", "2024-10-01", "2024-04-01-preview", "2023-05-01"];
 
 /// The user-assigned identity every service runs as, in ARM's `identity` shape.
 fn uami(cfg: &Config) -> Value {
@@ -104,10 +59,7 @@ fn tagged(mut r: Resource, tags: &Value) -> Resource {
 
 /// The Automation account's id, which its host names carry (`<id>.webhook.<region>...`).
 pub fn automation_account_guid(cfg: &Config, n: &Names) -> String {
-    guid(&format!(
-        "automation:{}:{}",
-        cfg.subscription_id, n.automation
-    ))
+    guid(&format!("automation:{}:{}", cfg.subscription_id, n.automation))
 }
 
 /// The AKS API server's public and private FQDNs (`<dnsPrefix>-<hash>.hcp|privatelink.<region>.azmk8s.io`).
@@ -115,27 +67,18 @@ pub fn aks_fqdns(cfg: &Config, n: &Names) -> (String, String) {
     let hash = &guid(&format!("aks:{}", n.aks))[..8];
     let prefix = format!("{}-dns-{hash}", n.aks);
     let loc = cfg.location.to_ascii_lowercase();
-    (
-        format!("{prefix}.hcp.{loc}.azmk8s.io"),
-        format!("{prefix}.{}", network::zone::aks(cfg)),
-    )
+    (format!("{prefix}.hcp.{loc}.azmk8s.io"), format!("{prefix}.{}", network::zone::aks(cfg)))
 }
 
 pub fn identity_and_logs(cfg: &Config, n: &Names, tags: &Value) -> Vec<Resource> {
-    let mut id = tagged(
-        Resource::new(&n.identity, IDENTITY, IDENTITY_API_VERSIONS),
-        tags,
-    );
+    let mut id = tagged(Resource::new(&n.identity, IDENTITY, IDENTITY_API_VERSIONS), tags);
     id.properties = json!({
         "isolationScope": "None",
         "tenantId": cfg.tenant_id,
         "principalId": cfg.identity.principal_id,
         "clientId": cfg.identity.client_id,
     });
-    let mut log = tagged(
-        Resource::new(&n.log_analytics, LOG_ANALYTICS, LOG_API_VERSIONS),
-        tags,
-    );
+    let mut log = tagged(Resource::new(&n.log_analytics, LOG_ANALYTICS, LOG_API_VERSIONS), tags);
     log.properties = json!({
         "provisioningState": "Succeeded",
         "customerId": guid(&format!("log:{}", n.log_analytics)),
@@ -151,18 +94,10 @@ pub fn identity_and_logs(cfg: &Config, n: &Names, tags: &Value) -> Vec<Resource>
 
 /// Key Vault, storage, registry, Postgres, Automation, the App Service plan and its three sites.
 /// Literal secrets put into app settings are pushed to `sensitive`.
-pub fn services(
-    cfg: &Config,
-    n: &Names,
-    tags: &Value,
-    sensitive: &mut Vec<String>,
-) -> Vec<Resource> {
+pub fn services(cfg: &Config, n: &Names, tags: &Value, sensitive: &mut Vec<String>) -> Vec<Resource> {
     let loc = cfg.location.to_ascii_lowercase();
     let vault_uri = format!("https://{}.vault.azure.net/", n.key_vault);
-    let mut kv = tagged(
-        Resource::new(&n.key_vault, KEY_VAULT, VAULT_API_VERSIONS),
-        tags,
-    );
+    let mut kv = tagged(Resource::new(&n.key_vault, KEY_VAULT, VAULT_API_VERSIONS), tags);
     kv.properties = json!({
         "tenantId": cfg.tenant_id,
         "sku": {"family": "A", "name": "standard"},
@@ -186,12 +121,7 @@ pub fn services(
     let endpoints = |suffix: &str| {
         ["blob", "queue", "table", "file", "dfs", "web"]
             .iter()
-            .map(|svc| {
-                (
-                    svc.to_string(),
-                    json!(format!("https://{st}{suffix}.{svc}.core.windows.net/")),
-                )
-            })
+            .map(|svc| (svc.to_string(), json!(format!("https://{st}{suffix}.{svc}.core.windows.net/"))))
             .collect::<serde_json::Map<_, _>>()
     };
     storage.properties = json!({
@@ -210,18 +140,12 @@ pub fn services(
         "encryption": {"keySource": "Microsoft.Storage", "services": {"blob": {"enabled": true}, "file": {"enabled": true}}},
     });
 
-    let mut registry = tagged(
-        Resource::new(&n.registry, REGISTRY_TYPE, REGISTRY_API_VERSIONS),
-        tags,
-    );
+    let mut registry = tagged(Resource::new(&n.registry, REGISTRY_TYPE, REGISTRY_API_VERSIONS), tags);
     registry.sku = Some(json!({"name": "Premium", "tier": "Premium"}));
     // Filled in at GET time from the login server and the registry network settings.
     registry.properties = Value::Null;
 
-    let mut pg = tagged(
-        Resource::new(&n.postgres, POSTGRES, POSTGRES_API_VERSIONS),
-        tags,
-    );
+    let mut pg = tagged(Resource::new(&n.postgres, POSTGRES, POSTGRES_API_VERSIONS), tags);
     pg.sku = Some(json!({"name": "Standard_D2ds_v5", "tier": "GeneralPurpose"}));
     pg.properties = json!({
         "administratorLogin": "vibedata_admin",
@@ -240,10 +164,7 @@ pub fn services(
 
     let aa_id = automation_account_guid(cfg, n);
     let rc = super::endpoints::region_code(&cfg.location);
-    let mut aa = tagged(
-        Resource::new(&n.automation, AUTOMATION, AUTOMATION_API_VERSIONS),
-        tags,
-    );
+    let mut aa = tagged(Resource::new(&n.automation, AUTOMATION, AUTOMATION_API_VERSIONS), tags);
     aa.identity = Some(uami(cfg));
     aa.properties = json!({
         "sku": {"name": "Basic"},
@@ -259,9 +180,7 @@ pub fn services(
     let plan_id = resource_id(cfg, PLAN, &n.plan);
     let mut plan = tagged(Resource::new(&n.plan, PLAN, WEB_API_VERSIONS), tags);
     plan.kind = Some("linux");
-    plan.sku = Some(
-        json!({"name": "P1v3", "tier": "PremiumV3", "size": "P1v3", "family": "Pv3", "capacity": 1}),
-    );
+    plan.sku = Some(json!({"name": "P1v3", "tier": "PremiumV3", "size": "P1v3", "family": "Pv3", "capacity": 1}));
     plan.properties = json!({
         "status": "Ready",
         "provisioningState": "Succeeded",
@@ -272,17 +191,13 @@ pub fn services(
         "zoneRedundant": false,
     });
 
-    let kv_ref =
-        |secret: &str| format!("@Microsoft.KeyVault(SecretUri={vault_uri}secrets/{secret}/)");
+    let kv_ref = |secret: &str| format!("@Microsoft.KeyVault(SecretUri={vault_uri}secrets/{secret}/)");
     let api_host = format!("{}.azurewebsites.net", n.web_api);
     let pg_fqdn = format!("{}.postgres.database.azure.com", n.postgres);
     let account_key = {
         let a = guid(&format!("storage-key-a:{st}")).replace('-', "");
         let b = guid(&format!("storage-key-b:{st}")).replace('-', "");
-        base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            hex_decode(&(a + &b)),
-        )
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, hex_decode(&(a + &b)))
     };
     let storage_connection = format!(
         "DefaultEndpointsProtocol=https;AccountName={st};AccountKey={account_key};EndpointSuffix=core.windows.net"
@@ -431,10 +346,7 @@ pub fn compute(cfg: &Config, n: &Names, tags: &Value) -> Vec<Resource> {
         "semanticSearch": "free",
     });
 
-    let mut foundry = tagged(
-        Resource::new(&n.foundry, COGNITIVE, COGNITIVE_API_VERSIONS),
-        tags,
-    );
+    let mut foundry = tagged(Resource::new(&n.foundry, COGNITIVE, COGNITIVE_API_VERSIONS), tags);
     foundry.kind = Some("AIServices");
     foundry.sku = Some(json!({"name": "S0"}));
     foundry.identity = Some(uami(cfg));
@@ -471,11 +383,7 @@ pub fn app_settings(st: &Shared, req: &ArmRequest) -> Response {
     let arm = st.arm.lock();
     let site = rg
         .eq_ignore_ascii_case(&cfg.resource_group)
-        .then(|| {
-            arm.inventory
-                .iter()
-                .find(|r| r.resource_type == SITES && r.name.eq_ignore_ascii_case(name))
-        })
+        .then(|| arm.inventory.iter().find(|r| r.resource_type == SITES && r.name.eq_ignore_ascii_case(name)))
         .flatten();
     let Some(site) = site else {
         return arm_error(
@@ -497,7 +405,5 @@ pub fn app_settings(st: &Shared, req: &ArmRequest) -> Response {
 }
 
 fn hex_decode(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
-        .collect()
+    (0..s.len() / 2).filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()).collect()
 }

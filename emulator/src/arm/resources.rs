@@ -30,11 +30,7 @@ pub fn list(st: &Shared, req: &ArmRequest) -> Response {
     let items: Vec<Value> = if rg.eq_ignore_ascii_case(&cfg.resource_group) {
         arm.inventory
             .iter()
-            .filter(|r| {
-                type_filter
-                    .as_ref()
-                    .is_none_or(|t| t.eq_ignore_ascii_case(r.resource_type))
-            })
+            .filter(|r| type_filter.as_ref().is_none_or(|t| t.eq_ignore_ascii_case(r.resource_type)))
             .map(|r| r.list_item(cfg))
             .collect()
     } else {
@@ -51,11 +47,7 @@ pub fn list(st: &Shared, req: &ArmRequest) -> Response {
             )
         }
     };
-    let skip: usize = req
-        .query
-        .get("$skiptoken")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let skip: usize = req.query.get("$skiptoken").and_then(|s| s.parse().ok()).unwrap_or(0);
     let end = (skip + top).min(items.len());
     let page = items.get(skip.min(end)..end).unwrap_or_default().to_vec();
     let mut body = json!({"value": page});
@@ -93,15 +85,14 @@ pub fn get(st: &Shared, req: &ArmRequest) -> Response {
     let full_type = format!("{ns}/{rtype}");
     let cfg = &st.config;
     let arm = st.arm.lock();
-    let Some(sample) = arm
-        .inventory
-        .iter()
-        .find(|r| r.resource_type.eq_ignore_ascii_case(&full_type))
-    else {
+    let Some(sample) = arm.inventory.iter().find(|r| r.resource_type.eq_ignore_ascii_case(&full_type)) else {
         return arm_error(
             StatusCode::BAD_REQUEST,
             "InvalidResourceType",
-            format!("The resource type '{rtype}' could not be found in the namespace '{ns}' for api version '{}'.", req.api_version()),
+            format!(
+                "The resource type '{rtype}' could not be found in the namespace '{ns}' for api version '{}'.",
+                req.api_version()
+            ),
         );
     };
     if let Err(r) = req.require_api_version(sample.api_versions) {
@@ -113,10 +104,9 @@ pub fn get(st: &Shared, req: &ArmRequest) -> Response {
     let found = rg
         .eq_ignore_ascii_case(&cfg.resource_group)
         .then(|| {
-            arm.inventory.iter().find(|r| {
-                r.resource_type.eq_ignore_ascii_case(&full_type)
-                    && r.name.eq_ignore_ascii_case(name)
-            })
+            arm.inventory
+                .iter()
+                .find(|r| r.resource_type.eq_ignore_ascii_case(&full_type) && r.name.eq_ignore_ascii_case(name))
         })
         .flatten();
     let Some(resource) = found else {

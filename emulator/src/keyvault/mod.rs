@@ -35,24 +35,12 @@ pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/secrets", get(list_secrets))
         .route("/secrets/", get(list_secrets))
-        .route(
-            "/secrets/{name}",
-            get(get_latest).put(set_secret).delete(delete_secret),
-        )
+        .route("/secrets/{name}", get(get_latest).put(set_secret).delete(delete_secret))
         .route("/secrets/{name}/", get(get_latest).patch(update_latest))
-        .route(
-            "/secrets/{name}/{version}",
-            get(get_version).patch(update_version),
-        )
+        .route("/secrets/{name}/{version}", get(get_version).patch(update_version))
         .route("/deletedsecrets", get(list_deleted))
-        .route(
-            "/deletedsecrets/{name}",
-            get(get_deleted).delete(purge_deleted),
-        )
-        .route(
-            "/deletedsecrets/{name}/recover",
-            axum::routing::post(recover_deleted),
-        )
+        .route("/deletedsecrets/{name}", get(get_deleted).delete(purge_deleted))
+        .route("/deletedsecrets/{name}/recover", axum::routing::post(recover_deleted))
 }
 
 type Q = Query<HashMap<String, String>>;
@@ -81,31 +69,22 @@ fn admit(
 ) -> Result<String, Response> {
     if let Err(failure) = check_aad(st, bearer(headers), VAULT_AUDIENCES) {
         let message = match failure {
-            AuthFailure::Missing => {
-                "AKV10000: Request is missing a Bearer or PoP token.".to_owned()
-            }
+            AuthFailure::Missing => "AKV10000: Request is missing a Bearer or PoP token.".to_owned(),
             AuthFailure::WrongAudience(aud) => {
-                format!(
-                    "AKV10022: Invalid audience. Expected https://vault.azure.net, found: {aud}."
-                )
+                format!("AKV10022: Invalid audience. Expected https://vault.azure.net, found: {aud}.")
             }
             AuthFailure::Expired { exp } | AuthFailure::Revoked { exp } => {
                 format!("AKV10013: Token expired at {}.", utc(exp))
             }
             AuthFailure::NotYetValid => "AKV10012: Token is not yet valid.".to_owned(),
-            AuthFailure::Invalid => {
-                "AKV10016: Token validation failed: invalid signature or issuer.".to_owned()
-            }
+            AuthFailure::Invalid => "AKV10016: Token validation failed: invalid signature or issuer.".to_owned(),
         };
         let mut resp = kv_error(StatusCode::UNAUTHORIZED, "Unauthorized", message, None);
         let challenge = format!(
             "Bearer authorization=\"https://login.windows.net/{}\", resource=\"https://vault.azure.net\"",
             st.config.tenant_id
         );
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_str(&challenge).unwrap(),
-        );
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_str(&challenge).unwrap());
         return Err(resp);
     }
     match q.get("api-version") {
@@ -124,9 +103,7 @@ fn admit(
 }
 
 fn check_name(name: &str) -> Result<(), Response> {
-    let ok = !name.is_empty()
-        && name.len() <= 127
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let ok = !name.is_empty() && name.len() <= 127 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -148,12 +125,7 @@ fn not_found(name: &str, version: Option<&str>) -> Response {
 }
 
 fn deleted_not_found(name: &str) -> Response {
-    kv_error(
-        StatusCode::NOT_FOUND,
-        "SecretNotFound",
-        format!("Deleted Secret not found: {name}"),
-        None,
-    )
+    kv_error(StatusCode::NOT_FOUND, "SecretNotFound", format!("Deleted Secret not found: {name}"), None)
 }
 
 fn attributes(v: &Version) -> Value {
@@ -213,11 +185,7 @@ fn show(origin: &str, s: &Secret, v: &Version) -> Response {
     json(StatusCode::OK, bundle(version_id(origin, s, v), v, true))
 }
 
-async fn get_latest(
-    State(st): State<Shared>,
-    Admitted(origin): Admitted,
-    Path(name): Path<String>,
-) -> Response {
+async fn get_latest(State(st): State<Shared>, Admitted(origin): Admitted, Path(name): Path<String>) -> Response {
     let store = st.vault.lock();
     match store.get(&name) {
         Some(s) => show(&origin, s, s.latest()),
@@ -235,10 +203,7 @@ async fn get_version(
         return list_versions(&st, &origin, &name, &q);
     }
     let store = st.vault.lock();
-    match store
-        .get(&name)
-        .and_then(|s| s.version(&version).map(|v| (s, v)))
-    {
+    match store.get(&name).and_then(|s| s.version(&version).map(|v| (s, v))) {
         Some((s, v)) => show(&origin, s, v),
         None => not_found(&name, Some(&version)),
     }
@@ -265,21 +230,13 @@ async fn set_secret(
         }
     };
     let Some(value) = body.get("value").and_then(Value::as_str) else {
-        return kv_error(
-            StatusCode::BAD_REQUEST,
-            "BadParameter",
-            "Property 'value' is required.",
-            None,
-        );
+        return kv_error(StatusCode::BAD_REQUEST, "BadParameter", "Property 'value' is required.", None);
     };
     let attrs = body.get("attributes");
     let attr = |k: &str| attrs.and_then(|a| a.get(k));
     let params = SetParams {
         value: value.to_owned(),
-        content_type: body
-            .get("contentType")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        content_type: body.get("contentType").and_then(Value::as_str).map(str::to_owned),
         tags: body.get("tags").filter(|t| t.is_object()).cloned(),
         enabled: attr("enabled").and_then(Value::as_bool),
         nbf: attr("nbf").and_then(Value::as_i64),
@@ -297,12 +254,7 @@ async fn set_secret(
     }
 }
 
-async fn update_latest(
-    st: State<Shared>,
-    admitted: Admitted,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn update_latest(st: State<Shared>, admitted: Admitted, Path(name): Path<String>, body: Bytes) -> Response {
     update(st, admitted, name, None, body).await
 }
 
@@ -329,10 +281,7 @@ async fn update(
         return not_found(&name, version.as_deref());
     };
     let index = match &version {
-        Some(id) => secret
-            .versions
-            .iter()
-            .position(|v| v.id.eq_ignore_ascii_case(id)),
+        Some(id) => secret.versions.iter().position(|v| v.id.eq_ignore_ascii_case(id)),
         None => secret.versions.len().checked_sub(1),
     };
     let Some(index) = index else {
@@ -358,21 +307,10 @@ async fn update(
     }
     v.updated = crate::tokens::now();
     let v = v.clone();
-    json(
-        StatusCode::OK,
-        bundle(
-            format!("{origin}/secrets/{}/{}", secret.name, v.id),
-            &v,
-            false,
-        ),
-    )
+    json(StatusCode::OK, bundle(format!("{origin}/secrets/{}/{}", secret.name, v.id), &v, false))
 }
 
-async fn delete_secret(
-    State(st): State<Shared>,
-    Admitted(origin): Admitted,
-    Path(name): Path<String>,
-) -> Response {
+async fn delete_secret(State(st): State<Shared>, Admitted(origin): Admitted, Path(name): Path<String>) -> Response {
     let deleted = st.vault.lock().delete(&name);
     match deleted {
         Some(d) => json(StatusCode::OK, deleted_bundle(&origin, &d)),
@@ -380,11 +318,7 @@ async fn delete_secret(
     }
 }
 
-async fn get_deleted(
-    State(st): State<Shared>,
-    Admitted(origin): Admitted,
-    Path(name): Path<String>,
-) -> Response {
+async fn get_deleted(State(st): State<Shared>, Admitted(origin): Admitted, Path(name): Path<String>) -> Response {
     let store = st.vault.lock();
     match store.deleted(&name) {
         Some(d) => json(StatusCode::OK, deleted_bundle(&origin, d)),
@@ -392,17 +326,10 @@ async fn get_deleted(
     }
 }
 
-async fn recover_deleted(
-    State(st): State<Shared>,
-    Admitted(origin): Admitted,
-    Path(name): Path<String>,
-) -> Response {
+async fn recover_deleted(State(st): State<Shared>, Admitted(origin): Admitted, Path(name): Path<String>) -> Response {
     let recovered = st.vault.lock().recover(&name);
     match recovered {
-        Some(s) => json(
-            StatusCode::OK,
-            bundle(version_id(&origin, &s, s.latest()), s.latest(), false),
-        ),
+        Some(s) => json(StatusCode::OK, bundle(version_id(&origin, &s, s.latest()), s.latest(), false)),
         None => deleted_not_found(&name),
     }
 }
@@ -415,11 +342,7 @@ async fn purge_deleted(State(st): State<Shared>, _: Admitted, Path(name): Path<S
     }
 }
 
-async fn list_secrets(
-    State(st): State<Shared>,
-    Admitted(origin): Admitted,
-    Query(q): Q,
-) -> Response {
+async fn list_secrets(State(st): State<Shared>, Admitted(origin): Admitted, Query(q): Q) -> Response {
     let items: Vec<Value> = st
         .vault
         .lock()
@@ -430,11 +353,7 @@ async fn list_secrets(
     page(items, &origin, "/secrets", &q)
 }
 
-async fn list_deleted(
-    State(st): State<Shared>,
-    Admitted(origin): Admitted,
-    Query(q): Q,
-) -> Response {
+async fn list_deleted(State(st): State<Shared>, Admitted(origin): Admitted, Query(q): Q) -> Response {
     let items: Vec<Value> = st
         .vault
         .lock()
@@ -454,11 +373,7 @@ fn list_versions(st: &Shared, origin: &str, name: &str, q: &HashMap<String, Stri
     let Some(s) = store.get(name) else {
         return not_found(name, None);
     };
-    let items = s
-        .versions
-        .iter()
-        .map(|v| bundle(version_id(origin, s, v), v, false))
-        .collect();
+    let items = s.versions.iter().map(|v| bundle(version_id(origin, s, v), v, false)).collect();
     page(items, origin, &format!("/secrets/{}/versions", s.name), q)
 }
 
@@ -477,10 +392,7 @@ fn page(items: Vec<Value>, origin: &str, path: &str, q: &HashMap<String, String>
             )
         }
     };
-    let skip: usize = q
-        .get("$skiptoken")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let skip: usize = q.get("$skiptoken").and_then(|s| s.parse().ok()).unwrap_or(0);
     let end = (skip + max).min(items.len());
     let value: Vec<Value> = items.get(skip..end).unwrap_or_default().to_vec();
     let next = (end < items.len()).then(|| {

@@ -92,10 +92,7 @@ impl Store {
             created: now,
             updated: now,
         };
-        let secret = self.live.entry(key).or_insert_with(|| Secret {
-            name: name.to_owned(),
-            versions: Vec::new(),
-        });
+        let secret = self.live.entry(key).or_insert_with(|| Secret { name: name.to_owned(), versions: Vec::new() });
         secret.versions.push(version.clone());
         Ok((secret.clone(), version))
     }
@@ -112,11 +109,7 @@ impl Store {
         let key = name.to_ascii_lowercase();
         let secret = self.live.remove(&key)?;
         let now = now();
-        let deleted = Deleted {
-            secret,
-            deleted_date: now,
-            scheduled_purge_date: now + RECOVERABLE_DAYS * 86_400,
-        };
+        let deleted = Deleted { secret, deleted_date: now, scheduled_purge_date: now + RECOVERABLE_DAYS * 86_400 };
         self.deleted.insert(key, deleted.clone());
         Some(deleted)
     }
@@ -147,20 +140,12 @@ impl Vault {
     pub fn seeded(secrets: &BTreeMap<String, String>) -> Vault {
         let mut store = Store::default();
         for (name, value) in secrets {
-            let params = SetParams {
-                value: value.clone(),
-                content_type: None,
-                tags: None,
-                enabled: None,
-                nbf: None,
-                exp: None,
-            };
+            let params =
+                SetParams { value: value.clone(), content_type: None, tags: None, enabled: None, nbf: None, exp: None };
             // A fresh store has no deleted names, so this cannot fail.
             let _ = store.set(name, params);
         }
-        Vault {
-            store: Mutex::new(store),
-        }
+        Vault { store: Mutex::new(store) }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Store> {

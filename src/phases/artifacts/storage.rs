@@ -35,21 +35,32 @@ pub struct Stored {
 }
 
 fn bad(cfg: &ArtifactsConfig, message: String) -> RunError {
-    RunError::BadInput { phase: PHASE.into(), resource: format!("{}:{}", cfg.manifest_repository, cfg.manifest_tag), message }
+    RunError::BadInput {
+        phase: PHASE.into(),
+        resource: format!("{}:{}", cfg.manifest_repository, cfg.manifest_tag),
+        message,
+    }
 }
 
 /// Reads the release manifest artifact `repo@digest` from `registry`, verifies it, and validates
 /// the document it carries.
-pub async fn read_release(registry: &Registry, repo: &str, digest: &str, cfg: &ArtifactsConfig) -> Result<(ReleaseManifest, Bytes), RunError> {
+pub async fn read_release(
+    registry: &Registry,
+    repo: &str,
+    digest: &str,
+    cfg: &ArtifactsConfig,
+) -> Result<(ReleaseManifest, Bytes), RunError> {
     let m = registry.manifest(repo, digest).await.map_err(|e| RunError::oci(PHASE, e))?;
-    let parsed: OciManifest = serde_json::from_slice(&m.bytes).map_err(|e| bad(cfg, format!("the release manifest artifact is not an OCI manifest: {e}")))?;
-    let layer = parsed
-        .layers
-        .iter()
-        .find(|l| l.media_type == release::MANIFEST_ARTIFACT_TYPE)
-        .ok_or_else(|| bad(cfg, format!("the artifact has no layer of media type {}", release::MANIFEST_ARTIFACT_TYPE)))?;
+    let parsed: OciManifest = serde_json::from_slice(&m.bytes)
+        .map_err(|e| bad(cfg, format!("the release manifest artifact is not an OCI manifest: {e}")))?;
+    let layer = parsed.layers.iter().find(|l| l.media_type == release::MANIFEST_ARTIFACT_TYPE).ok_or_else(|| {
+        bad(cfg, format!("the artifact has no layer of media type {}", release::MANIFEST_ARTIFACT_TYPE))
+    })?;
     if layer.size as usize > release::MAX_MANIFEST_BYTES {
-        return Err(bad(cfg, format!("the manifest is {} bytes, over the {}-byte limit", layer.size, release::MAX_MANIFEST_BYTES)));
+        return Err(bad(
+            cfg,
+            format!("the manifest is {} bytes, over the {}-byte limit", layer.size, release::MAX_MANIFEST_BYTES),
+        ));
     }
     let document = fetch_blob(registry, repo, &layer.digest, release::MAX_MANIFEST_BYTES as u64).await?;
     let manifest = validate(&document, cfg)?;
@@ -61,10 +72,19 @@ async fn fetch_blob(registry: &Registry, repo: &str, digest: &str, max: u64) -> 
     let mut stream = Box::pin(registry.blob_stream(repo, digest).await.map_err(|e| RunError::oci(PHASE, e))?);
     let mut buf = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| RunError::Phase { phase: PHASE.into(), code: "RegistryReadFailed".into(), resource: format!("{repo}@{digest}"), message: e.to_string() })?;
+        let chunk = chunk.map_err(|e| RunError::Phase {
+            phase: PHASE.into(),
+            code: "RegistryReadFailed".into(),
+            resource: format!("{repo}@{digest}"),
+            message: e.to_string(),
+        })?;
         buf.extend_from_slice(&chunk);
         if buf.len() as u64 > max {
-            return Err(RunError::BadInput { phase: PHASE.into(), resource: format!("{repo}@{digest}"), message: format!("blob is larger than {max} bytes") });
+            return Err(RunError::BadInput {
+                phase: PHASE.into(),
+                resource: format!("{repo}@{digest}"),
+                message: format!("blob is larger than {max} bytes"),
+            });
         }
     }
     let bytes = buf.freeze();
@@ -73,11 +93,25 @@ async fn fetch_blob(registry: &Registry, repo: &str, digest: &str, max: u64) -> 
 }
 
 /// `(ref name, repository, digest)` of every artifact the layout holds for a release.
-fn artifact_refs(manifest: &ReleaseManifest, manifest_repo: &str, manifest_digest: &str) -> Vec<(String, String, String)> {
+fn artifact_refs(
+    manifest: &ReleaseManifest,
+    manifest_repo: &str,
+    manifest_digest: &str,
+) -> Vec<(String, String, String)> {
     let r = &manifest.release;
     let mut refs = vec![(format!("{r}/manifest/release"), manifest_repo.to_owned(), manifest_digest.to_owned())];
-    refs.extend(manifest.runbooks.iter().map(|rb| (format!("{r}/runbook/{}", rb.name), rb.artifact.repository.clone(), rb.artifact.digest.clone())));
-    refs.extend(manifest.migrations.iter().map(|m| (format!("{r}/migrations/migrations"), m.artifact.repository.clone(), m.artifact.digest.clone())));
+    refs.extend(
+        manifest
+            .runbooks
+            .iter()
+            .map(|rb| (format!("{r}/runbook/{}", rb.name), rb.artifact.repository.clone(), rb.artifact.digest.clone())),
+    );
+    refs.extend(
+        manifest
+            .migrations
+            .iter()
+            .map(|m| (format!("{r}/migrations/migrations"), m.artifact.repository.clone(), m.artifact.digest.clone())),
+    );
     refs
 }
 
@@ -107,7 +141,14 @@ pub async fn plan(ctx: &Context, manifest: &ReleaseManifest, manifest_digest: &s
 }
 
 /// Writes whatever artifact storage lacks. Every blob is verified before it is written.
-pub async fn store(ctx: &Context, registry: &Registry, manifest: &ReleaseManifest, manifest_digest: &str, manifest_repo: &str, document: &Bytes) -> Result<Stored, RunError> {
+pub async fn store(
+    ctx: &Context,
+    registry: &Registry,
+    manifest: &ReleaseManifest,
+    manifest_digest: &str,
+    manifest_repo: &str,
+    document: &Bytes,
+) -> Result<Stored, RunError> {
     let az = |e| RunError::azure(PHASE, e);
     let oci = |e| RunError::oci(PHASE, e);
     let container = ctx.container(&ctx.config.artifact_container)?;
@@ -125,7 +166,11 @@ pub async fn store(ctx: &Context, registry: &Registry, manifest: &ReleaseManifes
         })?;
         for blob in std::iter::once(&parsed.config).chain(&parsed.layers) {
             if blob.size > MAX_ARTIFACT_BLOB {
-                return Err(RunError::BadInput { phase: PHASE.into(), resource: format!("{repo}@{}", blob.digest), message: format!("artifact blob of {} bytes is over the limit", blob.size) });
+                return Err(RunError::BadInput {
+                    phase: PHASE.into(),
+                    resource: format!("{repo}@{}", blob.digest),
+                    message: format!("artifact blob of {} bytes is over the limit", blob.size),
+                });
             }
             if layout.get_blob(&blob.digest).await.map_err(oci)?.is_none() {
                 let bytes = fetch_blob(registry, &repo, &blob.digest, MAX_ARTIFACT_BLOB).await?;

@@ -134,7 +134,16 @@ mod tests {
     use super::*;
 
     fn r(component: &str, required: bool, state: State) -> CheckResult {
-        CheckResult { component: component.into(), name: format!("{state:?}"), required, state, observed: None, reason: String::new(), code: None, duration_ms: 1 }
+        CheckResult {
+            component: component.into(),
+            name: format!("{state:?}"),
+            required,
+            state,
+            observed: None,
+            reason: String::new(),
+            code: None,
+            duration_ms: 1,
+        }
     }
 
     #[test]
@@ -153,9 +162,13 @@ mod tests {
 
     #[test]
     fn overall_is_the_worst_component() {
-        let results = [r("kv", true, State::Healthy), r("st", true, State::Unhealthy), r("srch", false, State::Unknown)];
+        let results =
+            [r("kv", true, State::Healthy), r("st", true, State::Unhealthy), r("srch", false, State::Unknown)];
         let (comps, overall) = components(&results, &|_| "t".into());
-        assert_eq!(comps.iter().map(|c| (c.name.as_str(), c.state)).collect::<Vec<_>>(), [("kv", State::Healthy), ("st", State::Unhealthy), ("srch", State::Healthy)]);
+        assert_eq!(
+            comps.iter().map(|c| (c.name.as_str(), c.state)).collect::<Vec<_>>(),
+            [("kv", State::Healthy), ("st", State::Unhealthy), ("srch", State::Healthy)]
+        );
         assert_eq!(overall, State::Unhealthy);
     }
 

@@ -99,7 +99,8 @@ pub async fn resolve(server: Option<SocketAddr>, name: &str, deadline: Duration)
             Err(_) => Err(DnsError::NoAnswer(format!("no answer within {deadline:?}"))),
         };
     };
-    let bind: SocketAddr = if server.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { "[::]:0".parse().expect("static") };
+    let bind: SocketAddr =
+        if server.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { "[::]:0".parse().expect("static") };
     let socket = UdpSocket::bind(bind).await.map_err(|e| DnsError::NoAnswer(e.to_string()))?;
     socket.connect(server).await.map_err(|e| DnsError::NoAnswer(e.to_string()))?;
     let id: u16 = rand::random();
@@ -121,7 +122,9 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
     let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     if let Some(path) = ca_file {
         for cert in CertificateDer::pem_file_iter(path).map_err(|e| format!("CA file {}: {e}", path.display()))? {
-            roots.add(cert.map_err(|e| format!("CA file {}: {e}", path.display()))?).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+            roots
+                .add(cert.map_err(|e| format!("CA file {}: {e}", path.display()))?)
+                .map_err(|e| format!("CA file {}: {e}", path.display()))?;
         }
     }
     let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
@@ -145,7 +148,13 @@ pub async fn tcp(addr: SocketAddr, deadline: Duration) -> Result<TcpStream, Stri
 /// Connects and completes a verified TLS handshake with SNI `fqdn`. Postgres first needs its
 /// SSLRequest (as libpq sends it), then speaks TLS; everything else is TLS from the first byte.
 /// Returns the negotiated protocol version.
-pub async fn tls(addr: SocketAddr, fqdn: &str, postgres: bool, config: Arc<ClientConfig>, deadline: Duration) -> Result<String, String> {
+pub async fn tls(
+    addr: SocketAddr,
+    fqdn: &str,
+    postgres: bool,
+    config: Arc<ClientConfig>,
+    deadline: Duration,
+) -> Result<String, String> {
     let work = async {
         let mut stream = tcp(addr, deadline).await?;
         if postgres {
@@ -166,7 +175,14 @@ pub async fn tls(addr: SocketAddr, fqdn: &str, postgres: bool, config: Arc<Clien
 
 /// `GET https://{host}:{port}{path}` with the connection pinned to `addr` (Host and SNI stay
 /// `host`), through the run's trust roots. Returns the status and at most 4 KiB of the body.
-pub async fn http_get(host: &str, port: u16, path: &str, addr: IpAddr, ca_file: Option<&Path>, deadline: Duration) -> Result<(u16, String), String> {
+pub async fn http_get(
+    host: &str,
+    port: u16,
+    path: &str,
+    addr: IpAddr,
+    ca_file: Option<&Path>,
+    deadline: Duration,
+) -> Result<(u16, String), String> {
     let mut builder = reqwest::Client::builder()
         .timeout(deadline)
         .resolve(host, SocketAddr::new(addr, port))
@@ -178,7 +194,11 @@ pub async fn http_get(host: &str, port: u16, path: &str, addr: IpAddr, ca_file: 
         }
     }
     let client = builder.build().map_err(|e| e.to_string())?;
-    let resp = client.get(format!("https://{host}:{port}{path}")).send().await.map_err(|e| crate::azure::pipeline::error_chain(&e))?;
+    let resp = client
+        .get(format!("https://{host}:{port}{path}"))
+        .send()
+        .await
+        .map_err(|e| crate::azure::pipeline::error_chain(&e))?;
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap_or_default();
     Ok((status, body.chars().take(4096).collect()))

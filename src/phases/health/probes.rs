@@ -20,10 +20,15 @@ pub enum Service {
     KeyVault,
     Blob,
     Postgres,
-    Acr { login_server: String },
+    Acr {
+        login_server: String,
+    },
     Automation,
     /// `GET https://{host}{path}`; a 2xx with a status word in its JSON body is that status.
-    Http { host: String, path: String },
+    Http {
+        host: String,
+        path: String,
+    },
     /// The service has no anonymous health API (AI Search, AI Foundry): optional, Unknown.
     NoApi,
 }
@@ -44,7 +49,13 @@ pub fn service_for(role: &str, properties: &Value) -> Option<(Service, bool)> {
         },
         "app-gateway" => {
             let host = s("frontendFqdn")?;
-            let path = properties.get("probePaths").and_then(Value::as_array).and_then(|a| a.first()).and_then(Value::as_str).unwrap_or("/").to_owned();
+            let path = properties
+                .get("probePaths")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+                .and_then(Value::as_str)
+                .unwrap_or("/")
+                .to_owned();
             (Service::Http { host, path }, true)
         }
         // kube-apiserver's readiness endpoint is anonymous.
@@ -87,7 +98,10 @@ pub async fn run(ctx: &Context, cfg: &HealthConfig, service: &Service) -> Outcom
         },
         Service::Blob => match ctx.container(&ctx.config.artifact_container) {
             Ok(c) => match c.list_page(5).await {
-                Ok(n) => Outcome::healthy(format!("{n} blobs on the first page"), format!("container {} listed", ctx.config.artifact_container)),
+                Ok(n) => Outcome::healthy(
+                    format!("{n} blobs on the first page"),
+                    format!("container {} listed", ctx.config.artifact_container),
+                ),
                 Err(e) => Outcome::azure(&e),
             },
             Err(e) => Outcome::unhealthy(e.to_string(), e.code_and_resource().0),
@@ -96,7 +110,12 @@ pub async fn run(ctx: &Context, cfg: &HealthConfig, service: &Service) -> Outcom
         Service::Acr { login_server } => acr(ctx, cfg, login_server).await,
         Service::Automation => automation(ctx, cfg).await,
         Service::Http { host, path } => http(ctx, cfg, host, path).await,
-        Service::NoApi => Outcome { state: State::Unknown, observed: None, reason: "the service has no anonymous health API; only DNS, TCP and TLS are checked".into(), code: None },
+        Service::NoApi => Outcome {
+            state: State::Unknown,
+            observed: None,
+            reason: "the service has no anonymous health API; only DNS, TCP and TLS are checked".into(),
+            code: None,
+        },
     }
 }
 
@@ -110,31 +129,54 @@ async fn postgres(ctx: &Context) -> Outcome {
         Err(e) => return Outcome::unhealthy(e.to_string(), e.code()),
     };
     let one: Result<i32, _> = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await;
-    let versions = |table: &'static str| sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT version FROM vibedata_bootstrap.{table} WHERE success ORDER BY version")));
+    let versions = |table: &'static str| {
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+            "SELECT version FROM vibedata_bootstrap.{table} WHERE success ORDER BY version"
+        )))
+    };
     let registry = versions("registry_migrations").fetch_all(&mut conn).await;
     let release = versions("release_migrations").fetch_all(&mut conn).await.unwrap_or_default();
     let _ = sqlx::Connection::close(conn).await;
     match (one, registry) {
         (Ok(1), Ok(applied)) => {
             let shipped: Vec<i64> = crate::db::migrations::embedded().migrations.iter().map(|m| m.version()).collect();
-            let observed = format!("select 1 = 1; registry schema {:?}; release migrations: {} (latest {})", applied, release.len(), release.last().map(|v| v.to_string()).unwrap_or_else(|| "none".into()));
+            let observed = format!(
+                "select 1 = 1; registry schema {:?}; release migrations: {} (latest {})",
+                applied,
+                release.len(),
+                release.last().map(|v| v.to_string()).unwrap_or_else(|| "none".into())
+            );
             if shipped.iter().all(|v| applied.contains(v)) {
                 Outcome::healthy(observed, format!("{} answers and its schema is current", db.target()))
             } else {
                 Outcome { state: State::Degraded, observed: Some(observed), reason: format!("the registry schema lacks migrations this binary ships ({shipped:?}); run `vibedata-bootstrap run database`"), code: Some("RegistrySchemaBehind".into()) }
             }
         }
-        (Ok(_), _) | (Err(_), _) => Outcome::unhealthy(format!("{} did not answer select 1 or has no migration tables", db.target()), "PostgresError"),
+        (Ok(_), _) | (Err(_), _) => Outcome::unhealthy(
+            format!("{} did not answer select 1 or has no migration tables", db.target()),
+            "PostgresError",
+        ),
     }
 }
 
 async fn acr(ctx: &Context, cfg: &HealthConfig, login_server: &str) -> Outcome {
-    let auth_endpoint = match cfg.acr_auth_endpoint.clone().map(Ok).unwrap_or_else(|| url::Url::parse(&format!("https://{login_server}"))) {
+    let auth_endpoint = match cfg
+        .acr_auth_endpoint
+        .clone()
+        .map(Ok)
+        .unwrap_or_else(|| url::Url::parse(&format!("https://{login_server}")))
+    {
         Ok(u) => u,
         Err(e) => return Outcome::unhealthy(format!("{login_server}: {e}"), "BadLoginServer"),
     };
-    let identity = AcrIdentity { tokens: ctx.tokens.clone(), aad_scope: ctx.config.cloud.arm_scope(), auth_endpoint, tenant: ctx.config.tenant_id.clone() };
-    let opts = RegistryOptions { ca_file: ctx.config.ca_file.clone(), timeout: Some(cfg.timeout), policy: ctx.policy.clone() };
+    let identity = AcrIdentity {
+        tokens: ctx.tokens.clone(),
+        aad_scope: ctx.config.cloud.arm_scope(),
+        auth_endpoint,
+        tenant: ctx.config.tenant_id.clone(),
+    };
+    let opts =
+        RegistryOptions { ca_file: ctx.config.ca_file.clone(), timeout: Some(cfg.timeout), policy: ctx.policy.clone() };
     let registry = match Registry::new(login_server, Credentials::AcrIdentity(identity), ctx.http.clone(), &opts) {
         Ok(r) => r,
         Err(e) => return Outcome::unhealthy(e.to_string(), e.code()),
@@ -151,11 +193,18 @@ async fn manifest_runbooks(ctx: &Context) -> Result<Option<(String, Vec<String>)
     let Some(pointer) = container.get("releases/latest.json").await.map_err(|e| e.to_string())? else {
         return Ok(None);
     };
-    let release = serde_json::from_slice::<Value>(&pointer).ok().and_then(|p| p.get("release").and_then(Value::as_str).map(str::to_owned)).ok_or("releases/latest.json is not a release pointer")?;
+    let release = serde_json::from_slice::<Value>(&pointer)
+        .ok()
+        .and_then(|p| p.get("release").and_then(Value::as_str).map(str::to_owned))
+        .ok_or("releases/latest.json is not a release pointer")?;
     if !crate::oci::reference::valid_tag(&release) {
         return Err(format!("release {release:?} is not a valid release name"));
     }
-    let doc = container.get(&format!("releases/{release}/manifest.json")).await.map_err(|e| e.to_string())?.ok_or("the release manifest is missing")?;
+    let doc = container
+        .get(&format!("releases/{release}/manifest.json"))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the release manifest is missing")?;
     let manifest: crate::release::ReleaseManifest = serde_json::from_slice(&doc).map_err(|e| e.to_string())?;
     Ok(Some((release, manifest.runbooks.into_iter().map(|r| r.name).collect())))
 }
@@ -163,10 +212,24 @@ async fn manifest_runbooks(ctx: &Context) -> Result<Option<(String, Vec<String>)
 async fn automation(ctx: &Context, cfg: &HealthConfig) -> Outcome {
     let wanted = match manifest_runbooks(ctx).await {
         Ok(Some(w)) => w,
-        Ok(None) => return Outcome { state: State::Unknown, observed: None, reason: "artifact storage holds no release, so no runbook is expected yet".into(), code: None },
-        Err(e) => return Outcome::unhealthy(format!("cannot read the release's runbook list: {e}"), "ReleaseUnreadable"),
+        Ok(None) => {
+            return Outcome {
+                state: State::Unknown,
+                observed: None,
+                reason: "artifact storage holds no release, so no runbook is expected yet".into(),
+                code: None,
+            }
+        }
+        Err(e) => {
+            return Outcome::unhealthy(format!("cannot read the release's runbook list: {e}"), "ReleaseUnreadable")
+        }
     };
-    let account = Automation::new(ctx.arm.clone(), &ctx.config.subscription_id, &ctx.config.resource_group, &cfg.automation_account);
+    let account = Automation::new(
+        ctx.arm.clone(),
+        &ctx.config.subscription_id,
+        &ctx.config.resource_group,
+        &cfg.automation_account,
+    );
     let runbooks = match account.runbooks().await {
         Ok(r) => r,
         Err(e) => return Outcome::azure(&e),
@@ -184,7 +247,12 @@ async fn automation(ctx: &Context, cfg: &HealthConfig) -> Outcome {
     if not_published.is_empty() {
         Outcome::healthy(observed, format!("every runbook of release {release} is Published"))
     } else {
-        Outcome { state: State::Unhealthy, observed: Some(observed), reason: format!("not Published: {}", not_published.join(", ")), code: Some("RunbookNotPublished".into()) }
+        Outcome {
+            state: State::Unhealthy,
+            observed: Some(observed),
+            reason: format!("not Published: {}", not_published.join(", ")),
+            code: Some("RunbookNotPublished".into()),
+        }
     }
 }
 
@@ -197,7 +265,9 @@ async fn http(ctx: &Context, cfg: &HealthConfig, host: &str, path: &str) -> Outc
     let port = cfg.endpoint_ports.get(&host.to_ascii_lowercase()).copied().unwrap_or(443);
     match net::http_get(host, port, path, ip, ctx.config.ca_file.as_deref(), cfg.timeout).await {
         Ok((status, body)) => {
-            let word = serde_json::from_str::<Value>(&body).ok().and_then(|v| v.get("status").and_then(Value::as_str).map(str::to_owned));
+            let word = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v.get("status").and_then(Value::as_str).map(str::to_owned));
             let from_body = word.as_deref().and_then(State::from_word);
             let observed = format!("HTTP {status}{}", word.as_deref().map(|w| format!(" {w}")).unwrap_or_default());
             let state = match (status, from_body) {
@@ -220,9 +290,15 @@ mod tests {
     #[test]
     fn probes_per_role() {
         assert_eq!(service_for("key-vault", &json!({})), Some((Service::KeyVault, true)));
-        assert_eq!(service_for("web-app", &json!({"defaultHostName": "a.azurewebsites.net", "healthCheckPath": "/health"})), Some((Service::Http { host: "a.azurewebsites.net".into(), path: "/health".into() }, true)));
+        assert_eq!(
+            service_for("web-app", &json!({"defaultHostName": "a.azurewebsites.net", "healthCheckPath": "/health"})),
+            Some((Service::Http { host: "a.azurewebsites.net".into(), path: "/health".into() }, true))
+        );
         assert_eq!(service_for("web-app", &json!({"defaultHostName": "a"})), Some((Service::NoApi, false)));
-        assert_eq!(service_for("kubernetes", &json!({"fqdn": "k"})), Some((Service::Http { host: "k".into(), path: "/readyz".into() }, true)));
+        assert_eq!(
+            service_for("kubernetes", &json!({"fqdn": "k"})),
+            Some((Service::Http { host: "k".into(), path: "/readyz".into() }, true))
+        );
         assert_eq!(service_for("search", &json!({})), Some((Service::NoApi, false)));
         assert_eq!(service_for("identity", &json!({})), None);
     }

@@ -79,7 +79,9 @@ pub async fn targets(conn: &mut PgConnection) -> Result<Vec<Target>, DbError> {
                 endpoints: mine,
             }
         })
-        .filter(|t: &Target| !t.endpoints.is_empty() || t.role.as_deref().is_some_and(|r| r != "private-endpoint" && r != "identity"))
+        .filter(|t: &Target| {
+            !t.endpoints.is_empty() || t.role.as_deref().is_some_and(|r| r != "private-endpoint" && r != "identity")
+        })
         .collect())
 }
 
@@ -98,28 +100,64 @@ fn status_rows(results: &[CheckResult], components: &[Component], overall: State
     let mut rows: Vec<StatusRow> = results
         .iter()
         .enumerate()
-        .map(|(i, r)| StatusRow { key: r.key(), component: Some(r.component.clone()), state: r.state, required: r.required, detail: r.reason.clone(), observed: r.observed.clone(), result: Some(i) })
+        .map(|(i, r)| StatusRow {
+            key: r.key(),
+            component: Some(r.component.clone()),
+            state: r.state,
+            required: r.required,
+            detail: r.reason.clone(),
+            observed: r.observed.clone(),
+            result: Some(i),
+        })
         .collect();
     for c in components {
         let detail = format!("{} of {} checks not healthy", c.failing, c.checks);
-        rows.push(StatusRow { key: c.name.clone(), component: Some(c.name.clone()), state: c.state, required: true, detail, observed: None, result: None });
+        rows.push(StatusRow {
+            key: c.name.clone(),
+            component: Some(c.name.clone()),
+            state: c.state,
+            required: true,
+            detail,
+            observed: None,
+            result: None,
+        });
     }
     let failing = components.iter().filter(|c| c.state != State::Healthy).count();
-    rows.push(StatusRow { key: "overall".into(), component: None, state: overall, required: true, detail: format!("{failing} of {} components not healthy", components.len()), observed: None, result: None });
+    rows.push(StatusRow {
+        key: "overall".into(),
+        component: None,
+        state: overall,
+        required: true,
+        detail: format!("{failing} of {} components not healthy", components.len()),
+        observed: None,
+        result: None,
+    });
     rows
 }
 
 /// Records a run; returns the number of status transitions. A dry run only counts them.
-pub async fn record(conn: &mut PgConnection, deployment_id: &str, arm_ids: &BTreeMap<String, String>, results: &[CheckResult], components: &[Component], overall: State, dry_run: bool) -> Result<u64, DbError> {
+pub async fn record(
+    conn: &mut PgConnection,
+    deployment_id: &str,
+    arm_ids: &BTreeMap<String, String>,
+    results: &[CheckResult],
+    components: &[Component],
+    overall: State,
+    dry_run: bool,
+) -> Result<u64, DbError> {
     let mut tx = conn.begin().await.map_err(q("starting the health transaction"))?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('vibedata-bootstrap:health'))").execute(&mut *tx).await.map_err(q("locking health status"))?;
-    let current: BTreeMap<String, String> = sqlx::query("SELECT check_name, state::text AS state FROM registry.health_status")
-        .fetch_all(&mut *tx)
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('vibedata-bootstrap:health'))")
+        .execute(&mut *tx)
         .await
-        .map_err(q("reading registry.health_status"))?
-        .iter()
-        .map(|r| (r.get("check_name"), r.get("state")))
-        .collect();
+        .map_err(q("locking health status"))?;
+    let current: BTreeMap<String, String> =
+        sqlx::query("SELECT check_name, state::text AS state FROM registry.health_status")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(q("reading registry.health_status"))?
+            .iter()
+            .map(|r| (r.get("check_name"), r.get("state")))
+            .collect();
     let rows = status_rows(results, components, overall);
     let changed = |row: &StatusRow| current.get(&row.key).and_then(|s| State::from_db(s)) != Some(row.state);
     let gone: Vec<&String> = current.keys().filter(|k| !rows.iter().any(|r| &r.key == *k)).collect();
@@ -128,12 +166,14 @@ pub async fn record(conn: &mut PgConnection, deployment_id: &str, arm_ids: &BTre
         tx.rollback().await.map_err(q("ending the health transaction"))?;
         return Ok(transitions);
     }
-    let run_id: String = sqlx::query_scalar("INSERT INTO registry.health_runs (deployment_id, binary_version) VALUES ($1, $2) RETURNING run_id::text")
-        .bind(deployment_id)
-        .bind(crate::VERSION)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(q("registry.health_runs"))?;
+    let run_id: String = sqlx::query_scalar(
+        "INSERT INTO registry.health_runs (deployment_id, binary_version) VALUES ($1, $2) RETURNING run_id::text",
+    )
+    .bind(deployment_id)
+    .bind(crate::VERSION)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(q("registry.health_runs"))?;
     let mut result_keys = Vec::with_capacity(results.len());
     for r in results {
         let key: i64 = sqlx::query_scalar(
@@ -181,7 +221,11 @@ pub async fn record(conn: &mut PgConnection, deployment_id: &str, arm_ids: &BTre
             .map_err(q("registry.health_status"))?;
     }
     for key in gone {
-        sqlx::query("DELETE FROM registry.health_status WHERE check_name = $1").bind(key).execute(&mut *tx).await.map_err(q("registry.health_status"))?;
+        sqlx::query("DELETE FROM registry.health_status WHERE check_name = $1")
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("registry.health_status"))?;
     }
     sqlx::query("UPDATE registry.health_runs SET finished_at = now(), overall = $2::registry.health_state WHERE run_id = $1::uuid")
         .bind(&run_id)

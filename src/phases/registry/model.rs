@@ -143,7 +143,13 @@ fn kept_properties(f: &Found) -> Map<String, Value> {
         }
     }
     if t == "microsoft.network/applicationgateways" {
-        let paths: Vec<Value> = f.prop("/probes").and_then(Value::as_array).into_iter().flatten().filter_map(|p| p.pointer("/properties/path").cloned()).collect();
+        let paths: Vec<Value> = f
+            .prop("/probes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.pointer("/properties/path").cloned())
+            .collect();
         out.insert("probePaths".into(), Value::Array(paths));
     }
     out
@@ -167,7 +173,11 @@ pub fn build(d: &Discovered, loc: &Locations) -> Snapshot {
         let mut properties = kept_properties(f);
         let mut endpoint = |resource: &str, group_id: &str, fqdn: &str, ip: Option<&String>, pe: Option<&str>| {
             if !by_id.contains_key(&resource.to_ascii_lowercase()) {
-                tracing::warn!(target_resource = resource, fqdn, "an endpoint's target is outside the resource group; not recorded");
+                tracing::warn!(
+                    target_resource = resource,
+                    fqdn,
+                    "an endpoint's target is outside the resource group; not recorded"
+                );
                 return;
             }
             let (port, protocol) = port_for(group_id);
@@ -182,7 +192,9 @@ pub fn build(d: &Discovered, loc: &Locations) -> Snapshot {
             });
         };
         if l.is(discovery::PRIVATE_ENDPOINT) {
-            if let Some(r) = f.body.as_ref().and_then(|b| discovery::resolve_private_endpoint(b, &f.zone_groups, &d.nics)) {
+            if let Some(r) =
+                f.body.as_ref().and_then(|b| discovery::resolve_private_endpoint(b, &f.zone_groups, &d.nics))
+            {
                 let group = r.group_ids.first().cloned().unwrap_or_default();
                 // One row per name: a record set with several addresses keeps the first, which
                 // is the one Azure's own DNS integration answers first.
@@ -196,9 +208,19 @@ pub fn build(d: &Discovered, loc: &Locations) -> Snapshot {
         }
         if l.is("microsoft.network/applicationgateways") {
             // A gateway has no private endpoint: its endpoint is the frontend public IP's name.
-            for ip_id in f.prop("/frontendIPConfigurations").and_then(Value::as_array).into_iter().flatten().filter_map(|c| c.pointer("/properties/publicIPAddress/id")).filter_map(Value::as_str) {
+            for ip_id in f
+                .prop("/frontendIPConfigurations")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.pointer("/properties/publicIPAddress/id"))
+                .filter_map(Value::as_str)
+            {
                 if let Some(pip) = by_id.get(&ip_id.to_ascii_lowercase()) {
-                    if let (Some(fqdn), ip) = (pip.prop("/dnsSettings/fqdn").and_then(Value::as_str), pip.prop("/ipAddress").and_then(Value::as_str).map(str::to_owned)) {
+                    if let (Some(fqdn), ip) = (
+                        pip.prop("/dnsSettings/fqdn").and_then(Value::as_str),
+                        pip.prop("/ipAddress").and_then(Value::as_str).map(str::to_owned),
+                    ) {
                         endpoint(&l.id, "frontend", fqdn, ip.as_ref(), None);
                         properties.insert("frontendFqdn".into(), json!(fqdn.to_ascii_lowercase()));
                     }
@@ -206,23 +228,47 @@ pub fn build(d: &Discovered, loc: &Locations) -> Snapshot {
             }
         }
         if let Some(settings) = &f.app_settings {
-            s.configuration_references.extend(app_setting_references(&l.id, &l.name, settings, &d.resources, &loc.vault_suffix));
+            s.configuration_references.extend(app_setting_references(
+                &l.id,
+                &l.name,
+                settings,
+                &d.resources,
+                &loc.vault_suffix,
+            ));
         }
         s.resources.push(ResourceRow {
             arm_id: l.id.clone(),
             name: l.name.clone(),
             resource_type: l.resource_type.clone(),
-            kind: l.kind.clone().or_else(|| f.body.as_ref().and_then(|b| b.get("kind")).and_then(Value::as_str).map(str::to_owned)),
-            role: role(&l.resource_type, l.kind.as_deref().or_else(|| f.body.as_ref().and_then(|b| b.get("kind")).and_then(Value::as_str))).map(str::to_owned),
+            kind: l
+                .kind
+                .clone()
+                .or_else(|| f.body.as_ref().and_then(|b| b.get("kind")).and_then(Value::as_str).map(str::to_owned)),
+            role: role(
+                &l.resource_type,
+                l.kind.as_deref().or_else(|| f.body.as_ref().and_then(|b| b.get("kind")).and_then(Value::as_str)),
+            )
+            .map(str::to_owned),
             location: l.location.clone(),
-            sku: l.sku.as_ref().or_else(|| f.body.as_ref().and_then(|b| b.get("sku"))).and_then(|s| s.get("name")).and_then(Value::as_str).map(str::to_owned),
+            sku: l
+                .sku
+                .as_ref()
+                .or_else(|| f.body.as_ref().and_then(|b| b.get("sku")))
+                .and_then(|s| s.get("name"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             provisioning_state: f.prop("/provisioningState").and_then(Value::as_str).map(str::to_owned),
             tags: Value::Object(l.tags.clone().unwrap_or_default()),
             properties: Value::Object(properties),
         });
     }
     let vault = d.resources.iter().find(|f| f.listed.is("microsoft.keyvault/vaults"));
-    let vault_base = vault.and_then(|v| v.prop("/vaultUri")).and_then(Value::as_str).unwrap_or(&loc.vault_url).trim_end_matches('/').to_owned();
+    let vault_base = vault
+        .and_then(|v| v.prop("/vaultUri"))
+        .and_then(Value::as_str)
+        .unwrap_or(&loc.vault_url)
+        .trim_end_matches('/')
+        .to_owned();
     for (name, secret) in &loc.secrets {
         s.configuration_references.push(ReferenceRow {
             name: name.clone(),
@@ -234,10 +280,24 @@ pub fn build(d: &Discovered, loc: &Locations) -> Snapshot {
     }
     for (name, uri, what) in [
         ("artifact-storage", loc.artifact_container_url.clone(), "artifact storage container"),
-        ("artifact-storage/release-pointer", format!("{}/releases/latest.json", loc.artifact_container_url), "the current release"),
-        ("artifact-storage/registry-export", format!("{}/{}", loc.artifact_container_url, loc.export_blob), "this registry as JSON"),
+        (
+            "artifact-storage/release-pointer",
+            format!("{}/releases/latest.json", loc.artifact_container_url),
+            "the current release",
+        ),
+        (
+            "artifact-storage/registry-export",
+            format!("{}/{}", loc.artifact_container_url, loc.export_blob),
+            "this registry as JSON",
+        ),
     ] {
-        s.configuration_references.push(ReferenceRow { name: name.into(), kind: "blobLocation".into(), uri, resource: storage_for(&d.resources, &loc.artifact_container_url), description: Some(what.into()) });
+        s.configuration_references.push(ReferenceRow {
+            name: name.into(),
+            kind: "blobLocation".into(),
+            uri,
+            resource: storage_for(&d.resources, &loc.artifact_container_url),
+            description: Some(what.into()),
+        });
     }
     s.sort();
     s
@@ -248,26 +308,43 @@ fn storage_for(resources: &[Found], url: &str) -> Option<String> {
     resources
         .iter()
         .filter(|f| f.listed.is("microsoft.storage/storageaccounts"))
-        .find(|f| f.prop("/primaryEndpoints/blob").and_then(Value::as_str).is_some_and(|b| url.starts_with(b.trim_end_matches('/'))))
+        .find(|f| {
+            f.prop("/primaryEndpoints/blob")
+                .and_then(Value::as_str)
+                .is_some_and(|b| url.starts_with(b.trim_end_matches('/')))
+        })
         .map(|f| f.listed.id.clone())
 }
 
 /// References for a site's app settings: a Key Vault reference becomes its secret URI; any
 /// other setting is recorded by name only. No value is ever copied.
-fn app_setting_references(site_id: &str, site: &str, settings: &Map<String, Value>, resources: &[Found], vault_suffix: &str) -> Vec<ReferenceRow> {
+fn app_setting_references(
+    site_id: &str,
+    site: &str,
+    settings: &Map<String, Value>,
+    resources: &[Found],
+    vault_suffix: &str,
+) -> Vec<ReferenceRow> {
     settings
         .iter()
         .map(|(key, value)| {
             let name = format!("{site}/{key}");
             match value.as_str().and_then(|v| key_vault_reference(v, vault_suffix)) {
                 Some(uri) => {
-                    let host = url::Url::parse(&uri).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+                    let host =
+                        url::Url::parse(&uri).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
                     let vault = resources
                         .iter()
                         .filter(|f| f.listed.is("microsoft.keyvault/vaults"))
                         .find(|f| f.prop("/vaultUri").and_then(Value::as_str).is_some_and(|v| v.contains(&host)))
                         .map(|f| f.listed.id.clone());
-                    ReferenceRow { name, kind: "keyVaultSecret".into(), uri, resource: vault, description: Some(format!("app setting {key} of {site}")) }
+                    ReferenceRow {
+                        name,
+                        kind: "keyVaultSecret".into(),
+                        uri,
+                        resource: vault,
+                        description: Some(format!("app setting {key} of {site}")),
+                    }
                 }
                 None => ReferenceRow {
                     name,
@@ -285,7 +362,11 @@ fn app_setting_references(site_id: &str, site: &str, settings: &Map<String, Valu
 /// → the secret URI without a trailing slash (the registry schema's form).
 pub fn key_vault_reference(value: &str, vault_suffix: &str) -> Option<String> {
     let inner = value.trim().strip_prefix("@Microsoft.KeyVault(")?.strip_suffix(')')?;
-    let parts: BTreeMap<String, &str> = inner.split(';').filter_map(|p| p.split_once('=')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim())).collect();
+    let parts: BTreeMap<String, &str> = inner
+        .split(';')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim()))
+        .collect();
     if let Some(uri) = parts.get("secreturi") {
         return Some(uri.trim_end_matches('/').to_owned());
     }
@@ -300,14 +381,27 @@ mod tests {
     use crate::azure::discovery::Listed;
 
     fn found(id: &str, t: &str, body: Value) -> Found {
-        let listed: Listed = serde_json::from_value(json!({"id": id, "name": id.rsplit('/').next().unwrap(), "type": t, "location": "eastus"})).unwrap();
+        let listed: Listed = serde_json::from_value(
+            json!({"id": id, "name": id.rsplit('/').next().unwrap(), "type": t, "location": "eastus"}),
+        )
+        .unwrap();
         Found { listed, body: Some(body), zone_groups: Vec::new(), app_settings: None }
     }
 
     #[test]
     fn key_vault_references_in_both_syntaxes() {
-        assert_eq!(key_vault_reference("@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/a/)", "vault.azure.net").as_deref(), Some("https://kv.vault.azure.net/secrets/a"));
-        assert_eq!(key_vault_reference("@Microsoft.KeyVault(VaultName=kv;SecretName=a)", "vault.azure.net").as_deref(), Some("https://kv.vault.azure.net/secrets/a"));
+        assert_eq!(
+            key_vault_reference(
+                "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/a/)",
+                "vault.azure.net"
+            )
+            .as_deref(),
+            Some("https://kv.vault.azure.net/secrets/a")
+        );
+        assert_eq!(
+            key_vault_reference("@Microsoft.KeyVault(VaultName=kv;SecretName=a)", "vault.azure.net").as_deref(),
+            Some("https://kv.vault.azure.net/secrets/a")
+        );
         assert_eq!(key_vault_reference("DefaultEndpointsProtocol=https;AccountKey=x", "vault.azure.net"), None);
     }
 
@@ -315,32 +409,65 @@ mod tests {
     fn app_settings_become_references_without_values() {
         let mut site = found("/s/sites/app", "Microsoft.Web/sites", json!({"properties": {}}));
         let secret = "DefaultEndpointsProtocol=https;AccountName=st;AccountKey=c2VjcmV0";
-        site.app_settings = Some(serde_json::from_value(json!({
+        site.app_settings = Some(
+            serde_json::from_value(json!({
             "AzureWebJobsStorage": secret,
-            "CANARY": "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/health-canary/)"})).unwrap());
-        let kv = found("/s/vaults/kv", "Microsoft.KeyVault/vaults", json!({"properties": {"vaultUri": "https://kv.vault.azure.net/"}}));
+            "CANARY": "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/health-canary/)"}))
+            .unwrap(),
+        );
+        let kv = found(
+            "/s/vaults/kv",
+            "Microsoft.KeyVault/vaults",
+            json!({"properties": {"vaultUri": "https://kv.vault.azure.net/"}}),
+        );
         let d = Discovered { resources: vec![site, kv], nics: vec![], requests: 0 };
-        let s = build(&d, &Locations { artifact_container_url: "https://st/artifacts".into(), export_blob: "registry/x.json".into(), ..Default::default() });
+        let s = build(
+            &d,
+            &Locations {
+                artifact_container_url: "https://st/artifacts".into(),
+                export_blob: "registry/x.json".into(),
+                ..Default::default()
+            },
+        );
         let text = serde_json::to_string(&s).unwrap();
         assert!(!text.contains("c2VjcmV0"), "no app setting value is recorded: {text}");
         let canary = s.configuration_references.iter().find(|r| r.name == "app/CANARY").unwrap();
-        assert_eq!((canary.kind.as_str(), canary.uri.as_str(), canary.resource.as_deref()), ("keyVaultSecret", "https://kv.vault.azure.net/secrets/health-canary", Some("/s/vaults/kv")));
+        assert_eq!(
+            (canary.kind.as_str(), canary.uri.as_str(), canary.resource.as_deref()),
+            ("keyVaultSecret", "https://kv.vault.azure.net/secrets/health-canary", Some("/s/vaults/kv"))
+        );
         let storage = s.configuration_references.iter().find(|r| r.name == "app/AzureWebJobsStorage").unwrap();
-        assert_eq!((storage.kind.as_str(), storage.uri.as_str()), ("appSetting", "/s/sites/app/config/appsettings/AzureWebJobsStorage"));
+        assert_eq!(
+            (storage.kind.as_str(), storage.uri.as_str()),
+            ("appSetting", "/s/sites/app/config/appsettings/AzureWebJobsStorage")
+        );
     }
 
     #[test]
     fn private_endpoints_give_endpoints_of_their_target_with_the_service_port() {
-        let pg = found("/s/flexibleServers/pg", "Microsoft.DBforPostgreSQL/flexibleServers", json!({"properties": {"fullyQualifiedDomainName": "pg.postgres.database.azure.com"}}));
-        let mut pe = found("/s/privateEndpoints/pe", "Microsoft.Network/privateEndpoints", json!({"id": "/s/privateEndpoints/pe", "properties": {
+        let pg = found(
+            "/s/flexibleServers/pg",
+            "Microsoft.DBforPostgreSQL/flexibleServers",
+            json!({"properties": {"fullyQualifiedDomainName": "pg.postgres.database.azure.com"}}),
+        );
+        let mut pe = found(
+            "/s/privateEndpoints/pe",
+            "Microsoft.Network/privateEndpoints",
+            json!({"id": "/s/privateEndpoints/pe", "properties": {
             "privateLinkServiceConnections": [{"properties": {"privateLinkServiceId": "/S/flexibleServers/pg", "groupIds": ["postgresqlServer"]}}],
-            "customDnsConfigs": []}}));
-        pe.zone_groups = vec![json!({"properties": {"privateDnsZoneConfigs": [{"properties": {"recordSets": [{"fqdn": "PG.privatelink.postgres.database.azure.com", "ipAddresses": ["10.0.0.7"]}]}}]}})];
+            "customDnsConfigs": []}}),
+        );
+        pe.zone_groups = vec![
+            json!({"properties": {"privateDnsZoneConfigs": [{"properties": {"recordSets": [{"fqdn": "PG.privatelink.postgres.database.azure.com", "ipAddresses": ["10.0.0.7"]}]}}]}}),
+        ];
         let d = Discovered { resources: vec![pe, pg], nics: vec![], requests: 0 };
         let s = build(&d, &Locations::default());
         assert_eq!(s.endpoints.len(), 1);
         let e = &s.endpoints[0];
-        assert_eq!((e.fqdn.as_str(), e.private_ip.as_deref(), e.port, e.protocol.as_str()), ("pg.privatelink.postgres.database.azure.com", Some("10.0.0.7"), 5432, "postgres"));
+        assert_eq!(
+            (e.fqdn.as_str(), e.private_ip.as_deref(), e.port, e.protocol.as_str()),
+            ("pg.privatelink.postgres.database.azure.com", Some("10.0.0.7"), 5432, "postgres")
+        );
         assert_eq!(s.resources.iter().find(|r| r.name == "pg").unwrap().role.as_deref(), Some("postgres"));
         // The same platform gives the same digest; another one does not.
         let again = build(&d.clone(), &Locations::default());

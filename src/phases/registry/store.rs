@@ -150,7 +150,13 @@ pub async fn current(conn: &mut PgConnection) -> Result<Snapshot, DbError> {
     .await
     .map_err(q("reading registry.configuration_references"))?
     .iter()
-    .map(|r| ReferenceRow { name: r.get("name"), kind: r.get("kind"), uri: r.get("uri"), resource: r.get("arm_id"), description: r.get("description") })
+    .map(|r| ReferenceRow {
+        name: r.get("name"),
+        kind: r.get("kind"),
+        uri: r.get("uri"),
+        resource: r.get("arm_id"),
+        description: r.get("description"),
+    })
     .collect();
     let mut s = Snapshot { resources, endpoints, configuration_references };
     s.sort();
@@ -166,9 +172,17 @@ pub struct Meta<'a> {
 /// Reads the current registry and replaces it with `wanted`, all in one transaction under a
 /// transaction-scoped advisory lock, so two runners never interleave and a reader sees the old
 /// snapshot or the new one, never a mix. Returns the diff that was applied.
-pub async fn replace(conn: &mut PgConnection, wanted: &Snapshot, meta: &Meta<'_>, dry_run: bool) -> Result<Diff, DbError> {
+pub async fn replace(
+    conn: &mut PgConnection,
+    wanted: &Snapshot,
+    meta: &Meta<'_>,
+    dry_run: bool,
+) -> Result<Diff, DbError> {
     let mut tx = conn.begin().await.map_err(q("starting the registry transaction"))?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('vibedata-bootstrap:registry'))").execute(&mut *tx).await.map_err(q("locking the registry"))?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('vibedata-bootstrap:registry'))")
+        .execute(&mut *tx)
+        .await
+        .map_err(q("locking the registry"))?;
     let d = diff(&current(&mut tx).await?, wanted);
     if dry_run || d.changes() == 0 {
         tx.rollback().await.map_err(q("ending the registry transaction"))?;
@@ -229,7 +243,11 @@ pub async fn replace(conn: &mut PgConnection, wanted: &Snapshot, meta: &Meta<'_>
         .map_err(q(&e.fqdn))?;
     }
     for r in &d.references.removed {
-        sqlx::query("DELETE FROM registry.configuration_references WHERE name = $1").bind(&r.name).execute(&mut *tx).await.map_err(q(&r.name))?;
+        sqlx::query("DELETE FROM registry.configuration_references WHERE name = $1")
+            .bind(&r.name)
+            .execute(&mut *tx)
+            .await
+            .map_err(q(&r.name))?;
     }
     for r in d.references.added.iter().chain(&d.references.updated) {
         sqlx::query(
@@ -249,11 +267,13 @@ pub async fn replace(conn: &mut PgConnection, wanted: &Snapshot, meta: &Meta<'_>
     }
     // Kept with removed_at, so history and health results that point at them stay readable.
     for r in &d.resources.removed {
-        sqlx::query("UPDATE registry.resources SET removed_at = now(), updated_at = now() WHERE lower(arm_id) = lower($1)")
-            .bind(&r.arm_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(q(&r.arm_id))?;
+        sqlx::query(
+            "UPDATE registry.resources SET removed_at = now(), updated_at = now() WHERE lower(arm_id) = lower($1)",
+        )
+        .bind(&r.arm_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(q(&r.arm_id))?;
     }
     sqlx::query(
         "INSERT INTO registry.snapshots (deployment_id, release, digest, resources, endpoints, changes, diff, binary_version)

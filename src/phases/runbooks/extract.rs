@@ -138,7 +138,8 @@ pub fn extract(layer: &[u8], entry: &RunbookEntry, limit: u64) -> Result<Script,
             return Err(ExtractError::EmptyScript { path: raw_path });
         }
         let digest = crate::oci::sha256_digest(&bytes);
-        let text = String::from_utf8(bytes).map_err(|e| ExtractError::NotUtf8 { path: raw_path.clone(), offset: e.utf8_error().valid_up_to() })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| ExtractError::NotUtf8 { path: raw_path.clone(), offset: e.utf8_error().valid_up_to() })?;
         script = Some(Script { file_name: name.to_owned(), text, digest });
     }
     script.ok_or(ExtractError::Empty { expected })

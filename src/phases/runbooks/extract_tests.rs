@@ -68,7 +68,8 @@ fn the_variants_are_the_specific_ones() {
 #[test]
 fn windows_style_paths_are_refused_too() {
     let e = entry("W", "PowerShell");
-    for (path, want) in [("..\\W.ps1", "path traversal"), ("C:\\W.ps1", "absolute path"), ("\\W.ps1", "absolute path")] {
+    for (path, want) in [("..\\W.ps1", "path traversal"), ("C:\\W.ps1", "absolute path"), ("\\W.ps1", "absolute path")]
+    {
         let err = extract(&layer(&[Raw::file(path, b"x")]), &e, LIMIT).unwrap_err().to_string();
         assert!(err.contains(want), "{path}: {err}");
     }

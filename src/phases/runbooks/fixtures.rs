@@ -86,7 +86,19 @@ pub fn bad_cases(name: &str, limit: u64) -> Vec<BadCase> {
         case("directory", vec![Raw::special("scripts/", EntryType::Directory, None)], "not a regular file"),
         case("entry-oversize", vec![Raw::file(&ps1, &vec![b'#'; limit as usize + 1])], "over the"),
         // A GNU long-name record that inflates past the limit before any file is seen: a bomb.
-        case("total-oversize", vec![Raw { path: "././@LongLink".into(), kind: EntryType::GNULongName, data: vec![0; limit as usize + 70_000], link: None }, Raw::file(&ps1, ok)], "exceeds"),
+        case(
+            "total-oversize",
+            vec![
+                Raw {
+                    path: "././@LongLink".into(),
+                    kind: EntryType::GNULongName,
+                    data: vec![0; limit as usize + 70_000],
+                    link: None,
+                },
+                Raw::file(&ps1, ok),
+            ],
+            "exceeds",
+        ),
         case("empty-script", vec![Raw::file(&ps1, b"")], "is empty"),
         case("not-utf8", vec![Raw::file(&ps1, b"Write-Output '\xff\xfe'\n")], "not UTF-8"),
         case("two-files", vec![Raw::file(&ps1, ok), Raw::file("extra.txt", b"x")], "more than one entry"),

@@ -125,7 +125,11 @@ pub enum EnvError {
 
 /// Plans the configured environments against `existing` (keyed by lower-case name) and checks
 /// that every runbook's environment will exist with the runbook's language.
-pub fn plan_environments(configured: &[RuntimeEnvironment], existing: &BTreeMap<String, Runtime>, runbooks: &[Desired<'_>]) -> Result<Vec<EnvPlan>, EnvError> {
+pub fn plan_environments(
+    configured: &[RuntimeEnvironment],
+    existing: &BTreeMap<String, Runtime>,
+    runbooks: &[Desired<'_>],
+) -> Result<Vec<EnvPlan>, EnvError> {
     let mut plans = Vec::new();
     for c in configured {
         let runtime = Runtime { language: c.language.clone(), version: c.version.clone() };
@@ -144,7 +148,9 @@ pub fn plan_environments(configured: &[RuntimeEnvironment], existing: &BTreeMap<
     }
     for rb in runbooks {
         let key = rb.runtime_environment.to_ascii_lowercase();
-        let runtime = existing.get(&key).or_else(|| plans.iter().find(|p| p.name.to_ascii_lowercase() == key).map(|p| &p.runtime));
+        let runtime = existing
+            .get(&key)
+            .or_else(|| plans.iter().find(|p| p.name.to_ascii_lowercase() == key).map(|p| &p.runtime));
         let Some(runtime) = runtime else {
             return Err(EnvError::Missing { runbook: rb.name.into(), environment: rb.runtime_environment.into() });
         };
@@ -171,7 +177,12 @@ mod tests {
     }
 
     fn have(state: &str, digest: Option<&str>) -> Current {
-        Current { runbook_type: Some("PowerShell".into()), runtime_environment: Some("PowerShell-7.4".into()), state: state.into(), published_digest: digest.map(str::to_owned) }
+        Current {
+            runbook_type: Some("PowerShell".into()),
+            runtime_environment: Some("PowerShell-7.4".into()),
+            state: state.into(),
+            published_digest: digest.map(str::to_owned),
+        }
     }
 
     #[test]
@@ -180,7 +191,11 @@ mod tests {
         assert_eq!(decide(&want(), Some(&have("Published", Some(D)))), Action::Skip);
         assert_eq!(decide(&want(), Some(&have("Published", Some("sha256:bb")))), Action::Update);
         assert_eq!(decide(&want(), Some(&have("New", None))), Action::Resume);
-        assert_eq!(decide(&want(), Some(&have("Edit", Some(D)))), Action::Resume, "a pending draft is published even over equal content");
+        assert_eq!(
+            decide(&want(), Some(&have("Edit", Some(D)))),
+            Action::Resume,
+            "a pending draft is published even over equal content"
+        );
         let other_env = Current { runtime_environment: Some("PowerShell-7.2".into()), ..have("Published", Some(D)) };
         assert_eq!(decide(&want(), Some(&other_env)), Action::Reconfigure);
         let other_type = Current { runbook_type: Some("Python".into()), ..have("Published", Some(D)) };
@@ -191,7 +206,10 @@ mod tests {
 
     #[test]
     fn only_create_and_reconfigure_rewrite_the_runbook() {
-        let calls: Vec<_> = [Action::Create, Action::Reconfigure, Action::Update, Action::Resume, Action::Skip].iter().map(|a| (a.puts_runbook(), a.calls())).collect();
+        let calls: Vec<_> = [Action::Create, Action::Reconfigure, Action::Update, Action::Resume, Action::Skip]
+            .iter()
+            .map(|a| (a.puts_runbook(), a.calls()))
+            .collect();
         assert_eq!(calls, [(true, 3), (true, 3), (false, 2), (false, 2), (false, 0)]);
     }
 
@@ -207,9 +225,13 @@ mod tests {
     fn configured_environments_are_created_when_missing_and_checked_when_present() {
         let existing = BTreeMap::from([("powershell-7.4".to_owned(), rt("PowerShell", "7.4"))]);
         let configured = [env("PowerShell-7.4", "PowerShell", "7.4"), env("Python-3-10", "Python", "3.10")];
-        let py = Desired { name: "Purge_Staging", runbook_type: "Python", runtime_environment: "Python-3-10", digest: D };
+        let py =
+            Desired { name: "Purge_Staging", runbook_type: "Python", runtime_environment: "Python-3-10", digest: D };
         let plans = plan_environments(&configured, &existing, &[want(), py]).unwrap();
-        assert_eq!(plans.iter().map(|p| (p.name.as_str(), p.create)).collect::<Vec<_>>(), [("PowerShell-7.4", false), ("Python-3-10", true)]);
+        assert_eq!(
+            plans.iter().map(|p| (p.name.as_str(), p.create)).collect::<Vec<_>>(),
+            [("PowerShell-7.4", false), ("Python-3-10", true)]
+        );
 
         let conflict = plan_environments(&[env("PowerShell-7.4", "PowerShell", "7.2")], &existing, &[]).unwrap_err();
         assert!(matches!(conflict, EnvError::Conflict { .. }), "{conflict}");

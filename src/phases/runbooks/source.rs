@@ -45,9 +45,16 @@ pub async fn load(ctx: &Context, limit: u64) -> Result<Release, RunError> {
         // A compressed script is smaller than the script plus its tar framing; a bigger layer is
         // refused before it is read into memory.
         let layer = stored
-            .artifact_layer(&ref_name, &entry.artifact.digest, release::RUNBOOK_ARTIFACT_TYPE, release::RUNBOOK_LAYER_TYPE, limit + extract::FRAMING)
+            .artifact_layer(
+                &ref_name,
+                &entry.artifact.digest,
+                release::RUNBOOK_ARTIFACT_TYPE,
+                release::RUNBOOK_LAYER_TYPE,
+                limit + extract::FRAMING,
+            )
             .await?;
-        let script = extract::extract(&layer, entry, limit).map_err(|e| bad(&resource, format!("runbook {}: {e}", entry.name)))?;
+        let script = extract::extract(&layer, entry, limit)
+            .map_err(|e| bad(&resource, format!("runbook {}: {e}", entry.name)))?;
         tracing::debug!(runbook = %entry.name, digest = %script.digest, "runbook extracted and validated");
         runbooks.push(Loaded { entry: entry.clone(), script });
     }

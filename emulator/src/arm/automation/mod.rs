@@ -43,8 +43,7 @@ pub const RUNTIME_ENVIRONMENT_API_VERSIONS: &[&str] = &["2024-10-23"];
 const ACCOUNT_TYPE: &str = "Microsoft.Automation/automationAccounts";
 /// As the service spells it in responses (spec example).
 const RUNBOOK_TYPE: &str = "Microsoft.Automation/AutomationAccounts/Runbooks";
-const RUNTIME_ENVIRONMENT_TYPE: &str =
-    "Microsoft.Automation/automationAccounts/runtimeEnvironments";
+const RUNTIME_ENVIRONMENT_TYPE: &str = "Microsoft.Automation/automationAccounts/runtimeEnvironments";
 /// Small on purpose, so clients' paging is exercised by a handful of runbooks.
 const PAGE_SIZE: usize = 2;
 
@@ -72,7 +71,6 @@ const CREATE_TYPES_2023: &[&str] = &[
     "Python2",
     "Python3",
 ];
-
 
 mod runbooks;
 mod runtime_envs;
@@ -127,11 +125,7 @@ impl Ctx<'_> {
 
     fn not_found(&self, child: &str) -> Response {
         not_found_resource(
-            &format!(
-                "{ACCOUNT_TYPE}/{}/{child}/{}",
-                self.cfg.automation_account,
-                self.name()
-            ),
+            &format!("{ACCOUNT_TYPE}/{}/{child}/{}", self.cfg.automation_account, self.name()),
             &self.req.segs[3],
         )
     }
@@ -218,12 +212,7 @@ impl Ctx<'_> {
 
     /// One page of `items` with an absolute `nextLink` carrying `$skiptoken` (an offset).
     fn page(&self, items: Vec<Value>) -> Response {
-        let skip: usize = self
-            .req
-            .query
-            .get("$skiptoken")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        let skip: usize = self.req.query.get("$skiptoken").and_then(|s| s.parse().ok()).unwrap_or(0);
         let end = (skip + PAGE_SIZE).min(items.len());
         let page = items.get(skip.min(end)..end).unwrap_or_default().to_vec();
         let mut body = json!({"value": page});
@@ -231,12 +220,7 @@ impl Ctx<'_> {
             let mut next = url::form_urlencoded::Serializer::new(String::new());
             next.append_pair("api-version", self.req.api_version());
             next.append_pair("$skiptoken", &end.to_string());
-            body["nextLink"] = json!(format!(
-                "{}/{}?{}",
-                self.req.origin,
-                self.req.segs.join("/"),
-                next.finish()
-            ));
+            body["nextLink"] = json!(format!("{}/{}?{}", self.req.origin, self.req.segs.join("/"), next.finish()));
         }
         json(StatusCode::OK, body)
     }
@@ -262,18 +246,12 @@ fn accepted(location: &str, retry_after: u32) -> Response {
     if let Ok(v) = HeaderValue::from_str(location) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
     resp
 }
 
 fn script(content: &Content) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/powershell")],
-        content.bytes.clone(),
-    )
-        .into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/powershell")], content.bytes.clone()).into_response()
 }
 
 /// `^[a-zA-Z][a-zA-Z-_0-9]*$`, at most 63 characters.
@@ -282,8 +260,7 @@ pub fn valid_name(name: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && b[0].is_ascii_alphabetic()
-        && b.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
 }
 
 /// The JSON object of a request body.
@@ -306,9 +283,7 @@ fn opt_str(v: &Value, key: &str) -> Result<Option<String>, Response> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(bad_request(format!(
-            "The property '{key}' must be a string."
-        ))),
+        Some(_) => Err(bad_request(format!("The property '{key}' must be a string."))),
     }
 }
 
@@ -316,9 +291,7 @@ fn opt_bool(v: &Value, key: &str) -> Result<Option<bool>, Response> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(bad_request(format!(
-            "The property '{key}' must be a boolean."
-        ))),
+        Some(_) => Err(bad_request(format!("The property '{key}' must be a boolean."))),
     }
 }
 
@@ -326,21 +299,15 @@ fn opt_int(v: &Value, key: &str) -> Result<Option<i64>, Response> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(n) if n.is_i64() => Ok(n.as_i64()),
-        Some(_) => Err(bad_request(format!(
-            "The property '{key}' must be an integer."
-        ))),
+        Some(_) => Err(bad_request(format!("The property '{key}' must be an integer."))),
     }
 }
 
 fn opt_tags(body: &Map<String, Value>) -> Result<Option<Value>, Response> {
     match body.get("tags") {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(t)) if t.values().all(Value::is_string) => {
-            Ok(Some(Value::Object(t.clone())))
-        }
-        Some(_) => Err(bad_request(
-            "The property 'tags' must be an object of strings.",
-        )),
+        Some(Value::Object(t)) if t.values().all(Value::is_string) => Ok(Some(Value::Object(t.clone()))),
+        Some(_) => Err(bad_request("The property 'tags' must be an object of strings.")),
     }
 }
 
@@ -355,12 +322,7 @@ fn type_language(runbook_type: &str) -> Option<&'static str> {
 
 /// Resolves a runbook's `runtimeEnvironment` (case-insensitively; returns the stored name) and
 /// checks it suits the runbook type.
-fn resolve_runtime(
-    data: &AutomationData,
-    cfg: &Config,
-    env: &str,
-    runbook_type: &str,
-) -> Result<String, Response> {
+fn resolve_runtime(data: &AutomationData, cfg: &Config, env: &str, runbook_type: &str) -> Result<String, Response> {
     let Some(found) = data.runtime_environments.get(&env.to_ascii_lowercase()) else {
         return Err(bad_request(format!(
             "The runtime environment '{env}' was not found in automation account '{}'.",
@@ -368,9 +330,7 @@ fn resolve_runtime(
         )));
     };
     match type_language(runbook_type) {
-        None => Err(bad_request(format!(
-            "Runbook type '{runbook_type}' cannot be used with a runtime environment."
-        ))),
+        None => Err(bad_request(format!("Runbook type '{runbook_type}' cannot be used with a runtime environment."))),
         Some(lang) if !lang.eq_ignore_ascii_case(&found.language) => Err(bad_request(format!(
             "Runbook type '{runbook_type}' does not match runtime environment '{}' (language {} {}).",
             found.name, found.language, found.version
@@ -386,34 +346,22 @@ pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
     let is = |allowed: &[Method]| allowed.contains(m);
     let route = match rest.as_slice() {
         ["runbooks"] if is(&[Method::GET]) => Route::ListRunbooks,
-        ["runbooks", _] if is(&[Method::GET, Method::PUT, Method::PATCH, Method::DELETE]) => {
-            Route::Runbook
-        }
+        ["runbooks", _] if is(&[Method::GET, Method::PUT, Method::PATCH, Method::DELETE]) => Route::Runbook,
         ["runbooks", _, "draft"] if is(&[Method::GET]) => Route::Draft,
-        ["runbooks", _, "draft", "content"] if is(&[Method::GET, Method::PUT]) => {
-            Route::DraftContent
-        }
-        ["runbooks", _, "draft", "content", "operationresults", _] if is(&[Method::GET]) => {
-            Route::DraftOperation
-        }
+        ["runbooks", _, "draft", "content"] if is(&[Method::GET, Method::PUT]) => Route::DraftContent,
+        ["runbooks", _, "draft", "content", "operationresults", _] if is(&[Method::GET]) => Route::DraftOperation,
         ["runbooks", _, "draft", "undoedit"] if is(&[Method::POST]) => Route::UndoEdit,
         ["runbooks", _, "publish"] if is(&[Method::POST]) => Route::Publish,
-        ["runbooks", _, "publish", "operationresults", _] if is(&[Method::GET]) => {
-            Route::PublishOperation
-        }
+        ["runbooks", _, "publish", "operationresults", _] if is(&[Method::GET]) => Route::PublishOperation,
         ["runbooks", _, "content"] if is(&[Method::GET]) => Route::Content,
         ["runtimeenvironments"] if is(&[Method::GET]) => Route::ListRuntimeEnvironments,
-        ["runtimeenvironments", _]
-            if is(&[Method::GET, Method::PUT, Method::PATCH, Method::DELETE]) =>
-        {
+        ["runtimeenvironments", _] if is(&[Method::GET, Method::PUT, Method::PATCH, Method::DELETE]) => {
             Route::RuntimeEnvironment
         }
         _ => return no_route(req),
     };
     let versions = match route {
-        Route::ListRuntimeEnvironments | Route::RuntimeEnvironment => {
-            RUNTIME_ENVIRONMENT_API_VERSIONS
-        }
+        Route::ListRuntimeEnvironments | Route::RuntimeEnvironment => RUNTIME_ENVIRONMENT_API_VERSIONS,
         _ => RUNBOOK_API_VERSIONS,
     };
     if let Err(r) = req.require_api_version(versions) {
@@ -428,9 +376,7 @@ pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
         }
         arm.lro
     };
-    if !rg.eq_ignore_ascii_case(&cfg.resource_group)
-        || !account.eq_ignore_ascii_case(&cfg.automation_account)
-    {
+    if !rg.eq_ignore_ascii_case(&cfg.resource_group) || !account.eq_ignore_ascii_case(&cfg.automation_account) {
         return not_found_resource(&format!("{ACCOUNT_TYPE}/{account}"), rg);
     }
     let ctx = Ctx { cfg, req, lro };
@@ -465,15 +411,11 @@ pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
 type Answer = Result<Response, Response>;
 
 fn runbook<'d>(ctx: &Ctx, data: &'d AutomationData) -> Result<&'d Runbook, Response> {
-    data.runbooks
-        .get(&ctx.name().to_ascii_lowercase())
-        .ok_or_else(|| ctx.not_found("runbooks"))
+    data.runbooks.get(&ctx.name().to_ascii_lowercase()).ok_or_else(|| ctx.not_found("runbooks"))
 }
 
 fn runbook_mut<'d>(ctx: &Ctx, data: &'d mut AutomationData) -> Result<&'d mut Runbook, Response> {
-    data.runbooks
-        .get_mut(&ctx.name().to_ascii_lowercase())
-        .ok_or_else(|| ctx.not_found("runbooks"))
+    data.runbooks.get_mut(&ctx.name().to_ascii_lowercase()).ok_or_else(|| ctx.not_found("runbooks"))
 }
 
 #[cfg(test)]
@@ -489,10 +431,7 @@ mod tests {
         assert!(!valid_name("PowerShell-7.4"));
         assert!(!valid_name(""));
         assert!(!valid_name(&"a".repeat(64)));
-        assert_eq!(
-            Content::new(b"abc").hash,
-            "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"
-        );
+        assert_eq!(Content::new(b"abc").hash, "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD");
     }
 
     #[test]
@@ -525,4 +464,3 @@ mod tests {
         assert!(data.fail_publish.is_empty());
     }
 }
-

@@ -3,11 +3,7 @@
 use super::*;
 
 pub(super) fn list_runbooks(ctx: &Ctx, data: &AutomationData) -> Response {
-    let items = data
-        .runbooks
-        .values()
-        .map(|rb| ctx.runbook_json(rb))
-        .collect();
+    let items = data.runbooks.values().map(|rb| ctx.runbook_json(rb)).collect();
     ctx.page(items)
 }
 
@@ -26,24 +22,13 @@ pub(super) fn put_runbook(ctx: &Ctx, data: &mut AutomationData) -> Answer {
     }
     let body = body_object(ctx.req)?;
     let Some(props) = body.get("properties").filter(|p| p.is_object()) else {
-        return Err(bad_request(
-            "The 'properties' of the runbook are required (RunbookCreateOrUpdateParameters).",
-        ));
+        return Err(bad_request("The 'properties' of the runbook are required (RunbookCreateOrUpdateParameters)."));
     };
     let Some(requested_type) = opt_str(props, "runbookType")? else {
-        return Err(bad_request(
-            "The property 'properties.runbookType' is required.",
-        ));
+        return Err(bad_request("The property 'properties.runbookType' is required."));
     };
-    let allowed = if ctx.has_runtime_environments() {
-        CREATE_TYPES_2024
-    } else {
-        CREATE_TYPES_2023
-    };
-    let Some(runbook_type) = allowed
-        .iter()
-        .find(|t| t.eq_ignore_ascii_case(&requested_type))
-    else {
+    let allowed = if ctx.has_runtime_environments() { CREATE_TYPES_2024 } else { CREATE_TYPES_2023 };
+    let Some(runbook_type) = allowed.iter().find(|t| t.eq_ignore_ascii_case(&requested_type)) else {
         return Err(bad_request(format!(
             "The runbook type '{requested_type}' is not supported in api-version {}. Supported types: {}.",
             ctx.req.api_version(),
@@ -51,13 +36,9 @@ pub(super) fn put_runbook(ctx: &Ctx, data: &mut AutomationData) -> Answer {
         )));
     };
     let has_draft = props.get("draft").is_some_and(|d| !d.is_null());
-    let has_link = props
-        .get("publishContentLink")
-        .is_some_and(|d| !d.is_null());
+    let has_link = props.get("publishContentLink").is_some_and(|d| !d.is_null());
     if has_draft && has_link {
-        return Err(bad_request(
-            "Provide either content link for a published runbook or draft, not both.",
-        ));
+        return Err(bad_request("Provide either content link for a published runbook or draft, not both."));
     }
     if has_link {
         return Err(bad_request(
@@ -65,13 +46,8 @@ pub(super) fn put_runbook(ctx: &Ctx, data: &mut AutomationData) -> Answer {
              Create the runbook with 'draft': {}, replace its draft content (PUT .../draft/content) and publish it (POST .../publish).",
         ));
     }
-    if props
-        .get("draft")
-        .is_some_and(|d| !d.is_null() && !d.is_object())
-    {
-        return Err(bad_request(
-            "The property 'properties.draft' must be an object.",
-        ));
+    if props.get("draft").is_some_and(|d| !d.is_null() && !d.is_object()) {
+        return Err(bad_request("The property 'properties.draft' must be an object."));
     }
     let runtime_environment = if ctx.has_runtime_environments() {
         match opt_str(props, "runtimeEnvironment")? {
@@ -87,8 +63,7 @@ pub(super) fn put_runbook(ctx: &Ctx, data: &mut AutomationData) -> Answer {
     let log_progress = opt_bool(props, "logProgress")?.unwrap_or(false);
     let log_activity_trace = opt_int(props, "logActivityTrace")?.unwrap_or(0);
     let tags = opt_tags(&body)?.unwrap_or_else(|| json!({}));
-    let location = opt_str(&Value::Object(body.clone()), "location")?
-        .unwrap_or_else(|| ctx.cfg.location.clone());
+    let location = opt_str(&Value::Object(body.clone()), "location")?.unwrap_or_else(|| ctx.cfg.location.clone());
     let etag = data.etag();
     let now = now_rfc3339();
     let key = name.to_ascii_lowercase();
@@ -129,11 +104,7 @@ pub(super) fn put_runbook(ctx: &Ctx, data: &mut AutomationData) -> Answer {
     rb.log_activity_trace = log_activity_trace;
     rb.modified = now;
     rb.etag = etag;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(json(status, ctx.runbook_json(rb)))
 }
 
@@ -148,18 +119,14 @@ pub(super) fn patch_runbook(ctx: &Ctx, data: &mut AutomationData) -> Answer {
         Some(p @ Value::Object(_)) => p,
         Some(_) => return Err(bad_request("The property 'properties' must be an object.")),
     };
-    let runtime_environment = match ctx
-        .has_runtime_environments()
-        .then(|| opt_str(props, "runtimeEnvironment"))
-        .transpose()?
-        .flatten()
-    {
-        Some(env) => {
-            let rb_type = runbook(ctx, data)?.runbook_type.clone();
-            Some(resolve_runtime(data, ctx.cfg, &env, &rb_type)?)
-        }
-        None => None,
-    };
+    let runtime_environment =
+        match ctx.has_runtime_environments().then(|| opt_str(props, "runtimeEnvironment")).transpose()?.flatten() {
+            Some(env) => {
+                let rb_type = runbook(ctx, data)?.runbook_type.clone();
+                Some(resolve_runtime(data, ctx.cfg, &env, &rb_type)?)
+            }
+            None => None,
+        };
     let description = opt_str(props, "description")?;
     let log_verbose = opt_bool(props, "logVerbose")?;
     let log_progress = opt_bool(props, "logProgress")?;
@@ -220,12 +187,7 @@ pub(super) fn get_draft_content(ctx: &Ctx, data: &AutomationData) -> Answer {
 pub(super) fn put_draft_content(ctx: &Ctx, data: &mut AutomationData) -> Answer {
     runbook(ctx, data)?;
     if let Some(ct) = &ctx.req.content_type {
-        let mime = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if !mime.starts_with("text/") && mime != "application/octet-stream" {
             return Err(arm_error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -252,18 +214,9 @@ pub(super) fn put_draft_content(ctx: &Ctx, data: &mut AutomationData) -> Answer 
     let id = uuid::Uuid::new_v4().to_string();
     data.ops.insert(
         id.clone(),
-        Op {
-            kind: OpKind::Draft,
-            runbook: key,
-            polls_left: ctx.lro.polls,
-            not_before: Instant::now(),
-            outcome: None,
-        },
+        Op { kind: OpKind::Draft, runbook: key, polls_left: ctx.lro.polls, not_before: Instant::now(), outcome: None },
     );
-    Ok(accepted(
-        &ctx.operation_url("draft/content", &id),
-        ctx.lro.retry_after,
-    ))
+    Ok(accepted(&ctx.operation_url("draft/content", &id), ctx.lro.retry_after))
 }
 
 /// `POST .../draft/undoEdit`: the draft goes back to the published content.
@@ -280,10 +233,7 @@ pub(super) fn undo_edit(ctx: &Ctx, data: &mut AutomationData) -> Answer {
     rb.in_edit = false;
     rb.draft_modified = now_rfc3339();
     rb.etag = etag;
-    Ok(json(
-        StatusCode::OK,
-        json!({"statusCode": "OK", "requestId": uuid::Uuid::new_v4().to_string()}),
-    ))
+    Ok(json(StatusCode::OK, json!({"statusCode": "OK", "requestId": uuid::Uuid::new_v4().to_string()})))
 }
 
 /// `POST .../publish` (no body): 202 + Location.
@@ -306,10 +256,7 @@ pub(super) fn publish(ctx: &Ctx, data: &mut AutomationData) -> Answer {
             kind: OpKind::Publish {
                 content,
                 injected,
-                resource: format!(
-                    "{ACCOUNT_TYPE}/{}/runbooks/{name}",
-                    ctx.cfg.automation_account
-                ),
+                resource: format!("{ACCOUNT_TYPE}/{}/runbooks/{name}", ctx.cfg.automation_account),
                 group: ctx.req.segs[3].clone(),
             },
             runbook: key,
@@ -318,10 +265,7 @@ pub(super) fn publish(ctx: &Ctx, data: &mut AutomationData) -> Answer {
             outcome: None,
         },
     );
-    Ok(accepted(
-        &ctx.operation_url("publish", &id),
-        ctx.lro.retry_after,
-    ))
+    Ok(accepted(&ctx.operation_url("publish", &id), ctx.lro.retry_after))
 }
 
 /// The `Location` of a draft replace or a publish: 202 while running, then 200 (no body), or
@@ -330,9 +274,10 @@ pub(super) fn poll(ctx: &Ctx, data: &mut AutomationData, tail: &str) -> Response
     let id = ctx.req.lower.last().cloned().unwrap_or_default();
     let sent_id = ctx.req.segs.last().cloned().unwrap_or_default();
     let want_publish = tail == "publish";
-    let known = data.ops.get(&id).is_some_and(|op| {
-        op.runbook == ctx.req.lower[9] && matches!(op.kind, OpKind::Publish { .. }) == want_publish
-    });
+    let known = data
+        .ops
+        .get(&id)
+        .is_some_and(|op| op.runbook == ctx.req.lower[9] && matches!(op.kind, OpKind::Publish { .. }) == want_publish);
     if !known {
         return arm_error(
             StatusCode::NOT_FOUND,
@@ -355,11 +300,7 @@ pub(super) fn get_content(ctx: &Ctx, data: &AutomationData) -> Answer {
         None => Err(arm_error(
             StatusCode::NOT_FOUND,
             "NotFound",
-            format!(
-                "The runbook '{}' has not been published: it has no published content.",
-                rb.name
-            ),
+            format!("The runbook '{}' has not been published: it has no published content.", rb.name),
         )),
     }
 }
-

@@ -16,10 +16,7 @@ impl Content {
     pub fn new(bytes: &[u8]) -> Content {
         let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
         let hash = d.as_ref().iter().map(|b| format!("{b:02X}")).collect();
-        Content {
-            bytes: bytes.to_vec(),
-            hash,
-        }
+        Content { bytes: bytes.to_vec(), hash }
     }
 
     pub(super) fn link(&self) -> Value {
@@ -166,11 +163,7 @@ impl AutomationState {
                         tags: json!({}),
                         language: seed.language.clone(),
                         version: seed.version.clone(),
-                        default_packages: seed
-                            .default_packages
-                            .iter()
-                            .map(|(k, v)| (k.clone(), json!(v)))
-                            .collect(),
+                        default_packages: seed.default_packages.iter().map(|(k, v)| (k.clone(), json!(v))).collect(),
                         description: seed.description.clone(),
                         system: true,
                     },
@@ -197,8 +190,7 @@ impl AutomationState {
 impl AutomationData {
     /// A new etag: .NET ticks, strictly increasing, quoted as the service sends it.
     pub(super) fn etag(&mut self) -> String {
-        let ticks = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 100) as u64
-            + 621_355_968_000_000_000;
+        let ticks = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 100) as u64 + 621_355_968_000_000_000;
         self.last_etag = ticks.max(self.last_etag + 1);
         format!("\"{}\"", self.last_etag)
     }
@@ -214,9 +206,7 @@ impl AutomationData {
                         .ops
                         .values()
                         .filter(|op| {
-                            &op.runbook == key
-                                && op.outcome.is_none()
-                                && matches!(op.kind, OpKind::Publish { .. })
+                            &op.runbook == key && op.outcome.is_none() && matches!(op.kind, OpKind::Publish { .. })
                         })
                         .count();
                     json!({
@@ -248,9 +238,10 @@ impl AutomationData {
 
     /// The failure armed for the next publish of `name`, consuming one count.
     pub(super) fn take_failure(&mut self, name: &str) -> Option<Failure> {
-        let idx = self.fail_publish.iter().position(|f| {
-            f.count.unwrap_or(1) > 0 && (f.runbook == "*" || f.runbook.eq_ignore_ascii_case(name))
-        })?;
+        let idx = self
+            .fail_publish
+            .iter()
+            .position(|f| f.count.unwrap_or(1) > 0 && (f.runbook == "*" || f.runbook.eq_ignore_ascii_case(name)))?;
         let spec = &mut self.fail_publish[idx];
         let left = spec.count.unwrap_or(1) - 1;
         spec.count = Some(left);
@@ -277,12 +268,9 @@ impl AutomationData {
                 let (kind, key) = (op.kind.clone(), op.runbook.clone());
                 let outcome = match kind {
                     OpKind::Draft => Ok(()),
-                    OpKind::Publish {
-                        content,
-                        injected,
-                        resource,
-                        group,
-                    } => self.finish_publish(&key, content, injected, &resource, &group),
+                    OpKind::Publish { content, injected, resource, group } => {
+                        self.finish_publish(&key, content, injected, &resource, &group)
+                    }
                 };
                 self.ops.get_mut(id)?.outcome = Some(outcome);
             }
@@ -331,11 +319,7 @@ impl AutomationData {
         let ids: Vec<String> = self
             .ops
             .iter()
-            .filter(|(_, op)| {
-                op.runbook == key
-                    && op.outcome.is_none()
-                    && matches!(op.kind, OpKind::Publish { .. })
-            })
+            .filter(|(_, op)| op.runbook == key && op.outcome.is_none() && matches!(op.kind, OpKind::Publish { .. }))
             .map(|(id, _)| id.clone())
             .collect();
         for id in ids {
@@ -343,4 +327,3 @@ impl AutomationData {
         }
     }
 }
-

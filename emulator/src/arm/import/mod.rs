@@ -11,14 +11,13 @@
 //! itself happening at once; every import is logged for `GET /_emulator/imports` without its
 //! password.
 
-
 mod operation;
 mod reference;
 
-pub use reference::*;
 use operation::run;
 #[cfg(test)]
 use operation::trusted_services_blocked;
+pub use reference::*;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -83,12 +82,7 @@ pub struct ImportData {
 
 impl ImportState {
     pub fn new(cfg: &Config) -> ImportState {
-        ImportState {
-            inner: Mutex::new(ImportData {
-                settings: cfg.import,
-                ..ImportData::default()
-            }),
-        }
+        ImportState { inner: Mutex::new(ImportData { settings: cfg.import, ..ImportData::default() }) }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, ImportData> {
@@ -133,11 +127,7 @@ fn invalid(message: impl Into<String>) -> Response {
 #[derive(Debug, Clone)]
 enum Source {
     /// `registryUri` + optional credentials; only the publisher is reachable.
-    Uri {
-        host: String,
-        username: Option<String>,
-        password: Option<String>,
-    },
+    Uri { host: String, username: Option<String>, password: Option<String> },
     /// `resourceId`: only the customer registry itself exists in this emulator.
     ResourceId(String),
 }
@@ -170,14 +160,12 @@ fn str_list(v: &Value, key: &str) -> Result<Vec<String>, Response> {
         Some(Value::Array(items)) => items
             .iter()
             .map(|i| {
-                i.as_str().map(str::to_owned).ok_or_else(|| {
-                    invalid(format!("The parameter '{key}' must be a list of strings."))
-                })
+                i.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| invalid(format!("The parameter '{key}' must be a list of strings.")))
             })
             .collect(),
-        Some(_) => Err(invalid(format!(
-            "The parameter '{key}' must be a list of strings."
-        ))),
+        Some(_) => Err(invalid(format!("The parameter '{key}' must be a list of strings."))),
     }
 }
 
@@ -200,9 +188,7 @@ pub fn start(st: &Shared, req: &ArmRequest) -> Response {
         }
         arm.registry_network.clone()
     };
-    if !rg.eq_ignore_ascii_case(&cfg.resource_group)
-        || !name.eq_ignore_ascii_case(&cfg.customer_registry.name)
-    {
+    if !rg.eq_ignore_ascii_case(&cfg.resource_group) || !name.eq_ignore_ascii_case(&cfg.customer_registry.name) {
         return arm_error(
             StatusCode::NOT_FOUND,
             "ResourceNotFound",
@@ -239,10 +225,7 @@ pub fn start(st: &Shared, req: &ArmRequest) -> Response {
         started: crate::http::now_rfc3339(),
         registry_uri,
         resource_id,
-        source_image: body["source"]["sourceImage"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+        source_image: body["source"]["sourceImage"].as_str().unwrap_or_default().to_owned(),
         target_tags: str_list(&body, "targetTags").unwrap_or_default(),
         untagged_target_repositories: job.untagged.clone(),
         mode: if job.force { "Force" } else { "NoForce" }.to_owned(),
@@ -270,28 +253,17 @@ pub fn start(st: &Shared, req: &ArmRequest) -> Response {
     tokio::spawn(run(st.clone(), job));
     let mut resp = StatusCode::ACCEPTED.into_response();
     let retry_after = st.arm.lock().lro.retry_after;
-    resp.headers_mut()
-        .insert("location", HeaderValue::from_str(&location).unwrap());
-    resp.headers_mut()
-        .insert("retry-after", HeaderValue::from(retry_after));
+    resp.headers_mut().insert("location", HeaderValue::from_str(&location).unwrap());
+    resp.headers_mut().insert("retry-after", HeaderValue::from(retry_after));
     resp
 }
 
-fn parse_job(
-    cfg: &Config,
-    body: &Value,
-    network: RegistryNetwork,
-    settings: ImportSettings,
-) -> Result<Job, Response> {
+fn parse_job(cfg: &Config, body: &Value, network: RegistryNetwork, settings: ImportSettings) -> Result<Job, Response> {
     let Some(source) = body.get("source").filter(|s| s.is_object()) else {
-        return Err(invalid(
-            "Missing property parameters.Source: the source of the image is required.",
-        ));
+        return Err(invalid("Missing property parameters.Source: the source of the image is required."));
     };
     let Some(source_image) = str_field(source, "sourceImage")? else {
-        return Err(invalid(
-            "Missing property parameters.Source.SourceImage: the source image is required.",
-        ));
+        return Err(invalid("Missing property parameters.Source.SourceImage: the source image is required."));
     };
     let Some(image) = parse_image(source_image) else {
         return Err(invalid(format!(
@@ -304,18 +276,13 @@ fn parse_job(
         None | Some(Value::Null) => None,
         Some(c @ Value::Object(_)) => {
             let Some(password) = str_field(c, "password")? else {
-                return Err(invalid("Missing property parameters.Source.Credentials.Password: a password is required with credentials."));
+                return Err(invalid(
+                    "Missing property parameters.Source.Credentials.Password: a password is required with credentials.",
+                ));
             };
-            Some((
-                str_field(c, "username")?.map(str::to_owned),
-                password.to_owned(),
-            ))
+            Some((str_field(c, "username")?.map(str::to_owned), password.to_owned()))
         }
-        Some(_) => {
-            return Err(invalid(
-                "The parameter 'source.credentials' must be an object.",
-            ))
-        }
+        Some(_) => return Err(invalid("The parameter 'source.credentials' must be an object.")),
     };
     let source = match (registry_uri, resource_id) {
         (Some(_), Some(_)) => {
@@ -362,15 +329,10 @@ fn parse_job(
     for t in str_list(body, "targetTags")? {
         let parsed = parse_image(&t).filter(|r| r.digest.is_none());
         let Some(r) = parsed else {
-            return Err(invalid(format!(
-                "The target tag '{t}' is invalid: use 'repository[:tag]'."
-            )));
+            return Err(invalid(format!("The target tag '{t}' is invalid: use 'repository[:tag]'.")));
         };
         // When the tag is omitted, the source's is used (or 'latest').
-        let tag = r
-            .tag
-            .or_else(|| image.tag.clone())
-            .unwrap_or_else(|| "latest".to_owned());
+        let tag = r.tag.or_else(|| image.tag.clone()).unwrap_or_else(|| "latest".to_owned());
         if !tags.contains(&(r.repo.clone(), tag.clone())) {
             tags.push((r.repo, tag));
         }
@@ -378,9 +340,7 @@ fn parse_job(
     let mut untagged = Vec::new();
     for repo in str_list(body, "untaggedTargetRepositories")? {
         if !valid_repo(&repo) {
-            return Err(invalid(format!(
-                "The target repository '{repo}' is invalid."
-            )));
+            return Err(invalid(format!("The target repository '{repo}' is invalid.")));
         }
         if !untagged.contains(&repo) {
             untagged.push(repo);
@@ -429,11 +389,7 @@ pub fn poll(st: &Shared, req: &ArmRequest) -> Response {
     let id = req.segs.last().cloned().unwrap_or_default();
     let outcome = {
         let imports = st.imports.lock();
-        let key = imports
-            .ops
-            .keys()
-            .find(|k| k.eq_ignore_ascii_case(&id))
-            .cloned();
+        let key = imports.ops.keys().find(|k| k.eq_ignore_ascii_case(&id)).cloned();
         match key.and_then(|k| imports.ops.get(&k).cloned()) {
             Some(o) => o,
             None => {
@@ -448,18 +404,9 @@ pub fn poll(st: &Shared, req: &ArmRequest) -> Response {
     match outcome {
         None => {
             let mut resp = StatusCode::ACCEPTED.into_response();
-            let here = format!(
-                "{}/{}?api-version={}",
-                req.origin,
-                req.segs.join("/"),
-                req.api_version()
-            );
-            resp.headers_mut()
-                .insert("location", HeaderValue::from_str(&here).unwrap());
-            resp.headers_mut().insert(
-                "retry-after",
-                HeaderValue::from(st.arm.lock().lro.retry_after),
-            );
+            let here = format!("{}/{}?api-version={}", req.origin, req.segs.join("/"), req.api_version());
+            resp.headers_mut().insert("location", HeaderValue::from_str(&here).unwrap());
+            resp.headers_mut().insert("retry-after", HeaderValue::from(st.arm.lock().lro.retry_after));
             resp
         }
         Some(Ok(())) => StatusCode::OK.into_response(),
@@ -476,24 +423,11 @@ mod tests {
         let d = format!("sha256:{}", "a".repeat(64));
         assert_eq!(
             parse_image("vibedata/api").unwrap(),
-            ImageRef {
-                repo: "vibedata/api".into(),
-                tag: None,
-                digest: None
-            }
+            ImageRef { repo: "vibedata/api".into(), tag: None, digest: None }
         );
-        assert_eq!(
-            parse_image("vibedata/api:2026.11.0")
-                .unwrap()
-                .tag
-                .as_deref(),
-            Some("2026.11.0")
-        );
+        assert_eq!(parse_image("vibedata/api:2026.11.0").unwrap().tag.as_deref(), Some("2026.11.0"));
         let r = parse_image(&format!("vibedata/api@{d}")).unwrap();
-        assert_eq!(
-            (r.repo.as_str(), r.digest.as_deref()),
-            ("vibedata/api", Some(d.as_str()))
-        );
+        assert_eq!((r.repo.as_str(), r.digest.as_deref()), ("vibedata/api", Some(d.as_str())));
         assert_eq!(r.reference(), d);
         assert_eq!(parse_image("hello-world").unwrap().reference(), "latest");
         assert!(parse_image("a__b/c-d.e").is_some());

@@ -4,10 +4,10 @@ use std::time::Instant;
 
 use axum::http::StatusCode;
 
+use super::*;
 use crate::arm::inventory::{RegistryNetwork, REGISTRY_TYPE};
 use crate::oci_copy::{self, Auth, CopyError, Registry, Side};
 use crate::state::{AppState, Shared};
-use super::*;
 
 // ---------------------------------------------------------------------------------------------
 // The operation.
@@ -31,27 +31,17 @@ pub(super) async fn run(st: Shared, job: Job) {
 
 impl Job {
     /// ACR's text for a failed import: `Operation registries-… failed. Resource /subscriptions/… <detail>`.
-    fn failure(
-        &self,
-        status: StatusCode,
-        code: &'static str,
-        detail: impl std::fmt::Display,
-    ) -> Failure {
+    fn failure(&self, status: StatusCode, code: &'static str, detail: impl std::fmt::Display) -> Failure {
         Failure {
             status,
             code,
-            message: format!(
-                "Operation {} failed. Resource {} {detail}",
-                self.op_id, self.registry_id
-            ),
+            message: format!("Operation {} failed. Resource {} {detail}", self.op_id, self.registry_id),
         }
     }
 
     fn copy_failure(&self, e: CopyError) -> Failure {
         let detail = match (e.side, e.status) {
-            (Side::Source, Some(s))
-                if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN =>
-            {
+            (Side::Source, Some(s)) if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN => {
                 format!(
                     "Invalid message {0} {0} {1} (source registry, {2})",
                     s.canonical_reason().unwrap_or(""),
@@ -60,17 +50,9 @@ impl Job {
                 )
             }
             (Side::Source, Some(StatusCode::NOT_FOUND)) => {
-                format!(
-                    "Image not found in the source registry: {} {}",
-                    e.context, e.detail
-                )
+                format!("Image not found in the source registry: {} {}", e.context, e.detail)
             }
-            (_, Some(s)) => format!(
-                "Error copying blobs: {} answered {} {}",
-                e.context,
-                s.as_u16(),
-                e.detail
-            ),
+            (_, Some(s)) => format!("Error copying blobs: {} answered {} {}", e.context, s.as_u16(), e.detail),
             (_, None) => format!("Error copying blobs: {}: {}", e.context, e.detail),
         };
         self.failure(StatusCode::BAD_REQUEST, "InvalidParameters", detail)
@@ -99,8 +81,7 @@ fn http_client(st: &AppState, login_server: &str) -> Result<reqwest::Client, Str
 /// The import itself; returns the source manifest's digest.
 async fn execute(st: &AppState, job: &Job) -> Result<String, Failure> {
     let cfg = &st.config;
-    let internal =
-        |e: String| job.failure(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e);
+    let internal = |e: String| job.failure(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e);
     if trusted_services_blocked(&job.network) {
         return Err(job.failure(
             StatusCode::BAD_REQUEST,
@@ -125,15 +106,8 @@ async fn execute(st: &AppState, job: &Job) -> Result<String, Failure> {
         scopes.push(format!("repository:{r}:pull,push"));
     }
     let source = match &job.source {
-        Source::Uri {
-            host,
-            username,
-            password,
-        } => {
-            let publisher = cfg
-                .publisher_registry
-                .as_ref()
-                .map(|p| p.login_server.to_ascii_lowercase());
+        Source::Uri { host, username, password } => {
+            let publisher = cfg.publisher_registry.as_ref().map(|p| p.login_server.to_ascii_lowercase());
             if publisher.as_deref() != Some(host.as_str()) {
                 return Err(job.failure(
                     StatusCode::BAD_REQUEST,
@@ -142,18 +116,10 @@ async fn execute(st: &AppState, job: &Job) -> Result<String, Failure> {
                 ));
             }
             let auth = match password {
-                Some(p) => Auth::Basic {
-                    username: username.clone().unwrap_or_default(),
-                    password: p.clone(),
-                },
+                Some(p) => Auth::Basic { username: username.clone().unwrap_or_default(), password: p.clone() },
                 None => Auth::None,
             };
-            Registry::new(
-                host,
-                http_client(st, host).map_err(internal)?,
-                auth,
-                Side::Source,
-            )
+            Registry::new(host, http_client(st, host).map_err(internal)?, auth, Side::Source)
         }
         Source::ResourceId(id) => {
             let ours = format!(
@@ -190,11 +156,7 @@ async fn execute(st: &AppState, job: &Job) -> Result<String, Failure> {
     // NoForce: any existing target tag fails the operation before any copying begins.
     if !job.force {
         for (repo, tag) in &job.tags {
-            if target
-                .manifest_exists(repo, tag)
-                .await
-                .map_err(|e| job.copy_failure(e))?
-            {
+            if target.manifest_exists(repo, tag).await.map_err(|e| job.copy_failure(e))? {
                 return Err(job.failure(
                     StatusCode::CONFLICT,
                     "TagAlreadyExists",
@@ -204,29 +166,14 @@ async fn execute(st: &AppState, job: &Job) -> Result<String, Failure> {
         }
     }
 
-    let tree = oci_copy::read_tree(&source, &job.image.repo, &job.image.reference())
-        .await
-        .map_err(|e| job.copy_failure(e))?;
+    let tree =
+        oci_copy::read_tree(&source, &job.image.repo, &job.image.reference()).await.map_err(|e| job.copy_failure(e))?;
     let mut cache = HashMap::new();
     for repo in repos {
-        let tags: Vec<String> = job
-            .tags
-            .iter()
-            .filter(|(r, _)| r == repo)
-            .map(|(_, t)| t.clone())
-            .collect();
-        oci_copy::write_tree(
-            &source,
-            &job.image.repo,
-            &tree,
-            &target,
-            repo,
-            &tags,
-            &mut cache,
-        )
-        .await
-        .map_err(|e| job.copy_failure(e))?;
+        let tags: Vec<String> = job.tags.iter().filter(|(r, _)| r == repo).map(|(_, t)| t.clone()).collect();
+        oci_copy::write_tree(&source, &job.image.repo, &tree, &target, repo, &tags, &mut cache)
+            .await
+            .map_err(|e| job.copy_failure(e))?;
     }
     Ok(tree.top.digest.clone())
 }
-

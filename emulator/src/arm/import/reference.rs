@@ -13,10 +13,7 @@ pub struct ImageRef {
 impl ImageRef {
     /// The reference to read: the digest when given, else the tag, else `latest`.
     pub fn reference(&self) -> String {
-        self.digest
-            .clone()
-            .or_else(|| self.tag.clone())
-            .unwrap_or_else(|| "latest".to_owned())
+        self.digest.clone().or_else(|| self.tag.clone()).unwrap_or_else(|| "latest".to_owned())
     }
 }
 
@@ -52,18 +49,12 @@ pub fn valid_repo(repo: &str) -> bool {
 pub fn valid_tag(tag: &str) -> bool {
     let b = tag.as_bytes();
     let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
-    !b.is_empty()
-        && b.len() <= 128
-        && word(b[0])
-        && b.iter().all(|&x| word(x) || x == b'.' || x == b'-')
+    !b.is_empty() && b.len() <= 128 && word(b[0]) && b.iter().all(|&x| word(x) || x == b'.' || x == b'-')
 }
 
 pub fn valid_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|x| x.is_ascii_digit() || (b'a'..=b'f').contains(&x))
-    })
+    d.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|x| x.is_ascii_digit() || (b'a'..=b'f').contains(&x)))
 }
 
 /// `repo`, `repo:tag`, `repo@sha256:...` (or `repo:tag@sha256:...`).
@@ -84,10 +75,5 @@ pub fn parse_image(s: &str) -> Option<ImageRef> {
     if !valid_repo(repo) || tag.is_some_and(|t| !valid_tag(t)) {
         return None;
     }
-    Some(ImageRef {
-        repo: repo.to_owned(),
-        tag: tag.map(str::to_owned),
-        digest: digest.map(str::to_owned),
-    })
+    Some(ImageRef { repo: repo.to_owned(), tag: tag.map(str::to_owned), digest: digest.map(str::to_owned) })
 }
-
