@@ -12,6 +12,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::azure::blob::{Container, Lease};
+use crate::azure::retry::Poll;
 use crate::azure::AzureError;
 
 /// Short, so a killed runner delays the next one by seconds; renewed while the holder works.
@@ -105,26 +106,25 @@ impl Ledger {
         self.container.create_if_missing(&blob).await?;
         let started = Instant::now();
         let id = uuid::Uuid::new_v4().to_string();
+        // A holder renews every RENEW_EVERY and a killed one's lease lapses within LEASE: look
+        // often at first, then about once a second.
+        let mut poll = Poll::new(wait, Duration::from_millis(250), Duration::from_secs(1));
         let mut announced = false;
         loop {
             if let Some(lease) = self.container.acquire_lease(&blob, LEASE, &id).await? {
                 if announced {
-                    tracing::info!(
-                        phase,
-                        waited_ms = started.elapsed().as_millis() as u64,
-                        "got the lock of phase {phase}"
-                    );
+                    tracing::info!(phase, waited_ms = started.elapsed().as_millis() as u64, "got the lock of phase {phase}");
                 }
                 return Ok(self.hold(lease));
             }
-            if started.elapsed() >= wait {
+            let Some(pause) = poll.next(started.elapsed(), None) else {
                 return Err(LedgerError::LockTimeout { phase: phase.to_owned(), waited: started.elapsed() });
-            }
+            };
             if !announced {
                 tracing::info!(phase, "another runner holds the lock of phase {phase}; waiting");
                 announced = true;
             }
-            tokio::time::sleep(Duration::from_millis(500).min(wait.saturating_sub(started.elapsed()))).await;
+            tokio::time::sleep(pause).await;
         }
     }
 

@@ -20,6 +20,8 @@ pub mod release;
 pub mod run;
 pub mod sequence;
 pub mod stored_release;
+#[cfg(test)]
+mod testserver;
 
 /// The version and source commit, as `--version` prints them.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VIBEDATA_COMMIT"), ")");

@@ -11,7 +11,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::pipeline::{Audience, Pipeline, Request};
-use super::retry::parse_retry_after;
+use super::retry::{parse_retry_after, Poll};
 use super::AzureError;
 
 #[derive(Clone)]
@@ -38,21 +38,6 @@ struct Page<T> {
     value: Vec<T>,
     #[serde(rename = "nextLink", default)]
     next_link: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct OperationStatus {
-    status: String,
-    #[serde(default)]
-    error: Option<OperationError>,
-}
-
-#[derive(Debug, Deserialize)]
-struct OperationError {
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
 }
 
 impl Arm {
@@ -112,7 +97,9 @@ impl Arm {
     }
 
     /// Sends a mutating request and, if it started a long-running operation, waits for it to end
-    /// (at most `deadline`). Returns the final body, if the service sent one.
+    /// (at most `deadline`). Returns the final result, if the service sent one: the resource
+    /// itself after a PUT or PATCH; after a POST, the body at `Location` (ARM's default final
+    /// state for POST) or, without one, the operation status document.
     pub async fn call(&self, req: Request, deadline: Duration) -> Result<Option<Value>, AzureError> {
         let resource = req.resource.clone();
         let method = req.method.clone();
@@ -122,64 +109,62 @@ impl Arm {
         let started = Instant::now();
         let resp = self.send(req).await?;
         let style = lro_style(resp.status(), resp.headers());
+        let location = header_url(resp.headers(), LOCATION.as_str());
+        let mut poll = Poll::operation(deadline);
         let first_wait = retry_after(resp.headers());
         let body = body_json(resp, &resource).await?;
         match style {
             LroStyle::Done => Ok(body),
             LroStyle::AsyncOperation(url) => {
-                self.poll_async_operation(url, &resource, started, deadline, first_wait).await?;
-                // The operation resource says only "Succeeded"; the result is the resource itself.
+                let status = self.poll_async_operation(url, &resource, started, &mut poll, first_wait).await?;
                 if method == Method::PUT || method == Method::PATCH {
-                    self.get(&path, &api_version).await.map(Some)
-                } else {
-                    Ok(None)
+                    return self.get(&path, &api_version).await.map(Some);
+                }
+                match (method == Method::POST, location) {
+                    (true, Some(url)) => self.poll_location(url, &resource, started, &mut poll, None).await,
+                    (true, None) => Ok(Some(status)),
+                    (false, _) => Ok(None),
                 }
             }
-            LroStyle::Location(url) => self.poll_location(url, &resource, started, deadline, first_wait).await,
+            LroStyle::Location(url) => self.poll_location(url, &resource, started, &mut poll, first_wait).await,
         }
     }
 
+    /// Polls an `Azure-AsyncOperation` status resource to a terminal status; returns its document.
     async fn poll_async_operation(
         &self,
         url: Url,
         resource: &str,
         started: Instant,
-        deadline: Duration,
+        poll: &mut Poll,
         mut wait: Option<Duration>,
-    ) -> Result<(), AzureError> {
-        let mut backoff = PollBackoff::default();
+    ) -> Result<Value, AzureError> {
         loop {
-            sleep_within(wait.unwrap_or_else(|| backoff.next()), started, deadline, resource).await?;
+            sleep_within(poll, wait, started, resource).await?;
             let resp = self.send(Request::new(Method::GET, url.clone(), resource)).await?;
             wait = retry_after(resp.headers());
-            let status: OperationStatus = decode(resp, resource).await?;
-            match status.status.as_str() {
-                "Succeeded" => return Ok(()),
-                "Failed" | "Canceled" => {
-                    let err = status.error.unwrap_or(OperationError { code: None, message: None });
-                    return Err(AzureError::OperationFailed {
-                        status: status.status,
-                        code: err.code.unwrap_or_else(|| "OperationFailed".into()),
-                        message: err.message.unwrap_or_default(),
-                        resource: resource.to_owned(),
-                    });
-                }
-                _ => continue,
+            let doc: Value = decode(resp, resource).await?;
+            let status = doc.get("status").and_then(Value::as_str).unwrap_or_default();
+            if status.eq_ignore_ascii_case("Succeeded") {
+                return Ok(doc);
+            }
+            if let Some(e) = failure(&doc, status, resource) {
+                return Err(e);
             }
         }
     }
 
+    /// Polls a `Location` URL until it stops answering 202; returns the final body.
     async fn poll_location(
         &self,
         url: Url,
         resource: &str,
         started: Instant,
-        deadline: Duration,
+        poll: &mut Poll,
         mut wait: Option<Duration>,
     ) -> Result<Option<Value>, AzureError> {
-        let mut backoff = PollBackoff::default();
         loop {
-            sleep_within(wait.unwrap_or_else(|| backoff.next()), started, deadline, resource).await?;
+            sleep_within(poll, wait, started, resource).await?;
             let resp = self.send(Request::new(Method::GET, url.clone(), resource)).await;
             let resp = match resp {
                 Ok(r) => r,
@@ -199,33 +184,36 @@ impl Arm {
                 continue;
             }
             let body = body_json(resp, resource).await?;
-            if let Some(state) = body
-                .as_ref()
-                .and_then(|b| b.pointer("/status").or_else(|| b.pointer("/properties/provisioningState")))
-                .and_then(Value::as_str)
-            {
-                if state == "Failed" || state == "Canceled" {
-                    return Err(AzureError::OperationFailed {
-                        status: state.to_owned(),
-                        code: body
-                            .as_ref()
-                            .and_then(|b| b.pointer("/error/code"))
-                            .and_then(Value::as_str)
-                            .unwrap_or("OperationFailed")
-                            .to_owned(),
-                        message: body
-                            .as_ref()
-                            .and_then(|b| b.pointer("/error/message"))
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned(),
-                        resource: resource.to_owned(),
-                    });
+            if let Some(doc) = &body {
+                let state = doc
+                    .pointer("/status")
+                    .or_else(|| doc.pointer("/properties/provisioningState"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if let Some(e) = failure(doc, state, resource) {
+                    return Err(e);
                 }
             }
             return Ok(body);
         }
     }
+}
+
+/// An operation that ended `Failed` or `Canceled`, in any case: services differ (AKS runCommand
+/// answers `failed` in lower case). `None` while it runs or after it succeeded.
+fn failure(doc: &Value, state: &str, resource: &str) -> Option<AzureError> {
+    let terminal = ["Failed", "Canceled"].into_iter().find(|t| state.eq_ignore_ascii_case(t))?;
+    let text = |p: &str| doc.pointer(p).and_then(Value::as_str);
+    Some(AzureError::OperationFailed {
+        status: terminal.to_owned(),
+        code: text("/error/code").or_else(|| text("/properties/reason")).unwrap_or("OperationFailed").to_owned(),
+        message: text("/error/message").or_else(|| text("/properties/logs")).unwrap_or_default().to_owned(),
+        resource: resource.to_owned(),
+    })
+}
+
+fn header_url(headers: &HeaderMap, name: &str) -> Option<Url> {
+    headers.get(name).and_then(|v| v.to_str().ok()).and_then(|s| Url::parse(s).ok())
 }
 
 /// Reads the LRO headers of a first response. `Azure-AsyncOperation` wins when both are present,
@@ -234,10 +222,9 @@ pub fn lro_style(status: StatusCode, headers: &HeaderMap) -> LroStyle {
     if status != StatusCode::CREATED && status != StatusCode::ACCEPTED {
         return LroStyle::Done;
     }
-    let header_url = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|s| Url::parse(s).ok());
-    if let Some(u) = header_url("azure-asyncoperation") {
+    if let Some(u) = header_url(headers, "azure-asyncoperation") {
         LroStyle::AsyncOperation(u)
-    } else if let Some(u) = header_url(LOCATION.as_str()) {
+    } else if let Some(u) = header_url(headers, LOCATION.as_str()) {
         LroStyle::Location(u)
     } else {
         LroStyle::Done
@@ -248,23 +235,19 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after)
 }
 
-async fn sleep_within(wait: Duration, started: Instant, deadline: Duration, resource: &str) -> Result<(), AzureError> {
-    let elapsed = started.elapsed();
-    if elapsed >= deadline {
-        return Err(AzureError::Timeout { resource: resource.to_owned(), after: elapsed });
-    }
-    tokio::time::sleep(wait.min(deadline - elapsed)).await;
-    Ok(())
-}
-
-/// Polls quickly at first (most operations here finish in seconds), then settles at 5 s.
-#[derive(Default)]
-struct PollBackoff(u32);
-
-impl PollBackoff {
-    fn next(&mut self) -> Duration {
-        self.0 += 1;
-        Duration::from_millis((250u64 << self.0.min(5)).min(5_000))
+/// Waits before the next poll, or fails with the real time spent once the deadline is reached.
+async fn sleep_within(
+    poll: &mut Poll,
+    retry_after: Option<Duration>,
+    started: Instant,
+    resource: &str,
+) -> Result<(), AzureError> {
+    match poll.next(started.elapsed(), retry_after) {
+        Some(wait) => {
+            tokio::time::sleep(wait).await;
+            Ok(())
+        }
+        None => Err(AzureError::Timeout { resource: resource.to_owned(), after: started.elapsed() }),
     }
 }
 
@@ -302,13 +285,97 @@ mod tests {
         assert_eq!(lro_style(StatusCode::ACCEPTED, &HeaderMap::new()), LroStyle::Done);
     }
 
-    #[test]
-    fn poll_backoff_starts_fast_and_is_bounded() {
-        let mut b = PollBackoff::default();
-        let first = b.next();
-        assert_eq!(first, Duration::from_millis(500));
-        for _ in 0..20 {
-            assert!(b.next() <= Duration::from_secs(5));
+    /// A credential that always hands out the same token: these tests are about polling.
+    #[derive(Debug)]
+    struct Fixed;
+
+    #[async_trait::async_trait]
+    impl azure_core::credentials::TokenCredential for Fixed {
+        async fn get_token(
+            &self,
+            _: &[&str],
+            _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+            Ok(azure_core::credentials::AccessToken::new("t", time::OffsetDateTime::now_utc() + time::Duration::hours(1)))
         }
+    }
+
+    fn arm_for(server: &crate::testserver::TestServer) -> Arm {
+        let tokens = crate::azure::identity::Tokens::from_factory(Box::new(|| Ok(std::sync::Arc::new(Fixed) as _)))
+            .expect("tokens");
+        let policy = crate::azure::retry::RetryPolicy { max_retries: 1, ..Default::default() };
+        let pipeline = Pipeline::new(reqwest::Client::new(), tokens, policy);
+        Arm::new(pipeline, server.url(), "https://management.azure.com/.default".into())
+    }
+
+    fn post(arm: &Arm, path: &str) -> Request {
+        Request::new(Method::POST, arm.url(path, "2025-10-01"), path)
+    }
+
+    #[tokio::test]
+    async fn a_post_with_azure_async_operation_returns_the_body_at_location() {
+        use crate::testserver::{Reply, TestServer};
+        let polls = std::sync::atomic::AtomicU32::new(0);
+        let server = TestServer::start(move |r| {
+            let base = format!("http://{}", r.header("host").unwrap_or_default());
+            match r.target.split('?').next().unwrap_or_default() {
+                "/c/runCommand" => Reply::new(202)
+                    .header("Azure-AsyncOperation", &format!("{base}/op/1"))
+                    .header("Location", &format!("{base}/result/1"))
+                    .header("Retry-After", "0"),
+                "/op/1" if polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 => {
+                    Reply::new(200).json(serde_json::json!({"status": "InProgress"}))
+                }
+                "/op/1" => Reply::new(200).json(serde_json::json!({"status": "Succeeded"})),
+                "/result/1" => Reply::new(200).json(serde_json::json!({"id": "1", "properties": {"exitCode": 0}})),
+                _ => Reply::new(404),
+            }
+        });
+        let arm = arm_for(&server);
+        let result = arm.call(post(&arm, "/c/runCommand"), Duration::from_secs(20)).await.unwrap();
+        assert_eq!(result.unwrap()["properties"]["exitCode"], 0);
+        let paths: Vec<String> = server.requests.lock().unwrap().iter().map(|r| r.target.clone()).collect();
+        assert!(paths.iter().filter(|p| p.starts_with("/op/1")).count() >= 2, "{paths:?}");
+    }
+
+    #[tokio::test]
+    async fn a_post_with_azure_async_operation_and_no_location_returns_the_status_document() {
+        use crate::testserver::{Reply, TestServer};
+        let server = TestServer::start(|r| {
+            let base = format!("http://{}", r.header("host").unwrap_or_default());
+            match r.target.split('?').next().unwrap_or_default() {
+                "/c/act" => Reply::new(202).header("Azure-AsyncOperation", &format!("{base}/op/2")),
+                "/op/2" => Reply::new(200).json(serde_json::json!({"status": "Succeeded", "properties": {"n": 7}})),
+                _ => Reply::new(404),
+            }
+        });
+        let arm = arm_for(&server);
+        let result = arm.call(post(&arm, "/c/act"), Duration::from_secs(20)).await.unwrap().unwrap();
+        assert_eq!(result["properties"]["n"], 7);
+    }
+
+    #[tokio::test]
+    async fn a_post_with_location_returns_the_final_poll_and_fails_in_any_case() {
+        use crate::testserver::{Reply, TestServer};
+        let polls = std::sync::atomic::AtomicU32::new(0);
+        let server = TestServer::start(move |r| {
+            let base = format!("http://{}", r.header("host").unwrap_or_default());
+            match r.target.split('?').next().unwrap_or_default() {
+                "/c/ok" => Reply::new(202).header("Location", &format!("{base}/results/ok")).header("Retry-After", "0"),
+                "/results/ok" if polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 => Reply::new(202),
+                "/results/ok" => Reply::new(200)
+                    .json(serde_json::json!({"id": "ok", "properties": {"provisioningState": "succeeded", "exitCode": 0}})),
+                "/c/bad" => Reply::new(202).header("Location", &format!("{base}/results/bad")),
+                "/results/bad" => Reply::new(200).json(
+                    serde_json::json!({"id": "bad", "properties": {"provisioningState": "failed", "reason": "ImagePullBackoff"}}),
+                ),
+                _ => Reply::new(404),
+            }
+        });
+        let arm = arm_for(&server);
+        let ok = arm.call(post(&arm, "/c/ok"), Duration::from_secs(20)).await.unwrap().unwrap();
+        assert_eq!(ok["id"], "ok");
+        let err = arm.call(post(&arm, "/c/bad"), Duration::from_secs(20)).await.unwrap_err();
+        assert!(matches!(&err, AzureError::OperationFailed { code, .. } if code == "ImagePullBackoff"), "{err}");
     }
 }

@@ -12,8 +12,11 @@ use url::Url;
 
 use super::blob::sdk_error;
 use super::identity::{Secret, Tokens};
-use super::retry::RetryPolicy;
+use super::retry::{Poll, RetryPolicy};
 use super::AzureError;
+
+/// How long a recovered secret may take to become readable.
+const RECOVERY_DEADLINE: Duration = Duration::from_secs(45);
 
 #[derive(Clone)]
 pub struct Vault {
@@ -94,17 +97,17 @@ impl Vault {
 
     /// A recovered secret is not readable at once; Key Vault documents polling until it is.
     async fn wait_visible(&self, name: &str) -> Result<(), AzureError> {
-        let mut wait = Duration::from_millis(100);
-        for _ in 0..30 {
+        let started = std::time::Instant::now();
+        let mut poll = Poll::new(RECOVERY_DEADLINE, Duration::from_millis(100), Duration::from_secs(2));
+        loop {
             match self.client.get_secret(name, None).await {
                 Ok(_) => return Ok(()),
-                Err(e) if e.http_status() == Some(StatusCode::NotFound) => {
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(2));
-                }
+                Err(e) if e.http_status() == Some(StatusCode::NotFound) => match poll.next(started.elapsed(), None) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(AzureError::Timeout { resource: self.resource(name), after: started.elapsed() }),
+                },
                 Err(e) => return Err(sdk_error(&self.resource(name), e)),
             }
         }
-        Err(AzureError::Timeout { resource: self.resource(name), after: Duration::from_secs(45) })
     }
 }

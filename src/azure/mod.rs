@@ -10,6 +10,7 @@ pub mod error;
 pub mod identity;
 pub mod keyvault;
 pub mod pipeline;
+pub mod request_loop;
 pub mod retry;
 pub mod sdk;
 

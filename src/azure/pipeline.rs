@@ -1,7 +1,7 @@
-//! The one request loop every hand-written Azure client goes through: bearer token bound to one
-//! origin, retries by [`RetryPolicy`], `Retry-After`, RBAC-propagation waits with a progress line,
-//! and error bodies parsed into [`AzureError`]. The SDK clients (Blob, Key Vault) get the same
-//! policy through [`super::sdk::RetryAdapter`].
+//! The transport of the hand-written Azure clients: a bearer token bound to one origin, error
+//! bodies parsed into [`AzureError`], around the shared [`request_loop`] (retries, `Retry-After`,
+//! RBAC-propagation waits). The SDK clients (Blob, Key Vault) go around the same loop through
+//! [`super::sdk::RetryAdapter`], the registry clients through `oci::transport`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,8 @@ use reqwest::{Method, Response};
 use url::Url;
 
 use super::identity::Tokens;
-use super::retry::{parse_retry_after, Decision, Outcome, RetryPolicy, TransportFault};
+use super::request_loop::{self, Attempt, Exchange};
+use super::retry::{is_authorization_failure, parse_retry_after, Outcome, RetryPolicy, TransportFault};
 use super::{error::parse_error, AzureError};
 
 /// A token audience and the only origin its tokens may be sent to.
@@ -116,112 +117,94 @@ impl Pipeline {
             if req.url.origin() != a.origin {
                 return Err(AzureError::TokenHostMismatch {
                     scope: a.scope.clone(),
-                    host: req.url.host_str().unwrap_or_default().to_owned()
-                        + &req.url.port().map(|p| format!(":{p}")).unwrap_or_default(),
+                    host: host_of(&req.url),
                     allowed: a.origin.ascii_serialization(),
                 });
             }
         }
-        let policy = &self.inner.policy;
-        let mut attempts = policy.start();
-        let mut announced_rbac = false;
-        loop {
-            let mut builder = self.inner.http.request(req.method.clone(), req.url.clone()).headers(req.headers.clone());
-            if let Some(a) = audience {
-                let token = self.inner.tokens.token(&a.scope).await?;
-                builder = builder.header(AUTHORIZATION, format!("Bearer {}", token.expose()));
-            }
-            if let Some((body, content_type)) = &req.body {
-                builder = builder.header(CONTENT_TYPE, *content_type).body(body.clone());
-            } else if req.method == Method::POST || req.method == Method::PUT {
-                builder = builder.header(reqwest::header::CONTENT_LENGTH, "0");
-            }
-            if let Some(t) = req.timeout {
-                builder = builder.timeout(t);
-            }
+        let tokens = self.inner.tokens.clone();
+        let refresh = move || tokens.refresh();
+        let exchange = Exchange {
+            policy: &self.inner.policy,
+            resource: &req.resource,
+            idempotent: req.idempotent,
+            refresh: Some(&refresh),
+        };
+        let done = request_loop::run(exchange, || self.attempt(audience, &req)).await;
+        match done.value {
+            Sent::Answered(resp) => Ok(resp),
+            Sent::Refused(e) => Err(e),
+            Sent::Failed { status, code, message } => Err(match status {
+                _ if is_authorization_failure(status, Some(&code)) => AzureError::Unauthorized {
+                    status,
+                    code,
+                    message,
+                    resource: req.resource.clone(),
+                    waited: done.rbac_waited,
+                },
+                _ => AzureError::Service { status, code, message, resource: req.resource.clone() },
+            }),
+            Sent::Unanswered(fault) => Err(AzureError::Transport {
+                host: host_of(&req.url),
+                detail: format!("{fault:?} after {} retries", done.retries),
+                resource: req.resource.clone(),
+            }),
+        }
+    }
 
-            let (outcome, response, error_body) = match builder.send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let retry_after =
-                        resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-                    if status < 400 {
-                        (Outcome::Status { status, code: None, retry_after }, Some(resp), None)
-                    } else {
-                        let header_code =
-                            resp.headers().get("x-ms-error-code").and_then(|v| v.to_str().ok()).map(str::to_owned);
-                        let body = resp.bytes().await.unwrap_or_default();
-                        let (code, message) = parse_error(status, header_code.as_deref(), &body);
-                        (
-                            Outcome::Status { status, code: Some(code.clone()), retry_after },
-                            None,
-                            Some((status, code, message)),
-                        )
-                    }
+    async fn attempt(&self, audience: Option<&Audience>, req: &Request) -> Attempt<Sent> {
+        let mut builder = self.inner.http.request(req.method.clone(), req.url.clone()).headers(req.headers.clone());
+        if let Some(a) = audience {
+            match self.inner.tokens.token(&a.scope).await {
+                Ok(token) => builder = builder.header(AUTHORIZATION, format!("Bearer {}", token.expose())),
+                // No token, no request: the credential error is final for this call.
+                Err(e) => return Attempt::new(Outcome::settled(), Sent::Refused(e)),
+            }
+        }
+        if let Some((body, content_type)) = &req.body {
+            builder = builder.header(CONTENT_TYPE, *content_type).body(body.clone());
+        } else if req.method == Method::POST || req.method == Method::PUT {
+            builder = builder.header(reqwest::header::CONTENT_LENGTH, "0");
+        }
+        if let Some(t) = req.timeout {
+            builder = builder.timeout(t);
+        }
+        match builder.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+                if status < 400 {
+                    return Attempt::new(Outcome::Status { status, code: None, retry_after }, Sent::Answered(resp));
                 }
-                Err(e) => {
-                    tracing::debug!(resource = %req.resource, error = %error_chain(&e), "request failed without a response");
-                    (Outcome::Transport(classify(&e)), None, None)
+                let header_code = resp.headers().get("x-ms-error-code").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let body = resp.bytes().await.unwrap_or_default();
+                let (code, message) = parse_error(status, header_code.as_deref(), &body);
+                Attempt {
+                    outcome: Outcome::Status { status, code: Some(code.clone()), retry_after },
+                    message: Some(message.clone()),
+                    value: Sent::Failed { status, code, message },
                 }
-            };
-
-            match policy.decide(&outcome, req.idempotent, &mut attempts) {
-                Decision::Done => {
-                    if let Some(resp) = response {
-                        return Ok(resp);
-                    }
-                    let (status, code, message) = error_body.expect("an error outcome has a body");
-                    return Err(AzureError::Service { status, code, message, resource: req.resource.clone() });
-                }
-                Decision::Retry(wait) => {
-                    tracing::info!(resource = %req.resource, wait_ms = wait.as_millis() as u64, outcome = %describe(&outcome), "retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                Decision::WaitForRbac(wait) => {
-                    let scope = error_body
-                        .as_ref()
-                        .and_then(|(_, _, m)| scope_in_message(m))
-                        .unwrap_or_else(|| req.resource.clone());
-                    if !announced_rbac {
-                        tracing::warn!(scope = %scope, "waiting for role assignment on {scope}");
-                        announced_rbac = true;
-                    } else {
-                        tracing::info!(scope = %scope, waited_s = attempts.rbac_waited.as_secs(), "still waiting for role assignment on {scope}");
-                    }
-                    tokio::time::sleep(wait).await;
-                    self.inner.tokens.refresh();
-                }
-                Decision::GiveUp => {
-                    return Err(match (outcome, error_body) {
-                        (Outcome::Status { status: status @ (401 | 403), .. }, Some((_, code, message))) => {
-                            AzureError::Unauthorized {
-                                status,
-                                code,
-                                message,
-                                resource: req.resource.clone(),
-                                waited: attempts.rbac_waited,
-                            }
-                        }
-                        (_, Some((status, code, message))) => {
-                            AzureError::Service { status, code, message, resource: req.resource.clone() }
-                        }
-                        (Outcome::Transport(fault), None) => AzureError::Transport {
-                            host: req.url.host_str().unwrap_or_default().to_owned()
-                                + &req.url.port().map(|p| format!(":{p}")).unwrap_or_default(),
-                            detail: format!("{fault:?} after {} retries", attempts.retries),
-                            resource: req.resource.clone(),
-                        },
-                        (Outcome::Status { status, .. }, None) => AzureError::Service {
-                            status,
-                            code: format!("Http{status}"),
-                            message: "gave up".into(),
-                            resource: req.resource.clone(),
-                        },
-                    });
-                }
+            }
+            Err(e) => {
+                tracing::debug!(resource = %req.resource, error = %error_chain(&e), "request failed without a response");
+                let fault = classify(&e);
+                Attempt::new(Outcome::Transport(fault), Sent::Unanswered(fault))
             }
         }
     }
+}
+
+/// What one attempt of [`Pipeline::send`] came back with.
+enum Sent {
+    Answered(Response),
+    Failed { status: u16, code: String, message: String },
+    Unanswered(TransportFault),
+    /// Not sent at all (no token).
+    Refused(AzureError),
+}
+
+fn host_of(url: &Url) -> String {
+    url.host_str().unwrap_or_default().to_owned() + &url.port().map(|p| format!(":{p}")).unwrap_or_default()
 }
 
 /// How a request that got no answer failed; shared with the registry transport.
@@ -235,13 +218,6 @@ pub(crate) fn classify(e: &reqwest::Error) -> TransportFault {
     }
 }
 
-fn describe(o: &Outcome) -> String {
-    match o {
-        Outcome::Status { status, code, .. } => format!("HTTP {status} {}", code.as_deref().unwrap_or("")),
-        Outcome::Transport(f) => format!("{f:?}"),
-    }
-}
-
 /// The full cause chain of an error on one line; reqwest's top-level message alone says little.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -252,21 +228,4 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         src = inner.source();
     }
     s
-}
-
-/// ARM's AuthorizationFailed message names the scope: "... over scope '/subscriptions/...' or ...".
-fn scope_in_message(message: &str) -> Option<String> {
-    let start = message.find("over scope '")? + "over scope '".len();
-    let end = message[start..].find('\'')?;
-    Some(message[start..start + end].to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn finds_the_scope_in_an_authorization_failure() {
-        let m = "The client 'x' with object id 'y' does not have authorization to perform action 'a' over scope '/subscriptions/s/resourceGroups/rg' or the scope is invalid.";
-        assert_eq!(super::scope_in_message(m).as_deref(), Some("/subscriptions/s/resourceGroups/rg"));
-        assert_eq!(super::scope_in_message("nope"), None);
-    }
 }

@@ -23,6 +23,14 @@ pub enum Outcome {
     Transport(TransportFault),
 }
 
+impl Outcome {
+    /// An attempt the caller has already judged final (its result is not an HTTP answer to
+    /// classify, e.g. no token could be had): the policy says [`Decision::Done`].
+    pub fn settled() -> Outcome {
+        Outcome::Status { status: 200, code: None, retry_after: None }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportFault {
     /// The connection could not be opened (refused, DNS, TLS handshake to a live peer excluded).
@@ -58,8 +66,14 @@ const RBAC_CODES: &[&str] = &[
 ];
 
 /// Statuses that mean "try again later" whatever the code says. ARM documents 429 as retryable
-/// regardless of its code (e.g. Network's `RetryableErrorDueToAnotherOperation`).
+/// regardless of its code (e.g. Network's `RetryableErrorDueToAnotherOperation`). Registries
+/// and the SDK clients read this same list through [`is_retried_status`].
 const RETRY_STATUSES: &[u16] = &[408, 429, 500, 502, 503, 504];
+
+/// Whether `status` is retried whatever its code: the one list every client shares.
+pub fn is_retried_status(status: u16) -> bool {
+    RETRY_STATUSES.contains(&status)
+}
 
 /// The longest `Retry-After` we honour as given; beyond it the service is effectively down for
 /// this run and waiting longer only hides that.
@@ -152,9 +166,45 @@ impl RetryPolicy {
     }
 }
 
+/// Waiting for something that takes a while — a long-running operation, a lease another runner
+/// holds, a recovered secret becoming readable: growing intervals, capped, within a deadline.
+/// Pure like [`RetryPolicy::decide`]: the caller passes the time already spent and sleeps itself.
+#[derive(Debug, Clone)]
+pub struct Poll {
+    pub deadline: Duration,
+    first: Duration,
+    max: Duration,
+    polls: u32,
+}
+
+impl Poll {
+    pub fn new(deadline: Duration, first: Duration, max: Duration) -> Poll {
+        Poll { deadline, first, max, polls: 0 }
+    }
+
+    /// Polls of a long-running operation: most here finish in seconds, so start at half a
+    /// second and settle at 5 s.
+    pub fn operation(deadline: Duration) -> Poll {
+        Poll::new(deadline, Duration::from_millis(500), Duration::from_secs(5))
+    }
+
+    /// How long to wait before the next look, given the time `elapsed` since the wait began and
+    /// the service's `Retry-After` (which wins, within the deadline). `None` once the deadline
+    /// is reached: the caller reports the real time waited.
+    pub fn next(&mut self, elapsed: Duration, retry_after: Option<Duration>) -> Option<Duration> {
+        if elapsed >= self.deadline {
+            return None;
+        }
+        let grown = self.first.saturating_mul(1u32 << self.polls.min(16)).min(self.max);
+        self.polls += 1;
+        let wait = retry_after.map(|r| r.min(MAX_RETRY_AFTER)).unwrap_or(grown);
+        Some(wait.min(self.deadline - elapsed).max(Duration::from_millis(1)))
+    }
+}
+
 /// A 403 with an RBAC code, or a bare 401: a refused token (e.g. expired in flight) is fixed by a
 /// fresh one, and the RBAC deadline bounds how often we try.
-fn is_authorization_failure(status: u16, code: Option<&str>) -> bool {
+pub fn is_authorization_failure(status: u16, code: Option<&str>) -> bool {
     status == 401 || (status == 403 && code.is_some_and(|c| RBAC_CODES.contains(&c)))
 }
 
@@ -280,6 +330,24 @@ mod tests {
             p.decide(&Outcome::Transport(TransportFault::Connect), false, &mut p.start()),
             Decision::Retry(_)
         ));
+    }
+
+    #[test]
+    fn polls_grow_to_their_cap_honour_retry_after_and_stop_at_the_deadline() {
+        let mut p = Poll::new(Duration::from_secs(10), Duration::from_millis(500), Duration::from_secs(2));
+        let waits: Vec<_> = (0..5).map(|_| p.next(Duration::ZERO, None).unwrap()).collect();
+        assert_eq!(waits, [500, 1000, 2000, 2000, 2000].map(Duration::from_millis));
+        assert_eq!(p.next(Duration::from_secs(1), Some(Duration::from_secs(3))), Some(Duration::from_secs(3)));
+        // The last wait ends at the deadline, never past it.
+        assert_eq!(p.next(Duration::from_millis(9_500), Some(Duration::from_secs(3))), Some(Duration::from_millis(500)));
+        assert_eq!(p.next(Duration::from_secs(10), None), None);
+        assert_eq!(Poll::operation(Duration::from_secs(60)).next(Duration::ZERO, None), Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn one_list_of_retried_statuses() {
+        let retried: Vec<u16> = (100..600).filter(|s| is_retried_status(*s)).collect();
+        assert_eq!(retried, RETRY_STATUSES);
     }
 
     #[test]

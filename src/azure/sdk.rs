@@ -4,10 +4,12 @@
 use std::sync::Arc;
 
 use azure_core::http::policies::{Policy, PolicyResult};
-use azure_core::http::{ClientOptions, Context, Method, Request, RetryOptions, Transport};
+use azure_core::http::{AsyncRawResponse, ClientOptions, Context, Method, Request, RetryOptions, Transport};
 
 use super::identity::Tokens;
-use super::retry::{parse_retry_after, Decision, Outcome, RetryPolicy, TransportFault};
+use super::error::parse_error;
+use super::request_loop::{self, Attempt, Exchange};
+use super::retry::{parse_retry_after, Outcome, RetryPolicy, TransportFault};
 
 /// Client options for an SDK client: our `reqwest` client as transport, the SDK's own retry off,
 /// and [`RetryAdapter`] in its place.
@@ -20,8 +22,8 @@ pub fn client_options(http: &reqwest::Client, policy: &RetryPolicy, tokens: &Arc
     }
 }
 
-/// Runs [`RetryPolicy`] inside an SDK pipeline. It sits before the SDK's authorization policy, so
-/// every retry asks for a token again.
+/// Runs the shared request loop inside an SDK pipeline. It sits before the SDK's authorization
+/// policy, so every retry asks for a token again.
 #[derive(Debug)]
 pub struct RetryAdapter {
     policy: RetryPolicy,
@@ -32,43 +34,49 @@ pub struct RetryAdapter {
 impl Policy for RetryAdapter {
     async fn send(&self, ctx: &Context, request: &mut Request, next: &[Arc<dyn Policy>]) -> PolicyResult {
         let idempotent = !matches!(request.method(), Method::Post | Method::Patch);
-        let mut attempts = self.policy.start();
-        let mut announced = false;
-        loop {
-            let result = next[0].send(ctx, request, &next[1..]).await;
-            let outcome = match &result {
-                Ok(resp) => {
-                    let header = |name: &str| {
-                        resp.headers()
-                            .iter()
-                            .find(|(k, _)| k.as_str().eq_ignore_ascii_case(name))
-                            .map(|(_, v)| v.as_str().to_owned())
-                    };
-                    Outcome::Status {
-                        status: u16::from(resp.status()),
-                        code: header("x-ms-error-code"),
-                        retry_after: header("retry-after").as_deref().and_then(parse_retry_after),
-                    }
-                }
-                Err(e) if e.http_status().is_none() => Outcome::Transport(TransportFault::Reset),
-                Err(_) => return result,
-            };
-            match self.policy.decide(&outcome, idempotent, &mut attempts) {
-                Decision::Done | Decision::GiveUp => return result,
-                Decision::Retry(wait) => {
-                    tracing::info!(url = %request.url().path(), wait_ms = wait.as_millis() as u64, "retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                Decision::WaitForRbac(wait) => {
-                    let scope = request.url().path().to_owned();
-                    if !announced {
-                        tracing::warn!(scope = %scope, "waiting for role assignment on {scope}");
-                        announced = true;
-                    }
-                    tokio::time::sleep(wait).await;
-                    self.tokens.refresh();
-                }
-            }
-        }
+        let resource = request.url().path().to_owned();
+        let tokens = self.tokens.clone();
+        let refresh = move || tokens.refresh();
+        let exchange = Exchange { policy: &self.policy, resource: &resource, idempotent, refresh: Some(&refresh) };
+        // The loop needs the request for every attempt; the SDK hands it to us mutably once.
+        let request = tokio::sync::Mutex::new(request);
+        let done = request_loop::run(exchange, || async {
+            let mut request = request.lock().await;
+            attempt(next[0].send(ctx, &mut request, &next[1..]).await).await
+        })
+        .await;
+        done.value
+    }
+}
+
+/// Classifies one SDK attempt. An error response's body is read for its code (Key Vault and
+/// Storage put the RBAC code there as well as in `x-ms-error-code`), then handed on unchanged.
+async fn attempt(result: PolicyResult) -> Attempt<PolicyResult> {
+    let resp = match result {
+        Ok(resp) => resp,
+        Err(e) if e.http_status().is_none() => return Attempt::new(Outcome::Transport(TransportFault::Reset), Err(e)),
+        Err(e) => return Attempt::new(Outcome::settled(), Err(e)),
+    };
+    let status = u16::from(resp.status());
+    // Read before the body: a borrow of the response must not live across an await.
+    let (retry_after, header_code) = {
+        let header = |name: &str| {
+            resp.headers().iter().find(|(k, _)| k.as_str().eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str().to_owned())
+        };
+        (header("retry-after").as_deref().and_then(parse_retry_after), header("x-ms-error-code"))
+    };
+    if status < 400 {
+        return Attempt::new(Outcome::Status { status, code: None, retry_after }, Ok(resp));
+    }
+    let (status_code, headers, body) = resp.deconstruct();
+    let bytes = match body.collect().await {
+        Ok(b) => b,
+        Err(e) => return Attempt::new(Outcome::Transport(TransportFault::Reset), Err(e)),
+    };
+    let (code, message) = parse_error(status, header_code.as_deref(), &bytes);
+    Attempt {
+        outcome: Outcome::Status { status, code: Some(code), retry_after },
+        message: Some(message),
+        value: Ok(AsyncRawResponse::from_bytes(status_code, headers, bytes)),
     }
 }

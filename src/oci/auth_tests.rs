@@ -6,7 +6,7 @@ use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions}
 use serde_json::json;
 
 use super::*;
-use crate::oci::testserver::{Reply, TestServer};
+use crate::testserver::{Reply, TestServer};
 
 const AAD: &str = "aad-SECRET-token";
 const PASSWORD: &str = "p@ss-SECRET";

@@ -12,8 +12,6 @@ pub mod copy;
 pub mod layout;
 pub mod reference;
 mod stream;
-#[cfg(test)]
-mod testserver;
 mod transport;
 
 use std::collections::BTreeMap;
@@ -133,7 +131,7 @@ impl OciError {
     /// per-request retries is not: the policy already waited).
     pub(crate) fn is_transient(&self) -> bool {
         matches!(self, OciError::Transport { .. })
-            || matches!(self, OciError::Registry { status, .. } if matches!(status, 408 | 429 | 500 | 502 | 503 | 504))
+            || matches!(self, OciError::Registry { status, .. } if crate::azure::retry::is_retried_status(*status))
     }
 }
 

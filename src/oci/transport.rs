@@ -1,10 +1,9 @@
 //! One retry loop for every registry request, on the shared [`RetryPolicy`], and the mapping of
 //! `oci-client`'s errors onto [`OciError`].
 //!
-//! The policy's 401/403 branch (waiting out RBAC propagation on ARM) does not apply to registries:
-//! a registry 401 means our token is stale or wrong, which a fresh token fixes at once or never.
-//! So only throttling, server errors and transport faults go through `RetryPolicy::decide`; 401 is
-//! handled by the caller (one fresh token, then [`OciError::Denied`]).
+//! Registry calls go around the shared request loop without its RBAC wait: a registry 401 means
+//! our registry token is stale or wrong, which a fresh token fixes at once or never, so the
+//! caller handles it (one fresh token, then [`OciError::Denied`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -15,10 +14,8 @@ use reqwest::header::RETRY_AFTER;
 use super::OciError;
 use crate::azure::error::parse_error;
 use crate::azure::pipeline::{classify, error_chain};
-use crate::azure::retry::{parse_retry_after, Decision, Outcome, RetryPolicy, TransportFault};
-
-/// Statuses that are retried (the same list as `RetryPolicy`'s).
-const RETRY_STATUSES: &[u16] = &[408, 429, 500, 502, 503, 504];
+use crate::azure::request_loop::{self, Attempt, Exchange};
+use crate::azure::retry::{is_retried_status, parse_retry_after, Outcome, RetryPolicy, TransportFault};
 
 /// Sends the request `build` makes, again after throttling, 5xx and transport faults per
 /// `policy`, honouring `Retry-After`. Returns any other response, 4xx included, for the caller to
@@ -30,16 +27,16 @@ pub(crate) async fn send(
     idempotent: bool,
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, OciError> {
-    let mut attempts = policy.start();
-    loop {
-        let (outcome, failure) = match build().send().await {
+    let exchange = Exchange { policy, resource, idempotent, refresh: None };
+    let done = request_loop::run(exchange, || async {
+        match build().send().await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                if !RETRY_STATUSES.contains(&status) {
-                    return Ok(resp);
-                }
                 let retry_after =
                     resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+                if !is_retried_status(status) {
+                    return Attempt::new(Outcome::Status { status, code: None, retry_after }, Ok(resp));
+                }
                 let body = resp.bytes().await.unwrap_or_default();
                 let (code, message) = parse_error(status, None, &body);
                 let err = OciError::Registry {
@@ -47,27 +44,19 @@ pub(crate) async fn send(
                     resource: resource.into(),
                     status,
                     code: code.clone(),
-                    message,
+                    message: message.clone(),
                 };
-                (Outcome::Status { status, code: Some(code), retry_after }, err)
+                Attempt { outcome: Outcome::Status { status, code: Some(code), retry_after }, message: Some(message), value: Err(err) }
             }
             Err(e) => {
-                let err = OciError::Transport {
-                    registry: registry.into(),
-                    resource: resource.into(),
-                    detail: error_chain(&e),
-                };
-                (Outcome::Transport(classify(&e)), err)
+                let err =
+                    OciError::Transport { registry: registry.into(), resource: resource.into(), detail: error_chain(&e) };
+                Attempt::new(Outcome::Transport(classify(&e)), Err(err))
             }
-        };
-        match policy.decide(&outcome, idempotent, &mut attempts) {
-            Decision::Retry(wait) => {
-                tracing::info!(registry, resource, wait_ms = wait.as_millis() as u64, error = %failure, "retrying");
-                tokio::time::sleep(wait).await;
-            }
-            _ => return Err(failure),
         }
-    }
+    })
+    .await;
+    done.value
 }
 
 /// Runs `op` again while it fails transiently, per `policy`. For whole operations that cannot be
@@ -78,28 +67,23 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, OciError>>,
 {
-    let mut attempts = policy.start();
-    loop {
-        match op().await {
-            Ok(v) => return Ok(v),
-            Err(e) if e.is_transient() => {
-                let outcome = match &e {
-                    OciError::Registry { status, code, .. } => {
-                        Outcome::Status { status: *status, code: Some(code.clone()), retry_after: None }
-                    }
-                    _ => Outcome::Transport(TransportFault::Reset),
-                };
-                match policy.decide(&outcome, true, &mut attempts) {
-                    Decision::Retry(wait) => {
-                        tracing::info!(what, wait_ms = wait.as_millis() as u64, error = %e, "retrying");
-                        tokio::time::sleep(wait).await;
-                    }
-                    _ => return Err(e),
+    let exchange = Exchange { policy, resource: what, idempotent: true, refresh: None };
+    let done = request_loop::run(exchange, || {
+        let fut = op();
+        async move {
+            let result = fut.await;
+            let outcome = match &result {
+                Err(e @ OciError::Registry { status, code, .. }) if e.is_transient() => {
+                    Outcome::Status { status: *status, code: Some(code.clone()), retry_after: None }
                 }
-            }
-            Err(e) => return Err(e),
+                Err(e) if e.is_transient() => Outcome::Transport(TransportFault::Reset),
+                _ => Outcome::settled(),
+            };
+            Attempt::new(outcome, result)
         }
-    }
+    })
+    .await;
+    done.value
 }
 
 /// Maps an `oci-client` error. `repository` names the content for digest errors.
