@@ -83,11 +83,11 @@ async fn ours(server: &Server, set: &MigrationSet) -> (Duration, Duration) {
     let name = server.fresh("ours").await;
     let db = server.db(&name);
     let started = Instant::now();
-    let outcome = db::apply(&db, std::slice::from_ref(set), Duration::from_secs(60), 0).await.unwrap();
+    let outcome = db::apply(&db, std::slice::from_ref(set), Duration::from_secs(60), 0, &|_, _, _| ()).await.unwrap();
     let apply = started.elapsed();
     assert_eq!(outcome.changes(), COUNT as u64);
     let started = Instant::now();
-    let again = db::apply(&db, std::slice::from_ref(set), Duration::from_secs(60), 0).await.unwrap();
+    let again = db::apply(&db, std::slice::from_ref(set), Duration::from_secs(60), 0, &|_, _, _| ()).await.unwrap();
     let rerun = started.elapsed();
     assert_eq!(again.changes(), 0);
     server.drop(&name).await;

@@ -12,6 +12,13 @@ requires. The cloud follows AZ_SCRIPTS_AZURE_ENVIRONMENT.
 
 Exit codes: 0 success, 1 failure (after retries), 2 bad input or configuration (nothing mutated).";
 
+const RUN_HELP: &str = "\
+PHASE is preflight, all, or one of the imperative RFC-60 steps in order (`vibedata-bootstrap plan`
+lists them with what each does and whether this version builds it).
+Each run first checks its configuration, a token per audience, a harmless read of every resource it
+touches and the ledger; it mutates nothing until those pass. A phase that is not built yet fails
+with exit 1; `run all` lists it as skipped. `--dry-run` plans from the real state and stops there.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "vibedata-bootstrap",
@@ -53,18 +60,18 @@ pub enum Command {
         json: bool,
     },
     /// Run one imperative phase, `preflight`, or `all` built phases in RFC-60 order.
-    #[command(
-        after_help = "PHASE is one of: preflight, all, artifacts, runbooks, database, airbyte, ai, registry, health.\n\
-Each run first checks its configuration, a token per audience, a harmless read of every resource it\n\
-touches and the ledger; it mutates nothing until those pass. A phase that is not built yet fails\n\
-with exit 1; `run all` lists it as skipped."
-    )]
+    #[command(after_help = RUN_HELP)]
     Run {
-        /// The phase to run.
+        /// The phase to run (see below).
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::run::Target::names()))]
         phase: String,
-        /// Compute and print what would change from the real current state; mutate nothing.
+        /// Compute the plan from the real current state and print it (one line per change in
+        /// the logs); mutate nothing, not even the ledger.
         #[arg(long)]
         dry_run: bool,
+        /// With --dry-run: print the plan as JSON on stdout (logs go to stderr).
+        #[arg(long, requires = "dry_run")]
+        json: bool,
         /// Also write each phase's outputs JSON to DIR/<phase>.json.
         #[arg(long, value_name = "DIR")]
         outputs_dir: Option<PathBuf>,

@@ -111,7 +111,7 @@ fn prepare(args: &CopyArgs, config_file: Option<&Path>) -> Result<Plan, BadInput
     let timeout = Duration::from_secs(number("VIBEDATA_HTTP_TIMEOUT_SECS", 60)?.max(1));
     let max_retries = number("VIBEDATA_MAX_RETRIES", 8)? as u32;
     let ca_file = source.get("VIBEDATA_CA_FILE").filter(|s| !s.trim().is_empty()).map(std::path::PathBuf::from);
-    let http = crate::azure::http_client(ca_file.as_deref(), timeout).map_err(BadInput)?;
+    let http = crate::azure::http_client(ca_file.as_deref(), timeout).map_err(|e| BadInput(e.0))?;
     let options = RegistryOptions {
         ca_file,
         timeout: Some(timeout),

@@ -113,7 +113,11 @@ impl Ledger {
         loop {
             if let Some(lease) = self.container.acquire_lease(&blob, LEASE, &id).await? {
                 if announced {
-                    tracing::info!(phase, waited_ms = started.elapsed().as_millis() as u64, "got the lock of phase {phase}");
+                    tracing::info!(
+                        phase,
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "got the lock of phase {phase}"
+                    );
                 }
                 return Ok(self.hold(lease));
             }

@@ -24,7 +24,7 @@ async fn dispatch(cli: Cli) -> i32 {
             logging::init(cli.log_format, true);
             let (statuses, note) = match run::recorded_statuses(cli.config.as_deref()).await {
                 Ok(s) => (s, None),
-                Err(e) => (Vec::new(), Some(e)),
+                Err(e) => (Vec::new(), Some(e.to_string())),
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan::to_json(&statuses)).expect("plan serializes"));
@@ -33,19 +33,24 @@ async fn dispatch(cli: Cli) -> i32 {
             }
             0
         }
-        Command::Run { phase, dry_run, outputs_dir } => {
-            logging::init(cli.log_format, false);
-            let Some(target) = Target::parse(&phase) else {
-                eprintln!("vibedata-bootstrap: unknown phase {phase:?}; expected preflight, all, artifacts, runbooks, database, airbyte, ai, registry or health");
-                return 2;
-            };
+        Command::Run { phase, dry_run, json, outputs_dir } => {
+            // A plan printed as JSON owns stdout.
+            logging::init(cli.log_format, json);
+            let target = Target::parse(&phase).expect("clap accepts only run targets");
             let opts = RunOptions { dry_run, config_file: cli.config, outputs_dir };
-            let (outputs, error) = run::run(target, &opts).await;
-            for o in &outputs {
+            let ran = run::run(target, &opts).await;
+            for o in &ran.outputs {
                 tracing::info!(phase = %o.phase, status = o.status, changes = o.changes, duration_ms = o.duration_ms, dry_run = o.dry_run,
                     outputs = %serde_json::to_string(o).unwrap_or_default(), "phase {} {}", o.phase, o.status);
             }
-            match error {
+            if json {
+                let doc = match (target, ran.plans.as_slice()) {
+                    (Target::Step(_), [one]) => one.clone(),
+                    (_, plans) => serde_json::Value::Array(plans.to_vec()),
+                };
+                println!("{}", serde_json::to_string_pretty(&doc).expect("plans serialize"));
+            }
+            match ran.error {
                 None => 0,
                 Some(e) => {
                     // The last stderr line: one sentence naming the phase, the resource and the code.

@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 
 use crate::config;
 use crate::ledger::Record;
+use crate::phases;
 use crate::sequence::{Step, SEQUENCE};
 
 /// The `plan --json` document: an array of the fifteen phases in order (DESIGN §2).
@@ -21,7 +22,7 @@ pub fn to_json(statuses: &[(Step, Option<Record>)]) -> Value {
                 "kind": p.kind,
                 "summary": p.summary,
                 "command": p.command(),
-                "built": p.step.map(Step::built).unwrap_or(false),
+                "built": p.step.map(phases::built).unwrap_or(false),
                 "requiredConfig": p.step.map(config::required_for).unwrap_or_default(),
                 "status": status,
             })
@@ -42,7 +43,7 @@ pub fn to_table(statuses: &[(Step, Option<Record>)], ledger_note: Option<&str>) 
         let command = p.command().unwrap_or_else(|| "(Bicep)".into());
         let built = match p.step {
             None => "-",
-            Some(s) if s.built() => "yes",
+            Some(s) if phases::built(s) => "yes",
             Some(_) => "no",
         };
         let status = p

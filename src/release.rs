@@ -298,7 +298,8 @@ mod tests {
 
     #[test]
     fn each_bad_input_is_named() {
-        let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|v| v["schemaVersion"] = 2.into()), "schemaVersion 2"),
             (Box::new(|v| v["images"][0]["digest"] = "sha256:xyz".into()), "images[0].digest"),
             (

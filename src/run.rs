@@ -1,18 +1,23 @@
-//! Running phases: configuration, preflight, lock, ledger record, the phase itself, outputs.
+//! The runner: configuration, preflight, the lock, the ledger, the phase's plan and apply, the
+//! outputs.
 //!
-//! This is the one code path for the CLI, the Functions handler and the rehearsal.
+//! This is the one code path for the CLI, the Functions handler and the rehearsal, and the only
+//! place that knows about dry runs: a dry run prints each phase's plan and mutates nothing, not
+//! even the ledger; a real run takes the phase lock, records the attempt, plans, applies, and
+//! records the end. Errors get their phase attached here.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::config::{Config, Source};
 use crate::context::Context;
-use crate::error::RunError;
-use crate::ledger::Record;
+use crate::error::{PhaseError, RunError};
+use crate::ledger::{LedgerError, Record};
 use crate::outputs::{self, OutputError, PhaseOutput};
-use crate::phases::{self, preflight, Report};
+use crate::phases::preflight::{self, Check, LedgerProbe};
+use crate::phases::{self, Changes, Report, Selected};
 use crate::sequence::{self, Step};
 
 /// What to run.
@@ -31,6 +36,19 @@ impl Target {
             other => Step::parse(other).map(Target::Step),
         }
     }
+
+    /// Every name `run` accepts, in RFC-60 order after `preflight` and `all`.
+    pub fn names() -> Vec<&'static str> {
+        ["preflight", "all"].into_iter().chain(sequence::steps().map(Step::id)).collect()
+    }
+
+    fn id(self) -> &'static str {
+        match self {
+            Target::Preflight => "preflight",
+            Target::All => "all",
+            Target::Step(s) => s.id(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -41,168 +59,161 @@ pub struct RunOptions {
     pub outputs_dir: Option<PathBuf>,
 }
 
-/// Runs `target`; returns the outputs of every phase that ran (or was skipped) and the error that
-/// stopped the run, if any.
-pub async fn run(target: Target, opts: &RunOptions) -> (Vec<PhaseOutput>, Option<RunError>) {
-    let mut outputs = Vec::new();
-    let collect = |outcome: Outcome, outputs: &mut Vec<PhaseOutput>| match outcome {
-        Ok(o) => {
-            outputs.extend(o);
-            None
+/// What a run leaves behind.
+#[derive(Debug, Default)]
+pub struct Ran {
+    /// The outputs of every phase that ran (or was skipped).
+    pub outputs: Vec<PhaseOutput>,
+    /// A dry run's plans, as `--dry-run --json` prints them.
+    pub plans: Vec<Value>,
+    /// What stopped the run.
+    pub error: Option<RunError>,
+}
+
+/// Runs `target`.
+pub async fn run(target: Target, opts: &RunOptions) -> Ran {
+    let mut ran = Ran::default();
+    let started = Instant::now();
+    let started_at = outputs::now_rfc3339();
+    let steps: Vec<Step> = match target {
+        Target::Step(step) if !phases::built(step) => {
+            let e = RunError::NotBuilt { phase: step.id().into() };
+            ran.outputs.push(failed(step.id(), &started_at, started, opts.dry_run, &e, &Changes::default()));
+            ran.error = Some(e);
+            write_outputs(target, &ran.outputs, opts);
+            return ran;
         }
-        Err((o, e)) => {
-            outputs.extend(o);
-            Some(e)
+        Target::Step(step) => vec![step],
+        Target::Preflight | Target::All => sequence::steps().filter(|s| phases::built(*s)).collect(),
+    };
+
+    // Every selected phase's configuration, validated before the first one runs.
+    let (ctx, selected) = match prepare(&steps, opts) {
+        Ok(p) => p,
+        Err(e) => {
+            ran.outputs.push(failed(target.id(), &started_at, started, opts.dry_run, &e, &Changes::default()));
+            ran.error = Some(e);
+            write_outputs(target, &ran.outputs, opts);
+            return ran;
         }
     };
-    let error = match target {
-        Target::Preflight => collect(run_preflight(opts).await, &mut outputs),
-        Target::Step(step) => collect(run_one(step, opts).await, &mut outputs),
-        Target::All => {
-            let mut error = None;
-            for step in sequence::steps() {
-                if !step.built() {
+
+    match target {
+        Target::Preflight => {
+            let scopes: Vec<String> = selected.iter().flat_map(|p| p.scopes(&ctx.config)).collect();
+            let mut checks = preflight::shared(&ctx, &scopes, probe(opts)).await;
+            let none = Changes::default();
+            for p in &selected {
+                checks.extend(p.checks(&ctx, &none).await);
+            }
+            let result = checks_report("preflight", checks, &steps);
+            ran.push(finish("preflight", &started_at, started, opts.dry_run, result, &none));
+        }
+        Target::Step(_) | Target::All => {
+            let mut selected = selected.into_iter();
+            for step in sequence::steps().filter(|s| steps.contains(s) || target == Target::All) {
+                if !steps.contains(&step) {
                     tracing::info!(phase = step.id(), "skipped (not built)");
-                    outputs.push(skipped(step));
+                    ran.outputs.push(skipped(step));
                     continue;
                 }
-                error = collect(run_one(step, opts).await, &mut outputs);
-                if error.is_some() {
+                let phase = selected.next().expect("one selected phase per built step, in order");
+                ran.push(run_one(&ctx, phase.as_ref(), opts).await);
+                if ran.error.is_some() {
                     break;
                 }
             }
-            error
         }
-    };
-    write_outputs(target, &outputs, opts);
-    (outputs, error)
+    }
+    write_outputs(target, &ran.outputs, opts);
+    ran
 }
 
-type Outcome = Result<Option<PhaseOutput>, (Option<PhaseOutput>, RunError)>;
+/// One phase's result.
+struct Finished {
+    output: PhaseOutput,
+    plan: Option<Value>,
+    error: Option<RunError>,
+}
 
-fn skipped(step: Step) -> PhaseOutput {
-    PhaseOutput {
-        phase: step.id().into(),
-        status: "skipped",
-        changes: 0,
-        started_at: outputs::now_rfc3339(),
-        duration_ms: 0,
-        dry_run: false,
-        summary: json!({"reason": "not built"}),
-        error: None,
+impl Ran {
+    fn push(&mut self, f: Finished) {
+        self.outputs.push(f.output);
+        self.plans.extend(f.plan);
+        self.error = f.error;
     }
 }
 
-fn finish(
-    phase: &str,
-    started_at: String,
-    started: Instant,
-    dry_run: bool,
-    result: Result<Report, RunError>,
-) -> Outcome {
-    let duration_ms = started.elapsed().as_millis() as u64;
-    match result {
-        Ok(report) => Ok(Some(PhaseOutput {
-            phase: phase.into(),
-            status: outputs::status_for(false, report.changes),
-            changes: report.changes,
-            started_at,
-            duration_ms,
-            dry_run,
-            summary: report.summary,
-            error: None,
-        })),
-        Err(e) => {
-            let (code, resource) = e.code_and_resource();
-            let (changes, summary) = e.partial_report().unwrap_or((0, json!({})));
-            let out = PhaseOutput {
-                phase: phase.into(),
-                status: outputs::status_for(true, changes),
-                changes,
-                started_at,
-                duration_ms,
-                dry_run,
-                summary,
-                error: Some(OutputError { code, message: e.to_string(), resource }),
-            };
-            Err((Some(out), e))
-        }
+fn probe(opts: &RunOptions) -> LedgerProbe {
+    if opts.dry_run {
+        LedgerProbe::Read
+    } else {
+        LedgerProbe::Write
     }
 }
 
-async fn run_preflight(opts: &RunOptions) -> Outcome {
-    let started = Instant::now();
-    let started_at = outputs::now_rfc3339();
-    let built: Vec<Step> = sequence::steps().filter(|s| s.built()).collect();
-    let result = async {
-        let ctx = context(&built, opts)?;
-        let mut extra = Vec::new();
-        let impls: Vec<_> = built.iter().filter_map(|s| phases::implementation(*s)).collect();
-        for p in &impls {
-            extra.extend(p.extra_scopes(&ctx));
-        }
-        let mut checks = preflight::shared(&ctx, &extra).await;
-        for p in &impls {
-            checks.extend(p.checks(&ctx).await);
-        }
-        checks_report("preflight", checks, &built)
-    }
-    .await;
-    finish("preflight", started_at, started, opts.dry_run, result)
-}
-
-fn checks_report(phase: &str, checks: Vec<preflight::Check>, steps: &[Step]) -> Result<Report, RunError> {
-    if let Some(first) = checks.iter().find(|c| !c.ok) {
-        let failed: Vec<_> = checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| format!("{} ({})", c.name, c.code.as_deref().unwrap_or("failed")))
-            .collect();
-        return Err(RunError::Preflight {
-            phase: phase.into(),
-            failed: format!("{}; first: {}", failed.join(", "), first.detail),
-            code: first.code.clone().unwrap_or_else(|| "PreflightFailed".into()),
-            resource: first.resource.clone().unwrap_or_default(),
-        });
-    }
-    Ok(Report {
-        changes: 0,
-        summary: json!({"checks": checks, "forPhases": steps.iter().map(|s| s.id()).collect::<Vec<_>>()}),
-    })
-}
-
-fn context(steps: &[Step], opts: &RunOptions) -> Result<Context, RunError> {
+/// The shared configuration, every selected phase with its section, and the clients.
+fn prepare(steps: &[Step], opts: &RunOptions) -> Result<(Context, Vec<Box<dyn Selected>>), RunError> {
     let source = Source::load(opts.config_file.as_deref())?;
-    let config = Config::validate(&source, steps)?;
-    Context::new(config, opts.dry_run)
+    let (config, selected) = Config::validate_with(&source, steps, |v, cloud| {
+        steps.iter().filter_map(|s| phases::select(*s, v, cloud)).collect::<Vec<_>>()
+    })?;
+    Ok((Context::new(config)?, selected))
 }
 
-async fn run_one(step: Step, opts: &RunOptions) -> Outcome {
+async fn run_one(ctx: &Context, phase: &dyn Selected, opts: &RunOptions) -> Finished {
     let started = Instant::now();
     let started_at = outputs::now_rfc3339();
-    let id = step.id();
-    let Some(phase) = phases::implementation(step) else {
-        return finish(id, started_at, started, opts.dry_run, Err(RunError::NotBuilt { phase: id.into() }));
-    };
-    let result = async {
-        let ctx = context(&[step], opts)?;
-        let mut checks = preflight::shared(&ctx, &phase.extra_scopes(&ctx)).await;
-        checks.extend(phase.checks(&ctx).await);
-        checks_report(id, checks, &[step])?;
-        if ctx.dry_run {
-            return phase.run(&ctx).await;
-        }
-        run_locked(&ctx, phase.as_ref(), &started_at).await
+    let id = phase.step().id();
+    let changes = Changes::default();
+    let attach = |error: PhaseError| RunError::phase(id, error);
+    let mut checks = preflight::shared(ctx, &phase.scopes(&ctx.config), probe(opts)).await;
+    checks.extend(phase.checks(ctx, &changes).await);
+    if let Err(e) = checks_report(id, checks, &[phase.step()]) {
+        return finish(id, &started_at, started, opts.dry_run, Err(e), &changes);
     }
-    .await;
-    finish(id, started_at, started, opts.dry_run, result)
+    if opts.dry_run {
+        let plan = match phase.plan(ctx, &changes).await {
+            Ok(plan) => plan,
+            Err(e) => return finish(id, &started_at, started, true, Err(attach(e)), &changes),
+        };
+        for line in plan.render() {
+            tracing::info!(phase = id, "{line}");
+        }
+        let doc = plan.to_json(id);
+        let output = PhaseOutput {
+            phase: id.into(),
+            status: outputs::status_for(false, plan.count()),
+            changes: plan.count(),
+            started_at,
+            duration_ms: started.elapsed().as_millis() as u64,
+            dry_run: true,
+            summary: plan.summary,
+            error: None,
+        };
+        return Finished { output, plan: Some(doc), error: None };
+    }
+    let result = run_locked(ctx, phase, &started_at, &changes).await;
+    finish(id, &started_at, started, false, result, &changes)
 }
 
-async fn run_locked(ctx: &Context, phase: &dyn phases::Phase, started_at: &str) -> Result<Report, RunError> {
+/// Plans and applies under the phase lock, with the ledger record around it.
+async fn run_locked(
+    ctx: &Context,
+    phase: &dyn Selected,
+    started_at: &str,
+    changes: &Changes,
+) -> Result<Report, RunError> {
     let id = phase.step().id();
-    let ledger_err = |e| RunError::Ledger { phase: id.into(), source: e };
+    let ledger_err = |source: LedgerError| RunError::Ledger { phase: id.into(), source: Box::new(source) };
     let lock = ctx.ledger.lock(id, ctx.config.lock_wait).await.map_err(ledger_err)?;
-    let previous = ctx.ledger.read(id).await.map_err(|e| RunError::azure(id, e))?;
+    let previous = match ctx.ledger.read(id).await {
+        Ok(p) => p,
+        Err(e) => {
+            lock.release().await;
+            return Err(ledger_err(e.into()));
+        }
+    };
     let mut record = Record {
         deployment_id: ctx.config.deployment_id.clone(),
         phase: id.into(),
@@ -219,14 +230,18 @@ async fn run_locked(ctx: &Context, phase: &dyn phases::Phase, started_at: &str) 
     if let Some(prev) = &previous {
         tracing::info!(phase = id, previous = %prev.status, attempt = record.attempt, "ledger: previous run of {id} ended {}", prev.status);
     }
-    ctx.ledger.write(&record, &lock).await.map_err(|e| RunError::azure(id, e))?;
-    let result = phase.run(ctx).await;
+    if let Err(e) = ctx.ledger.write(&record, &lock).await {
+        lock.release().await;
+        return Err(ledger_err(e.into()));
+    }
+    let result = match phase.plan(ctx, changes).await {
+        Ok(plan) => phase.apply(ctx, changes, plan).await,
+        Err(e) => Err(e),
+    };
     record.ended_at = Some(outputs::now_rfc3339());
+    record.changes = changes.count();
     match &result {
-        Ok(report) => {
-            record.status = outputs::status_for(false, report.changes).into();
-            record.changes = report.changes;
-        }
+        Ok(_) => record.status = outputs::status_for(false, changes.count()).into(),
         Err(e) => {
             record.status = "failed".into();
             record.error = Some(e.to_string());
@@ -239,7 +254,89 @@ async fn run_locked(ctx: &Context, phase: &dyn phases::Phase, started_at: &str) 
         tracing::warn!(phase = id, error = %e, "could not write the final ledger record");
     }
     lock.release().await;
-    result
+    result.map_err(|error| RunError::phase(id, error))
+}
+
+fn skipped(step: Step) -> PhaseOutput {
+    PhaseOutput {
+        phase: step.id().into(),
+        status: "skipped",
+        changes: 0,
+        started_at: outputs::now_rfc3339(),
+        duration_ms: 0,
+        dry_run: false,
+        summary: json!({"reason": "not built"}),
+        error: None,
+    }
+}
+
+fn failed(
+    phase: &str,
+    started_at: &str,
+    started: Instant,
+    dry_run: bool,
+    e: &RunError,
+    changes: &Changes,
+) -> PhaseOutput {
+    let (code, resource) = e.code_and_resource();
+    PhaseOutput {
+        phase: phase.into(),
+        status: outputs::status_for(true, 0),
+        // What was done before the failure: a failed run must tell "nothing happened" from
+        // "half happened".
+        changes: changes.count(),
+        started_at: started_at.to_owned(),
+        duration_ms: started.elapsed().as_millis() as u64,
+        dry_run,
+        summary: e.partial_summary().unwrap_or_else(|| json!({})),
+        error: Some(OutputError { code, message: e.to_string(), resource }),
+    }
+}
+
+fn finish(
+    phase: &str,
+    started_at: &str,
+    started: Instant,
+    dry_run: bool,
+    result: Result<Report, RunError>,
+    changes: &Changes,
+) -> Finished {
+    match result {
+        Ok(report) => Finished {
+            output: PhaseOutput {
+                phase: phase.into(),
+                status: outputs::status_for(false, changes.count()),
+                changes: changes.count(),
+                started_at: started_at.to_owned(),
+                duration_ms: started.elapsed().as_millis() as u64,
+                dry_run,
+                summary: report.summary,
+                error: None,
+            },
+            plan: None,
+            error: None,
+        },
+        Err(e) => {
+            Finished { output: failed(phase, started_at, started, dry_run, &e, changes), plan: None, error: Some(e) }
+        }
+    }
+}
+
+fn checks_report(phase: &str, checks: Vec<Check>, steps: &[Step]) -> Result<Report, RunError> {
+    if let Some(first) = checks.iter().find(|c| !c.ok) {
+        let failed: Vec<_> = checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{} ({})", c.name, c.code.as_deref().unwrap_or("failed")))
+            .collect();
+        return Err(RunError::Preflight {
+            phase: phase.into(),
+            failed: format!("{}; first: {}", failed.join(", "), first.detail),
+            code: first.code.clone().unwrap_or_else(|| "PreflightFailed".into()),
+            resource: first.resource.clone().unwrap_or_default(),
+        });
+    }
+    Ok(Report { summary: json!({"checks": checks, "forPhases": steps.iter().map(|s| s.id()).collect::<Vec<_>>()}) })
 }
 
 fn write_outputs(target: Target, outputs: &[PhaseOutput], opts: &RunOptions) {
@@ -270,18 +367,22 @@ fn write_file(path: &Path, output: &PhaseOutput) {
 }
 
 /// The recorded status of each imperative phase, for `plan`. Best effort: `plan` must work
-/// without any Azure access, so a missing configuration or an unreachable ledger yields `None`.
-pub async fn recorded_statuses(config_file: Option<&Path>) -> Result<Vec<(Step, Option<Record>)>, String> {
-    let source = Source::load(config_file).map_err(|e| e.to_string())?;
-    let mut config = Config::validate(&source, &[]).map_err(|e| e.to_string())?;
+/// without any Azure access, so the caller treats an error as "no status".
+pub async fn recorded_statuses(config_file: Option<&Path>) -> Result<Vec<(Step, Option<Record>)>, RunError> {
+    let source = Source::load(config_file)?;
+    let mut config = Config::validate(&source, &[])?;
     // `plan` is a glance, not a run: no RBAC patience, few retries.
     config.rbac_deadline = std::time::Duration::ZERO;
     config.max_retries = 1;
     config.http_timeout = std::time::Duration::from_secs(5);
-    let ctx = Context::new(config, true).map_err(|e| e.to_string())?;
+    let ctx = Context::new(config)?;
     let mut out = Vec::new();
     for step in sequence::steps() {
-        let rec = ctx.ledger.read(step.id()).await.map_err(|e| e.to_string())?;
+        let rec = ctx
+            .ledger
+            .read(step.id())
+            .await
+            .map_err(|e| RunError::Ledger { phase: step.id().into(), source: Box::new(e.into()) })?;
         out.push((step, rec));
     }
     Ok(out)

@@ -51,12 +51,6 @@ impl Step {
     pub fn phase(self) -> &'static Phase {
         SEQUENCE.iter().find(|p| p.step == Some(self)).expect("every step appears in SEQUENCE")
     }
-
-    /// Whether `run <id>` does real work yet. A step that is not built fails by name and is
-    /// listed as skipped by `run all`; it never pretends to succeed.
-    pub fn built(self) -> bool {
-        crate::phases::implementation(self).is_some()
-    }
 }
 
 /// One row of the RFC-60 table.

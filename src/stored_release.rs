@@ -9,13 +9,36 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::context::Context;
-use crate::error::RunError;
+use crate::error::{Code, PhaseError};
 use crate::oci::reference::valid_tag;
 use crate::oci::{Descriptor, Layout};
 use crate::release::{self, ReleaseManifest};
 
-/// Where `run artifacts` points at the current release.
-pub const POINTER: &str = "releases/latest.json";
+/// Where artifact storage keeps what: the one place these names are spelled.
+pub mod paths {
+    /// Where `run artifacts` points at the current release.
+    pub const POINTER: &str = "releases/latest.json";
+
+    /// The manifest document of `release`, as JSON for readers without an OCI client.
+    pub fn manifest_json(release: &str) -> String {
+        format!("releases/{release}/manifest.json")
+    }
+
+    /// Layout ref names (`org.opencontainers.image.ref.name`) of a release's artifacts.
+    pub fn manifest_ref(release: &str) -> String {
+        format!("{release}/manifest/release")
+    }
+
+    pub fn runbook_ref(release: &str, runbook: &str) -> String {
+        format!("{release}/runbook/{runbook}")
+    }
+
+    pub fn migrations_ref(release: &str) -> String {
+        format!("{release}/migrations/migrations")
+    }
+}
+
+pub use paths::POINTER;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -41,24 +64,28 @@ pub struct StoredRelease {
     pub manifest: ReleaseManifest,
     layout: Layout,
     storage: String,
-    phase: &'static str,
 }
 
 impl StoredRelease {
-    /// Reads and verifies the current release for `phase` (which names the errors).
-    pub async fn load(ctx: &Context, phase: &'static str) -> Result<StoredRelease, RunError> {
+    /// Reads and verifies the current release; fails when artifact storage holds none.
+    pub async fn load(ctx: &Context) -> Result<StoredRelease, PhaseError> {
+        let pointer_at = format!("{}/{POINTER}", ctx.config.artifact_container);
+        StoredRelease::current(ctx).await?.ok_or_else(|| {
+            PhaseError::failed(
+                Code::ReleaseNotFound,
+                pointer_at,
+                "artifact storage holds no release yet; the Artifact Bootstrap (`run artifacts`) stores it",
+            )
+        })
+    }
+
+    /// Reads and verifies the current release, if artifact storage holds one.
+    pub async fn current(ctx: &Context) -> Result<Option<StoredRelease>, PhaseError> {
         let storage = ctx.config.artifact_container.clone();
         let container = ctx.container(&storage)?;
-        let bad = |resource: String, message: String| RunError::BadInput { phase: phase.into(), resource, message };
+        let bad = |resource: String, message: String| PhaseError::BadInput { resource, message };
         let pointer_at = format!("{storage}/{POINTER}");
-        let pointer =
-            container.get(POINTER).await.map_err(|e| RunError::azure(phase, e))?.ok_or_else(|| RunError::Phase {
-                phase: phase.into(),
-                code: "ReleaseNotFound".into(),
-                resource: pointer_at.clone(),
-                message: "artifact storage holds no release yet; the Artifact Bootstrap (`run artifacts`) stores it"
-                    .into(),
-            })?;
+        let Some(pointer) = container.get(POINTER).await? else { return Ok(None) };
         let pointer: Pointer = serde_json::from_slice(&pointer)
             .map_err(|e| bad(pointer_at.clone(), format!("not a release pointer: {e}")))?;
         // The release names a blob path below; a tag's alphabet keeps it inside `releases/`.
@@ -78,7 +105,6 @@ impl StoredRelease {
             },
             layout,
             storage,
-            phase,
         };
         // The document is the one layer of the release-manifest artifact the pointer names, so
         // the digests it pins are the ones the publisher pinned.
@@ -106,7 +132,7 @@ impl StoredRelease {
                 format!("the manifest is of release {:?}, the pointer names {:?}", manifest.release, pointer.release),
             ));
         }
-        Ok(StoredRelease { manifest, ..stored })
+        Ok(Some(StoredRelease { manifest, ..stored }))
     }
 
     /// The one layer of the artifact stored under `ref_name`, after checking that the ref points at
@@ -118,19 +144,18 @@ impl StoredRelease {
         artifact_type: &str,
         layer_type: &str,
         max: u64,
-    ) -> Result<Bytes, RunError> {
+    ) -> Result<Bytes, PhaseError> {
         let resource = format!("{}/oci {ref_name}", self.storage);
-        let by_ref = self.layout.resolve(ref_name).await.map_err(|e| RunError::oci(self.phase, e))?.map(|d| d.digest);
+        let by_ref = self.layout.resolve(ref_name).await?.map(|d| d.digest);
         if by_ref.as_deref() != Some(pinned) {
-            return Err(RunError::Phase {
-                phase: self.phase.into(),
-                code: "ArtifactStorageMismatch".into(),
+            return Err(PhaseError::failed(
+                Code::ArtifactStorageMismatch,
                 resource,
-                message: format!(
+                format!(
                     "the layout points at {}, the release manifest pins {pinned}; rerun `run artifacts`",
                     by_ref.as_deref().unwrap_or("nothing")
                 ),
-            });
+            ));
         }
         self.single_layer(pinned, artifact_type, layer_type, max, &resource).await
     }
@@ -142,9 +167,8 @@ impl StoredRelease {
         layer_type: &str,
         max: u64,
         resource: &str,
-    ) -> Result<Bytes, RunError> {
-        let bad =
-            |message: String| RunError::BadInput { phase: self.phase.into(), resource: resource.to_owned(), message };
+    ) -> Result<Bytes, PhaseError> {
+        let bad = |message: String| PhaseError::bad_input(resource, message);
         let bytes = self.blob(digest, resource).await?;
         let m: ArtifactManifest = serde_json::from_slice(&bytes)
             .map_err(|e| bad(format!("{digest} is not an OCI artifact manifest: {e}")))?;
@@ -176,12 +200,13 @@ impl StoredRelease {
         Ok(bytes)
     }
 
-    async fn blob(&self, digest: &str, resource: &str) -> Result<Bytes, RunError> {
-        self.layout.get_blob(digest).await.map_err(|e| RunError::oci(self.phase, e))?.ok_or_else(|| RunError::Phase {
-            phase: self.phase.into(),
-            code: "BlobNotFound".into(),
-            resource: format!("{resource}: oci/blobs/{digest}"),
-            message: "artifact storage lacks a blob the release needs; rerun `run artifacts`".into(),
+    async fn blob(&self, digest: &str, resource: &str) -> Result<Bytes, PhaseError> {
+        self.layout.get_blob(digest).await?.ok_or_else(|| {
+            PhaseError::failed(
+                Code::BlobNotFound,
+                format!("{resource}: oci/blobs/{digest}"),
+                "artifact storage lacks a blob the release needs; rerun `run artifacts`",
+            )
         })
     }
 }

@@ -388,7 +388,8 @@ async fn every_bad_manifest_is_exit_2_with_nothing_imported_or_stored() {
         ("malformed", b"{\"schemaVersion\": 1, ".to_vec(), "not valid JSON"),
         ("oversize", vec![b' '; 1024 * 1024 + 10], "limit"),
     ];
-    let mut variants: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let mut variants: Vec<(&str, Mutation, &str)> = vec![
         ("schema", Box::new(|v| v["schemaVersion"] = 7.into()), "schemaVersion 7"),
         (
             "missing",

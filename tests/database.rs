@@ -379,7 +379,7 @@ async fn the_lock_is_released_on_every_path() {
     again.release().await;
     // A failing migration on the migrating session leaves the lock free (the sqlx pitfall).
     let set = MigrationSet::from_files("release", "test", vec![("1_bad.sql".into(), b"SELECT 1/0;".to_vec())]).unwrap();
-    assert!(matches!(db::apply(&pg, &[set], wait, 0).await, Err(db::DbError::Failed { .. })));
+    assert!(matches!(db::apply(&pg, &[set], wait, 0, &|_, _, _| ()).await, Err(db::DbError::Failed { .. })));
     db::lock::MigrationLock::acquire(&pg, wait).await.expect("free after a failed migration").release().await;
     case.drop().await;
 }
@@ -520,7 +520,7 @@ async fn exclusive_a_reconnect_presents_a_fresh_entra_token() {
         .await
     };
     let sets = [set];
-    let (outcome, killed) = tokio::join!(db::apply(&pg, &sets, Duration::from_secs(30), 8), killer);
+    let (outcome, killed) = tokio::join!(db::apply(&pg, &sets, Duration::from_secs(30), 8, &|_, _, _| ()), killer);
     set_token_lifetime(&stack, None).await;
     let outcome = outcome.unwrap();
     assert!(killed >= 1 && outcome.reconnects >= 1, "killed {killed}, reconnects {}", outcome.reconnects);

@@ -23,8 +23,8 @@ fn context(stack: &Stack, test: &str, overrides: &[(&str, &str)]) -> Context {
     // the same values, so concurrent tests do not disturb each other.
     std::env::set_var("IDENTITY_ENDPOINT", &env["IDENTITY_ENDPOINT"]);
     std::env::set_var("IDENTITY_HEADER", &env["IDENTITY_HEADER"]);
-    let source = Source::from_env(env.into_iter(), None).unwrap();
-    Context::new(Config::validate(&source, &[]).unwrap(), false).unwrap()
+    let source = Source::from_env(env, None).unwrap();
+    Context::new(Config::validate(&source, &[]).unwrap()).unwrap()
 }
 
 fn rg_path(stack: &Stack, rg: &str) -> String {

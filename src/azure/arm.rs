@@ -296,7 +296,10 @@ mod tests {
             _: &[&str],
             _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
         ) -> azure_core::Result<azure_core::credentials::AccessToken> {
-            Ok(azure_core::credentials::AccessToken::new("t", time::OffsetDateTime::now_utc() + time::Duration::hours(1)))
+            Ok(azure_core::credentials::AccessToken::new(
+                "t",
+                time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+            ))
         }
     }
 

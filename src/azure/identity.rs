@@ -12,7 +12,13 @@ use azure_core::http::{ClientOptions, Transport};
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 
 use super::AzureError;
-use crate::config::IdentityRef;
+
+/// Which user-assigned identity to ask tokens for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityRef {
+    ClientId(String),
+    ResourceId(String),
+}
 
 /// A string that must never be logged. `Debug` and `Display` print a placeholder.
 #[derive(Clone, PartialEq, Eq)]
@@ -62,7 +68,6 @@ impl Tokens {
                     transport: Some(Transport::new(Arc::new(http.clone()))),
                     ..Default::default()
                 },
-                ..Default::default()
             };
             ManagedIdentityCredential::new(Some(options)).map(|c| c as Arc<dyn TokenCredential>)
         });

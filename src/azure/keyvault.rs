@@ -104,7 +104,9 @@ impl Vault {
                 Ok(_) => return Ok(()),
                 Err(e) if e.http_status() == Some(StatusCode::NotFound) => match poll.next(started.elapsed(), None) {
                     Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(AzureError::Timeout { resource: self.resource(name), after: started.elapsed() }),
+                    None => {
+                        return Err(AzureError::Timeout { resource: self.resource(name), after: started.elapsed() })
+                    }
                 },
                 Err(e) => return Err(sdk_error(&self.resource(name), e)),
             }

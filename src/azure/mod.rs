@@ -20,19 +20,25 @@ use std::time::Duration;
 
 /// The one HTTP client of a run. TLS is always verified; `extra_ca` (the local stack's CA) is
 /// trusted in addition to the platform's roots, never instead of verification.
-pub fn http_client(extra_ca: Option<&std::path::Path>, timeout: Duration) -> Result<reqwest::Client, String> {
+/// The HTTP client could not be built: an unreadable or empty CA file, a TLS setup failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ClientError(pub String);
+
+pub fn http_client(extra_ca: Option<&std::path::Path>, timeout: Duration) -> Result<reqwest::Client, ClientError> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(30))
         .user_agent(concat!("vibedata-bootstrap/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = extra_ca {
-        let pem = std::fs::read(path).map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
-        for cert in
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("CA file {}: {e}", path.display()))?
+        let pem =
+            std::fs::read(path).map_err(|e| ClientError(format!("cannot read CA file {}: {e}", path.display())))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| ClientError(format!("CA file {}: {e}", path.display())))?
         {
             builder = builder.add_root_certificate(cert);
         }
     }
-    builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+    builder.build().map_err(|e| ClientError(format!("cannot build the HTTP client: {e}")))
 }

@@ -172,11 +172,13 @@ impl Pipeline {
         match builder.send().await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+                let retry_after =
+                    resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
                 if status < 400 {
                     return Attempt::new(Outcome::Status { status, code: None, retry_after }, Sent::Answered(resp));
                 }
-                let header_code = resp.headers().get("x-ms-error-code").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let header_code =
+                    resp.headers().get("x-ms-error-code").and_then(|v| v.to_str().ok()).map(str::to_owned);
                 let body = resp.bytes().await.unwrap_or_default();
                 let (code, message) = parse_error(status, header_code.as_deref(), &body);
                 Attempt {
@@ -197,7 +199,11 @@ impl Pipeline {
 /// What one attempt of [`Pipeline::send`] came back with.
 enum Sent {
     Answered(Response),
-    Failed { status: u16, code: String, message: String },
+    Failed {
+        status: u16,
+        code: String,
+        message: String,
+    },
     Unanswered(TransportFault),
     /// Not sent at all (no token).
     Refused(AzureError),

@@ -150,7 +150,11 @@ mod tests {
         let p = policy();
         let x = Exchange { policy: &p, resource: "r", idempotent: true, refresh: Some(&refresh) };
         let done = run(x, || async { Attempt::new(status(403, "AuthorizationFailed"), ()) }).await;
-        assert!(done.rbac_waited >= p.rbac_deadline && done.rbac_waited < p.rbac_deadline * 2, "{:?}", done.rbac_waited);
+        assert!(
+            done.rbac_waited >= p.rbac_deadline && done.rbac_waited < p.rbac_deadline * 2,
+            "{:?}",
+            done.rbac_waited
+        );
         assert!(refreshed.load(Ordering::SeqCst) >= 1);
         assert_eq!(done.retries, 0, "RBAC waits do not use the retry budget");
     }

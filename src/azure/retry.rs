@@ -339,9 +339,15 @@ mod tests {
         assert_eq!(waits, [500, 1000, 2000, 2000, 2000].map(Duration::from_millis));
         assert_eq!(p.next(Duration::from_secs(1), Some(Duration::from_secs(3))), Some(Duration::from_secs(3)));
         // The last wait ends at the deadline, never past it.
-        assert_eq!(p.next(Duration::from_millis(9_500), Some(Duration::from_secs(3))), Some(Duration::from_millis(500)));
+        assert_eq!(
+            p.next(Duration::from_millis(9_500), Some(Duration::from_secs(3))),
+            Some(Duration::from_millis(500))
+        );
         assert_eq!(p.next(Duration::from_secs(10), None), None);
-        assert_eq!(Poll::operation(Duration::from_secs(60)).next(Duration::ZERO, None), Some(Duration::from_millis(500)));
+        assert_eq!(
+            Poll::operation(Duration::from_secs(60)).next(Duration::ZERO, None),
+            Some(Duration::from_millis(500))
+        );
     }
 
     #[test]

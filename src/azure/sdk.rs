@@ -6,8 +6,8 @@ use std::sync::Arc;
 use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{AsyncRawResponse, ClientOptions, Context, Method, Request, RetryOptions, Transport};
 
-use super::identity::Tokens;
 use super::error::parse_error;
+use super::identity::Tokens;
 use super::request_loop::{self, Attempt, Exchange};
 use super::retry::{parse_retry_after, Outcome, RetryPolicy, TransportFault};
 
@@ -61,7 +61,10 @@ async fn attempt(result: PolicyResult) -> Attempt<PolicyResult> {
     // Read before the body: a borrow of the response must not live across an await.
     let (retry_after, header_code) = {
         let header = |name: &str| {
-            resp.headers().iter().find(|(k, _)| k.as_str().eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str().to_owned())
+            resp.headers()
+                .iter()
+                .find(|(k, _)| k.as_str().eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str().to_owned())
         };
         (header("retry-after").as_deref().and_then(parse_retry_after), header("x-ms-error-code"))
     };

@@ -18,16 +18,16 @@ use std::time::Duration;
 
 use url::Url;
 
+pub use crate::azure::identity::IdentityRef;
 use crate::cloud::Cloud;
 use crate::sequence::Step;
-use keys::DB_USERS;
 pub use keys::{required_for, KeySpec, Need, KEYS};
 pub use sections::{
     ArtifactsConfig, DatabaseConfig, DbAuth, FailOn, HealthConfig, ImportMethod, ImportMode, RegistryConfig,
     RunbooksConfig, RuntimeEnvironment,
 };
 pub use source::{ConfigError, Problem, Source};
-use validator::Validator;
+pub use validator::Validator;
 
 /// Everything a run needs, typed and validated.
 #[derive(Debug, Clone)]
@@ -50,24 +50,23 @@ pub struct Config {
     pub lock_wait: Duration,
     pub http_timeout: Duration,
     pub max_retries: u32,
-    pub artifacts: Option<ArtifactsConfig>,
-    pub runbooks: Option<RunbooksConfig>,
-    pub database: Option<DatabaseConfig>,
-    pub registry: Option<RegistryConfig>,
-    pub health: Option<HealthConfig>,
-}
-
-/// Which user-assigned identity to ask tokens for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdentityRef {
-    ClientId(String),
-    ResourceId(String),
 }
 
 impl Config {
-    /// Validates `source` for running `steps` (an empty slice means "the shared keys only", as
-    /// for `run preflight` of nothing in particular). Collects every problem before failing.
+    /// Validates the shared keys of `source` for running `steps` (an empty slice means "the
+    /// shared keys only"). Collects every problem before failing.
     pub fn validate(source: &Source, steps: &[Step]) -> Result<Config, ConfigError> {
+        Config::validate_with(source, steps, |_, _| ()).map(|(c, ())| c)
+    }
+
+    /// Validates the shared keys, then lets `sections` read the selected phases' own sections
+    /// through the same [`Validator`], so every problem of every selected phase is reported at
+    /// once, before any phase runs.
+    pub fn validate_with<T>(
+        source: &Source,
+        steps: &[Step],
+        sections: impl FnOnce(&mut Validator<'_>, &Cloud) -> T,
+    ) -> Result<(Config, T), ConfigError> {
         let mut v = Validator { source, problems: Vec::new() };
         for spec in KEYS {
             let needed = match spec.need {
@@ -146,17 +145,12 @@ impl Config {
         let http_timeout = Duration::from_secs(v.number("VIBEDATA_HTTP_TIMEOUT_SECS", 1, 3_600));
         let max_retries = v.number("VIBEDATA_MAX_RETRIES", 0, 100) as u32;
 
-        let artifacts = if steps.contains(&Step::Artifacts) { Some(v.artifacts(&cloud)) } else { None };
-
-        let runbooks = if steps.contains(&Step::Runbooks) { Some(v.runbooks()) } else { None };
-        let database = if steps.iter().any(|s| DB_USERS.contains(s)) { Some(v.database()) } else { None };
-        let registry = if steps.contains(&Step::Registry) { Some(v.registry()) } else { None };
-        let health = if steps.contains(&Step::Health) { Some(v.health()) } else { None };
+        let sections = sections(&mut v, &cloud);
 
         if !v.problems.is_empty() {
             return Err(ConfigError { problems: v.problems });
         }
-        Ok(Config {
+        let config = Config {
             cloud,
             arm_endpoint,
             blob_url: blob_url.expect("validated"),
@@ -175,12 +169,8 @@ impl Config {
             lock_wait,
             http_timeout,
             max_retries,
-            artifacts,
-            runbooks,
-            database,
-            registry,
-            health,
-        })
+        };
+        Ok((config, sections))
     }
 
     /// The resource group's ARM id, the scope most RBAC messages name.
@@ -296,7 +286,7 @@ mod tests {
             ("VIBEDATA_PUBLISHER_CREDENTIAL_SECRET", "publisher-pull"),
             ("VIBEDATA_IMAGES", "vibedata/api, vibedata/web"),
         ]);
-        let a = Config::validate(&src(&pairs), &[Step::Artifacts]).unwrap().artifacts.unwrap();
+        let (_, a) = Config::validate_with(&src(&pairs), &[Step::Artifacts], |v, cloud| v.artifacts(cloud)).unwrap();
         assert_eq!(a.images, ["vibedata/api", "vibedata/web"]);
         assert_eq!(a.acr_login_server, "vibedatacustomer.azurecr.io");
         assert_eq!(a.acr_auth_endpoint.as_str(), "https://vibedatacustomer.azurecr.io/");

@@ -84,6 +84,8 @@ pub struct DatabaseConfig {
 pub struct RegistryConfig {
     /// ARM reads in flight at once while discovering.
     pub concurrency: usize,
+    /// Where the registry lives.
+    pub database: DatabaseConfig,
 }
 
 /// How bad the overall health must be for `run health` to fail (exit 1).
@@ -108,14 +110,19 @@ pub struct HealthConfig {
     pub concurrency: usize,
     /// Where the ACR token exchange goes (default: the registry's login server).
     pub acr_auth_endpoint: Option<Url>,
+    /// Where the registry and the health records live.
+    pub database: DatabaseConfig,
 }
 
 impl Validator<'_> {
-    pub(super) fn registry(&mut self) -> RegistryConfig {
-        RegistryConfig { concurrency: self.number("VIBEDATA_DISCOVERY_CONCURRENCY", 1, 64) as usize }
+    pub fn registry(&mut self) -> RegistryConfig {
+        RegistryConfig {
+            concurrency: self.number("VIBEDATA_DISCOVERY_CONCURRENCY", 1, 64) as usize,
+            database: self.database(),
+        }
     }
 
-    pub(super) fn health(&mut self) -> HealthConfig {
+    pub fn health(&mut self) -> HealthConfig {
         let canary_secret = self.raw("VIBEDATA_HEALTH_CANARY_SECRET").unwrap_or_default().to_owned();
         if !canary_secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             self.problem("VIBEDATA_HEALTH_CANARY_SECRET", format!("is {canary_secret:?}, not a Key Vault secret name"));
@@ -159,10 +166,11 @@ impl Validator<'_> {
             timeout: Duration::from_secs(self.number("VIBEDATA_HEALTH_TIMEOUT_SECS", 1, 600)),
             concurrency: self.number("VIBEDATA_HEALTH_CONCURRENCY", 1, 256) as usize,
             acr_auth_endpoint: self.url("VIBEDATA_ACR_AUTH_ENDPOINT"),
+            database: self.database(),
         }
     }
 
-    pub(super) fn runbooks(&mut self) -> RunbooksConfig {
+    pub fn runbooks(&mut self) -> RunbooksConfig {
         let automation_account = self.raw("VIBEDATA_AUTOMATION_ACCOUNT").unwrap_or_default().to_owned();
         let mut runtime_environments = Vec::new();
         for item in self
@@ -188,7 +196,7 @@ impl Validator<'_> {
         RunbooksConfig { automation_account, runtime_environments, max_script_bytes }
     }
 
-    pub(super) fn database(&mut self) -> DatabaseConfig {
+    pub fn database(&mut self) -> DatabaseConfig {
         let port = self.number("VIBEDATA_POSTGRES_PORT", 1, 65_535) as u16;
         let auth = match self.raw("VIBEDATA_POSTGRES_PASSWORD_SECRET") {
             Some(name) => DbAuth::KeyVaultSecret(name.to_owned()),
@@ -216,7 +224,7 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn artifacts(&mut self, cloud: &Cloud) -> ArtifactsConfig {
+    pub fn artifacts(&mut self, cloud: &Cloud) -> ArtifactsConfig {
         let acr_name = self.name("VIBEDATA_ACR_NAME", 5, 50, |c| c.is_ascii_alphanumeric()).unwrap_or_default();
         let acr_login_server = self
             .raw("VIBEDATA_ACR_LOGIN_SERVER")

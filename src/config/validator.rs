@@ -6,28 +6,37 @@ use url::Url;
 use super::keys::KEYS;
 use super::source::{Problem, Source};
 
-pub(super) struct Validator<'a> {
+/// Collects every problem of a configuration while it is read; phases read their own section
+/// through it (`Phase::configure`).
+pub struct Validator<'a> {
     pub(super) source: &'a Source,
     pub(super) problems: Vec<Problem>,
 }
 
 impl<'a> Validator<'a> {
-    pub(super) fn raw(&self, name: &str) -> Option<&'a str> {
+    pub fn new(source: &'a Source) -> Validator<'a> {
+        Validator { source, problems: Vec::new() }
+    }
+
+    pub fn raw(&self, name: &str) -> Option<&'a str> {
         self.source.get(name).map(str::trim).filter(|s| !s.is_empty())
     }
 
-    pub(super) fn or_default(&self, name: &str) -> String {
+    pub fn or_default(&self, name: &str) -> String {
         self.raw(name)
             .map(str::to_owned)
             .or_else(|| KEYS.iter().find(|k| k.name == name).and_then(|k| k.default).map(str::to_owned))
             .unwrap_or_default()
     }
 
-    pub(super) fn problem(&mut self, key: &str, message: String) {
-        self.problems.push(Problem { key: key.to_owned(), message });
+    pub fn problem(&mut self, key: &str, message: String) {
+        // Sections shared by several phases (the database's) are read once per phase.
+        if !self.problems.iter().any(|p| p.key == key && p.message == message) {
+            self.problems.push(Problem { key: key.to_owned(), message });
+        }
     }
 
-    pub(super) fn url(&mut self, name: &str) -> Option<Url> {
+    pub fn url(&mut self, name: &str) -> Option<Url> {
         let raw = self.raw(name)?.trim_end_matches('/').to_owned();
         match Url::parse(&raw) {
             Ok(u) if u.scheme() == "https" => Some(u),
@@ -42,7 +51,7 @@ impl<'a> Validator<'a> {
         }
     }
 
-    pub(super) fn name(&mut self, key: &str, min: usize, max: usize, ok: impl Fn(char) -> bool) -> Option<String> {
+    pub fn name(&mut self, key: &str, min: usize, max: usize, ok: impl Fn(char) -> bool) -> Option<String> {
         let n = self.raw(key)?.to_owned();
         if n.len() < min || n.len() > max || !n.chars().all(ok) {
             self.problem(key, format!("is {n:?}, not a valid name ({min}-{max} characters)"));
@@ -51,13 +60,13 @@ impl<'a> Validator<'a> {
         Some(n)
     }
 
-    pub(super) fn uuid(&mut self, key: &str, value: &str) {
+    pub fn uuid(&mut self, key: &str, value: &str) {
         if uuid::Uuid::parse_str(value).is_err() {
             self.problem(key, format!("is {value:?}, not a GUID"));
         }
     }
 
-    pub(super) fn boolean(&mut self, key: &str) -> bool {
+    pub fn boolean(&mut self, key: &str) -> bool {
         match self.or_default(key).to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => true,
             "false" | "0" | "no" => false,
@@ -68,7 +77,7 @@ impl<'a> Validator<'a> {
         }
     }
 
-    pub(super) fn number(&mut self, key: &str, min: u64, max: u64) -> u64 {
+    pub fn number(&mut self, key: &str, min: u64, max: u64) -> u64 {
         let raw = self.or_default(key);
         match raw.parse::<u64>() {
             Ok(n) if (min..=max).contains(&n) => n,
@@ -79,7 +88,7 @@ impl<'a> Validator<'a> {
         }
     }
 
-    pub(super) fn container(&mut self, key: &str) -> String {
+    pub fn container(&mut self, key: &str) -> String {
         let c = self.or_default(key);
         let valid = (3..=63).contains(&c.len())
             && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')

@@ -141,13 +141,23 @@ struct Progress {
     in_flight: Option<(&'static str, i64, String)>,
 }
 
+/// Told of every change to the database as it is made: `(set, file, action)`.
+pub type OnChange<'a> = &'a (dyn Fn(&str, &str, &str) + Send + Sync);
+
 /// Applies every set in order under the migration lock, waiting at most `lock_wait` for it and
-/// retrying a lost connection up to `retries` times with backoff.
-pub async fn apply(db: &Db, sets: &[MigrationSet], lock_wait: Duration, retries: u32) -> Result<Outcome, DbError> {
+/// retrying a lost connection up to `retries` times with backoff. `on_change` hears of each
+/// migration applied, and of one left half-applied, as it happens.
+pub async fn apply(
+    db: &Db,
+    sets: &[MigrationSet],
+    lock_wait: Duration,
+    retries: u32,
+    on_change: OnChange<'_>,
+) -> Result<Outcome, DbError> {
     let mut progress = Progress::default();
     let mut reconnects = 0;
     let latest = loop {
-        match apply_once(db, sets, lock_wait, &mut progress).await {
+        match apply_once(db, sets, lock_wait, &mut progress, on_change).await {
             Ok(latest) => break latest,
             Err(e) if e.is_connection() && reconnects < retries => {
                 reconnects += 1;
@@ -180,13 +190,14 @@ async fn apply_once(
     sets: &[MigrationSet],
     lock_wait: Duration,
     progress: &mut Progress,
+    on_change: OnChange<'_>,
 ) -> Result<Vec<Option<i64>>, DbError> {
     let lock = MigrationLock::acquire(db, lock_wait).await?;
     let result = async {
         let mut conn = db.connect(APPLICATION).await?;
         let mut latest = Vec::new();
         for set in sets {
-            latest.push(apply_set(&mut conn, &lock, set, progress).await?);
+            latest.push(apply_set(&mut conn, &lock, set, progress, on_change).await?);
         }
         let _ = conn.close().await;
         Ok(latest)
@@ -201,6 +212,7 @@ async fn apply_set(
     lock: &MigrationLock,
     set: &MigrationSet,
     progress: &mut Progress,
+    on_change: OnChange<'_>,
 ) -> Result<Option<i64>, DbError> {
     // Under the lock: `IF NOT EXISTS` DDL is not safe against a concurrent creator.
     ensure_table(conn, &set.table).await?;
@@ -209,6 +221,7 @@ async fn apply_set(
     // table says so, and then it was this run's.
     if let Some((name, version, file)) = progress.in_flight.take() {
         if name == set.name && applied.iter().any(|a| a.version == version && a.success) {
+            on_change(name, &file, "apply");
             progress.applied.entry(name).or_default().push(file);
         } else if name != set.name {
             progress.in_flight = Some((name, version, file));
@@ -228,11 +241,18 @@ async fn apply_set(
         }
         progress.in_flight = Some((set.name, m.version(), m.file.clone()));
         let started = Instant::now();
-        if m.no_tx() {
-            apply_without_transaction(conn, lock, set, m).await?;
+        let result = if m.no_tx() {
+            apply_without_transaction(conn, lock, set, m).await
         } else {
-            apply_in_transaction(conn, lock, set, m).await?;
+            apply_in_transaction(conn, lock, set, m).await
+        };
+        if let Err(e) = result {
+            if matches!(e, DbError::Failed { rolled_back: false, .. }) {
+                on_change(set.name, &m.file, "apply (failed part-way; dirty)");
+            }
+            return Err(e);
         }
+        on_change(set.name, &m.file, "apply");
         progress.in_flight = None;
         progress.applied.entry(set.name).or_default().push(m.file.clone());
         done += 1;

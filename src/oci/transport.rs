@@ -46,11 +46,18 @@ pub(crate) async fn send(
                     code: code.clone(),
                     message: message.clone(),
                 };
-                Attempt { outcome: Outcome::Status { status, code: Some(code), retry_after }, message: Some(message), value: Err(err) }
+                Attempt {
+                    outcome: Outcome::Status { status, code: Some(code), retry_after },
+                    message: Some(message),
+                    value: Err(err),
+                }
             }
             Err(e) => {
-                let err =
-                    OciError::Transport { registry: registry.into(), resource: resource.into(), detail: error_chain(&e) };
+                let err = OciError::Transport {
+                    registry: registry.into(),
+                    resource: resource.into(),
+                    detail: error_chain(&e),
+                };
                 Attempt::new(Outcome::Transport(classify(&e)), Err(err))
             }
         }

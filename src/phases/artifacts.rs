@@ -1,9 +1,9 @@
 //! Artifact Bootstrap (RFC-60 phase 7): the release manifest, then everything it pins, into the
 //! customer ACR; then the manifest and the runbook and migrations artifacts into artifact storage.
 //!
-//! Order matters: the manifest is imported by the digest its tag had when we looked, read back and
-//! validated before anything else moves, so a bad manifest mutates nothing beyond its own import
-//! and a publisher tag moved mid-run changes nothing.
+//! Order matters: the plan pins the manifest's tag to a digest once, reads that manifest from the
+//! publisher by digest and validates it before anything moves, so a bad manifest mutates nothing
+//! and a publisher tag moved mid-run changes nothing. Everything after is by digest.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,21 +13,18 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
 use super::preflight::Check;
-use super::{Phase, Report};
+use super::{Change, Env, Phase, Plan, Report};
 use crate::azure::acr::{Acr, Import};
 use crate::azure::identity::Secret;
-use crate::config::{ArtifactsConfig, ImportMethod, ImportMode};
+use crate::cloud::Cloud;
+use crate::config::{ArtifactsConfig, ImportMethod, ImportMode, Validator};
 use crate::context::Context;
-use crate::error::RunError;
+use crate::error::{Code, PhaseError};
 use crate::oci::{AcrIdentity, CopyOptions, Credentials, Registry, RegistryOptions};
 use crate::release::{self, Kind, Pinned, ReleaseManifest};
 use crate::sequence::Step;
 
 mod storage;
-
-const PHASE: &str = "artifacts";
-
-pub struct Artifacts;
 
 /// What to do with one target tag, decided from its current digest. Pure, so it is unit-tested.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +78,7 @@ impl PullCredential {
 }
 
 /// The two registries and the management client, built once per run.
-struct Clients {
+pub struct Clients {
     cfg: ArtifactsConfig,
     credential: PullCredential,
     publisher: Registry,
@@ -90,9 +87,9 @@ struct Clients {
 }
 
 impl Clients {
-    async fn new(ctx: &Context) -> Result<Clients, RunError> {
-        let cfg = ctx.config.artifacts.clone().expect("artifacts configuration is validated for this step");
-        let secret = ctx.vault.get(&cfg.publisher_credential_secret).await.map_err(|e| RunError::azure(PHASE, e))?;
+    async fn new(ctx: &Context, cfg: &ArtifactsConfig) -> Result<Clients, PhaseError> {
+        let cfg = cfg.clone();
+        let secret = ctx.vault.get(&cfg.publisher_credential_secret).await?;
         let credential = PullCredential::parse(&secret);
         let opts = RegistryOptions {
             ca_file: ctx.config.ca_file.clone(),
@@ -108,8 +105,7 @@ impl Clients {
             },
             ctx.http.clone(),
             &opts,
-        )
-        .map_err(|e| RunError::oci(PHASE, e))?;
+        )?;
         let identity = AcrIdentity {
             tokens: ctx.tokens.clone(),
             aad_scope: ctx.config.cloud.arm_scope(),
@@ -117,14 +113,13 @@ impl Clients {
             tenant: ctx.config.tenant_id.clone(),
         };
         let customer =
-            Registry::new(&cfg.acr_login_server, Credentials::AcrIdentity(identity), ctx.http.clone(), &opts)
-                .map_err(|e| RunError::oci(PHASE, e))?;
+            Registry::new(&cfg.acr_login_server, Credentials::AcrIdentity(identity), ctx.http.clone(), &opts)?;
         let acr = Acr::new(ctx.arm.clone(), &ctx.config.subscription_id, &ctx.config.resource_group, &cfg.acr_name);
         Ok(Clients { cfg, credential, publisher, customer, acr })
     }
 
     /// Brings `repo@digest` to `repo:tag` in the customer registry, by the configured method.
-    async fn import(&self, repo: &str, digest: &str, tag: &str, force: bool) -> Result<(), RunError> {
+    async fn import(&self, repo: &str, digest: &str, tag: &str, force: bool) -> Result<(), PhaseError> {
         let run = async {
             match self.cfg.method {
                 ImportMethod::ImportImage => self
@@ -141,7 +136,7 @@ impl Clients {
                         self.cfg.import_timeout,
                     )
                     .await
-                    .map_err(|e| RunError::azure(PHASE, e)),
+                    .map_err(PhaseError::from),
                 ImportMethod::Copy => crate::oci::copy(
                     &self.publisher,
                     repo,
@@ -153,7 +148,7 @@ impl Clients {
                 )
                 .await
                 .map(|_| ())
-                .map_err(|e| RunError::oci(PHASE, e)),
+                .map_err(PhaseError::from),
             }
         };
         match tokio::time::timeout(self.cfg.import_timeout, run).await {
@@ -167,52 +162,81 @@ impl Clients {
                 }
                 Err(e)
             }
-            Err(_) => Err(RunError::Phase {
-                phase: PHASE.into(),
-                code: "ImportTimedOut".into(),
-                resource: format!("{repo}@{digest}"),
-                message: format!("the import did not finish within {:?}", self.cfg.import_timeout),
-            }),
+            Err(_) => Err(PhaseError::failed(
+                Code::ImportTimedOut,
+                format!("{repo}@{digest}"),
+                format!("the import did not finish within {:?}", self.cfg.import_timeout),
+            )),
         }
     }
 
-    async fn current(&self, repo: &str, tag: &str) -> Result<Option<String>, RunError> {
-        self.customer.manifest_digest(repo, tag).await.map_err(|e| RunError::oci(PHASE, e))
+    async fn current(&self, repo: &str, tag: &str) -> Result<Option<String>, PhaseError> {
+        Ok(self.customer.manifest_digest(repo, tag).await?)
+    }
+
+    /// The current digest of every pinned target tag, within the concurrency bound.
+    async fn currents(&self, pinned: &[Pinned]) -> Result<Vec<Option<String>>, PhaseError> {
+        // Futures are collected before streaming them: a lazy `map` over borrowed items trips
+        // rustc's higher-ranked lifetime check inside a `Send` async trait method.
+        let lookups: Vec<_> = pinned.iter().map(|p| self.current(&p.repository, &p.tag)).collect();
+        futures::stream::iter(lookups).buffered(self.cfg.concurrency).try_collect().await
     }
 }
 
+/// What the plan hands the apply.
+pub struct Work {
+    clients: Clients,
+    manifest: ReleaseManifest,
+    manifest_digest: String,
+    document: bytes::Bytes,
+    /// The manifest's own import, when its tag is not at the pinned digest yet.
+    manifest_import: Option<bool>,
+    pinned: Vec<Pinned>,
+    /// Indexes into `pinned` of the targets to import, with `force`.
+    todo: Vec<(usize, bool)>,
+}
+
+pub struct Artifacts;
+
 #[async_trait]
 impl Phase for Artifacts {
+    type Config = ArtifactsConfig;
+    type Work = Work;
+
     fn step(&self) -> Step {
         Step::Artifacts
     }
 
-    async fn checks(&self, ctx: &Context) -> Vec<Check> {
-        let cfg = ctx.config.artifacts.as_ref().expect("validated");
+    fn configure(&self, v: &mut Validator<'_>, cloud: &Cloud) -> ArtifactsConfig {
+        v.artifacts(cloud)
+    }
+
+    async fn checks(&self, env: &Env<'_, ArtifactsConfig>) -> Vec<Check> {
+        let (ctx, cfg) = (env.ctx, env.cfg);
         let acr = Acr::new(ctx.arm.clone(), &ctx.config.subscription_id, &ctx.config.resource_group, &cfg.acr_name);
         let mut checks = Vec::new();
         let started = std::time::Instant::now();
+        let name = "customer registry network rules";
         match acr.get().await {
             Ok(r)
                 if cfg.method == ImportMethod::ImportImage
                     && r.properties.restricted()
                     && !r.properties.trusted_services_allowed() =>
             {
-                checks.push(Check {
-                    name: "customer registry network rules".into(),
-                    ok: false,
-                    detail: format!(
+                checks.push(Check::failed(
+                    name,
+                    Code::TrustedServicesBypassDisabled,
+                    acr.id(),
+                    format!(
                         "{} restricts public network access and does not allow trusted services (networkRuleBypassOptions: {}); importImage needs networkRuleBypassOptions: AzureServices, or set VIBEDATA_IMPORT_METHOD=copy",
                         cfg.acr_name,
                         r.properties.network_rule_bypass_options.as_deref().unwrap_or("None")
                     ),
-                    duration_ms: started.elapsed().as_millis() as u64,
-                    code: Some("TrustedServicesBypassDisabled".into()),
-                    resource: Some(acr.id().to_owned()),
-                });
+                    started,
+                ));
             }
             Ok(r) => checks.push(Check::pass(
-                "customer registry network rules",
+                name,
                 if r.properties.restricted() {
                     "restricted; trusted services allowed"
                 } else {
@@ -220,7 +244,7 @@ impl Phase for Artifacts {
                 },
                 started,
             )),
-            Err(e) => checks.push(Check::fail("customer registry network rules", &e, started)),
+            Err(e) => checks.push(Check::fail(name, &e, started)),
         }
         checks.push(
             Check::run("publisher credential", ctx.vault.get(&cfg.publisher_credential_secret), |_| {
@@ -231,98 +255,94 @@ impl Phase for Artifacts {
         checks
     }
 
-    async fn run(&self, ctx: &Context) -> Result<Report, RunError> {
-        let clients = Clients::new(ctx).await?;
-        let cfg = &clients.cfg;
-        let mut changes = 0u64;
+    async fn plan(&self, env: &Env<'_, ArtifactsConfig>) -> Result<Plan<Work>, PhaseError> {
+        let clients = Clients::new(env.ctx, env.cfg).await?;
+        let cfg = env.cfg;
 
         // 1. The manifest: pin the tag's digest once; everything after is by digest.
         let (mrepo, mtag) = (cfg.manifest_repository.as_str(), cfg.manifest_tag.as_str());
-        let manifest_digest =
-            clients.publisher.manifest_digest(mrepo, mtag).await.map_err(|e| RunError::oci(PHASE, e))?.ok_or_else(
-                || RunError::BadInput {
-                    phase: PHASE.into(),
-                    resource: format!("{}/{mrepo}:{mtag}", cfg.publisher_registry),
-                    message: "the release manifest is not in the publisher registry".into(),
-                },
-            )?;
+        let manifest_digest = clients.publisher.manifest_digest(mrepo, mtag).await?.ok_or_else(|| {
+            PhaseError::bad_input(
+                format!("{}/{mrepo}:{mtag}", cfg.publisher_registry),
+                "the release manifest is not in the publisher registry",
+            )
+        })?;
         tracing::info!(manifest = %format!("{mrepo}:{mtag}"), digest = %manifest_digest, "release manifest pinned");
-        let manifest_action = decide(&manifest_digest, clients.current(mrepo, mtag).await?.as_deref(), cfg.mode);
-        if let Action::Conflict { current } = &manifest_action {
-            return Err(conflict(cfg, mrepo, mtag, current, &manifest_digest));
-        }
-        let source =
-            if ctx.dry_run && manifest_action != Action::Skip { &clients.publisher } else { &clients.customer };
-        if !ctx.dry_run {
-            if let Action::Import { force } = manifest_action {
-                clients.import(mrepo, &manifest_digest, mtag, force).await?;
-                changes += 1;
+        let manifest_import = match decide(&manifest_digest, clients.current(mrepo, mtag).await?.as_deref(), cfg.mode) {
+            Action::Conflict { current } => return Err(conflict(cfg, mrepo, mtag, &current, &manifest_digest)),
+            Action::Skip => None,
+            Action::Import { force } => Some(force),
+        };
+        let (manifest, document) = storage::read_release(&clients.publisher, mrepo, &manifest_digest, cfg).await?;
+
+        // 2. Every pinned target, from its current digest.
+        let pinned = manifest.pinned();
+        let currents = clients.currents(&pinned).await?;
+        let mut todo = Vec::new();
+        for (i, (p, current)) in pinned.iter().zip(&currents).enumerate() {
+            match decide(&p.digest, current.as_deref(), cfg.mode) {
+                Action::Conflict { current } => {
+                    return Err(conflict(cfg, &p.repository, &p.tag, &current, &p.digest));
+                }
+                Action::Import { force } => todo.push((i, force)),
+                Action::Skip => {}
             }
         }
-        let (manifest, document) = storage::read_release(source, mrepo, &manifest_digest, cfg).await?;
 
-        // 2. Plan every pinned target from its current digest.
-        let pinned = manifest.pinned();
-        // Futures are collected before streaming them: a lazy `map` over borrowed items trips
-        // rustc's higher-ranked lifetime check inside a `Send` async trait method.
-        let lookups: Vec<_> = pinned.iter().map(|p| clients.current(&p.repository, &p.tag)).collect();
-        let currents: Vec<Option<String>> =
-            futures::stream::iter(lookups).buffered(cfg.concurrency).try_collect().await?;
-        let actions: Vec<Action> =
-            pinned.iter().zip(&currents).map(|(p, c)| decide(&p.digest, c.as_deref(), cfg.mode)).collect();
-        if let Some((p, Action::Conflict { current })) =
-            pinned.iter().zip(&actions).find(|(_, a)| matches!(a, Action::Conflict { .. }))
-        {
-            return Err(conflict(cfg, &p.repository, &p.tag, current, &p.digest));
+        // 3. Artifact storage.
+        let writes = storage::plan(env, &manifest, &manifest_digest).await?;
+
+        let mut changes = Vec::new();
+        if let Some(force) = manifest_import {
+            changes.push(import_change("manifest", mrepo, mtag, force));
         }
-        let todo: Vec<(&Pinned, bool)> = pinned
+        changes.extend(todo.iter().map(|&(i, force)| {
+            let p = &pinned[i];
+            import_change(p.kind.as_str(), &p.repository, &p.tag, force)
+        }));
+        let imports: Vec<_> = todo
             .iter()
-            .zip(&actions)
-            .filter_map(|(p, a)| match a {
-                Action::Import { force } => Some((p, *force)),
-                _ => None,
+            .map(|&(i, force)| {
+                let p = &pinned[i];
+                json!({"kind": p.kind.as_str(), "target": format!("{}:{}", p.repository, p.tag), "digest": p.digest, "force": force})
             })
             .collect();
-        if ctx.dry_run {
-            let would = storage::plan(ctx, &manifest, &manifest_digest).await?;
-            let imports: Vec<_> = todo.iter().map(|(p, force)| json!({"kind": p.kind.as_str(), "target": format!("{}:{}", p.repository, p.tag), "digest": p.digest, "force": force})).collect();
-            for i in &imports {
-                tracing::info!(import = %i, "would import");
-            }
-            let manifest_import = u64::from(manifest_action != Action::Skip);
-            return Ok(Report {
-                changes: manifest_import + todo.len() as u64 + would,
-                summary: json!({"release": manifest.release, "manifestDigest": manifest_digest, "imports": imports, "artifactStorageWrites": would}),
-            });
+        let summary = json!({"release": manifest.release, "manifestDigest": manifest_digest, "imports": imports, "artifactStorageWrites": writes.len()});
+        changes.extend(writes);
+        let work = Work { clients, manifest, manifest_digest, document, manifest_import, pinned, todo };
+        Ok(Plan::new(changes, summary, work))
+    }
+
+    async fn apply(&self, env: &Env<'_, ArtifactsConfig>, plan: Plan<Work>) -> Result<Report, PhaseError> {
+        let Work { clients, manifest, manifest_digest, document, manifest_import, pinned, todo } = plan.work;
+        let cfg = env.cfg;
+        let (mrepo, mtag) = (cfg.manifest_repository.as_str(), cfg.manifest_tag.as_str());
+        if let Some(force) = manifest_import {
+            clients.import(mrepo, &manifest_digest, mtag, force).await?;
+            env.changed(import_change("manifest", mrepo, mtag, force));
         }
 
-        // 3. Import, in parallel within the bound; the pipeline backs off on 429.
-        changes += import_all(&clients, &todo, &pinned).await?;
+        // Import, in parallel within the bound; the pipeline backs off on 429.
+        import_all(env, &clients, &todo, &pinned).await?;
 
-        // 4. Verify every target tag, imported now or earlier.
-        let lookups: Vec<_> = pinned.iter().map(|p| clients.current(&p.repository, &p.tag)).collect();
-        let verified: Vec<Option<String>> =
-            futures::stream::iter(lookups).buffered(cfg.concurrency).try_collect().await?;
+        // Verify every target tag, imported now or earlier.
+        let verified = clients.currents(&pinned).await?;
         for (p, got) in pinned.iter().zip(&verified) {
             if got.as_deref() != Some(p.digest.as_str()) {
-                return Err(RunError::Phase {
-                    phase: PHASE.into(),
-                    code: "VerifyFailed".into(),
-                    resource: format!("{}/{}:{}", cfg.acr_login_server, p.repository, p.tag),
-                    message: format!("the tag is at {}, expected {}", got.as_deref().unwrap_or("nothing"), p.digest),
-                });
+                return Err(PhaseError::failed(
+                    Code::VerifyFailed,
+                    format!("{}/{}:{}", cfg.acr_login_server, p.repository, p.tag),
+                    format!("the tag is at {}, expected {}", got.as_deref().unwrap_or("nothing"), p.digest),
+                ));
             }
         }
         tracing::info!(count = pinned.len(), "verified every target tag");
 
-        // 5. Artifact storage.
-        let stored = storage::store(ctx, &clients.customer, &manifest, &manifest_digest, mrepo, &document).await?;
-        changes += stored.writes;
+        let stored = storage::store(env, &clients.customer, &manifest, &manifest_digest, mrepo, &document).await?;
 
         let count = |k: Kind| pinned.iter().filter(|p| p.kind == k).count();
-        let imported = |k: Kind| todo.iter().filter(|(p, _)| p.kind == k).count();
+        let imported = |k: Kind| todo.iter().filter(|(i, _)| pinned[*i].kind == k).count();
         Ok(Report {
-            changes,
             summary: json!({
                 "release": manifest.release,
                 "manifestDigest": manifest_digest,
@@ -331,60 +351,69 @@ impl Phase for Artifacts {
                 "runbooks": {"total": count(Kind::Runbook), "imported": imported(Kind::Runbook)},
                 "migrations": {"total": count(Kind::Migrations), "imported": imported(Kind::Migrations)},
                 "digests": pinned.iter().map(|p| (format!("{}:{}", p.repository, p.tag), serde_json::Value::from(p.digest.clone()))).collect::<serde_json::Map<_, _>>(),
-                "artifactStorage": {"container": ctx.config.artifact_container, "writes": stored.writes, "refs": stored.refs},
+                "artifactStorage": {"container": env.config().artifact_container, "writes": stored.writes, "refs": stored.refs},
             }),
         })
     }
 }
 
-fn conflict(cfg: &ArtifactsConfig, repo: &str, tag: &str, current: &str, wanted: &str) -> RunError {
-    RunError::Phase {
-        phase: PHASE.into(),
-        code: "TagConflict".into(),
-        resource: format!("{}/{repo}:{tag}", cfg.acr_login_server),
-        message: format!("the tag is at {current}, the release pins {wanted}; nothing was imported (set VIBEDATA_IMPORT_MODE=Force to move it)"),
-    }
+fn import_change(kind: &'static str, repo: &str, tag: &str, force: bool) -> Change {
+    Change::new(kind, format!("{repo}:{tag}"), if force { "force-import" } else { "import" })
+}
+
+fn conflict(cfg: &ArtifactsConfig, repo: &str, tag: &str, current: &str, wanted: &str) -> PhaseError {
+    PhaseError::failed(
+        Code::TagConflict,
+        format!("{}/{repo}:{tag}", cfg.acr_login_server),
+        format!("the tag is at {current}, the release pins {wanted}; nothing was imported (set VIBEDATA_IMPORT_MODE=Force to move it)"),
+    )
 }
 
 /// Runs the imports with bounded concurrency and a progress line per finished import.
-async fn import_all(clients: &Clients, todo: &[(&Pinned, bool)], pinned: &[Pinned]) -> Result<u64, RunError> {
+async fn import_all(
+    env: &Env<'_, ArtifactsConfig>,
+    clients: &Clients,
+    todo: &[(usize, bool)],
+    pinned: &[Pinned],
+) -> Result<(), PhaseError> {
     let done: Arc<[AtomicUsize; 3]> = Arc::new(Default::default());
     let slot = |k: Kind| match k {
         Kind::Image => 0,
         Kind::Runbook => 1,
         Kind::Migrations => 2,
     };
-    let already =
-        |k: Kind| pinned.iter().filter(|p| p.kind == k).count() - todo.iter().filter(|(p, _)| p.kind == k).count();
+    let total = |k: Kind| pinned.iter().filter(|p| p.kind == k).count();
     for k in [Kind::Image, Kind::Runbook, Kind::Migrations] {
-        done[slot(k)].store(already(k), Ordering::SeqCst);
+        let planned = todo.iter().filter(|(i, _)| pinned[*i].kind == k).count();
+        done[slot(k)].store(total(k) - planned, Ordering::SeqCst);
     }
-    let imports: Vec<_> = todo.iter().map(|(p, force)| {
-        let done = done.clone();
-        async move {
-            clients.import(&p.repository, &p.digest, &p.tag, *force).await?;
-            let n = done[slot(p.kind)].fetch_add(1, Ordering::SeqCst) + 1;
-            let total = pinned.iter().filter(|x| x.kind == p.kind).count();
-            let noun = match p.kind {
-                Kind::Image => "images",
-                Kind::Runbook => "runbooks",
-                Kind::Migrations => "migration artifacts",
-            };
-            tracing::info!(target_tag = %format!("{}:{}", p.repository, p.tag), digest = %p.digest, "imported {n}/{total} {noun}");
-            Ok::<_, RunError>(())
-        }
-    }).collect();
+    let imports: Vec<_> = todo
+        .iter()
+        .map(|&(i, force)| {
+            let done = done.clone();
+            let p = &pinned[i];
+            async move {
+                clients.import(&p.repository, &p.digest, &p.tag, force).await?;
+                env.changed(import_change(p.kind.as_str(), &p.repository, &p.tag, force));
+                let n = done[slot(p.kind)].fetch_add(1, Ordering::SeqCst) + 1;
+                let noun = match p.kind {
+                    Kind::Image => "images",
+                    Kind::Runbook => "runbooks",
+                    Kind::Migrations => "migration artifacts",
+                };
+                tracing::info!(target_tag = %format!("{}:{}", p.repository, p.tag), digest = %p.digest, "imported {n}/{} {noun}", total(p.kind));
+                Ok::<_, PhaseError>(())
+            }
+        })
+        .collect();
     futures::stream::iter(imports).buffer_unordered(clients.cfg.concurrency).try_collect::<Vec<()>>().await?;
-    Ok(todo.len() as u64)
+    Ok(())
 }
 
 /// Parses and validates the manifest document; every problem is bad input.
-pub fn validate(bytes: &[u8], cfg: &ArtifactsConfig) -> Result<ReleaseManifest, RunError> {
-    release::parse(bytes, &cfg.publisher_registry, &cfg.images).map_err(|e| RunError::BadInput {
-        phase: PHASE.into(),
-        resource: format!("{}:{}", cfg.manifest_repository, cfg.manifest_tag),
-        message: e.to_string(),
-    })
+pub fn validate(bytes: &[u8], cfg: &ArtifactsConfig) -> Result<ReleaseManifest, PhaseError> {
+    release::parse(bytes, &cfg.publisher_registry, &cfg.images)
+        .map_err(|e| PhaseError::bad_input(format!("{}:{}", cfg.manifest_repository, cfg.manifest_tag), e.to_string()))
 }
 
 #[cfg(test)]

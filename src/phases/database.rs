@@ -8,49 +8,27 @@
 use std::time::Instant;
 
 use async_trait::async_trait;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::preflight::Check;
-use super::{Phase, Report};
-use crate::config::{DatabaseConfig, DbAuth};
+use super::{Change, Env, Phase, Plan, Report};
+use crate::cloud::Cloud;
+use crate::config::{Config, DatabaseConfig, DbAuth, Validator};
 use crate::context::Context;
-use crate::db::{self, Db, DbError, MigrationSet, PasswordSource};
-use crate::error::RunError;
+use crate::db::{self, Db, MigrationSet, PasswordSource};
+use crate::error::PhaseError;
 use crate::sequence::Step;
+use crate::stored_release;
 
 mod artifact;
 
-const PHASE: &str = "database";
-
 pub struct Database;
 
-fn config(ctx: &Context) -> &DatabaseConfig {
-    ctx.config.database.as_ref().expect("database configuration is validated for this step")
-}
-
-/// A failed database step: bad migration files are bad input (exit 2), the rest failures.
-pub fn run_error(e: DbError) -> RunError {
-    match e {
-        DbError::BadMigrations { .. } => {
-            RunError::BadInput { phase: PHASE.into(), resource: e.resource(), message: e.to_string() }
-        }
-        other => RunError::Phase {
-            phase: PHASE.into(),
-            code: other.code().into(),
-            resource: other.resource(),
-            message: other.to_string(),
-        },
-    }
-}
-
 /// The connection settings of a run: a Key Vault password is read once; an Entra token is asked
-/// for at every connect.
-pub async fn connect_settings(ctx: &Context) -> Result<Db, RunError> {
-    let cfg = config(ctx);
+/// for at every connect. Shared by the phases that use Postgres.
+pub async fn connect_settings(ctx: &Context, cfg: &DatabaseConfig) -> Result<Db, PhaseError> {
     let password = match &cfg.auth {
-        DbAuth::KeyVaultSecret(name) => {
-            PasswordSource::Fixed(ctx.vault.get(name).await.map_err(|e| RunError::azure(PHASE, e))?)
-        }
+        DbAuth::KeyVaultSecret(name) => PasswordSource::Fixed(ctx.vault.get(name).await?),
         DbAuth::Entra => {
             PasswordSource::Entra { tokens: ctx.tokens.clone(), scope: ctx.config.cloud.postgres_scope().to_owned() }
         }
@@ -58,50 +36,62 @@ pub async fn connect_settings(ctx: &Context) -> Result<Db, RunError> {
     Ok(Db::new(cfg, ctx.config.ca_file.clone(), password, ctx.config.http_timeout))
 }
 
+/// The Entra audience, when the password is a token.
+pub fn scopes(cfg: &DatabaseConfig, shared: &Config) -> Vec<String> {
+    match cfg.auth {
+        DbAuth::Entra => vec![shared.cloud.postgres_scope().to_owned()],
+        DbAuth::KeyVaultSecret(_) => Vec::new(),
+    }
+}
+
+/// What the plan hands the apply.
+pub struct Work {
+    db: Db,
+    sets: Vec<MigrationSet>,
+    base: Value,
+}
+
 #[async_trait]
 impl Phase for Database {
+    type Config = DatabaseConfig;
+    type Work = Work;
+
     fn step(&self) -> Step {
         Step::Database
     }
 
-    fn extra_scopes(&self, ctx: &Context) -> Vec<String> {
-        match ctx.config.database.as_ref().map(|c| &c.auth) {
-            Some(DbAuth::Entra) => vec![ctx.config.cloud.postgres_scope().to_owned()],
-            _ => Vec::new(),
-        }
+    fn configure(&self, v: &mut Validator<'_>, _cloud: &Cloud) -> DatabaseConfig {
+        v.database()
     }
 
-    async fn checks(&self, ctx: &Context) -> Vec<Check> {
+    fn scopes(&self, cfg: &DatabaseConfig, shared: &Config) -> Vec<String> {
+        scopes(cfg, shared)
+    }
+
+    async fn checks(&self, env: &Env<'_, DatabaseConfig>) -> Vec<Check> {
+        let ctx = env.ctx;
         let mut checks = Vec::new();
-        if let DbAuth::KeyVaultSecret(name) = &config(ctx).auth {
+        if let DbAuth::KeyVaultSecret(name) = &env.cfg.auth {
             checks.push(Check::run("postgres password", ctx.vault.get(name), |_| format!("{name} readable")).await);
         }
-        checks.push(session_check(ctx).await);
-        let container = ctx.container(&ctx.config.artifact_container);
+        checks.push(session_check(ctx, env.cfg).await);
         let started = Instant::now();
-        checks.push(match container {
-            // Before `run artifacts` there is no release yet; the check proves only that
-            // artifact storage is readable, so a preflight of every phase can run first.
-            Ok(c) => match c.get(artifact::POINTER).await {
-                Ok(Some(_)) => Check::pass(
-                    "release in artifact storage",
-                    format!("{}/{} readable", ctx.config.artifact_container, artifact::POINTER),
-                    started,
-                ),
-                Ok(None) => {
-                    Check::pass("release in artifact storage", "none stored yet; `run artifacts` stores it", started)
-                }
-                Err(e) => Check::fail("release in artifact storage", &e, started),
-            },
-            Err(e) => failed_check("release in artifact storage", &e, started),
+        let name = "release in artifact storage";
+        let storage = &ctx.config.artifact_container;
+        // Before `run artifacts` there is no release yet; the check proves only that artifact
+        // storage is readable, so a preflight of every phase can run first.
+        let read = async { ctx.container(storage)?.get(stored_release::POINTER).await };
+        checks.push(match read.await {
+            Ok(Some(_)) => Check::pass(name, format!("{storage}/{} readable", stored_release::POINTER), started),
+            Ok(None) => Check::pass(name, "none stored yet; `run artifacts` stores it", started),
+            Err(e) => Check::fail(name, &e, started),
         });
         checks
     }
 
-    async fn run(&self, ctx: &Context) -> Result<Report, RunError> {
-        let cfg = config(ctx);
-        let db = connect_settings(ctx).await?;
-        let release = artifact::load(ctx).await?;
+    async fn plan(&self, env: &Env<'_, DatabaseConfig>) -> Result<Plan<Work>, PhaseError> {
+        let db = connect_settings(env.ctx, env.cfg).await?;
+        let release = artifact::load(env.ctx).await?;
         let mut sets: Vec<MigrationSet> = vec![db::migrations::embedded()];
         let artifact_digest = release.migrations.as_ref().map(|(d, _)| d.clone());
         if let Some((_, set)) = release.migrations {
@@ -116,34 +106,35 @@ impl Phase for Database {
             "manifestDigest": release.manifest_digest,
             "migrationsDigest": artifact_digest,
         });
+        let plans = db::plan(&db, &sets).await?;
+        let changes =
+            plans.iter().flat_map(|p| p.pending.iter().map(|file| migration_change(p.set, file, "apply"))).collect();
+        let mut summary = base.clone();
+        summary["sets"] = serde_json::to_value(&plans).expect("serializes");
+        Ok(Plan::new(changes, summary, Work { db, sets, base }))
+    }
 
-        if ctx.dry_run {
-            let plans = db::plan(&db, &sets).await.map_err(run_error)?;
-            for p in &plans {
-                for file in &p.pending {
-                    tracing::info!(set = p.set, file = %file, "would apply {} migration {file}", p.set);
-                }
-            }
-            let changes = plans.iter().map(|p| p.pending.len() as u64).sum();
-            let mut summary = base;
-            summary["sets"] = serde_json::to_value(&plans).expect("serializes");
-            return Ok(Report { changes, summary });
-        }
-
-        let outcome = db::apply(&db, &sets, cfg.lock_timeout, ctx.config.max_retries).await.map_err(run_error)?;
+    async fn apply(&self, env: &Env<'_, DatabaseConfig>, plan: Plan<Work>) -> Result<Report, PhaseError> {
+        let Work { db, sets, base } = plan.work;
+        let on_change = |set: &str, file: &str, action: &str| env.changed(migration_change(set, file, action));
+        let outcome = db::apply(&db, &sets, env.cfg.lock_timeout, env.config().max_retries, &on_change).await?;
         let mut summary = base;
         summary["sets"] = serde_json::to_value(&outcome.sets).expect("serializes");
         summary["reconnects"] = json!(outcome.reconnects);
-        Ok(Report { changes: outcome.changes(), summary })
+        Ok(Report { summary })
     }
 }
 
+fn migration_change(set: &str, file: &str, action: &str) -> Change {
+    Change::new("migration", format!("{set}/{file}"), action)
+}
+
 /// Opens one session: proves the network path, TLS, the credential and the database.
-async fn session_check(ctx: &Context) -> Check {
+async fn session_check(ctx: &Context, cfg: &DatabaseConfig) -> Check {
     let started = Instant::now();
     let name = "postgres session";
     let probe = async {
-        let db = connect_settings(ctx).await.map_err(|e| {
+        let db = connect_settings(ctx, cfg).await.map_err(|e| {
             let (code, resource) = e.code_and_resource();
             (e.to_string(), code, resource)
         })?;
@@ -171,26 +162,7 @@ async fn session_check(ctx: &Context) -> Check {
         }
         Err((detail, code, resource)) => {
             tracing::error!(check = name, "preflight FAILED: {name}: {detail}");
-            Check {
-                name: name.into(),
-                ok: false,
-                detail,
-                duration_ms: started.elapsed().as_millis() as u64,
-                code: Some(code),
-                resource: Some(resource),
-            }
+            Check::failed(name, code, resource, detail, started)
         }
-    }
-}
-
-fn failed_check(name: &str, e: &RunError, started: Instant) -> Check {
-    let (code, resource) = e.code_and_resource();
-    Check {
-        name: name.into(),
-        ok: false,
-        detail: e.to_string(),
-        duration_ms: started.elapsed().as_millis() as u64,
-        code: Some(code),
-        resource: Some(resource),
     }
 }

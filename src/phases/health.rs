@@ -17,11 +17,11 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::preflight::Check;
-use super::{Phase, Report};
-use crate::config::{FailOn, HealthConfig};
+use super::{Env, Phase, Plan, Report};
+use crate::cloud::Cloud;
+use crate::config::{Config, FailOn, HealthConfig, Validator};
 use crate::context::Context;
-use crate::db::DbError;
-use crate::error::RunError;
+use crate::error::{Code, PhaseError};
 use crate::sequence::Step;
 use model::{CheckResult, State};
 use probes::{Outcome, Service};
@@ -32,13 +32,7 @@ pub mod net;
 pub mod probes;
 pub mod record;
 
-const PHASE: &str = "health";
-
 pub struct Health;
-
-fn db_error(e: DbError) -> RunError {
-    RunError::Phase { phase: PHASE.into(), code: e.code().into(), resource: e.resource(), message: e.to_string() }
-}
 
 /// One check to run.
 #[derive(Debug, Clone)]
@@ -200,61 +194,74 @@ async fn dns(cfg: &HealthConfig, e: &Endpoint) -> Outcome {
     }
 }
 
+/// What the plan hands the apply: the results, to be recorded.
+pub struct Work {
+    db: crate::db::Db,
+    arm_ids: BTreeMap<String, String>,
+    results: Vec<CheckResult>,
+    components: Vec<model::Component>,
+    overall: State,
+    failing: Vec<Value>,
+}
+
 #[async_trait]
 impl Phase for Health {
+    type Config = HealthConfig;
+    type Work = Work;
+
     fn step(&self) -> Step {
         Step::Health
     }
 
-    fn extra_scopes(&self, ctx: &Context) -> Vec<String> {
-        super::database::Database.extra_scopes(ctx)
+    fn configure(&self, v: &mut Validator<'_>, _cloud: &Cloud) -> HealthConfig {
+        v.health()
     }
 
-    async fn checks(&self, ctx: &Context) -> Vec<Check> {
+    fn scopes(&self, cfg: &HealthConfig, shared: &Config) -> Vec<String> {
+        super::database::scopes(&cfg.database, shared)
+    }
+
+    async fn checks(&self, env: &Env<'_, HealthConfig>) -> Vec<Check> {
         // Before `run database` and `run registry` there is nothing to check yet; a preflight of
         // every phase runs first, so that is not a failure here (the run stops on it instead).
         let started = Instant::now();
         let name = "registry for health checks";
-        vec![match super::registry::schema_present(ctx).await {
+        vec![match super::registry::schema_present(env.ctx, &env.cfg.database).await {
             Ok((target, true)) => Check::pass(name, format!("{target} holds the registry"), started),
             Ok((target, false)) => Check::pass(
                 name,
                 format!("{target} has no registry yet; `run database` and `run registry` record it"),
                 started,
             ),
-            Err(detail) => Check {
-                name: name.into(),
-                ok: false,
-                detail,
-                duration_ms: started.elapsed().as_millis() as u64,
-                code: Some("PostgresUnreachable".into()),
-                resource: Some("registry".into()),
-            },
+            Err(e) => Check::failed(name, Code::PostgresUnreachable, "registry", e.to_string(), started),
         }]
     }
 
-    async fn run(&self, ctx: &Context) -> Result<Report, RunError> {
-        let cfg = ctx.config.health.clone().expect("health configuration is validated for this step");
-        let db = super::database::connect_settings(ctx).await?;
-        let mut conn = db.connect("vibedata-bootstrap health").await.map_err(db_error)?;
-        if let Ok((target, false)) = super::registry::schema_present(ctx).await {
-            return Err(super::registry::schema_missing(PHASE, &target));
+    /// The checks themselves are the plan: probes are reads, and the changes are the status
+    /// transitions that recording their results would make.
+    async fn plan(&self, env: &Env<'_, HealthConfig>) -> Result<Plan<Work>, PhaseError> {
+        let (ctx, cfg) = (env.ctx, env.cfg);
+        let db = super::database::connect_settings(ctx, &cfg.database).await?;
+        let (target, present) = super::registry::schema_present(ctx, &cfg.database).await?;
+        if !present {
+            return Err(super::registry::schema_missing(&target));
         }
-        let targets = record::targets(&mut conn).await.map_err(db_error)?;
+        let mut conn = db.connect("vibedata-bootstrap health").await?;
+        let targets = record::targets(&mut conn).await?;
         if targets.is_empty() {
-            return Err(RunError::Phase {
-                phase: PHASE.into(),
-                code: "RegistryEmpty".into(),
-                resource: db.target(),
-                message: "the registry holds no components; run `vibedata-bootstrap run registry` first".into(),
-            });
+            return Err(PhaseError::failed(
+                Code::RegistryEmpty,
+                db.target(),
+                "the registry holds no components; run `vibedata-bootstrap run registry` first",
+            ));
         }
-        let planned = plan(&targets, &cfg);
-        let tls = net::tls_config(ctx.config.ca_file.as_deref()).map_err(RunError::Local)?;
-        tracing::info!(components = targets.len(), checks = planned.len(), resolver = %cfg.dns_server.map(|s| s.to_string()).unwrap_or_else(|| "system".into()), "running health checks");
+        let planned = plan(&targets, cfg);
+        let tls = net::tls_config(ctx.config.ca_file.as_deref())
+            .map_err(|e| PhaseError::failed(Code::LocalError, "tls", e.to_string()))?;
+        tracing::info!(components = targets.len(), checks = planned.len(), resolver = %resolver(cfg), "running health checks");
         let total = planned.len();
         let mut done = 0usize;
-        let runs: Vec<_> = planned.iter().map(|p| run_one(ctx, &cfg, &tls, p)).collect();
+        let runs: Vec<_> = planned.iter().map(|p| run_one(ctx, cfg, &tls, p)).collect();
         let mut stream = futures::stream::iter(runs).buffer_unordered(cfg.concurrency);
         let mut results = Vec::with_capacity(total);
         while let Some(r) = stream.next().await {
@@ -272,33 +279,49 @@ impl Phase for Health {
             targets.iter().map(|t| (t.name.clone(), t.resource_type.clone())).collect();
         let (components, overall) = model::components(&results, &|n| types.get(n).cloned().unwrap_or_default());
         let arm_ids: BTreeMap<String, String> = targets.iter().map(|t| (t.name.clone(), t.arm_id.clone())).collect();
-        let transitions =
-            record::record(&mut conn, &ctx.config.deployment_id, &arm_ids, &results, &components, overall, ctx.dry_run)
-                .await
-                .map_err(db_error)?;
+        let changes = record::planned(&mut conn, &results, &components, overall).await;
         let _ = sqlx::Connection::close(conn).await;
-        tracing::info!(overall = ?overall, transitions, "health: {:?}; {transitions} status transitions", overall);
-
+        let changes = changes?;
         let failing: Vec<Value> = results
             .iter()
             .filter(|r| r.contribution() != State::Healthy)
             .map(|r| json!({"component": r.component, "check": r.name, "state": r.state, "required": r.required, "observed": r.observed, "reason": r.reason, "code": r.code}))
             .collect();
-        let summary = json!({
-            "overall": overall,
-            "components": components,
-            "checks": results.len(),
-            "failing": failing,
-            "transitions": transitions,
-            "resolver": cfg.dns_server.map(|s| s.to_string()).unwrap_or_else(|| "system".into()),
-        });
+        let work = Work { db, arm_ids, results, components, overall, failing };
+        let summary = summary(cfg, &work, changes.len() as u64);
+        Ok(Plan::new(changes, summary, work))
+    }
+
+    async fn apply(&self, env: &Env<'_, HealthConfig>, plan: Plan<Work>) -> Result<Report, PhaseError> {
+        let work = plan.work;
+        let cfg = env.cfg;
+        let mut conn = work.db.connect("vibedata-bootstrap health").await?;
+        let made = record::record(
+            &mut conn,
+            &env.config().deployment_id,
+            &work.arm_ids,
+            &work.results,
+            &work.components,
+            work.overall,
+        )
+        .await;
+        let _ = sqlx::Connection::close(conn).await;
+        let made = made?;
+        let transitions = made.len() as u64;
+        for change in made {
+            env.changed(change);
+        }
+        let overall = work.overall;
+        tracing::info!(overall = ?overall, transitions, "health: {:?}; {transitions} status transitions", overall);
+        let summary = summary(cfg, &work, transitions);
         let fails = match cfg.fail_on {
             FailOn::Unhealthy => overall == State::Unhealthy,
             FailOn::Degraded => overall >= State::Degraded,
             FailOn::Never => false,
         };
-        if fails && !ctx.dry_run {
-            let first = failing
+        if fails {
+            let first = work
+                .failing
                 .first()
                 .map(|f| {
                     format!(
@@ -309,11 +332,26 @@ impl Phase for Health {
                     )
                 })
                 .unwrap_or_default();
-            let message = format!("the platform is {overall:?}: {} checks failing; first: {first}", failing.len());
-            return Err(RunError::Unhealthy { phase: PHASE.into(), message, report: Box::new((transitions, summary)) });
+            let message = format!("the platform is {overall:?}: {} checks failing; first: {first}", work.failing.len());
+            return Err(PhaseError::Unhealthy { message, summary: Box::new(summary) });
         }
-        Ok(Report { changes: transitions, summary })
+        Ok(Report { summary })
     }
+}
+
+fn resolver(cfg: &HealthConfig) -> String {
+    cfg.dns_server.map(|s| s.to_string()).unwrap_or_else(|| "system".into())
+}
+
+fn summary(cfg: &HealthConfig, work: &Work, transitions: u64) -> Value {
+    json!({
+        "overall": work.overall,
+        "components": work.components,
+        "checks": work.results.len(),
+        "failing": work.failing,
+        "transitions": transitions,
+        "resolver": resolver(cfg),
+    })
 }
 
 #[cfg(test)]
@@ -345,6 +383,15 @@ mod tests {
             timeout: std::time::Duration::from_secs(1),
             concurrency: 1,
             acr_auth_endpoint: None,
+            database: crate::config::DatabaseConfig {
+                host: "pg".into(),
+                port: 5432,
+                database: "vibedata".into(),
+                user: "u".into(),
+                auth: crate::config::DbAuth::Entra,
+                verify_full: true,
+                lock_timeout: std::time::Duration::from_secs(1),
+            },
         };
         let names: Vec<String> = plan(std::slice::from_ref(&t), &cfg).into_iter().map(|p| p.name).collect();
         assert_eq!(

@@ -1,56 +1,43 @@
-//! One file per imperative RFC-60 step. Each computes a plan from the real current state (reads
-//! only), then applies it; `--dry-run` stops after the plan.
+//! One folder or file per imperative RFC-60 step, and the contract they share.
+//!
+//! A phase reads its own configuration section ([`Phase::configure`]), plans from the real
+//! current state with reads only ([`Phase::plan`]), and applies that plan ([`Phase::apply`]),
+//! recording every mutating call it makes ([`Env::changed`]). The runner (`crate::run`) alone
+//! decides between printing the plan (`--dry-run`) and applying it under the phase lock, writes
+//! the ledger, and attaches the phase to errors; so no phase tests a dry-run flag or names
+//! itself in an error.
 
 pub mod artifacts;
+pub mod contract;
 pub mod database;
 pub mod health;
 pub mod preflight;
 pub mod registry;
 pub mod runbooks;
 
-use async_trait::async_trait;
-use serde_json::Value;
+pub use contract::{Change, Changes, Env, Phase, Plan, Report, Selected};
 
-use crate::context::Context;
-use crate::error::RunError;
+use crate::cloud::Cloud;
+use crate::config::Validator;
 use crate::sequence::Step;
-use preflight::Check;
 
-/// What a phase did (or, in a dry run, would do).
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    /// Mutating calls on the platform's state (DESIGN §3). In a dry run: the ones it would make.
-    pub changes: u64,
-    pub summary: Value,
+/// The implementation of `step`, configured from `v`, if this version has one. This match is
+/// the registry of built phases: `built` and `run` both read it, so they cannot disagree.
+pub fn select(step: Step, v: &mut Validator<'_>, cloud: &Cloud) -> Option<Box<dyn Selected>> {
+    Some(match step {
+        Step::Artifacts => contract::configured(artifacts::Artifacts, v, cloud),
+        Step::Runbooks => contract::configured(runbooks::Runbooks, v, cloud),
+        Step::Database => contract::configured(database::Database, v, cloud),
+        Step::Registry => contract::configured(registry::Registry, v, cloud),
+        Step::Health => contract::configured(health::Health, v, cloud),
+        Step::Airbyte | Step::Ai => return None,
+    })
 }
 
-#[async_trait]
-pub trait Phase: Send + Sync {
-    fn step(&self) -> Step;
-
-    /// Harmless reads proving this phase's permissions and inputs, run before anything mutates.
-    async fn checks(&self, _ctx: &Context) -> Vec<Check> {
-        Vec::new()
-    }
-
-    /// Plans and, unless `ctx.dry_run`, applies.
-    async fn run(&self, ctx: &Context) -> Result<Report, RunError>;
-
-    /// Token audiences beyond ARM, Storage and Key Vault that the phase needs.
-    fn extra_scopes(&self, _ctx: &Context) -> Vec<String> {
-        Vec::new()
-    }
-}
-
-/// The implementation of a step, if this version has one. `sequence::Step::built` asks here, so
-/// "built" cannot disagree with what `run` can do.
-pub fn implementation(step: Step) -> Option<Box<dyn Phase>> {
-    match step {
-        Step::Artifacts => Some(Box::new(artifacts::Artifacts)),
-        Step::Runbooks => Some(Box::new(runbooks::Runbooks)),
-        Step::Database => Some(Box::new(database::Database)),
-        Step::Registry => Some(Box::new(registry::Registry)),
-        Step::Health => Some(Box::new(health::Health)),
-        Step::Airbyte | Step::Ai => None,
-    }
+/// Whether `run <step>` does real work in this version. A step that is not built fails by
+/// name and is listed as skipped by `run all`; it never pretends to succeed.
+pub fn built(step: Step) -> bool {
+    let source = crate::config::Source::default();
+    let mut v = Validator::new(&source);
+    select(step, &mut v, &Cloud::AzureCloud).is_some()
 }

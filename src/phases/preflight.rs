@@ -48,6 +48,30 @@ impl Check {
         }
     }
 
+    /// A failed check with our own code, for failures that are not one Azure call.
+    pub fn failed(
+        name: impl Into<String>,
+        code: impl std::fmt::Display,
+        resource: impl Into<String>,
+        detail: impl Into<String>,
+        started: Instant,
+    ) -> Check {
+        Check {
+            name: name.into(),
+            ok: false,
+            detail: detail.into(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            code: Some(code.to_string()),
+            resource: Some(resource.into()),
+        }
+    }
+
+    /// A failed check from a phase error, keeping its code and resource.
+    pub fn from_error(name: impl Into<String>, error: &crate::error::PhaseError, started: Instant) -> Check {
+        let (code, resource) = error.code_and_resource();
+        Check::failed(name, code, resource, error.to_string(), started)
+    }
+
     /// Runs `probe` and records how it went.
     pub async fn run<F, T>(name: impl Into<String>, probe: F, describe: impl FnOnce(T) -> String) -> Check
     where
@@ -69,7 +93,16 @@ impl Check {
 }
 
 /// The checks every run needs: a token per audience, ARM, the ledger, the Key Vault.
-pub async fn shared(ctx: &Context, extra_scopes: &[String]) -> Vec<Check> {
+/// How the ledger check proves access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerProbe {
+    /// Write a probe blob: a run that will write its ledger record anyway.
+    Write,
+    /// Only prove reachability: a run that mutates nothing, not even bookkeeping.
+    Read,
+}
+
+pub async fn shared(ctx: &Context, extra_scopes: &[String], ledger_probe: LedgerProbe) -> Vec<Check> {
     let cfg = &ctx.config;
     let mut checks = vec![Check::pass("configuration", "complete and valid", Instant::now())];
 
@@ -93,13 +126,12 @@ pub async fn shared(ctx: &Context, extra_scopes: &[String]) -> Vec<Check> {
     );
 
     let ledger = ctx.ledger.container().clone();
-    let dry_run = ctx.dry_run;
     let deployment = cfg.deployment_id.clone();
     checks.push(
         Check::run(
             "ledger",
             async move {
-                if dry_run {
+                if ledger_probe == LedgerProbe::Read {
                     // A dry run mutates nothing, not even bookkeeping: prove reachability only.
                     return ledger.exists().await.map(|e| {
                         if e {

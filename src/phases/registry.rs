@@ -15,18 +15,17 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::preflight::Check;
-use super::{Phase, Report};
+use super::{Change, Env, Phase, Plan, Report};
 use crate::azure::discovery::Discovery;
-use crate::config::DbAuth;
+use crate::cloud::Cloud;
+use crate::config::{Config, DatabaseConfig, DbAuth, RegistryConfig, Validator};
 use crate::context::Context;
-use crate::db::DbError;
-use crate::error::RunError;
+use crate::error::{Code, PhaseError};
 use crate::sequence::Step;
+use crate::stored_release::StoredRelease;
 
 pub mod model;
 pub mod store;
-
-const PHASE: &str = "registry";
 
 pub struct Registry;
 
@@ -35,18 +34,14 @@ pub fn export_blob(deployment_id: &str) -> String {
     format!("registry/{deployment_id}/registry.json")
 }
 
-fn db_error(e: DbError) -> RunError {
-    RunError::Phase { phase: PHASE.into(), code: e.code().into(), resource: e.resource(), message: e.to_string() }
-}
-
 /// The export document: the snapshot with what it describes. Deterministic (no timestamps), so
 /// an unchanged registry exports the same bytes and the blob is not rewritten.
-pub fn export_document(ctx: &Context, snapshot: &model::Snapshot) -> Bytes {
+pub fn export_document(config: &Config, snapshot: &model::Snapshot) -> Bytes {
     let doc = json!({
         "schemaVersion": 1,
-        "deploymentId": ctx.config.deployment_id,
-        "subscriptionId": ctx.config.subscription_id,
-        "resourceGroup": ctx.config.resource_group,
+        "deploymentId": config.deployment_id,
+        "subscriptionId": config.subscription_id,
+        "resourceGroup": config.resource_group,
         "digest": snapshot.digest(),
         "registry": snapshot,
     });
@@ -55,57 +50,68 @@ pub fn export_document(ctx: &Context, snapshot: &model::Snapshot) -> Bytes {
     Bytes::from(text)
 }
 
-/// The release the artifact storage pointer names, for the snapshot row; none before `run artifacts`.
-async fn current_release(ctx: &Context) -> Option<String> {
-    let container = ctx.container(&ctx.config.artifact_container).ok()?;
-    let bytes = container.get("releases/latest.json").await.ok()??;
-    serde_json::from_slice::<Value>(&bytes).ok()?.get("release")?.as_str().map(str::to_owned)
+/// What the plan hands the apply.
+pub struct Work {
+    snapshot: model::Snapshot,
+    db: crate::db::Db,
+    release: Option<String>,
+    document: Bytes,
+    export_changed: bool,
+    requests: usize,
 }
 
 #[async_trait]
 impl Phase for Registry {
+    type Config = RegistryConfig;
+    type Work = Work;
+
     fn step(&self) -> Step {
         Step::Registry
     }
 
-    fn extra_scopes(&self, ctx: &Context) -> Vec<String> {
-        super::database::Database.extra_scopes(ctx)
+    fn configure(&self, v: &mut Validator<'_>, _cloud: &Cloud) -> RegistryConfig {
+        v.registry()
     }
 
-    async fn checks(&self, ctx: &Context) -> Vec<Check> {
+    fn scopes(&self, cfg: &RegistryConfig, shared: &Config) -> Vec<String> {
+        super::database::scopes(&cfg.database, shared)
+    }
+
+    async fn checks(&self, env: &Env<'_, RegistryConfig>) -> Vec<Check> {
         let started = Instant::now();
-        let group = ctx.config.resource_group_id();
+        let group = env.config().resource_group_id();
         let mut checks = vec![
             Check::run(
                 "resource group readable",
-                ctx.arm.get::<Value>(&group, crate::azure::discovery::LIST_API),
+                env.ctx.arm.get::<Value>(&group, crate::azure::discovery::LIST_API),
                 |_| format!("{group} readable"),
             )
             .await,
         ];
-        checks.push(schema_check(ctx, started).await);
+        checks.push(schema_check(env.ctx, &env.cfg.database, started).await);
         checks
     }
 
-    async fn run(&self, ctx: &Context) -> Result<Report, RunError> {
-        let cfg = ctx.config.registry.clone().expect("registry configuration is validated for this step");
+    async fn plan(&self, env: &Env<'_, RegistryConfig>) -> Result<Plan<Work>, PhaseError> {
+        let (ctx, cfg) = (env.ctx, env.cfg);
+        let config = env.config();
         let discovery =
-            Discovery::new(ctx.arm.clone(), &ctx.config.subscription_id, &ctx.config.resource_group, cfg.concurrency);
-        let found = discovery.discover().await.map_err(|e| RunError::azure(PHASE, e))?;
+            Discovery::new(ctx.arm.clone(), &config.subscription_id, &config.resource_group, cfg.concurrency);
+        let found = discovery.discover().await?;
         let mut secrets = Vec::new();
-        if let Some(DbAuth::KeyVaultSecret(name)) = ctx.config.database.as_ref().map(|d| &d.auth) {
+        if let DbAuth::KeyVaultSecret(name) = &cfg.database.auth {
             secrets.push(("postgres-password".to_owned(), name.clone()));
         }
-        let export = export_blob(&ctx.config.deployment_id);
+        let export = export_blob(&config.deployment_id);
         let locations = model::Locations {
             artifact_container_url: format!(
                 "{}/{}",
-                ctx.config.blob_url.as_str().trim_end_matches('/'),
-                ctx.config.artifact_container
+                config.blob_url.as_str().trim_end_matches('/'),
+                config.artifact_container
             ),
             export_blob: export.clone(),
-            vault_url: ctx.config.key_vault_url.to_string(),
-            vault_suffix: ctx.config.cloud.vault_suffix().to_owned(),
+            vault_url: config.key_vault_url.to_string(),
+            vault_suffix: config.cloud.vault_suffix().to_owned(),
             secrets,
         };
         let snapshot = model::build(&found, &locations);
@@ -116,81 +122,101 @@ impl Phase for Registry {
             "discovered the deployment"
         );
 
-        let db = super::database::connect_settings(ctx).await?;
-        if let Ok((target, false)) = schema_present(ctx).await {
-            return Err(schema_missing(PHASE, &target));
+        let db = super::database::connect_settings(ctx, &cfg.database).await?;
+        let (target, present) = schema_present(ctx, &cfg.database).await?;
+        if !present {
+            return Err(schema_missing(&target));
         }
-        let mut conn = db.connect("vibedata-bootstrap registry").await.map_err(db_error)?;
-        let release = current_release(ctx).await;
-        let meta = store::Meta { deployment_id: &ctx.config.deployment_id, release: release.as_deref() };
-        let diff = store::replace(&mut conn, &snapshot, &meta, ctx.dry_run).await.map_err(db_error)?;
+        let mut conn = db.connect("vibedata-bootstrap registry").await?;
+        let diff = store::plan(&mut conn, &snapshot).await;
         let _ = sqlx::Connection::close(conn).await;
-        let verb = if ctx.dry_run { "would change" } else { "changed" };
-        tracing::info!(changes = diff.changes(), "registry: {verb} {} rows", diff.changes());
+        let diff = diff?;
+        tracing::info!(changes = diff.changes(), "registry: {} rows to change", diff.changes());
 
         // The export follows the registry: written only when its bytes differ.
-        let container = ctx.container(&ctx.config.artifact_container)?;
-        let document = export_document(ctx, &snapshot);
-        let stored = container.get(&export).await.map_err(|e| RunError::azure(PHASE, e))?;
+        let document = export_document(config, &snapshot);
+        let stored = ctx.container(&config.artifact_container)?.get(&export).await?;
         let export_changed = stored.as_deref() != Some(&document[..]);
-        if export_changed && !ctx.dry_run {
-            container.ensure().await.map_err(|e| RunError::azure(PHASE, e))?;
-            container.put(&export, document, "application/json", None).await.map_err(|e| RunError::azure(PHASE, e))?;
-            tracing::info!(blob = %format!("{}/{export}", ctx.config.artifact_container), "exported the registry");
+        let mut changes = diff.rows();
+        if export_changed {
+            changes.push(export_change(config, &export));
         }
-        Ok(Report {
-            changes: diff.changes() + u64::from(export_changed),
-            summary: summary(ctx, &snapshot, &diff, found.requests, &export, export_changed),
-        })
+        let release = StoredRelease::current(ctx).await?.map(|r| r.release);
+        let summary = summary(config, &snapshot, &diff, found.requests, &export, false);
+        Ok(Plan::new(
+            changes,
+            summary,
+            Work { snapshot, db, release, document, export_changed, requests: found.requests },
+        ))
     }
+
+    async fn apply(&self, env: &Env<'_, RegistryConfig>, plan: Plan<Work>) -> Result<Report, PhaseError> {
+        let Work { snapshot, db, release, document, export_changed, requests } = plan.work;
+        let config = env.config();
+        let mut conn = db.connect("vibedata-bootstrap registry").await?;
+        let meta = store::Meta { deployment_id: &config.deployment_id, release: release.as_deref() };
+        let diff = store::replace(&mut conn, &snapshot, &meta).await;
+        let _ = sqlx::Connection::close(conn).await;
+        let diff = diff?;
+        for row in diff.rows() {
+            env.changed(row);
+        }
+        tracing::info!(changes = diff.changes(), "registry: changed {} rows", diff.changes());
+
+        let export = export_blob(&config.deployment_id);
+        if export_changed {
+            let container = env.ctx.container(&config.artifact_container)?;
+            container.ensure().await?;
+            container.put(&export, document, "application/json", None).await?;
+            env.changed(export_change(config, &export));
+            tracing::info!(blob = %format!("{}/{export}", config.artifact_container), "exported the registry");
+        }
+        Ok(Report { summary: summary(config, &snapshot, &diff, requests, &export, export_changed) })
+    }
+}
+
+fn export_change(config: &Config, export: &str) -> Change {
+    Change::new("artifact storage", format!("{}/{export}", config.artifact_container), "write")
 }
 
 /// Whether the registry schema is in the database: `(target, present)`. Proves Postgres is
 /// reachable with the run's credentials either way.
-pub async fn schema_present(ctx: &Context) -> Result<(String, bool), String> {
-    let db = super::database::connect_settings(ctx).await.map_err(|e| e.to_string())?;
-    let mut conn = db.connect("vibedata-bootstrap preflight").await.map_err(|e| e.to_string())?;
+pub async fn schema_present(ctx: &Context, cfg: &DatabaseConfig) -> Result<(String, bool), PhaseError> {
+    let db = super::database::connect_settings(ctx, cfg).await?;
+    let mut conn = db.connect("vibedata-bootstrap preflight").await?;
     let present: Result<bool, _> = sqlx::query_scalar(
         "SELECT to_regclass('registry.resources') IS NOT NULL AND to_regclass('registry.health_status') IS NOT NULL",
     )
     .fetch_one(&mut conn)
     .await;
     let _ = sqlx::Connection::close(conn).await;
-    present.map(|p| (db.target(), p)).map_err(|e| e.to_string())
+    let present = present.map_err(crate::db::DbError::query("looking for the registry schema"))?;
+    Ok((db.target(), present))
 }
 
 /// Postgres reachable; the schema present or still to come. Before `run database` there is no
 /// schema yet, and a preflight of every phase runs first, so its absence is not a failure here
 /// (the run itself then stops with RegistrySchemaMissing).
-async fn schema_check(ctx: &Context, started: Instant) -> Check {
-    match schema_present(ctx).await {
-        Ok((target, true)) => Check::pass("registry schema", format!("{target} holds the registry schema"), started),
-        Ok((target, false)) => {
-            Check::pass("registry schema", format!("{target} has none yet; `run database` applies it"), started)
-        }
-        Err(detail) => Check {
-            name: "registry schema".into(),
-            ok: false,
-            detail,
-            duration_ms: started.elapsed().as_millis() as u64,
-            code: Some("PostgresUnreachable".into()),
-            resource: Some("registry".into()),
-        },
+pub async fn schema_check(ctx: &Context, cfg: &DatabaseConfig, started: Instant) -> Check {
+    let name = "registry schema";
+    match schema_present(ctx, cfg).await {
+        Ok((target, true)) => Check::pass(name, format!("{target} holds the registry schema"), started),
+        Ok((target, false)) => Check::pass(name, format!("{target} has none yet; `run database` applies it"), started),
+        Err(e) => Check::failed(name, Code::PostgresUnreachable, "registry", e.to_string(), started),
     }
 }
 
 /// Stops a run that has no schema to write to.
-pub fn schema_missing(phase: &str, target: &str) -> RunError {
-    RunError::Phase {
-        phase: phase.into(),
-        code: "RegistrySchemaMissing".into(),
-        resource: target.to_owned(),
-        message: "the database has no registry schema; run `vibedata-bootstrap run database` first".into(),
-    }
+pub fn schema_missing(target: &str) -> PhaseError {
+    PhaseError::failed(
+        Code::RegistrySchemaMissing,
+        target,
+        "the database has no registry schema; run `vibedata-bootstrap run database` first",
+    )
 }
 
 fn summary(
-    ctx: &Context,
+    config: &Config,
     s: &model::Snapshot,
     diff: &store::Diff,
     requests: usize,
@@ -223,7 +249,7 @@ fn summary(
         "armReads": requests,
         "rowsChanged": diff.changes(),
         "diff": store::brief(&diff.to_json(), 5),
-        "export": {"blob": format!("{}/{export}", ctx.config.artifact_container), "written": export_changed && !ctx.dry_run},
+        "export": {"blob": format!("{}/{export}", config.artifact_container), "written": export_changed},
         "endpointTable": s.endpoints.iter().map(|e| json!({"resource": name_of(&e.resource), "groupId": e.group_id, "fqdn": e.fqdn, "ip": e.private_ip, "port": e.port})).collect::<Vec<_>>(),
     })
 }

@@ -21,18 +21,16 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::preflight::Check;
-use super::{Phase, Report};
+use super::{Change, Env, Phase, Plan, Report};
 use crate::azure::automation::{Automation, Runbook, RunbookSpec, Runtime};
 use crate::azure::AzureError;
-use crate::config::RunbooksConfig;
-use crate::context::Context;
-use crate::error::RunError;
+use crate::cloud::Cloud;
+use crate::config::{RunbooksConfig, Validator};
+use crate::error::{Code, PhaseError};
 use crate::sequence::Step;
 pub use extract::{expected_file_name, extract, ExtractError, Script};
 pub use plan::{decide, plan_environments, Action, Current, Desired, EnvError, EnvPlan};
 use source::Loaded;
-
-const PHASE: &str = "runbooks";
 
 /// How long one draft-content or publish operation may take. Publishing compiles the script
 /// on the service side; minutes are normal, ten is not.
@@ -42,41 +40,48 @@ const DESCRIPTION: &str = "Vibedata platform runbook, published by vibedata-boot
 
 pub struct Runbooks;
 
-fn config(ctx: &Context) -> &RunbooksConfig {
-    ctx.config.runbooks.as_ref().expect("runbooks configuration is validated for this step")
+fn automation(env: &Env<'_, RunbooksConfig>) -> Automation {
+    let c = env.config();
+    Automation::new(env.ctx.arm.clone(), &c.subscription_id, &c.resource_group, &env.cfg.automation_account)
 }
 
-fn automation(ctx: &Context) -> Automation {
-    Automation::new(
-        ctx.arm.clone(),
-        &ctx.config.subscription_id,
-        &ctx.config.resource_group,
-        &config(ctx).automation_account,
-    )
+/// What the plan hands the apply.
+pub struct Work {
+    release: source::Release,
+    location: Option<String>,
+    envs: Vec<EnvPlan>,
+    actions: Vec<Action>,
+    unmanaged: Vec<Value>,
 }
 
 #[async_trait]
 impl Phase for Runbooks {
+    type Config = RunbooksConfig;
+    type Work = Work;
+
     fn step(&self) -> Step {
         Step::Runbooks
     }
 
-    async fn checks(&self, ctx: &Context) -> Vec<Check> {
-        let aa = automation(ctx);
+    fn configure(&self, v: &mut Validator<'_>, _cloud: &Cloud) -> RunbooksConfig {
+        v.runbooks()
+    }
+
+    async fn checks(&self, env: &Env<'_, RunbooksConfig>) -> Vec<Check> {
+        let aa = automation(env);
         vec![Check::run("automation account", aa.account(), |_| format!("{} readable", aa.id())).await]
     }
 
-    async fn run(&self, ctx: &Context) -> Result<Report, RunError> {
-        let cfg = config(ctx);
-        let aa = automation(ctx);
-        let az = |e| RunError::azure(PHASE, e);
+    async fn plan(&self, env: &Env<'_, RunbooksConfig>) -> Result<Plan<Work>, PhaseError> {
+        let cfg = env.cfg;
+        let aa = automation(env);
 
         // 1. Everything we will publish, validated whole before anything mutates.
-        let release = source::load(ctx, cfg.max_script_bytes).await?;
+        let release = source::load(env.ctx, cfg.max_script_bytes).await?;
 
         // 2. The account as it is now.
-        let location = aa.account().await.map_err(az)?.location.or_else(|| ctx.config.location.clone());
-        let listed = aa.runbooks().await.map_err(az)?;
+        let location = aa.account().await?.location.or_else(|| env.config().location.clone());
+        let listed = aa.runbooks().await?;
         let wants: Vec<Desired<'_>> = release.runbooks.iter().map(desired).collect();
         let envs = plan_envs(&aa, cfg, &wants).await?;
         let mut actions = Vec::with_capacity(wants.len());
@@ -92,40 +97,38 @@ impl Phase for Runbooks {
         }
         let unmanaged: Vec<Value> = unmanaged.iter().map(|r| json!({"name": r.name, "state": r.state()})).collect();
 
-        let env_changes = envs.iter().filter(|e| e.create).count() as u64;
-        let planned = env_changes + actions.iter().map(|a| a.calls()).sum::<u64>();
-        if ctx.dry_run {
-            for e in envs.iter().filter(|e| e.create) {
-                tracing::info!(environment = %e.name, "would create runtime environment {} ({} {})", e.name, e.runtime.language, e.runtime.version);
-            }
-            for (want, action) in wants.iter().zip(&actions).filter(|(_, a)| **a != Action::Skip) {
-                tracing::info!(runbook = %want.name, action = action.planned(), "would publish runbook {} ({})", want.name, action.planned());
-            }
-            let runbooks: Vec<Value> = wants
-                .iter()
-                .zip(&actions)
-                .map(|(w, a)| json!({"name": w.name, "action": a.planned(), "contentHash": w.digest}))
-                .collect();
-            return Ok(Report {
-                changes: planned,
-                summary: json!({"release": release.release, "runbooks": runbooks, "runtimeEnvironments": env_summary(&envs), "unmanaged": unmanaged}),
-            });
+        let mut changes: Vec<Change> = envs.iter().filter(|e| e.create).map(|e| env_change(&aa, e)).collect();
+        for (want, action) in wants.iter().zip(&actions) {
+            changes.extend(action.calls().iter().map(|call| Change::new("runbook", aa.runbook_id(want.name), *call)));
         }
+        let runbooks: Vec<Value> = wants
+            .iter()
+            .zip(&actions)
+            .map(|(w, a)| json!({"name": w.name, "action": a.planned(), "contentHash": w.digest}))
+            .collect();
+        let summary = json!({"release": release.release, "runbooks": runbooks, "runtimeEnvironments": env_summary(&envs), "unmanaged": unmanaged});
+        Ok(Plan::new(changes, summary, Work { release, location, envs, actions, unmanaged }))
+    }
 
-        // 3. Apply: environments first, since a runbook's PUT names one.
+    async fn apply(&self, env: &Env<'_, RunbooksConfig>, plan: Plan<Work>) -> Result<Report, PhaseError> {
+        let Work { release, location, envs, actions, unmanaged } = plan.work;
+        let aa = automation(env);
+
+        // Environments first, since a runbook's PUT names one.
         for e in envs.iter().filter(|e| e.create) {
-            aa.create_runtime_environment(&e.name, &e.runtime, location.as_deref()).await.map_err(az)?;
+            aa.create_runtime_environment(&e.name, &e.runtime, location.as_deref()).await?;
+            env.changed(env_change(&aa, e));
             tracing::info!(environment = %e.name, "created runtime environment {} ({} {})", e.name, e.runtime.language, e.runtime.version);
         }
         let total = release.runbooks.len();
         let mut done = actions.iter().filter(|a| **a == Action::Skip).count();
         for (loaded, action) in release.runbooks.iter().zip(&actions).filter(|(_, a)| **a != Action::Skip) {
-            publish(&aa, loaded, *action, location.as_deref()).await?;
+            publish(env, &aa, loaded, *action, location.as_deref()).await?;
             done += 1;
             tracing::info!(runbook = %loaded.entry.name, action = action.done(), "published {done}/{total} runbooks");
         }
 
-        // 4. Validate: every runbook of the release is Published with our content.
+        // Validate: every runbook of the release is Published with our content.
         let mut runbooks = Vec::with_capacity(total);
         for (loaded, action) in release.runbooks.iter().zip(&actions) {
             let state = verify(&aa, loaded, *action == Action::Skip).await?;
@@ -141,7 +144,6 @@ impl Phase for Runbooks {
         tracing::info!(count = total, "every runbook of release {} is Published", release.release);
         let published = actions.iter().filter(|a| **a != Action::Skip).count();
         Ok(Report {
-            changes: planned,
             summary: json!({
                 "release": release.release,
                 "manifestDigest": release.manifest_digest,
@@ -154,6 +156,10 @@ impl Phase for Runbooks {
             }),
         })
     }
+}
+
+fn env_change(aa: &Automation, e: &EnvPlan) -> Change {
+    Change::new("runtime environment", format!("{}/runtimeEnvironments/{}", aa.id(), e.name), "create")
 }
 
 fn desired(l: &Loaded) -> Desired<'_> {
@@ -171,7 +177,7 @@ fn env_summary(envs: &[EnvPlan]) -> Vec<Value> {
 
 /// Reads every environment that is configured or named by a runbook, then plans. Bad input when
 /// a runbook's environment will not exist: nothing has been created yet.
-async fn plan_envs(aa: &Automation, cfg: &RunbooksConfig, wants: &[Desired<'_>]) -> Result<Vec<EnvPlan>, RunError> {
+async fn plan_envs(aa: &Automation, cfg: &RunbooksConfig, wants: &[Desired<'_>]) -> Result<Vec<EnvPlan>, PhaseError> {
     let mut names: Vec<&str> = cfg
         .runtime_environments
         .iter()
@@ -182,26 +188,25 @@ async fn plan_envs(aa: &Automation, cfg: &RunbooksConfig, wants: &[Desired<'_>])
     names.dedup_by_key(|n| n.to_ascii_lowercase());
     let mut existing: BTreeMap<String, Runtime> = BTreeMap::new();
     for name in names {
-        if let Some(env) = aa.runtime_environment(name).await.map_err(|e| RunError::azure(PHASE, e))? {
+        if let Some(env) = aa.runtime_environment(name).await? {
             existing.insert(name.to_ascii_lowercase(), env.runtime());
         }
     }
     plan_environments(&cfg.runtime_environments, &existing, wants).map_err(|e| match e {
-        EnvError::Conflict { ref name, .. } => RunError::Phase {
-            phase: PHASE.into(),
-            code: "RuntimeEnvironmentConflict".into(),
-            resource: format!("{}/runtimeEnvironments/{name}", aa.id()),
-            message: e.to_string(),
-        },
+        EnvError::Conflict { ref name, .. } => PhaseError::failed(
+            Code::RuntimeEnvironmentConflict,
+            format!("{}/runtimeEnvironments/{name}", aa.id()),
+            e.to_string(),
+        ),
         EnvError::Missing { ref runbook, .. } | EnvError::WrongLanguage { ref runbook, .. } => {
-            RunError::BadInput { phase: PHASE.into(), resource: aa.runbook_id(runbook), message: e.to_string() }
+            PhaseError::bad_input(aa.runbook_id(runbook), e.to_string())
         }
     })
 }
 
 /// The account's view of one runbook. The published content is only read when it can decide
 /// between `Skip` and `Update`.
-async fn current(aa: &Automation, listed: &[Runbook], want: &Desired<'_>) -> Result<Option<Current>, RunError> {
+async fn current(aa: &Automation, listed: &[Runbook], want: &Desired<'_>) -> Result<Option<Current>, PhaseError> {
     let Some(rb) = listed.iter().find(|r| r.name.eq_ignore_ascii_case(want.name)) else { return Ok(None) };
     let mut current = Current {
         runbook_type: rb.properties.runbook_type.clone(),
@@ -217,17 +222,24 @@ async fn current(aa: &Automation, listed: &[Runbook], want: &Desired<'_>) -> Res
 
 /// `sha256:<hex>` of what is published: hashed from the published content itself, which is exact;
 /// `publishContentLink.contentHash` only when the content cannot be read.
-async fn published_digest(aa: &Automation, rb: &Runbook) -> Result<Option<String>, RunError> {
-    match aa.published_content(&rb.name).await.map_err(|e| RunError::azure(PHASE, e))? {
+async fn published_digest(aa: &Automation, rb: &Runbook) -> Result<Option<String>, PhaseError> {
+    match aa.published_content(&rb.name).await? {
         Some(bytes) => Ok(Some(crate::oci::sha256_digest(&bytes))),
         None => Ok(rb.published_hash()),
     }
 }
 
 /// Draft (when the runbook itself must be written), content, publish.
-async fn publish(aa: &Automation, loaded: &Loaded, action: Action, location: Option<&str>) -> Result<(), RunError> {
+/// Each call is recorded as it succeeds, so a failure part-way is reported as what it is.
+async fn publish(
+    env: &Env<'_, RunbooksConfig>,
+    aa: &Automation,
+    loaded: &Loaded,
+    action: Action,
+    location: Option<&str>,
+) -> Result<(), PhaseError> {
     let name = loaded.entry.name.as_str();
-    let az = |e| RunError::azure(PHASE, e);
+    let changed = |call: &str| env.changed(Change::new("runbook", aa.runbook_id(name), call));
     if action.puts_runbook() {
         let spec = RunbookSpec {
             runbook_type: &loaded.entry.runbook_type,
@@ -235,29 +247,32 @@ async fn publish(aa: &Automation, loaded: &Loaded, action: Action, location: Opt
             location,
             description: DESCRIPTION,
         };
-        aa.put_draft_runbook(name, &spec).await.map_err(az)?;
+        aa.put_draft_runbook(name, &spec).await?;
+        changed(plan::PUT_RUNBOOK);
     }
-    aa.put_draft_content(name, Bytes::from(loaded.script.text.clone()), OPERATION_DEADLINE).await.map_err(az)?;
+    aa.put_draft_content(name, Bytes::from(loaded.script.text.clone()), OPERATION_DEADLINE).await?;
+    changed(plan::PUT_CONTENT);
     let started = Instant::now();
     match aa.publish(name, OPERATION_DEADLINE).await {
         Ok(()) => {
             tracing::debug!(runbook = name, ms = started.elapsed().as_millis() as u64, "publish operation succeeded");
-            Ok(())
         }
         // The answer may have been lost after the service published (a reset, a timeout): the
         // account's state decides, as it would on a rerun.
         Err(e) if !matches!(e, AzureError::OperationFailed { .. }) && published_as(aa, loaded).await => {
             tracing::warn!(runbook = name, error = %e, "publish reported an error but the runbook is published with our content");
-            Ok(())
         }
-        Err(AzureError::OperationFailed { status, code, message, .. }) => Err(RunError::Phase {
-            phase: PHASE.into(),
-            code,
-            resource: aa.runbook_id(name),
-            message: format!("publishing runbook {name} ended {status}: {message}"),
-        }),
-        Err(e) => Err(az(e)),
+        Err(AzureError::OperationFailed { status, code, message, .. }) => {
+            return Err(PhaseError::failed(
+                Code::Other(code),
+                aa.runbook_id(name),
+                format!("publishing runbook {name} ended {status}: {message}"),
+            ))
+        }
+        Err(e) => return Err(e.into()),
     }
+    changed(plan::PUBLISH);
+    Ok(())
 }
 
 /// Whether the account has `loaded` published with our content. Errors count as "no".
@@ -271,22 +286,16 @@ async fn published_as(aa: &Automation, loaded: &Loaded) -> bool {
 }
 
 /// Requires `state == Published` and, for what this run published, our content. Returns the state.
-async fn verify(aa: &Automation, loaded: &Loaded, content_checked: bool) -> Result<String, RunError> {
+async fn verify(aa: &Automation, loaded: &Loaded, content_checked: bool) -> Result<String, PhaseError> {
     let name = &loaded.entry.name;
-    let fail = |code: &str, message: String| RunError::Phase {
-        phase: PHASE.into(),
-        code: code.into(),
-        resource: aa.runbook_id(name),
-        message,
-    };
+    let fail = |code: Code, message: String| PhaseError::failed(code, aa.runbook_id(name), message);
     let rb = aa
         .runbook(name)
-        .await
-        .map_err(|e| RunError::azure(PHASE, e))?
-        .ok_or_else(|| fail("RunbookMissing", "the runbook is gone after publishing".into()))?;
+        .await?
+        .ok_or_else(|| fail(Code::RunbookMissing, "the runbook is gone after publishing".into()))?;
     if !rb.is_published() {
         return Err(fail(
-            "NotPublished",
+            Code::NotPublished,
             format!("runbook {name} is in state {:?} after publishing, not Published", rb.state()),
         ));
     }
@@ -294,7 +303,7 @@ async fn verify(aa: &Automation, loaded: &Loaded, content_checked: bool) -> Resu
         let got = published_digest(aa, &rb).await?;
         if got.as_deref() != Some(loaded.script.digest.as_str()) {
             return Err(fail(
-                "ContentMismatch",
+                Code::ContentMismatch,
                 format!(
                     "published content hashes to {}, the release's script to {}",
                     got.as_deref().unwrap_or("nothing"),

@@ -7,12 +7,13 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{validate, PHASE};
+use super::validate;
 use crate::config::ArtifactsConfig;
-use crate::context::Context;
-use crate::error::RunError;
+use crate::error::{Code, PhaseError};
 use crate::oci::{Descriptor, Layout, Registry};
+use crate::phases::{Change, Env};
 use crate::release::{self, ReleaseManifest};
+use crate::stored_release::paths;
 
 /// Artifacts are scripts and SQL; anything bigger is not one of ours.
 const MAX_ARTIFACT_BLOB: u64 = 64 * 1024 * 1024;
@@ -34,12 +35,8 @@ pub struct Stored {
     pub refs: Vec<String>,
 }
 
-fn bad(cfg: &ArtifactsConfig, message: String) -> RunError {
-    RunError::BadInput {
-        phase: PHASE.into(),
-        resource: format!("{}:{}", cfg.manifest_repository, cfg.manifest_tag),
-        message,
-    }
+fn bad(cfg: &ArtifactsConfig, message: String) -> PhaseError {
+    PhaseError::bad_input(format!("{}:{}", cfg.manifest_repository, cfg.manifest_tag), message)
 }
 
 /// Reads the release manifest artifact `repo@digest` from `registry`, verifies it, and validates
@@ -49,8 +46,8 @@ pub async fn read_release(
     repo: &str,
     digest: &str,
     cfg: &ArtifactsConfig,
-) -> Result<(ReleaseManifest, Bytes), RunError> {
-    let m = registry.manifest(repo, digest).await.map_err(|e| RunError::oci(PHASE, e))?;
+) -> Result<(ReleaseManifest, Bytes), PhaseError> {
+    let m = registry.manifest(repo, digest).await?;
     let parsed: OciManifest = serde_json::from_slice(&m.bytes)
         .map_err(|e| bad(cfg, format!("the release manifest artifact is not an OCI manifest: {e}")))?;
     let layer = parsed.layers.iter().find(|l| l.media_type == release::MANIFEST_ARTIFACT_TYPE).ok_or_else(|| {
@@ -68,27 +65,19 @@ pub async fn read_release(
 }
 
 /// A small blob, whole, verified against its digest.
-async fn fetch_blob(registry: &Registry, repo: &str, digest: &str, max: u64) -> Result<Bytes, RunError> {
-    let mut stream = Box::pin(registry.blob_stream(repo, digest).await.map_err(|e| RunError::oci(PHASE, e))?);
+async fn fetch_blob(registry: &Registry, repo: &str, digest: &str, max: u64) -> Result<Bytes, PhaseError> {
+    let mut stream = Box::pin(registry.blob_stream(repo, digest).await?);
     let mut buf = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| RunError::Phase {
-            phase: PHASE.into(),
-            code: "RegistryReadFailed".into(),
-            resource: format!("{repo}@{digest}"),
-            message: e.to_string(),
-        })?;
+        let chunk = chunk
+            .map_err(|e| PhaseError::failed(Code::RegistryReadFailed, format!("{repo}@{digest}"), e.to_string()))?;
         buf.extend_from_slice(&chunk);
         if buf.len() as u64 > max {
-            return Err(RunError::BadInput {
-                phase: PHASE.into(),
-                resource: format!("{repo}@{digest}"),
-                message: format!("blob is larger than {max} bytes"),
-            });
+            return Err(PhaseError::bad_input(format!("{repo}@{digest}"), format!("blob is larger than {max} bytes")));
         }
     }
     let bytes = buf.freeze();
-    crate::oci::verify_digest(repo, digest, &bytes).map_err(|e| RunError::oci(PHASE, e))?;
+    crate::oci::verify_digest(repo, digest, &bytes)?;
     Ok(bytes)
 }
 
@@ -99,85 +88,104 @@ fn artifact_refs(
     manifest_digest: &str,
 ) -> Vec<(String, String, String)> {
     let r = &manifest.release;
-    let mut refs = vec![(format!("{r}/manifest/release"), manifest_repo.to_owned(), manifest_digest.to_owned())];
+    let mut refs = vec![(paths::manifest_ref(r), manifest_repo.to_owned(), manifest_digest.to_owned())];
     refs.extend(
         manifest
             .runbooks
             .iter()
-            .map(|rb| (format!("{r}/runbook/{}", rb.name), rb.artifact.repository.clone(), rb.artifact.digest.clone())),
+            .map(|rb| (paths::runbook_ref(r, &rb.name), rb.artifact.repository.clone(), rb.artifact.digest.clone())),
     );
     refs.extend(
         manifest
             .migrations
             .iter()
-            .map(|m| (format!("{r}/migrations/migrations"), m.artifact.repository.clone(), m.artifact.digest.clone())),
+            .map(|m| (paths::migrations_ref(r), m.artifact.repository.clone(), m.artifact.digest.clone())),
     );
     refs
 }
 
 fn release_json(manifest: &ReleaseManifest, manifest_digest: &str) -> Bytes {
-    let pointer = json!({"release": manifest.release, "manifestDigest": manifest_digest, "manifest": format!("releases/{}/manifest.json", manifest.release)});
+    let pointer = json!({"release": manifest.release, "manifestDigest": manifest_digest, "manifest": paths::manifest_json(&manifest.release)});
     Bytes::from(serde_json::to_vec_pretty(&pointer).expect("serializes"))
 }
 
-/// How many writes a real run would make (dry run: reads only).
-pub async fn plan(ctx: &Context, manifest: &ReleaseManifest, manifest_digest: &str) -> Result<u64, RunError> {
-    let container = ctx.container(&ctx.config.artifact_container)?;
-    if !container.exists().await.map_err(|e| RunError::azure(PHASE, e))? {
-        return Ok(1 + artifact_refs(manifest, "", manifest_digest).len() as u64 + 2);
+fn write(what: impl Into<String>) -> Change {
+    Change::new("artifact storage", what, "write")
+}
+
+/// The writes a real run would make to artifact storage (reads only): the artifact refs that do
+/// not point at the pinned digests yet, and the release pointer when it names another release.
+pub async fn plan(
+    env: &Env<'_, ArtifactsConfig>,
+    manifest: &ReleaseManifest,
+    manifest_digest: &str,
+) -> Result<Vec<Change>, PhaseError> {
+    let name = &env.config().artifact_container;
+    let container = env.ctx.container(name)?;
+    let refs = artifact_refs(manifest, "", manifest_digest);
+    let pointer = |p: &str| write(format!("{name}/{p}"));
+    if !container.exists().await? {
+        let mut all = vec![Change::new("artifact storage", name.clone(), "create")];
+        all.extend(refs.iter().map(|(r, _, _)| write(format!("{name}/oci {r}"))));
+        all.push(pointer(&paths::manifest_json(&manifest.release)));
+        all.push(pointer(paths::POINTER));
+        return Ok(all);
     }
     let layout = Layout::new(container.clone());
-    let mut would = 0;
-    for (name, _, digest) in artifact_refs(manifest, "", manifest_digest) {
-        if layout.resolve(&name).await.map_err(|e| RunError::oci(PHASE, e))?.map(|d| d.digest) != Some(digest) {
-            would += 1;
+    let mut would = Vec::new();
+    for (r, _, digest) in refs {
+        if layout.resolve(&r).await?.map(|d| d.digest) != Some(digest) {
+            would.push(write(format!("{name}/oci {r}")));
         }
     }
-    let latest = container.get("releases/latest.json").await.map_err(|e| RunError::azure(PHASE, e))?;
-    if latest.as_deref() != Some(&release_json(manifest, manifest_digest)[..]) {
-        would += 1;
+    if container.get(paths::POINTER).await?.as_deref() != Some(&release_json(manifest, manifest_digest)[..]) {
+        would.push(pointer(paths::POINTER));
     }
     Ok(would)
 }
 
-/// Writes whatever artifact storage lacks. Every blob is verified before it is written.
+/// Writes whatever artifact storage lacks, recording each write. Every blob is verified before
+/// it is written.
 pub async fn store(
-    ctx: &Context,
+    env: &Env<'_, ArtifactsConfig>,
     registry: &Registry,
     manifest: &ReleaseManifest,
     manifest_digest: &str,
     manifest_repo: &str,
     document: &Bytes,
-) -> Result<Stored, RunError> {
-    let az = |e| RunError::azure(PHASE, e);
-    let oci = |e| RunError::oci(PHASE, e);
-    let container = ctx.container(&ctx.config.artifact_container)?;
-    let mut writes = u64::from(container.ensure().await.map_err(az)?);
+) -> Result<Stored, PhaseError> {
+    let name = env.config().artifact_container.clone();
+    let container = env.ctx.container(&name)?;
+    let mut writes = 0u64;
+    let mut wrote = |done: bool, what: String| {
+        if done {
+            writes += 1;
+            env.changed(write(what));
+        }
+    };
+    wrote(container.ensure().await?, name.clone());
     let layout = Layout::new(container.clone());
-    writes += u64::from(layout.init().await.map_err(oci)?);
+    wrote(layout.init().await?, format!("{name}/oci oci-layout"));
 
     let mut refs = Vec::new();
-    for (name, repo, digest) in artifact_refs(manifest, manifest_repo, manifest_digest) {
-        let m = registry.manifest(&repo, &digest).await.map_err(oci)?;
-        let parsed: OciManifest = serde_json::from_slice(&m.bytes).map_err(|e| RunError::BadInput {
-            phase: PHASE.into(),
-            resource: format!("{repo}@{digest}"),
-            message: format!("not an OCI artifact manifest: {e}"),
+    for (ref_name, repo, digest) in artifact_refs(manifest, manifest_repo, manifest_digest) {
+        let m = registry.manifest(&repo, &digest).await?;
+        let parsed: OciManifest = serde_json::from_slice(&m.bytes).map_err(|e| {
+            PhaseError::bad_input(format!("{repo}@{digest}"), format!("not an OCI artifact manifest: {e}"))
         })?;
         for blob in std::iter::once(&parsed.config).chain(&parsed.layers) {
             if blob.size > MAX_ARTIFACT_BLOB {
-                return Err(RunError::BadInput {
-                    phase: PHASE.into(),
-                    resource: format!("{repo}@{}", blob.digest),
-                    message: format!("artifact blob of {} bytes is over the limit", blob.size),
-                });
+                return Err(PhaseError::bad_input(
+                    format!("{repo}@{}", blob.digest),
+                    format!("artifact blob of {} bytes is over the limit", blob.size),
+                ));
             }
-            if layout.get_blob(&blob.digest).await.map_err(oci)?.is_none() {
+            if layout.get_blob(&blob.digest).await?.is_none() {
                 let bytes = fetch_blob(registry, &repo, &blob.digest, MAX_ARTIFACT_BLOB).await?;
-                writes += u64::from(layout.put_blob(&blob.digest, bytes).await.map_err(oci)?);
+                wrote(layout.put_blob(&blob.digest, bytes).await?, format!("{name}/oci {}", blob.digest));
             }
         }
-        writes += u64::from(layout.put_blob(&digest, m.bytes.clone()).await.map_err(oci)?);
+        wrote(layout.put_blob(&digest, m.bytes.clone()).await?, format!("{name}/oci {digest}"));
         let descriptor = Descriptor {
             media_type: parsed.media_type.unwrap_or(m.media_type),
             digest: digest.clone(),
@@ -185,19 +193,19 @@ pub async fn store(
             artifact_type: parsed.artifact_type,
             annotations: Default::default(),
         };
-        writes += u64::from(layout.add_ref(&name, &descriptor).await.map_err(oci)?);
-        refs.push(name);
+        wrote(layout.add_ref(&ref_name, &descriptor).await?, format!("{name}/oci {ref_name}"));
+        refs.push(ref_name);
     }
 
     for (path, body) in [
-        (format!("releases/{}/manifest.json", manifest.release), document.clone()),
-        ("releases/latest.json".to_owned(), release_json(manifest, manifest_digest)),
+        (paths::manifest_json(&manifest.release), document.clone()),
+        (paths::POINTER.to_owned(), release_json(manifest, manifest_digest)),
     ] {
-        if container.get(&path).await.map_err(az)?.as_ref() != Some(&body) {
-            container.put(&path, body, "application/json", None).await.map_err(az)?;
-            writes += 1;
+        if container.get(&path).await?.as_ref() != Some(&body) {
+            container.put(&path, body, "application/json", None).await?;
+            wrote(true, format!("{name}/{path}"));
         }
     }
-    tracing::info!(writes, refs = refs.len(), container = %ctx.config.artifact_container, "artifact storage up to date");
+    tracing::info!(writes, refs = refs.len(), container = %name, "artifact storage up to date");
     Ok(Stored { writes, refs })
 }

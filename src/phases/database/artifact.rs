@@ -1,14 +1,11 @@
 //! The release's migrations, from artifact storage (DESIGN §4), digest-verified all the way: the
 //! stored release ([`StoredRelease`]) pins the migrations artifact, whose one layer is the set.
 
-use super::PHASE;
 use crate::context::Context;
 use crate::db::MigrationSet;
-use crate::error::RunError;
+use crate::error::PhaseError;
 use crate::release;
-use crate::stored_release::StoredRelease;
-
-pub use crate::stored_release::POINTER;
+use crate::stored_release::{paths, StoredRelease};
 
 /// The release whose migrations are applied.
 pub struct ReleaseMigrations {
@@ -19,8 +16,8 @@ pub struct ReleaseMigrations {
 }
 
 /// Reads the current release's migrations from artifact storage.
-pub async fn load(ctx: &Context) -> Result<ReleaseMigrations, RunError> {
-    let stored = StoredRelease::load(ctx, PHASE).await?;
+pub async fn load(ctx: &Context) -> Result<ReleaseMigrations, PhaseError> {
+    let stored = StoredRelease::load(ctx).await?;
     let (release, manifest_digest) = (stored.release.clone(), stored.manifest_digest.clone());
     let Some(pin) = &stored.manifest.migrations else {
         tracing::info!(release = %release, "the release ships no migrations");
@@ -29,7 +26,7 @@ pub async fn load(ctx: &Context) -> Result<ReleaseMigrations, RunError> {
     let digest = pin.artifact.digest.clone();
     let layer = stored
         .artifact_layer(
-            &format!("{release}/migrations/migrations"),
+            &paths::migrations_ref(&release),
             &digest,
             release::MIGRATIONS_ARTIFACT_TYPE,
             release::MIGRATIONS_LAYER_TYPE,
@@ -37,11 +34,8 @@ pub async fn load(ctx: &Context) -> Result<ReleaseMigrations, RunError> {
         )
         .await?;
     let origin = format!("release {release} migrations ({digest})");
-    let set = MigrationSet::from_tar_gz("release", &origin, &layer).map_err(|e| RunError::BadInput {
-        phase: PHASE.into(),
-        resource: digest.clone(),
-        message: e.to_string(),
-    })?;
+    let set = MigrationSet::from_tar_gz("release", &origin, &layer)
+        .map_err(|e| PhaseError::bad_input(digest.clone(), e.to_string()))?;
     tracing::info!(release = %release, digest = %digest, files = set.migrations.len(), "release migrations read and verified");
     Ok(ReleaseMigrations { release, manifest_digest, migrations: Some((digest, set)) })
 }

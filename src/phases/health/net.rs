@@ -17,6 +17,18 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
+/// Why a TCP, TLS or HTTP check failed, as the check observed it (its text is recorded as the
+/// check's observation).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NetError(pub String);
+
+impl NetError {
+    fn from(e: impl std::fmt::Display) -> NetError {
+        NetError(e.to_string())
+    }
+}
+
 /// Why a name did not resolve.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DnsError {
@@ -118,30 +130,32 @@ pub async fn resolve(server: Option<SocketAddr>, name: &str, deadline: Duration)
 
 /// The trust roots: the platform's (webpki) plus the named extra CA, as every other client of
 /// this binary trusts them.
-pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, NetError> {
     let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     if let Some(path) = ca_file {
-        for cert in CertificateDer::pem_file_iter(path).map_err(|e| format!("CA file {}: {e}", path.display()))? {
+        for cert in
+            CertificateDer::pem_file_iter(path).map_err(|e| NetError(format!("CA file {}: {e}", path.display())))?
+        {
             roots
-                .add(cert.map_err(|e| format!("CA file {}: {e}", path.display()))?)
-                .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                .add(cert.map_err(|e| NetError(format!("CA file {}: {e}", path.display())))?)
+                .map_err(|e| NetError(format!("CA file {}: {e}", path.display())))?;
         }
     }
     let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(NetError::from)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
 
 /// Opens a TCP connection to `addr`.
-pub async fn tcp(addr: SocketAddr, deadline: Duration) -> Result<TcpStream, String> {
+pub async fn tcp(addr: SocketAddr, deadline: Duration) -> Result<TcpStream, NetError> {
     match tokio::time::timeout(deadline, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no connection within {deadline:?}")),
+        Ok(Err(e)) => Err(NetError::from(e)),
+        Err(_) => Err(NetError(format!("no connection within {deadline:?}"))),
     }
 }
 
@@ -154,23 +168,25 @@ pub async fn tls(
     postgres: bool,
     config: Arc<ClientConfig>,
     deadline: Duration,
-) -> Result<String, String> {
+) -> Result<String, NetError> {
     let work = async {
         let mut stream = tcp(addr, deadline).await?;
         if postgres {
             // Int32 length 8, Int32 80877103 (SSLRequest).
-            stream.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await.map_err(|e| e.to_string())?;
+            stream.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await.map_err(NetError::from)?;
             let mut answer = [0u8; 1];
-            stream.read_exact(&mut answer).await.map_err(|e| e.to_string())?;
+            stream.read_exact(&mut answer).await.map_err(NetError::from)?;
             if answer[0] != b'S' {
-                return Err("the server refused TLS (SSLRequest answered N)".into());
+                return Err(NetError("the server refused TLS (SSLRequest answered N)".into()));
             }
         }
-        let name = ServerName::try_from(fqdn.to_owned()).map_err(|e| e.to_string())?;
-        let tls = TlsConnector::from(config).connect(name, stream).await.map_err(|e| e.to_string())?;
+        let name = ServerName::try_from(fqdn.to_owned()).map_err(NetError::from)?;
+        let tls = TlsConnector::from(config).connect(name, stream).await.map_err(NetError::from)?;
         Ok(tls.get_ref().1.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default())
     };
-    tokio::time::timeout(deadline, work).await.unwrap_or_else(|_| Err(format!("no handshake within {deadline:?}")))
+    tokio::time::timeout(deadline, work)
+        .await
+        .unwrap_or_else(|_| Err(NetError(format!("no handshake within {deadline:?}"))))
 }
 
 /// `GET https://{host}:{port}{path}` with the connection pinned to `addr` (Host and SNI stay
@@ -182,23 +198,23 @@ pub async fn http_get(
     addr: IpAddr,
     ca_file: Option<&Path>,
     deadline: Duration,
-) -> Result<(u16, String), String> {
+) -> Result<(u16, String), NetError> {
     let mut builder = reqwest::Client::builder()
         .timeout(deadline)
         .resolve(host, SocketAddr::new(addr, port))
         .user_agent(concat!("vibedata-bootstrap/", env!("CARGO_PKG_VERSION"), " health"));
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|e| format!("CA file {}: {e}", path.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())? {
+        let pem = std::fs::read(path).map_err(|e| NetError(format!("CA file {}: {e}", path.display())))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(NetError::from)? {
             builder = builder.add_root_certificate(cert);
         }
     }
-    let client = builder.build().map_err(|e| e.to_string())?;
+    let client = builder.build().map_err(NetError::from)?;
     let resp = client
         .get(format!("https://{host}:{port}{path}"))
         .send()
         .await
-        .map_err(|e| crate::azure::pipeline::error_chain(&e))?;
+        .map_err(|e| NetError(crate::azure::pipeline::error_chain(&e)))?;
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap_or_default();
     Ok((status, body.chars().take(4096).collect()))

@@ -12,7 +12,9 @@ use super::net;
 use crate::azure::automation::Automation;
 use crate::config::HealthConfig;
 use crate::context::Context;
+use crate::error::PhaseError;
 use crate::oci::{AcrIdentity, Credentials, Registry, RegistryOptions};
+use crate::stored_release::StoredRelease;
 
 /// What a service probe does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,9 +106,9 @@ pub async fn run(ctx: &Context, cfg: &HealthConfig, service: &Service) -> Outcom
                 ),
                 Err(e) => Outcome::azure(&e),
             },
-            Err(e) => Outcome::unhealthy(e.to_string(), e.code_and_resource().0),
+            Err(e) => Outcome::azure(&e),
         },
-        Service::Postgres => postgres(ctx).await,
+        Service::Postgres => postgres(ctx, cfg).await,
         Service::Acr { login_server } => acr(ctx, cfg, login_server).await,
         Service::Automation => automation(ctx, cfg).await,
         Service::Http { host, path } => http(ctx, cfg, host, path).await,
@@ -119,8 +121,8 @@ pub async fn run(ctx: &Context, cfg: &HealthConfig, service: &Service) -> Outcom
     }
 }
 
-async fn postgres(ctx: &Context) -> Outcome {
-    let db = match crate::phases::database::connect_settings(ctx).await {
+async fn postgres(ctx: &Context, cfg: &HealthConfig) -> Outcome {
+    let db = match crate::phases::database::connect_settings(ctx, &cfg.database).await {
         Ok(db) => db,
         Err(e) => return Outcome::unhealthy(e.to_string(), e.code_and_resource().0),
     };
@@ -187,26 +189,12 @@ async fn acr(ctx: &Context, cfg: &HealthConfig, login_server: &str) -> Outcome {
     }
 }
 
-/// The runbooks of the current release, from artifact storage (`None` when there is none yet).
-async fn manifest_runbooks(ctx: &Context) -> Result<Option<(String, Vec<String>)>, String> {
-    let container = ctx.container(&ctx.config.artifact_container).map_err(|e| e.to_string())?;
-    let Some(pointer) = container.get("releases/latest.json").await.map_err(|e| e.to_string())? else {
-        return Ok(None);
-    };
-    let release = serde_json::from_slice::<Value>(&pointer)
-        .ok()
-        .and_then(|p| p.get("release").and_then(Value::as_str).map(str::to_owned))
-        .ok_or("releases/latest.json is not a release pointer")?;
-    if !crate::oci::reference::valid_tag(&release) {
-        return Err(format!("release {release:?} is not a valid release name"));
-    }
-    let doc = container
-        .get(&format!("releases/{release}/manifest.json"))
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the release manifest is missing")?;
-    let manifest: crate::release::ReleaseManifest = serde_json::from_slice(&doc).map_err(|e| e.to_string())?;
-    Ok(Some((release, manifest.runbooks.into_iter().map(|r| r.name).collect())))
+/// The runbooks of the current release, from artifact storage, verified like every phase reads
+/// it (`None` when there is none yet).
+async fn manifest_runbooks(ctx: &Context) -> Result<Option<(String, Vec<String>)>, PhaseError> {
+    Ok(StoredRelease::current(ctx)
+        .await?
+        .map(|r| (r.release, r.manifest.runbooks.into_iter().map(|rb| rb.name).collect())))
 }
 
 async fn automation(ctx: &Context, cfg: &HealthConfig) -> Outcome {

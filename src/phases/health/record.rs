@@ -14,6 +14,7 @@ use sqlx::{Connection, PgConnection, Row};
 
 use super::model::{CheckResult, Component, State};
 use crate::db::DbError;
+use crate::phases::Change;
 
 /// A registered endpoint to check.
 #[derive(Debug, Clone)]
@@ -135,7 +136,46 @@ fn status_rows(results: &[CheckResult], components: &[Component], overall: State
     rows
 }
 
-/// Records a run; returns the number of status transitions. A dry run only counts them.
+/// The current status of every check, as `registry.health_status` holds it.
+async fn current_states(conn: &mut PgConnection) -> Result<BTreeMap<String, String>, DbError> {
+    Ok(sqlx::query("SELECT check_name, state::text AS state FROM registry.health_status")
+        .fetch_all(conn)
+        .await
+        .map_err(q("reading registry.health_status"))?
+        .iter()
+        .map(|r| (r.get("check_name"), r.get("state")))
+        .collect())
+}
+
+/// Pure: the status transitions from `current` to `rows` (the phase's `changes`), and the
+/// checks that are gone.
+fn transitions(current: &BTreeMap<String, String>, rows: &[StatusRow]) -> (Vec<Change>, Vec<String>) {
+    let mut out = Vec::new();
+    for row in rows {
+        let was = current.get(&row.key).and_then(|s| State::from_db(s));
+        if was != Some(row.state) {
+            let from = was.map(|w| w.as_db()).unwrap_or("none");
+            out.push(Change::new("health status", row.key.clone(), format!("{from} -> {}", row.state.as_db())));
+        }
+    }
+    let gone: Vec<String> = current.keys().filter(|k| !rows.iter().any(|r| &r.key == *k)).cloned().collect();
+    out.extend(gone.iter().map(|k| Change::new("health status", k.clone(), "remove")));
+    (out, gone)
+}
+
+/// The status transitions that recording these results would make. Reads only.
+pub async fn planned(
+    conn: &mut PgConnection,
+    results: &[CheckResult],
+    components: &[Component],
+    overall: State,
+) -> Result<Vec<Change>, DbError> {
+    let current = current_states(conn).await?;
+    Ok(transitions(&current, &status_rows(results, components, overall)).0)
+}
+
+/// Records a run — results with history, and the current status — in one transaction under an
+/// advisory lock. Returns the status transitions it made.
 pub async fn record(
     conn: &mut PgConnection,
     deployment_id: &str,
@@ -143,29 +183,16 @@ pub async fn record(
     results: &[CheckResult],
     components: &[Component],
     overall: State,
-    dry_run: bool,
-) -> Result<u64, DbError> {
+) -> Result<Vec<Change>, DbError> {
     let mut tx = conn.begin().await.map_err(q("starting the health transaction"))?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('vibedata-bootstrap:health'))")
         .execute(&mut *tx)
         .await
         .map_err(q("locking health status"))?;
-    let current: BTreeMap<String, String> =
-        sqlx::query("SELECT check_name, state::text AS state FROM registry.health_status")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(q("reading registry.health_status"))?
-            .iter()
-            .map(|r| (r.get("check_name"), r.get("state")))
-            .collect();
+    let current = current_states(&mut tx).await?;
     let rows = status_rows(results, components, overall);
     let changed = |row: &StatusRow| current.get(&row.key).and_then(|s| State::from_db(s)) != Some(row.state);
-    let gone: Vec<&String> = current.keys().filter(|k| !rows.iter().any(|r| &r.key == *k)).collect();
-    let transitions = (rows.iter().filter(|r| changed(r)).count() + gone.len()) as u64;
-    if dry_run {
-        tx.rollback().await.map_err(q("ending the health transaction"))?;
-        return Ok(transitions);
-    }
+    let (made, gone) = transitions(&current, &rows);
     let run_id: String = sqlx::query_scalar(
         "INSERT INTO registry.health_runs (deployment_id, binary_version) VALUES ($1, $2) RETURNING run_id::text",
     )
@@ -220,7 +247,7 @@ pub async fn record(
             .await
             .map_err(q("registry.health_status"))?;
     }
-    for key in gone {
+    for key in &gone {
         sqlx::query("DELETE FROM registry.health_status WHERE check_name = $1")
             .bind(key)
             .execute(&mut *tx)
@@ -234,5 +261,5 @@ pub async fn record(
         .await
         .map_err(q("registry.health_runs"))?;
     tx.commit().await.map_err(q("committing the health run"))?;
-    Ok(transitions)
+    Ok(made)
 }

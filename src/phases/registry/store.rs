@@ -42,6 +42,21 @@ pub struct Diff {
 }
 
 impl Diff {
+    /// Every row change, for the plan and the outputs.
+    pub fn rows(&self) -> Vec<crate::phases::Change> {
+        use crate::phases::Change;
+        fn table<T>(out: &mut Vec<Change>, kind: &'static str, d: &TableDiff<T>, key: impl Fn(&T) -> String) {
+            for (rows, action) in [(&d.added, "insert"), (&d.updated, "update"), (&d.removed, "remove")] {
+                out.extend(rows.iter().map(|r| Change::new(kind, key(r), action)));
+            }
+        }
+        let mut out = Vec::new();
+        table(&mut out, "registry resource", &self.resources, |r| r.arm_id.clone());
+        table(&mut out, "registry endpoint", &self.endpoints, |e| format!("{}:{}", e.fqdn, e.port));
+        table(&mut out, "registry reference", &self.references, |r| r.name.clone());
+        out
+    }
+
     /// Registry rows that change: the phase's `changes`.
     pub fn changes(&self) -> u64 {
         (self.resources.len() + self.endpoints.len() + self.references.len()) as u64
@@ -169,22 +184,23 @@ pub struct Meta<'a> {
     pub release: Option<&'a str>,
 }
 
+/// What replacing the registry with `wanted` would change. Reads only.
+pub async fn plan(conn: &mut PgConnection, wanted: &Snapshot) -> Result<Diff, DbError> {
+    Ok(diff(&current(conn).await?, wanted))
+}
+
 /// Reads the current registry and replaces it with `wanted`, all in one transaction under a
 /// transaction-scoped advisory lock, so two runners never interleave and a reader sees the old
-/// snapshot or the new one, never a mix. Returns the diff that was applied.
-pub async fn replace(
-    conn: &mut PgConnection,
-    wanted: &Snapshot,
-    meta: &Meta<'_>,
-    dry_run: bool,
-) -> Result<Diff, DbError> {
+/// snapshot or the new one, never a mix. The diff is taken again inside the transaction, so what
+/// is applied is what the registry needed at that moment; it is returned.
+pub async fn replace(conn: &mut PgConnection, wanted: &Snapshot, meta: &Meta<'_>) -> Result<Diff, DbError> {
     let mut tx = conn.begin().await.map_err(q("starting the registry transaction"))?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('vibedata-bootstrap:registry'))")
         .execute(&mut *tx)
         .await
         .map_err(q("locking the registry"))?;
     let d = diff(&current(&mut tx).await?, wanted);
-    if dry_run || d.changes() == 0 {
+    if d.changes() == 0 {
         tx.rollback().await.map_err(q("ending the registry transaction"))?;
         return Ok(d);
     }

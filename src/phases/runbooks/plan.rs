@@ -27,6 +27,11 @@ pub struct Current {
     pub published_digest: Option<String>,
 }
 
+/// The calls that change a runbook, as the plan and the outputs name them.
+pub const PUT_RUNBOOK: &str = "put draft runbook";
+pub const PUT_CONTENT: &str = "put draft content";
+pub const PUBLISH: &str = "publish";
+
 /// What to do with one runbook. The calls each makes are in [`Action::calls`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -52,12 +57,12 @@ impl Action {
         matches!(self, Action::Create | Action::Reconfigure)
     }
 
-    /// Mutating calls the action makes: what it adds to `changes`.
-    pub fn calls(self) -> u64 {
+    /// The mutating calls the action makes, in order: what it adds to `changes`.
+    pub fn calls(self) -> &'static [&'static str] {
         match self {
-            Action::Create | Action::Reconfigure => 3,
-            Action::Update | Action::Resume => 2,
-            Action::Skip => 0,
+            Action::Create | Action::Reconfigure => &[PUT_RUNBOOK, PUT_CONTENT, PUBLISH],
+            Action::Update | Action::Resume => &[PUT_CONTENT, PUBLISH],
+            Action::Skip => &[],
         }
     }
 
@@ -208,7 +213,7 @@ mod tests {
     fn only_create_and_reconfigure_rewrite_the_runbook() {
         let calls: Vec<_> = [Action::Create, Action::Reconfigure, Action::Update, Action::Resume, Action::Skip]
             .iter()
-            .map(|a| (a.puts_runbook(), a.calls()))
+            .map(|a| (a.puts_runbook(), a.calls().len()))
             .collect();
         assert_eq!(calls, [(true, 3), (true, 3), (false, 2), (false, 2), (false, 0)]);
     }

@@ -6,11 +6,10 @@
 //! mutates anything.
 
 use super::extract::{self, Script};
-use super::PHASE;
 use crate::context::Context;
-use crate::error::RunError;
+use crate::error::PhaseError;
 use crate::release::{self, RunbookEntry};
-use crate::stored_release::StoredRelease;
+use crate::stored_release::{paths, StoredRelease};
 
 /// A runbook of the release, with its validated script.
 #[derive(Debug, Clone)]
@@ -26,13 +25,13 @@ pub struct Release {
     pub runbooks: Vec<Loaded>,
 }
 
-fn bad(resource: impl Into<String>, message: impl Into<String>) -> RunError {
-    RunError::BadInput { phase: PHASE.into(), resource: resource.into(), message: message.into() }
+fn bad(resource: impl Into<String>, message: impl Into<String>) -> PhaseError {
+    PhaseError::bad_input(resource, message)
 }
 
 /// Reads, verifies and extracts every runbook of the current release. `limit` bounds each script.
-pub async fn load(ctx: &Context, limit: u64) -> Result<Release, RunError> {
-    let stored = StoredRelease::load(ctx, PHASE).await?;
+pub async fn load(ctx: &Context, limit: u64) -> Result<Release, PhaseError> {
+    let stored = StoredRelease::load(ctx).await?;
     let resource = format!("{}/oci {}", ctx.config.artifact_container, stored.manifest_digest);
     // The stored manifest may have been written by hand or by an older binary, and nothing has
     // been published yet: re-check what this phase relies on.
@@ -40,7 +39,7 @@ pub async fn load(ctx: &Context, limit: u64) -> Result<Release, RunError> {
 
     let mut runbooks = Vec::with_capacity(stored.manifest.runbooks.len());
     for entry in &stored.manifest.runbooks {
-        let ref_name = format!("{}/runbook/{}", stored.release, entry.name);
+        let ref_name = paths::runbook_ref(&stored.release, &entry.name);
         let resource = format!("{} {ref_name}", ctx.config.artifact_container);
         // A compressed script is smaller than the script plus its tar framing; a bigger layer is
         // refused before it is read into memory.
