@@ -24,8 +24,6 @@ pub enum Code {
     VerifyFailed,
     /// One import outlasted `VIBEDATA_IMPORT_TIMEOUT_SECS`.
     ImportTimedOut,
-    /// A blob of the publisher registry could not be read whole.
-    RegistryReadFailed,
     /// Artifact storage holds no release yet (`run artifacts` has not run).
     ReleaseNotFound,
     /// Artifact storage's layout points an artifact at another digest than the manifest pins.
@@ -70,7 +68,6 @@ impl Code {
             Code::TagConflict => "TagConflict",
             Code::VerifyFailed => "VerifyFailed",
             Code::ImportTimedOut => "ImportTimedOut",
-            Code::RegistryReadFailed => "RegistryReadFailed",
             Code::ReleaseNotFound => "ReleaseNotFound",
             Code::ArtifactStorageMismatch => "ArtifactStorageMismatch",
             Code::BlobNotFound => "BlobNotFound",

@@ -129,3 +129,12 @@ fn unbuilt_phases_fail_by_name_and_are_skipped_by_run_all() {
     let unknown = cli(&["run", "frobnicate"], &[]);
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+/// The contract `infra/` and the tests read, whole: a change to it shows up as a snapshot diff.
+#[test]
+fn plan_json_snapshot() {
+    let o = cli(&["plan", "--json"], &[]);
+    assert!(o.status.success());
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    insta::assert_json_snapshot!("plan_json", plan);
+}

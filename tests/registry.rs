@@ -15,13 +15,10 @@ mod setup;
 mod support;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use setup::*;
 use tokio::sync::Mutex;
-use vibedata_bootstrap::azure::blob::Container;
-use vibedata_bootstrap::azure::retry::RetryPolicy;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
@@ -30,14 +27,7 @@ fn status(v: &Value) -> (String, u64) {
 }
 
 async fn export(p: &Platform, deployment: &str) -> Option<bytes::Bytes> {
-    let url = url::Url::parse(p.stack.var("VIBEDATA_STORAGE_BLOB_URL")).unwrap();
-    let http = vibedata_bootstrap::azure::http_client(
-        Some(std::path::Path::new(p.stack.var("VIBEDATA_CA_FILE"))),
-        Duration::from_secs(30),
-    )
-    .unwrap();
-    let c = Container::new(&url, &p.container, &http, &RetryPolicy::default(), &support::tokens(&p.stack)).unwrap();
-    c.get(&format!("registry/{deployment}/registry.json")).await.unwrap()
+    p.blob(&format!("registry/{deployment}/registry.json")).await
 }
 
 #[tokio::test]

@@ -78,6 +78,11 @@ impl Layout {
     }
 
     /// Writes `oci-layout` unless it is there with the same content. Returns whether it wrote.
+    /// Whether [`Layout::init`] would find nothing to write.
+    pub async fn is_initialized(&self) -> Result<bool, OciError> {
+        Ok(self.container.get(&self.path("oci-layout")).await?.as_deref() == Some(OCI_LAYOUT))
+    }
+
     pub async fn init(&self) -> Result<bool, OciError> {
         let path = self.path("oci-layout");
         if self.container.get(&path).await?.as_deref() == Some(OCI_LAYOUT) {

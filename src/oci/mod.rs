@@ -148,6 +148,12 @@ pub struct Descriptor {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// An error out of a blob stream ([`Registry::blob_stream`]): a digest that did not verify is
+/// [`OciError::DigestMismatch`], anything else a broken transfer.
+pub fn stream_error(e: std::io::Error, registry: &Registry, repository: &str, resource: &str) -> OciError {
+    transport::from_io(e, registry.host(), repository, resource)
+}
+
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))

@@ -290,7 +290,7 @@ impl Phase for Artifacts {
         }
 
         // 3. Artifact storage.
-        let writes = storage::plan(env, &manifest, &manifest_digest).await?;
+        let writes = storage::plan(env, &clients.publisher, &manifest, &manifest_digest, mrepo, &document).await?;
 
         let mut changes = Vec::new();
         if let Some(force) = manifest_import {

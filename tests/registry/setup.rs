@@ -17,6 +17,8 @@ pub const RELEASE: &str = "2026.12.61";
 
 pub struct Platform {
     pub stack: Stack,
+    /// The sample release this platform installs.
+    pub release: String,
     pub db: String,
     pub container: String,
     out: tempfile::TempDir,
@@ -28,14 +30,19 @@ pub fn ok(o: &Output) {
 
 impl Platform {
     pub async fn new(name: &str) -> Platform {
+        Platform::with_release(name, RELEASE).await
+    }
+
+    /// A platform installing a release of its own: no other test imports it first.
+    pub async fn with_release(name: &str, release: &str) -> Platform {
         let stack = Stack::get();
         let db = create_database(&stack, name, "vibedata").await;
         let container = format!("reg-{}-{}", name.replace('_', "-"), std::process::id());
-        Platform { stack, db, container, out: tempfile::tempdir().unwrap() }
+        Platform { stack, release: release.to_owned(), db, container, out: tempfile::tempdir().unwrap() }
     }
 
     pub fn env(&self, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-        let manifest = format!("vibedata/release-manifest:{RELEASE}");
+        let manifest = format!("vibedata/release-manifest:{}", self.release);
         let mut o = vec![
             ("VIBEDATA_POSTGRES_DATABASE", self.db.as_str()),
             ("VIBEDATA_ARTIFACT_CONTAINER", self.container.as_str()),
@@ -61,18 +68,7 @@ impl Platform {
 
     /// Publishes the sample release and runs the phases before the registry.
     pub async fn prepare(&self, runbooks: bool) {
-        let pushed = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sample-release"))
-            .args([
-                "push",
-                "--release",
-                RELEASE,
-                "--out",
-                &format!("{}/target/sample-release-tests/{RELEASE}", env!("CARGO_MANIFEST_DIR")),
-            ])
-            .envs(&self.stack.env)
-            .output()
-            .unwrap();
-        assert!(pushed.status.success(), "sample-release push: {}", String::from_utf8_lossy(&pushed.stderr));
+        self.publish();
         let mut phases = vec!["artifacts"];
         if runbooks {
             phases.push("runbooks");
@@ -81,6 +77,34 @@ impl Platform {
         for phase in phases {
             ok(&self.run(phase, &[]).0);
         }
+    }
+
+    /// Publishes the sample release into the publisher registry.
+    pub fn publish(&self) {
+        let pushed = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sample-release"))
+            .args([
+                "push",
+                "--release",
+                &self.release,
+                "--out",
+                &format!("{}/target/sample-release-tests/{}", env!("CARGO_MANIFEST_DIR"), self.release),
+            ])
+            .envs(&self.stack.env)
+            .output()
+            .unwrap();
+        assert!(pushed.status.success(), "sample-release push: {}", String::from_utf8_lossy(&pushed.stderr));
+    }
+
+    /// A blob of this platform's artifact container, as the phases wrote it.
+    #[allow(dead_code)] // not every test binary that includes this file reads blobs
+    pub async fn blob(&self, name: &str) -> Option<bytes::Bytes> {
+        use vibedata_bootstrap::azure::{blob::Container, retry::RetryPolicy};
+        let url = url::Url::parse(self.stack.var("VIBEDATA_STORAGE_BLOB_URL")).unwrap();
+        let ca = std::path::Path::new(self.stack.var("VIBEDATA_CA_FILE"));
+        let http = vibedata_bootstrap::azure::http_client(Some(ca), std::time::Duration::from_secs(30)).unwrap();
+        let tokens = tokens(&self.stack);
+        let c = Container::new(&url, &self.container, &http, &RetryPolicy::default(), &tokens).unwrap();
+        c.get(name).await.unwrap()
     }
 
     /// Every row of every table in the `registry` schema, as JSON text.

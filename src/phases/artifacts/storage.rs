@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::validate;
 use crate::config::ArtifactsConfig;
-use crate::error::{Code, PhaseError};
+use crate::error::PhaseError;
 use crate::oci::{Descriptor, Layout, Registry};
 use crate::phases::{Change, Env};
 use crate::release::{self, ReleaseManifest};
@@ -69,8 +69,7 @@ async fn fetch_blob(registry: &Registry, repo: &str, digest: &str, max: u64) -> 
     let mut stream = Box::pin(registry.blob_stream(repo, digest).await?);
     let mut buf = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| PhaseError::failed(Code::RegistryReadFailed, format!("{repo}@{digest}"), e.to_string()))?;
+        let chunk = chunk.map_err(|e| crate::oci::stream_error(e, registry, repo, &format!("{repo}@{digest}")))?;
         buf.extend_from_slice(&chunk);
         if buf.len() as u64 > max {
             return Err(PhaseError::bad_input(format!("{repo}@{digest}"), format!("blob is larger than {max} bytes")));
@@ -113,33 +112,53 @@ fn write(what: impl Into<String>) -> Change {
     Change::new("artifact storage", what, "write")
 }
 
-/// The writes a real run would make to artifact storage (reads only): the artifact refs that do
-/// not point at the pinned digests yet, and the release pointer when it names another release.
+/// The writes a real run would make to artifact storage, one per blob, ref and document that
+/// is missing or different (reads only). The artifact manifests are read from `registry` (the
+/// publisher) by the digests the release pins.
 pub async fn plan(
     env: &Env<'_, ArtifactsConfig>,
+    registry: &Registry,
     manifest: &ReleaseManifest,
     manifest_digest: &str,
+    manifest_repo: &str,
+    document: &Bytes,
 ) -> Result<Vec<Change>, PhaseError> {
-    let name = &env.config().artifact_container;
-    let container = env.ctx.container(name)?;
-    let refs = artifact_refs(manifest, "", manifest_digest);
-    let pointer = |p: &str| write(format!("{name}/{p}"));
-    if !container.exists().await? {
-        let mut all = vec![Change::new("artifact storage", name.clone(), "create")];
-        all.extend(refs.iter().map(|(r, _, _)| write(format!("{name}/oci {r}"))));
-        all.push(pointer(&paths::manifest_json(&manifest.release)));
-        all.push(pointer(paths::POINTER));
-        return Ok(all);
-    }
+    let name = env.config().artifact_container.clone();
+    let container = env.ctx.container(&name)?;
+    // Before the first run nothing exists, and nothing can be read.
+    let exists = container.exists().await?;
     let layout = Layout::new(container.clone());
     let mut would = Vec::new();
-    for (r, _, digest) in refs {
-        if layout.resolve(&r).await?.map(|d| d.digest) != Some(digest) {
-            would.push(write(format!("{name}/oci {r}")));
+    if !exists {
+        would.push(write(name.clone()));
+    }
+    if !exists || !layout.is_initialized().await? {
+        would.push(write(format!("{name}/oci oci-layout")));
+    }
+    let mut planned = std::collections::BTreeSet::new();
+    let mut blob = |digest: &str| planned.insert(digest.to_owned());
+    for (ref_name, repo, digest) in artifact_refs(manifest, manifest_repo, manifest_digest) {
+        let m = registry.manifest(&repo, &digest).await?;
+        let parsed: OciManifest = serde_json::from_slice(&m.bytes).map_err(|e| {
+            PhaseError::bad_input(format!("{repo}@{digest}"), format!("not an OCI artifact manifest: {e}"))
+        })?;
+        for d in std::iter::once(&parsed.config.digest).chain(parsed.layers.iter().map(|l| &l.digest)).chain([&digest])
+        {
+            if (!exists || layout.get_blob(d).await?.is_none()) && blob(d) {
+                would.push(write(format!("{name}/oci {d}")));
+            }
+        }
+        if !exists || layout.resolve(&ref_name).await?.map(|d| d.digest).as_deref() != Some(digest.as_str()) {
+            would.push(write(format!("{name}/oci {ref_name}")));
         }
     }
-    if container.get(paths::POINTER).await?.as_deref() != Some(&release_json(manifest, manifest_digest)[..]) {
-        would.push(pointer(paths::POINTER));
+    for (path, body) in [
+        (paths::manifest_json(&manifest.release), document.clone()),
+        (paths::POINTER.to_owned(), release_json(manifest, manifest_digest)),
+    ] {
+        if !exists || container.get(&path).await?.as_ref() != Some(&body) {
+            would.push(write(format!("{name}/{path}")));
+        }
     }
     Ok(would)
 }

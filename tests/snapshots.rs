@@ -1,0 +1,135 @@
+//! Snapshots of the contracts the outside world reads, on the local stack: each phase's dry-run
+//! plan (`run <phase> --dry-run --json`), its outputs, and the registry export. Volatile fields
+//! (times, durations, this test's own names) are redacted; everything else is compared whole,
+//! so any change to a contract shows up as a reviewed `.snap` diff.
+//!
+//! The platform installs a release of its own into a database and artifact container of its own,
+//! so every first run is fresh. The one exception is Automation: the stack has one account, and
+//! another test may have published the same runbooks first (then they are `unchanged`), so the
+//! runbook phase's counts and actions are redacted on its first run. Each phase then runs again,
+//! which must be exactly `unchanged` with nothing planned, and is compared whole.
+//!
+//! Runs alone in nextest (.config/nextest.toml): it runs every phase, health included.
+
+mod common;
+#[allow(dead_code)]
+#[path = "registry/setup.rs"]
+mod setup;
+#[allow(dead_code)]
+#[path = "database/support.rs"]
+mod support;
+
+use serde_json::{Map, Value};
+use setup::*;
+
+const PHASES: [&str; 5] = ["artifacts", "runbooks", "database", "registry", "health"];
+
+/// Keys whose values change from run to run.
+const VOLATILE_KEYS: &[&str] = &["startedAt", "durationMs", "ms", "checkedAt", "waitedMs"];
+
+/// Keys of the runbook phase whose values depend on what other tests published before this one.
+const HISTORY_KEYS: &[&str] = &["changes", "action", "published", "unchanged", "planned", "status", "unmanaged"];
+
+fn redact(v: &Value, names: &[(String, &str)], history: bool) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| {
+                    let x = if VOLATILE_KEYS.contains(&k.as_str()) || (history && HISTORY_KEYS.contains(&k.as_str())) {
+                        Value::String("[redacted]".into())
+                    } else {
+                        redact(x, names, history)
+                    };
+                    (redact_names(k, names), x)
+                })
+                .collect::<Map<_, _>>(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|x| redact(x, names, history)).collect()),
+        Value::String(s) => Value::String(redact_names(&redact_digests(s), names)),
+        other => other.clone(),
+    }
+}
+
+fn redact_names(s: &str, names: &[(String, &str)]) -> String {
+    names.iter().fold(s.to_owned(), |s, (name, placeholder)| s.replace(name.as_str(), placeholder))
+}
+
+/// Digests of what carries the release name (the manifest, the artifacts) differ per release;
+/// the release here differs per process.
+fn redact_digests(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("sha256:") {
+        out.push_str(&rest[..i]);
+        let hex = rest[i + 7..].chars().take_while(char::is_ascii_hexdigit).count();
+        if hex == 64 {
+            out.push_str("sha256:[digest]");
+            rest = &rest[i + 7 + 64..];
+        } else {
+            out.push_str("sha256:");
+            rest = &rest[i + 7..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn contracts_of_every_phase() {
+    // A release of this process's own, so a reused stack gives the same first runs.
+    let release = format!("2026.12.77-{}", std::process::id());
+    let p = Platform::with_release("snap", &release).await;
+    p.publish();
+    let env = p.env(&[]);
+    let deployment = env["VIBEDATA_DEPLOYMENT_ID"].clone();
+    let mut names: Vec<(String, &str)> = vec![
+        (deployment, "[deployment]"),
+        (p.container.clone(), "[container]"),
+        (p.db.clone(), "[database]"),
+        (release.clone(), "[release]"),
+    ];
+    // Every port of the stack, which `--base-port` moves (docs/local-stack.md).
+    let base: u16 = p.stack.var("VIBEDATA_STACK_BASE_PORT").parse().unwrap();
+    const PORTS: [&str; 12] = [
+        "[port+0]",
+        "[port+1]",
+        "[port+2]",
+        "[port+3]",
+        "[port+4]",
+        "[port+5]",
+        "[port+6]",
+        "[port+7]",
+        "[port+8]",
+        "[port+9]",
+        "[port+10]",
+        "[port+11]",
+    ];
+    names.extend(PORTS.iter().enumerate().map(|(i, ph)| ((base + i as u16).to_string(), *ph)));
+
+    for phase in PHASES {
+        let dry = p.stack.cli(&env, &["run", phase, "--dry-run", "--json"]);
+        ok(&dry);
+        let plan: Value = serde_json::from_slice(&dry.stdout).expect("stdout is only the plan");
+        assert_eq!(plan["phase"], phase);
+        assert_eq!(plan["changes"].as_u64(), plan["planned"].as_array().map(|a| a.len() as u64));
+        let shared = phase == "runbooks";
+        insta::assert_json_snapshot!(format!("{phase}_dry_run_plan"), redact(&plan, &names, shared));
+
+        let (o, first) = p.run(phase, &[]);
+        ok(&o);
+        insta::assert_json_snapshot!(format!("{phase}_outputs"), redact(&first, &names, shared));
+
+        let (o, again) = p.run(phase, &[]);
+        ok(&o);
+        assert_eq!(
+            (again["status"].as_str(), again["changes"].as_u64()),
+            (Some("unchanged"), Some(0)),
+            "{phase} rerun"
+        );
+        insta::assert_json_snapshot!(format!("{phase}_rerun_outputs"), redact(&again, &names, false));
+    }
+
+    let export = p.blob(&format!("registry/{}/registry.json", env["VIBEDATA_DEPLOYMENT_ID"])).await;
+    let export: Value = serde_json::from_slice(&export.expect("the registry export exists")).unwrap();
+    insta::assert_json_snapshot!("registry_export", redact(&export, &names, false));
+}
