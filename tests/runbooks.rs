@@ -440,7 +440,8 @@ async fn sigkill_between_draft_and_publish_then_a_rerun_publishes_each_once() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The draft content is in the account and its operation's poll is held for 5 s, so the
+    // runner cannot publish yet: killing it now lands exactly between draft and publish.
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(seen, "the second runbook's draft content was never written");
