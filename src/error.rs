@@ -111,7 +111,7 @@ pub enum PhaseError {
     BadInput { resource: String, message: String },
 
     /// An Azure call failed after its retries.
-    #[error("{} ({source})", .source.code())]
+    #[error("{} ({})", .source.code(), .source.detail())]
     Azure {
         #[source]
         source: AzureError,
@@ -203,9 +203,10 @@ pub enum RunError {
     #[error("phase {phase} is not built yet in this version of vibedata-bootstrap; nothing was done")]
     NotBuilt { phase: String },
 
-    /// One or more preflight checks failed after their retries.
-    #[error("{phase}: preflight failed: {failed}")]
-    Preflight { phase: String, failed: String, code: String, resource: String },
+    /// One or more preflight checks failed after their retries. The line names the first
+    /// failing check's resource, code and detail, then the other failing checks by name.
+    #[error("{phase}: preflight failed on {resource}: {code} ({check}: {detail}){}", others_line(others))]
+    Preflight { phase: String, check: String, code: String, resource: String, detail: String, others: Vec<String> },
 
     /// A phase failed.
     #[error("{}", phase_line(phase, error))]
@@ -228,12 +229,20 @@ pub enum RunError {
     Local(#[from] LocalError),
 }
 
-/// The last stderr line of a failed phase: the phase, the resource, the code.
+fn others_line(others: &[String]) -> String {
+    if others.is_empty() {
+        String::new()
+    } else {
+        format!("; also failing: {}", others.join(", "))
+    }
+}
+
+/// The last stderr line of a failed phase: the phase, the resource, the code, once each.
 fn phase_line(phase: &str, error: &PhaseError) -> String {
     match error {
         PhaseError::BadInput { resource, message } => format!("{phase}: bad input in {resource}: {message}"),
         PhaseError::Azure { source } => {
-            format!("phase {phase} failed on {}: {} ({source})", source.resource(), source.code())
+            format!("phase {phase} failed on {}: {} ({})", source.resource(), source.code(), source.detail())
         }
         PhaseError::Failed { code, resource, message } => {
             format!("phase {phase} failed on {resource}: {code} ({message})")

@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod ledger;
 pub mod logging;
+pub mod names;
 pub mod oci;
 pub mod outputs;
 pub mod phases;

@@ -12,8 +12,12 @@ pub struct PhaseOutput {
     pub phase: String,
     /// `succeeded`, `unchanged` or `failed`; see [`status_for`].
     pub status: &'static str,
-    /// Mutating calls on the platform's own state. Bookkeeping (ledger, leases, probes) does not count.
+    /// Mutating calls on the platform's own state that the run made, also when it failed part-way.
+    /// Bookkeeping (ledger, leases, probes) does not count.
     pub changes: u64,
+    /// The first of those changes by name (`changes` counts them all), so whoever reads a failed
+    /// run's outputs can tell "nothing happened" from "half happened", and what.
+    pub changed: Vec<crate::phases::Change>,
     pub started_at: String,
     pub duration_ms: u64,
     /// True when nothing was mutated and `changes` counts what *would* change.
@@ -71,6 +75,7 @@ mod tests {
             phase: "preflight".into(),
             status: status_for(false, 0),
             changes: 0,
+            changed: Vec::new(),
             started_at: "2026-11-27T00:00:00Z".into(),
             duration_ms: 5,
             dry_run: false,
@@ -78,7 +83,7 @@ mod tests {
             error: None,
         };
         let v = serde_json::to_value(&o).unwrap();
-        for k in ["phase", "status", "changes", "startedAt", "durationMs", "dryRun", "summary", "error"] {
+        for k in ["phase", "status", "changes", "changed", "startedAt", "durationMs", "dryRun", "summary", "error"] {
             assert!(v.get(k).is_some(), "{k}");
         }
         assert!(v["error"].is_null());

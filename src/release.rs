@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::names;
 use crate::oci::reference::{valid_digest, valid_repository, valid_tag};
 
 /// The artifactType and layer media type of a release manifest.
@@ -99,8 +100,15 @@ pub enum ManifestError {
     TooLarge { size: usize, max: usize },
     #[error("the manifest is not valid JSON: {0}")]
     Malformed(String),
+    /// Valid JSON whose fields do not have the schema's shape (a missing field, a wrong type,
+    /// an unknown key).
+    #[error("the manifest does not match the release manifest schema: {0}")]
+    Shape(String),
     #[error("schemaVersion {0} is not supported by this binary (supported: 1)")]
-    UnknownSchema(u32),
+    UnknownSchema(u64),
+    /// Two entries would write the same target, or say the same thing twice.
+    #[error("{first} and {second} both {what}")]
+    Duplicate { first: String, second: String, what: String },
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
     #[error("{field} names registry {host}; every entry must come from the publisher registry {publisher}")]
@@ -119,12 +127,18 @@ pub fn parse(bytes: &[u8], publisher: &str, expected_images: &[String]) -> Resul
     // Read the version first, so a v2 manifest is "unknown version", not a confusing field error.
     let probe: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed(e.to_string()))?;
-    match probe.get("schemaVersion").and_then(serde_json::Value::as_u64) {
-        Some(v) if SCHEMA_VERSIONS.contains(&(v as u32)) => {}
-        Some(v) => return Err(ManifestError::UnknownSchema(v as u32)),
-        None => return Err(invalid("schemaVersion", "is missing or not a number")),
+    match probe.get("schemaVersion") {
+        None => return Err(invalid("schemaVersion", "is missing")),
+        Some(v) => match v.as_u64() {
+            Some(n) if SCHEMA_VERSIONS.iter().any(|s| u64::from(*s) == n) => {}
+            Some(n) if n > u64::from(u32::MAX) => {
+                return Err(invalid("schemaVersion", &format!("{n} is out of range (supported: 1)")))
+            }
+            Some(n) => return Err(ManifestError::UnknownSchema(n)),
+            None => return Err(invalid("schemaVersion", &format!("{v} is not a whole number"))),
+        },
     }
-    let mut m: ReleaseManifest = serde_json::from_value(probe).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+    let mut m: ReleaseManifest = serde_json::from_value(probe).map_err(|e| ManifestError::Shape(e.to_string()))?;
 
     if !valid_tag(&m.release) {
         return Err(invalid("release", &format!("{:?} is not usable as a tag", m.release)));
@@ -150,6 +164,7 @@ pub fn parse(bytes: &[u8], publisher: &str, expected_images: &[String]) -> Resul
         mig.artifact.repository = relative(&mig.artifact.repository, publisher, "migrations.artifact.repository")?;
         check_digest(&mig.artifact.digest, "migrations.artifact.digest")?;
     }
+    check_unique(&m)?;
     for expected in expected_images {
         if !m.images.iter().any(|i| &i.repository == expected) {
             return Err(ManifestError::MissingImage(expected.clone()));
@@ -190,22 +205,46 @@ impl ReleaseManifest {
     }
 }
 
+/// Refuses an entry given twice and two entries that would write one target tag: imported
+/// concurrently, the tag would end at whichever finished last.
+fn check_unique(m: &ReleaseManifest) -> Result<(), ManifestError> {
+    let fields: Vec<String> = (0..m.images.len())
+        .map(|i| format!("images[{i}]"))
+        .chain((0..m.runbooks.len()).map(|i| format!("runbooks[{i}].artifact")))
+        .chain(m.migrations.iter().map(|_| "migrations.artifact".to_owned()))
+        .collect();
+    let pinned = m.pinned();
+    for (j, b) in pinned.iter().enumerate() {
+        if let Some(i) = pinned[..j].iter().position(|a| a.repository == b.repository && a.tag == b.tag) {
+            let a = &pinned[i];
+            let what = if a.digest == b.digest {
+                format!("pin {}:{} to {} (an entry given twice)", b.repository, b.tag, b.digest)
+            } else {
+                format!("target {}:{}, at {} and {}", b.repository, b.tag, a.digest, b.digest)
+            };
+            return Err(ManifestError::Duplicate { first: fields[i].clone(), second: fields[j].clone(), what });
+        }
+    }
+    Ok(())
+}
+
 /// Checks what a runbook entry says about the runbook itself (name, uniqueness, type, runtime
 /// environment), but not where its artifact comes from. The Runbook Bootstrap reruns it on the
 /// manifest it reads back from artifact storage.
 pub fn check_runbooks(runbooks: &[RunbookEntry]) -> Result<(), ManifestError> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::HashMap::new();
     for (i, rb) in runbooks.iter().enumerate() {
         let field = format!("runbooks[{i}]");
-        if !valid_runbook_name(&rb.name) {
-            return Err(invalid(
-                &format!("{field}.name"),
-                &format!("{:?} does not match ^[a-zA-Z][a-zA-Z-_0-9]*$", rb.name),
-            ));
+        if let Err(e) = names::RUNBOOK.check(&rb.name) {
+            return Err(invalid(&format!("{field}.name"), &e.to_string()));
         }
         // Automation names are case-insensitive, so `Rotate-Keys` and `rotate-keys` collide.
-        if !seen.insert(rb.name.to_ascii_lowercase()) {
-            return Err(invalid(&format!("{field}.name"), &format!("{:?} appears twice", rb.name)));
+        if let Some(first) = seen.insert(rb.name.to_ascii_lowercase(), i) {
+            return Err(ManifestError::Duplicate {
+                first: format!("runbooks[{first}].name"),
+                second: format!("{field}.name"),
+                what: format!("name runbook {:?} (Automation names are case-insensitive)", rb.name),
+            });
         }
         if !["PowerShell", "Python"].contains(&rb.runbook_type.as_str()) {
             return Err(invalid(
@@ -213,22 +252,11 @@ pub fn check_runbooks(runbooks: &[RunbookEntry]) -> Result<(), ManifestError> {
                 &format!("{:?} is not PowerShell or Python", rb.runbook_type),
             ));
         }
-        // Runtime environment names carry versions ("PowerShell-7.4"), so dots are allowed here.
-        let env_ok = rb.runtime_environment.starts_with(|c: char| c.is_ascii_alphabetic())
-            && rb.runtime_environment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !env_ok {
-            return Err(invalid(
-                &format!("{field}.runtimeEnvironment"),
-                &format!("{:?} is not a runtime environment name", rb.runtime_environment),
-            ));
+        if let Err(e) = names::RUNTIME_ENVIRONMENT.check(&rb.runtime_environment) {
+            return Err(invalid(&format!("{field}.runtimeEnvironment"), &e.to_string()));
         }
     }
     Ok(())
-}
-
-pub fn valid_runbook_name(name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn invalid(field: &str, message: &str) -> ManifestError {
@@ -342,10 +370,73 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_runbook_names_are_refused() {
+    fn duplicate_runbook_names_are_refused_naming_both() {
         let mut v = doc();
-        let rb = v["runbooks"][0].clone();
+        let mut rb = v["runbooks"][0].clone();
+        rb["name"] = "rotate-keys".into();
+        rb["artifact"]["repository"] = "vibedata/runbooks/other".into();
         v["runbooks"].as_array_mut().unwrap().push(rb);
-        assert!(parse_doc(&v).unwrap_err().to_string().contains("appears twice"));
+        let e = parse_doc(&v).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "runbooks[0].name and runbooks[1].name both name runbook \"rotate-keys\" (Automation names are case-insensitive)"
+        );
+    }
+
+    /// `(mutation, the exact message)`: every list refuses what it holds twice.
+    #[test]
+    fn an_entry_twice_or_two_entries_for_one_target_are_refused_naming_both() {
+        const E: &str = "sha256:eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+        type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(Mutation, String)> = vec![
+            (
+                Box::new(|v| {
+                    let i = v["images"][0].clone();
+                    v["images"].as_array_mut().unwrap().push(i);
+                }),
+                format!("images[0] and images[1] both pin vibedata/api:2026.11.0 to {D} (an entry given twice)"),
+            ),
+            (
+                Box::new(|v| {
+                    let mut i = v["images"][0].clone();
+                    i["digest"] = E.into();
+                    v["images"].as_array_mut().unwrap().push(i);
+                }),
+                format!("images[0] and images[1] both target vibedata/api:2026.11.0, at {D} and {E}"),
+            ),
+            (
+                Box::new(|v| v["runbooks"][0]["artifact"]["repository"] = "vibedata/db-migrations".into()),
+                format!("runbooks[0].artifact and migrations.artifact both pin vibedata/db-migrations:2026.11.0 to {D} (an entry given twice)"),
+            ),
+        ];
+        for (mutate, expected) in cases {
+            let mut v = doc();
+            mutate(&mut v);
+            assert_eq!(parse_doc(&v).unwrap_err().to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn names_are_held_to_azures_limits() {
+        let mut v = doc();
+        v["runbooks"][0]["name"] = "R".repeat(200).into();
+        let e = parse_doc(&v).unwrap_err().to_string();
+        assert!(e.starts_with("runbooks[0].name: \"RRRR"), "{e}");
+        assert!(e.contains("is 200 characters; a runbook name is 1-63"), "{e}");
+        let mut v = doc();
+        v["runbooks"][0]["runtimeEnvironment"] = format!("P{}", "o".repeat(80)).into();
+        assert!(parse_doc(&v).unwrap_err().to_string().contains("runbooks[0].runtimeEnvironment"));
+    }
+
+    #[test]
+    fn schema_versions_out_of_range_are_named_as_such() {
+        let mut v = doc();
+        v["schemaVersion"] = 4_294_967_297u64.into();
+        assert_eq!(parse_doc(&v).unwrap_err().to_string(), "schemaVersion: 4294967297 is out of range (supported: 1)");
+        v["schemaVersion"] = "1".into();
+        assert_eq!(parse_doc(&v).unwrap_err().to_string(), "schemaVersion: \"1\" is not a whole number");
+        let mut v = doc();
+        v["images"] = 3.into();
+        assert!(parse_doc(&v).unwrap_err().to_string().starts_with("the manifest does not match the release manifest schema"));
     }
 }

@@ -185,6 +185,8 @@ async fn run_one(ctx: &Context, phase: &dyn Selected, opts: &RunOptions) -> Fini
             phase: id.into(),
             status: outputs::status_for(false, plan.count()),
             changes: plan.count(),
+            // A dry run changes nothing; what it would change is the plan.
+            changed: Vec::new(),
             started_at,
             duration_ms: started.elapsed().as_millis() as u64,
             dry_run: true,
@@ -262,6 +264,7 @@ fn skipped(step: Step) -> PhaseOutput {
         phase: step.id().into(),
         status: "skipped",
         changes: 0,
+        changed: Vec::new(),
         started_at: outputs::now_rfc3339(),
         duration_ms: 0,
         dry_run: false,
@@ -285,6 +288,7 @@ fn failed(
         // What was done before the failure: a failed run must tell "nothing happened" from
         // "half happened".
         changes: changes.count(),
+        changed: changes.listed(),
         started_at: started_at.to_owned(),
         duration_ms: started.elapsed().as_millis() as u64,
         dry_run,
@@ -307,6 +311,7 @@ fn finish(
                 phase: phase.into(),
                 status: outputs::status_for(false, changes.count()),
                 changes: changes.count(),
+                changed: changes.listed(),
                 started_at: started_at.to_owned(),
                 duration_ms: started.elapsed().as_millis() as u64,
                 dry_run,
@@ -323,17 +328,15 @@ fn finish(
 }
 
 fn checks_report(phase: &str, checks: Vec<Check>, steps: &[Step]) -> Result<Report, RunError> {
-    if let Some(first) = checks.iter().find(|c| !c.ok) {
-        let failed: Vec<_> = checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| format!("{} ({})", c.name, c.code.as_deref().unwrap_or("failed")))
-            .collect();
+    let mut failing = checks.iter().filter(|c| !c.ok);
+    if let Some(first) = failing.next() {
         return Err(RunError::Preflight {
             phase: phase.into(),
-            failed: format!("{}; first: {}", failed.join(", "), first.detail),
+            check: first.name.clone(),
             code: first.code.clone().unwrap_or_else(|| "PreflightFailed".into()),
             resource: first.resource.clone().unwrap_or_default(),
+            detail: first.detail.clone(),
+            others: failing.map(|c| format!("{} ({})", c.name, c.code.as_deref().unwrap_or("failed"))).collect(),
         });
     }
     Ok(Report { summary: json!({"checks": checks, "forPhases": steps.iter().map(|s| s.id()).collect::<Vec<_>>()}) })

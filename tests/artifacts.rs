@@ -6,137 +6,16 @@
 //! in this binary run one at a time (.config/nextest.toml): they read the emulator's importImage
 //! journal and change the registry's network rules.
 
+mod artifacts_support;
 mod common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use artifacts_support::*;
 use common::*;
 use serde_json::{json, Value};
-use vibedata_bootstrap::azure::identity::Secret;
-use vibedata_bootstrap::oci::{Credentials, Registry, RegistryOptions};
-
-const IMAGES: &str = "vibedata/api,vibedata/web,vibedata/worker";
-
-/// Publishes release `release` to the stack's publisher registry; returns the manifest digest.
-fn publish(stack: &Stack, release: &str) -> String {
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sample-release"))
-        .args([
-            "push",
-            "--release",
-            release,
-            "--out",
-            &format!("{}/target/sample-release-tests/{release}", env!("CARGO_MANIFEST_DIR")),
-        ])
-        .envs(&stack.env)
-        .output()
-        .expect("scripts/sample-release");
-    assert!(out.status.success(), "sample-release push: {}", String::from_utf8_lossy(&out.stderr));
-    let report: Value = serde_json::from_slice(&out.stdout).expect("sample-release prints JSON");
-    find_digest(&report, "vibedata/release-manifest").expect("manifest digest in report")
-}
-
-fn find_digest(v: &Value, repo: &str) -> Option<String> {
-    match v {
-        Value::Object(m) => {
-            if m.get("repository").and_then(Value::as_str) == Some(repo) {
-                if let Some(d) = m.get("digest").and_then(Value::as_str) {
-                    return Some(d.to_owned());
-                }
-            }
-            m.values().find_map(|x| find_digest(x, repo))
-        }
-        Value::Array(a) => a.iter().find_map(|x| find_digest(x, repo)),
-        _ => None,
-    }
-}
-
-/// The environment of a run against release `release`, writing outputs to `out`.
-fn env_for(
-    stack: &Stack,
-    test: &str,
-    release: &str,
-    out: &std::path::Path,
-    extra: &[(&str, &str)],
-) -> BTreeMap<String, String> {
-    let manifest = format!("vibedata/release-manifest:{release}");
-    let container = format!("art-{}", test.replace('_', "-"));
-    let mut overrides = vec![
-        ("VIBEDATA_IMAGES", IMAGES),
-        ("VIBEDATA_RELEASE_MANIFEST", manifest.as_str()),
-        ("VIBEDATA_ARTIFACT_CONTAINER", container.as_str()),
-        ("AZ_SCRIPTS_OUTPUT_PATH", out.to_str().unwrap()),
-    ];
-    overrides.extend_from_slice(extra);
-    stack.env_for(test, &overrides)
-}
-
-fn registry(stack: &Stack, customer: bool) -> Registry {
-    let http = vibedata_bootstrap::azure::http_client(
-        Some(std::path::Path::new(stack.var("VIBEDATA_CA_FILE"))),
-        Duration::from_secs(30),
-    )
-    .unwrap();
-    let opts = RegistryOptions { ca_file: Some(stack.var("VIBEDATA_CA_FILE").into()), ..Default::default() };
-    if customer {
-        // Read the customer registry as the identity does, through the emulator's exchange.
-        std::env::set_var("IDENTITY_ENDPOINT", stack.var("IDENTITY_ENDPOINT"));
-        std::env::set_var("IDENTITY_HEADER", stack.var("IDENTITY_HEADER"));
-        let tokens = vibedata_bootstrap::azure::identity::Tokens::managed_identity(
-            &vibedata_bootstrap::config::IdentityRef::ClientId(stack.var("VIBEDATA_IDENTITY_CLIENT_ID").into()),
-            http.clone(),
-        )
-        .unwrap();
-        let id = vibedata_bootstrap::oci::AcrIdentity {
-            tokens,
-            aad_scope: "https://management.azure.com/.default".into(),
-            auth_endpoint: url::Url::parse(stack.var("VIBEDATA_ACR_AUTH_ENDPOINT")).unwrap(),
-            tenant: None,
-        };
-        Registry::new(stack.var("VIBEDATA_ACR_LOGIN_SERVER"), Credentials::AcrIdentity(id), http, &opts).unwrap()
-    } else {
-        let creds = Credentials::Basic {
-            username: stack.var("VIBEDATA_STACK_PUBLISHER_USER").into(),
-            password: Secret::new(stack.var("VIBEDATA_STACK_PUBLISHER_PASSWORD")),
-        };
-        Registry::new(stack.var("VIBEDATA_PUBLISHER_REGISTRY"), creds, http, &opts).unwrap()
-    }
-}
-
-async fn imports_since(stack: &Stack, mark: u64) -> Vec<Value> {
-    stack
-        .journal_since(mark)
-        .await
-        .into_iter()
-        .filter(|e| e["api"] == "acr.importImage" && e["method"] == "POST")
-        .collect()
-}
-
-async fn set_import_duration(stack: &Stack, ms: u64) {
-    let r =
-        stack.http().put(format!("{}/import", stack.control())).json(&json!({"durationMs": ms})).send().await.unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
-}
-
-async fn set_network(stack: &Stack, rules: Value) {
-    let r = stack.http().put(format!("{}/registry-network", stack.control())).json(&rules).send().await.unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
-}
-
-async fn container_exists(stack: &Stack, name: &str) -> bool {
-    let url = format!("{}/{name}?restype=container", stack.var("VIBEDATA_STORAGE_BLOB_URL"));
-    let r = stack
-        .http()
-        .head(url)
-        .bearer_auth(stack.token("https://storage.azure.com").await)
-        .header("x-ms-version", "2021-12-02")
-        .send()
-        .await
-        .unwrap();
-    r.status().is_success()
-}
 
 #[tokio::test]
 async fn happy_path_then_an_idempotent_rerun() {
@@ -337,48 +216,11 @@ async fn sigkill_mid_phase_then_a_rerun_completes_without_duplicates() {
     assert_eq!(refs.len(), unique.len());
 }
 
-/// Pushes `document` as a release-manifest artifact under `vibedata/release-manifest:<tag>`.
-async fn push_document(stack: &Stack, tag: &str, document: &[u8]) {
-    let publisher = registry(stack, false);
-    let repo = "vibedata/release-manifest";
-    let mut put = Vec::new();
-    for bytes in [Bytes::from_static(b"{}"), Bytes::copy_from_slice(document)] {
-        let digest = vibedata_bootstrap::oci::sha256_digest(&bytes);
-        let size = bytes.len();
-        let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(bytes)]);
-        publisher.upload_blob(repo, &digest, stream).await.unwrap();
-        put.push((digest, size));
-    }
-    let ((config, _), (layer, size)) = (put[0].clone(), put[1].clone());
-    let manifest = json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "artifactType": "application/vnd.vibedata.release.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
-        "layers": [{"mediaType": "application/vnd.vibedata.release.manifest.v1+json", "digest": layer, "size": size}]
-    });
-    publisher
-        .put_manifest(repo, tag, Bytes::from(manifest.to_string()), "application/vnd.oci.image.manifest.v1+json")
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn every_bad_manifest_is_exit_2_with_nothing_imported_or_stored() {
     let stack = Stack::get();
     publish(&stack, "2026.11.8");
-    let good: Value = {
-        let publisher = registry(&stack, false);
-        let digest = publisher.manifest_digest("vibedata/release-manifest", "2026.11.8").await.unwrap().unwrap();
-        let m = publisher.manifest("vibedata/release-manifest", &digest).await.unwrap();
-        let parsed: Value = serde_json::from_slice(&m.bytes).unwrap();
-        let layer = parsed["layers"][0]["digest"].as_str().unwrap().to_owned();
-        let mut stream = Box::pin(publisher.blob_stream("vibedata/release-manifest", &layer).await.unwrap());
-        let mut buf = Vec::new();
-        while let Some(c) = futures::StreamExt::next(&mut stream).await {
-            buf.extend_from_slice(&c.unwrap());
-        }
-        serde_json::from_slice(&buf).unwrap()
-    };
+    let good = manifest_document(&stack, "2026.11.8").await;
     // A loopback listener posing as a foreign registry: it must never see a credential.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let foreign = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -421,9 +263,10 @@ async fn every_bad_manifest_is_exit_2_with_nothing_imported_or_stored() {
         assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
         let last = last_stderr_line(&o);
         assert!(last.contains(expect), "{name}: {last}");
-        // Only the manifest's own import happened; artifact storage was not touched.
+        // The manifest is validated before anything is imported: nothing was, and artifact
+        // storage was not touched.
         let imports = imports_since(&stack, mark).await;
-        assert!(imports.len() <= 1, "{name}: {imports:?}");
+        assert!(imports.is_empty(), "{name}: {imports:?}");
         assert!(!container_exists(&stack, &format!("art-{test}")).await, "{name}: artifact storage written");
     }
     // The foreign registry never got a connection, let alone an Authorization header.

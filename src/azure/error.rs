@@ -45,6 +45,36 @@ pub enum AzureError {
 }
 
 impl AzureError {
+    /// What went wrong, without the resource and the code (an error line names those once).
+    /// An authorization failure that outlasted the RBAC deadline names the action the
+    /// identity lacks, when the service said it, and how to fix it.
+    pub fn detail(&self) -> String {
+        match self {
+            AzureError::Service { status, message, .. } => format!("HTTP {status}: {message}"),
+            AzureError::Unauthorized { status, message, waited, resource, .. } => {
+                let waited = if waited.is_zero() {
+                    String::new()
+                } else {
+                    format!(", still after {}s of waiting for role assignments to propagate", waited.as_secs().max(1))
+                };
+                match action_in_message(message) {
+                    Some(action) => format!(
+                        "HTTP {status}{waited}: the identity may not perform {action}; hint: assign it a role that grants {action} on {resource} or a scope above it (a new assignment can take up to 10 minutes; VIBEDATA_RBAC_DEADLINE_SECS waits longer)"
+                    ),
+                    None => format!(
+                        "HTTP {status}{waited}: {message}; hint: the identity lacks a role on {resource}, or its assignment has not propagated yet (VIBEDATA_RBAC_DEADLINE_SECS waits longer)"
+                    ),
+                }
+            }
+            AzureError::Transport { host, detail, .. } => format!("cannot reach {host}: {detail}"),
+            AzureError::Credential { detail, .. } => format!("cannot get a token: {detail}"),
+            AzureError::TokenHostMismatch { .. } => self.to_string(),
+            AzureError::OperationFailed { status, message, .. } => format!("operation {status}: {message}"),
+            AzureError::Timeout { after, .. } => format!("still not done after {after:?}"),
+            AzureError::Decode { detail, .. } => format!("unexpected response: {detail}"),
+        }
+    }
+
     /// The Azure error code, or a stable name of our own for failures that have none.
     pub fn code(&self) -> &str {
         match self {
@@ -82,6 +112,13 @@ impl AzureError {
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
     }
+}
+
+/// ARM's AuthorizationFailed message names the action: "... to perform action 'X' over scope ...".
+fn action_in_message(message: &str) -> Option<&str> {
+    let start = message.find("perform action '")? + "perform action '".len();
+    let end = message[start..].find('\'')?;
+    Some(&message[start..start + end])
 }
 
 /// The error body shapes Azure services send. ARM and Key Vault wrap it in `error`; Automation's
@@ -139,6 +176,22 @@ pub fn parse_error(status: u16, header_code: Option<&str>, body: &[u8]) -> (Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_authorization_failure_names_the_action_and_the_fix_once() {
+        let e = AzureError::Unauthorized {
+            status: 403,
+            code: "AuthorizationFailed".into(),
+            message: "The client 'c' with object id 'o' does not have authorization to perform action 'Microsoft.Resources/subscriptions/resourceGroups/read' over scope '/subscriptions/s/resourceGroups/rg' or the scope is invalid.".into(),
+            resource: "/subscriptions/s/resourceGroups/rg".into(),
+            waited: Duration::from_secs(2),
+        };
+        let d = e.detail();
+        assert_eq!(d.matches("/subscriptions/s/resourceGroups/rg").count(), 1, "{d}");
+        assert!(!d.contains("AuthorizationFailed"), "{d}");
+        assert!(d.contains("may not perform Microsoft.Resources/subscriptions/resourceGroups/read; hint:"), "{d}");
+        assert!(d.contains("still after 2s"), "{d}");
+    }
 
     #[test]
     fn arm_error_body() {

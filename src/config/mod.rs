@@ -20,6 +20,7 @@ use url::Url;
 
 pub use crate::azure::identity::IdentityRef;
 use crate::cloud::Cloud;
+use crate::names;
 use crate::sequence::Step;
 pub use keys::{required_for, KeySpec, Need, KEYS};
 pub use sections::{
@@ -98,13 +99,13 @@ impl Config {
         let blob_url = match v.url("VIBEDATA_STORAGE_BLOB_URL") {
             Some(u) => Some(u),
             None => v
-                .name("VIBEDATA_STORAGE_ACCOUNT", 3, 24, |c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                .named("VIBEDATA_STORAGE_ACCOUNT", &names::STORAGE_ACCOUNT)
                 .and_then(|n| Url::parse(&format!("https://{n}.blob.{}", cloud.storage_suffix())).ok()),
         };
         let key_vault_url = match v.url("VIBEDATA_KEY_VAULT_URL") {
             Some(u) => Some(u),
             None => v
-                .name("VIBEDATA_KEY_VAULT_NAME", 3, 24, |c| c.is_ascii_alphanumeric() || c == '-')
+                .named("VIBEDATA_KEY_VAULT_NAME", &names::KEY_VAULT)
                 .and_then(|n| Url::parse(&format!("https://{n}.{}", cloud.vault_suffix())).ok()),
         };
         let identity = if let Some(id) = v.raw("VIBEDATA_IDENTITY_CLIENT_ID") {
@@ -136,8 +137,9 @@ impl Config {
             }
         }
         let verify_challenge_resource = v.boolean("VIBEDATA_KEY_VAULT_VERIFY_CHALLENGE_RESOURCE");
-        let resource_group = v.raw("VIBEDATA_RESOURCE_GROUP").unwrap_or_default().to_owned();
-        let deployment_id = v.raw("VIBEDATA_DEPLOYMENT_ID").unwrap_or(&resource_group).to_owned();
+        // Both become parts of ARM paths and blob names.
+        let resource_group = v.named("VIBEDATA_RESOURCE_GROUP", &names::RESOURCE_GROUP).unwrap_or_default();
+        let deployment_id = v.named("VIBEDATA_DEPLOYMENT_ID", &names::DEPLOYMENT_ID).unwrap_or_else(|| resource_group.clone());
         let ledger_container = v.container("VIBEDATA_LEDGER_CONTAINER");
         let artifact_container = v.container("VIBEDATA_ARTIFACT_CONTAINER");
         let rbac_deadline = Duration::from_secs(v.number("VIBEDATA_RBAC_DEADLINE_SECS", 0, 86_400));

@@ -5,6 +5,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::validator::Validator;
+use crate::names;
 use crate::cloud::Cloud;
 
 /// How `importImage` treats a target tag that already exists.
@@ -123,10 +124,7 @@ impl Validator<'_> {
     }
 
     pub fn health(&mut self) -> HealthConfig {
-        let canary_secret = self.raw("VIBEDATA_HEALTH_CANARY_SECRET").unwrap_or_default().to_owned();
-        if !canary_secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            self.problem("VIBEDATA_HEALTH_CANARY_SECRET", format!("is {canary_secret:?}, not a Key Vault secret name"));
-        }
+        let canary_secret = self.named("VIBEDATA_HEALTH_CANARY_SECRET", &names::SECRET).unwrap_or_default();
         let dns_server = self.raw("VIBEDATA_DNS_SERVER").and_then(|raw| {
             let parsed = raw
                 .parse::<std::net::SocketAddr>()
@@ -159,7 +157,7 @@ impl Validator<'_> {
         };
         HealthConfig {
             canary_secret,
-            automation_account: self.raw("VIBEDATA_AUTOMATION_ACCOUNT").unwrap_or_default().to_owned(),
+            automation_account: self.named("VIBEDATA_AUTOMATION_ACCOUNT", &names::AUTOMATION_ACCOUNT).unwrap_or_default(),
             dns_server,
             endpoint_ports,
             fail_on,
@@ -171,8 +169,8 @@ impl Validator<'_> {
     }
 
     pub fn runbooks(&mut self) -> RunbooksConfig {
-        let automation_account = self.raw("VIBEDATA_AUTOMATION_ACCOUNT").unwrap_or_default().to_owned();
-        let mut runtime_environments = Vec::new();
+        let automation_account = self.named("VIBEDATA_AUTOMATION_ACCOUNT", &names::AUTOMATION_ACCOUNT).unwrap_or_default();
+        let mut runtime_environments: Vec<RuntimeEnvironment> = Vec::new();
         for item in self
             .raw("VIBEDATA_RUNTIME_ENVIRONMENTS")
             .unwrap_or_default()
@@ -181,13 +179,19 @@ impl Validator<'_> {
             .filter(|s| !s.is_empty())
         {
             match item.split_once('=').and_then(|(n, lv)| lv.split_once(':').map(|(l, v)| (n, l, v))) {
-                Some((n, l, v)) if crate::release::valid_runbook_name(n) && !l.is_empty() && !v.is_empty() => {
-                    runtime_environments.push(RuntimeEnvironment {
+                Some((n, l, v)) if !l.is_empty() && !v.is_empty() => match names::USER_RUNTIME_ENVIRONMENT.check(n) {
+                    Err(e) => self.problem("VIBEDATA_RUNTIME_ENVIRONMENTS", format!("has {e}")),
+                    // Automation names are case-insensitive: the same name twice is one environment
+                    // configured two ways, or a copy-paste slip; either way the input is wrong.
+                    Ok(()) if runtime_environments.iter().any(|e| e.name.eq_ignore_ascii_case(n)) => {
+                        self.problem("VIBEDATA_RUNTIME_ENVIRONMENTS", format!("names {n:?} twice"))
+                    }
+                    Ok(()) => runtime_environments.push(RuntimeEnvironment {
                         name: n.to_owned(),
                         language: l.to_owned(),
                         version: v.to_owned(),
-                    })
-                }
+                    }),
+                },
                 _ => self
                     .problem("VIBEDATA_RUNTIME_ENVIRONMENTS", format!("has {item:?}; expected Name=Language:Version")),
             }
@@ -199,7 +203,7 @@ impl Validator<'_> {
     pub fn database(&mut self) -> DatabaseConfig {
         let port = self.number("VIBEDATA_POSTGRES_PORT", 1, 65_535) as u16;
         let auth = match self.raw("VIBEDATA_POSTGRES_PASSWORD_SECRET") {
-            Some(name) => DbAuth::KeyVaultSecret(name.to_owned()),
+            Some(_) => DbAuth::KeyVaultSecret(self.named("VIBEDATA_POSTGRES_PASSWORD_SECRET", &names::SECRET).unwrap_or_default()),
             None => DbAuth::Entra,
         };
         let verify_full = match self.or_default("VIBEDATA_POSTGRES_SSLMODE").as_str() {
@@ -225,7 +229,7 @@ impl Validator<'_> {
     }
 
     pub fn artifacts(&mut self, cloud: &Cloud) -> ArtifactsConfig {
-        let acr_name = self.name("VIBEDATA_ACR_NAME", 5, 50, |c| c.is_ascii_alphanumeric()).unwrap_or_default();
+        let acr_name = self.named("VIBEDATA_ACR_NAME", &names::CONTAINER_REGISTRY).unwrap_or_default();
         let acr_login_server = self
             .raw("VIBEDATA_ACR_LOGIN_SERVER")
             .map(str::to_owned)
@@ -242,15 +246,7 @@ impl Validator<'_> {
             );
         }
         let publisher_credential_secret =
-            self.raw("VIBEDATA_PUBLISHER_CREDENTIAL_SECRET").unwrap_or_default().to_owned();
-        if !publisher_credential_secret.is_empty()
-            && !publisher_credential_secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        {
-            self.problem(
-                "VIBEDATA_PUBLISHER_CREDENTIAL_SECRET",
-                format!("is {publisher_credential_secret:?}, not a Key Vault secret name"),
-            );
-        }
+            self.named("VIBEDATA_PUBLISHER_CREDENTIAL_SECRET", &names::SECRET).unwrap_or_default();
         let images: Vec<String> = self
             .raw("VIBEDATA_IMAGES")
             .unwrap_or_default()
@@ -258,9 +254,11 @@ impl Validator<'_> {
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .collect();
-        for image in &images {
+        for (i, image) in images.iter().enumerate() {
             if !crate::oci::reference::valid_repository(image) {
                 self.problem("VIBEDATA_IMAGES", format!("lists {image:?}, not a repository name"));
+            } else if images[..i].contains(image) {
+                self.problem("VIBEDATA_IMAGES", format!("lists {image:?} twice"));
             }
         }
         let manifest = self.or_default("VIBEDATA_RELEASE_MANIFEST");

@@ -4,6 +4,7 @@
 use url::Url;
 
 use super::keys::KEYS;
+use crate::names::{self, Rule};
 use super::source::{Problem, Source};
 
 /// Collects every problem of a configuration while it is read; phases read their own section
@@ -37,27 +38,43 @@ impl<'a> Validator<'a> {
     }
 
     pub fn url(&mut self, name: &str) -> Option<Url> {
-        let raw = self.raw(name)?.trim_end_matches('/').to_owned();
+        let given = self.raw(name)?.to_owned();
+        // Azurite and the blob crate need account URLs without a trailing slash; the value is
+        // echoed as given.
+        let raw = given.trim_end_matches('/').to_owned();
         match Url::parse(&raw) {
             Ok(u) if u.scheme() == "https" => Some(u),
             Ok(_) => {
-                self.problem(name, format!("is {raw:?}; only https endpoints are allowed"));
+                self.problem(name, format!("is {given:?}; only https endpoints are allowed"));
                 None
             }
             Err(e) => {
-                self.problem(name, format!("is {raw:?}, not a URL: {e}"));
+                self.problem(name, format!("is {given:?}, not a URL: {e}"));
                 None
             }
         }
     }
 
-    pub fn name(&mut self, key: &str, min: usize, max: usize, ok: impl Fn(char) -> bool) -> Option<String> {
+    /// The value of `key`, checked against the naming rule of what it names; `None` (and a
+    /// problem) when it breaks the rule.
+    pub fn named(&mut self, key: &str, rule: &Rule) -> Option<String> {
         let n = self.raw(key)?.to_owned();
-        if n.len() < min || n.len() > max || !n.chars().all(ok) {
-            self.problem(key, format!("is {n:?}, not a valid name ({min}-{max} characters)"));
-            return None;
+        match rule.check(&n) {
+            Ok(()) => Some(n),
+            Err(e) => {
+                self.problem(key, e.to_string());
+                None
+            }
         }
-        Some(n)
+    }
+
+    /// Like [`Validator::named`], for a key with a default.
+    pub fn named_or_default(&mut self, key: &str, rule: &Rule) -> String {
+        let n = self.or_default(key);
+        if let Err(e) = rule.check(&n) {
+            self.problem(key, e.to_string());
+        }
+        n
     }
 
     pub fn uuid(&mut self, key: &str, value: &str) {
@@ -89,14 +106,6 @@ impl<'a> Validator<'a> {
     }
 
     pub fn container(&mut self, key: &str) -> String {
-        let c = self.or_default(key);
-        let valid = (3..=63).contains(&c.len())
-            && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
-            && !c.starts_with('-')
-            && !c.contains("--");
-        if !valid {
-            self.problem(key, format!("is {c:?}, not a valid blob container name"));
-        }
-        c
+        self.named_or_default(key, &names::CONTAINER)
     }
 }

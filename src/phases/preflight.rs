@@ -41,7 +41,7 @@ impl Check {
         Check {
             name: name.into(),
             ok: false,
-            detail: error.to_string(),
+            detail: error.detail(),
             duration_ms: started.elapsed().as_millis() as u64,
             code: Some(error.code().to_owned()),
             resource: Some(error.resource().to_owned()),
@@ -64,12 +64,6 @@ impl Check {
             code: Some(code.to_string()),
             resource: Some(resource.into()),
         }
-    }
-
-    /// A failed check from a phase error, keeping its code and resource.
-    pub fn from_error(name: impl Into<String>, error: &crate::error::PhaseError, started: Instant) -> Check {
-        let (code, resource) = error.code_and_resource();
-        Check::failed(name, code, resource, error.to_string(), started)
     }
 
     /// Runs `probe` and records how it went.
