@@ -258,10 +258,11 @@ def test_import_by_digest_then_noforce_conflict_then_force(acr, names, stack, co
 
     # The client's default api-version is accepted, the POST and its polls are journaled.
     posts = [e for e in control.journal() if e["api"] == "acr.importImage" and e["method"] == "POST"]
-    assert len(posts) == 1 and posts[0]["status"] == 202
+    assert len(posts) == 1 and posts[0]["status"] == 202 and posts[0]["mutating"] is True
     assert f"api-version={acr._config.api_version}" in posts[0]["query"]
     polls = [e for e in control.journal() if e["api"] == "acr.importImage" and e["method"] == "GET"]
     assert polls and polls[-1]["status"] == 200 and all(p["status"] == 202 for p in polls[:-1])
+    assert not any(p["mutating"] for p in polls)
 
     # NoForce on an existing tag fails the operation, whatever the digest.
     with pytest.raises(HttpResponseError) as err:
@@ -431,3 +432,4 @@ def test_faults_apply_to_import_and_its_polls(acr, names, stack, pushed, custome
     assert err.value.status_code == 403
     assert err.value.error.code == "AuthorizationFailed"
     assert "Microsoft.ContainerRegistry/registries/importImage/action" in err.value.error.message
+

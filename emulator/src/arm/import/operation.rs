@@ -19,7 +19,7 @@ pub(super) async fn run(st: Shared, job: Job) {
         Err(f) => (None, Err(f)),
     };
     if let Err(f) = &outcome {
-        tracing::info!(operation = %job.op_id, code = f.code, message = %f.message, "importImage failed");
+        tracing::info!(operation = %job.op_id, code = f.code(), message = f.message(), "importImage failed");
     } else {
         tracing::info!(operation = %job.op_id, "importImage succeeded");
     }
@@ -32,11 +32,7 @@ pub(super) async fn run(st: Shared, job: Job) {
 impl Job {
     /// ACR's text for a failed import: `Operation registries-… failed. Resource /subscriptions/… <detail>`.
     fn failure(&self, status: StatusCode, code: &'static str, detail: impl std::fmt::Display) -> Failure {
-        Failure {
-            status,
-            code,
-            message: format!("Operation {} failed. Resource {} {detail}", self.op_id, self.registry_id),
-        }
+        Failure::new(status, code, format!("Operation {} failed. Resource {} {detail}", self.op_id, self.registry_id))
     }
 
     fn copy_failure(&self, e: CopyError) -> Failure {
