@@ -433,3 +433,35 @@ def test_faults_apply_to_import_and_its_polls(acr, names, stack, pushed, custome
     assert err.value.error.code == "AuthorizationFailed"
     assert "Microsoft.ContainerRegistry/registries/importImage/action" in err.value.error.message
 
+
+def test_concurrent_noforce_imports_to_one_absent_tag(acr, names, stack, pushed, customer, control, unique):
+    """Two NoForce imports of different images to one absent tag, in flight at once: exactly one
+    succeeds, the other fails with the named conflict (TagAlreadyExists), and the tag holds the
+    winner's digest. The emulator makes the existence check and the tag write atomic per
+    repository:tag (emulator/README.md, "assumptions")."""
+    target = f"imported/race-{unique}:1"
+    sources = {"v1": pushed["v1"][0], "v2": pushed["v2"][0]}
+    for attempt in range(3):
+        tag = f"{target}{attempt}"
+        # Both POSTs are answered before either poller starts: both imports run concurrently.
+        pollers = {
+            v: acr.registries.begin_import_image(
+                *names, params(stack, f"{pushed['repo']}:{v}", [tag], mode="NoForce"), **FAST
+            )
+            for v in sources
+        }
+        outcomes = {}
+        for v, poller in pollers.items():
+            try:
+                poller.result()
+                outcomes[v] = "ok"
+            except HttpResponseError as err:
+                assert err.status_code == 409, err.message
+                assert err.error.code == "TagAlreadyExists", err.error.code
+                assert tag in err.error.message
+                outcomes[v] = "conflict"
+        assert sorted(outcomes.values()) == ["conflict", "ok"], outcomes
+        winner = next(v for v, o in outcomes.items() if o == "ok")
+        assert customer.manifest(*tag.split(":"))[0] == sources[winner]
+        records = {e["sourceImage"]: e for e in control.imports() if e["targetTags"] == [tag]}
+        assert {r["status"] for r in records.values()} == {"Succeeded", "Failed"}

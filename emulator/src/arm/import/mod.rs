@@ -20,7 +20,7 @@ use operation::trusted_services_blocked;
 pub use reference::*;
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -71,6 +71,9 @@ pub struct ImportData {
     /// By operation id (`registries-{guid}`); each is finished by its import's task.
     ops: Operations<()>,
     log: Vec<ImportRecord>,
+    /// One lock per target `repository:tag`, held from the NoForce existence check to the tag
+    /// write, so two concurrent imports to one tag cannot both find it absent.
+    targets: HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl ImportState {
@@ -111,6 +114,16 @@ impl ImportData {
                 Err(f) => Outcome::Failed(f),
             });
         }
+    }
+
+    /// The locks of `targets`, in a fixed order (so two imports sharing tags cannot deadlock).
+    fn target_locks(&mut self, targets: &[(String, String)]) -> Vec<Arc<tokio::sync::Mutex<()>>> {
+        // Locks nobody holds or waits for are dropped, so the map stays small.
+        self.targets.retain(|_, lock| Arc::strong_count(lock) > 1);
+        let mut sorted: Vec<&(String, String)> = targets.iter().collect();
+        sorted.sort();
+        sorted.dedup();
+        sorted.into_iter().map(|t| self.targets.entry(t.clone()).or_default().clone()).collect()
     }
 }
 

@@ -149,6 +149,14 @@ async fn execute(st: &AppState, job: &Job) -> Result<String, Failure> {
         Side::Target,
     );
 
+    // The check and the tag write are one step per target tag: a concurrent import to one of
+    // them waits here, then sees this one's tag (NoForce: conflict; Force: overwrites it).
+    let locks = st.imports.lock().target_locks(&job.tags);
+    let mut held = Vec::with_capacity(locks.len());
+    for lock in &locks {
+        held.push(lock.lock().await);
+    }
+
     // NoForce: any existing target tag fails the operation before any copying begins.
     if !job.force {
         for (repo, tag) in &job.tags {
@@ -171,5 +179,6 @@ async fn execute(st: &AppState, job: &Job) -> Result<String, Failure> {
             .await
             .map_err(|e| job.copy_failure(e))?;
     }
+    drop(held);
     Ok(tree.top.digest.clone())
 }
