@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::auth::{check_aad, ACR_AUDIENCES};
+use crate::auth::check_aad;
 use crate::http::{acr_error, json};
 use crate::state::{AppState, Shared};
 use crate::tokens::{claim_i64, claim_str, now, Claims};
@@ -73,7 +73,7 @@ fn check_service(st: &AppState, service: Option<&str>) -> Result<(), Response> {
 /// An AAD token for the registry: ours, for an accepted audience, of the configured identity,
 /// and (when given) of the named tenant.
 fn check_aad_for_registry(st: &AppState, token: &str, tenant: Option<&str>) -> Result<Claims, Response> {
-    let claims = check_aad(st, Some(token), ACR_AUDIENCES)
+    let claims = check_aad(st, Some(token), crate::listeners::ACR_AUTH.audiences)
         .map_err(|f| unauthorized(&format!("the access token is not valid: {f:?}")))?;
     if tenant.is_some_and(|t| !t.is_empty() && Some(t) != claim_str(&claims, "tid")) {
         return Err(unauthorized("the access token was issued for another tenant"));

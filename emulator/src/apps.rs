@@ -1,6 +1,6 @@
 //! The components the stack does not run — the web apps and the Function app, the App Gateway,
 //! AKS's API server, AI Search, AI Foundry, Automation's webhook host — answered by one HTTPS
-//! listener (`listen.apps`, P+11). Each component answers for its inventory host names (chosen
+//! listener (`crate::listeners::APPS`, P+11). Each component answers for its inventory host names (chosen
 //! by `Host`, or `:authority` on HTTP/2): `GET /health`, `/healthz`, `/livez`, `/readyz`,
 //! `/api/health` → 200 `{"status":"Healthy"}`.
 //!

@@ -2,7 +2,8 @@
 //!
 //! A token is good when this emulator signed it (only `/msi/token` issues AAD tokens), its issuer
 //! is our tenant's v1 issuer, it is within its lifetime, it was not revoked through
-//! `POST /_emulator/identity/expire`, and its `aud` is one the service accepts. Each service
+//! `POST /_emulator/identity/expire`, and its `aud` is one the service accepts (its listener's
+//! `audiences`, `crate::listeners`). Each service
 //! turns an [`AuthFailure`] into its own 401 shape.
 
 use serde_json::Value;
@@ -12,14 +13,6 @@ use crate::tokens::{claim_i64, claim_str, now, same_audience, Claims};
 
 /// AAD tolerates this much clock skew on `nbf`.
 const NBF_SKEW_SECS: i64 = 300;
-
-/// The audiences ARM accepts (with or without a trailing slash).
-pub const ARM_AUDIENCES: &[&str] = &["https://management.azure.com", "https://management.core.windows.net"];
-pub const VAULT_AUDIENCES: &[&str] = &["https://vault.azure.net"];
-/// The ACR exchange takes an ARM token (what the ACR docs use) or one for the ACR audience
-/// (what the Azure SDKs request).
-pub const ACR_AUDIENCES: &[&str] =
-    &["https://management.azure.com", "https://management.core.windows.net", "https://containerregistry.azure.net"];
 
 #[derive(Debug)]
 pub enum AuthFailure {

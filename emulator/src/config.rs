@@ -17,7 +17,8 @@ use serde::Deserialize;
 pub struct Config {
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
-    pub listen: Listen,
+    /// The listeners' ports (`crate::listeners`): `{"base": P}` and/or a port per name.
+    pub listen: crate::listeners::Listen,
     pub tls: CertAndKey,
     pub token_signing: CertAndKey,
     pub tenant_id: String,
@@ -89,26 +90,6 @@ pub struct PublishSettings {
     pub publish_polls: Option<u32>,
     /// A publish also runs at least this long (ms) before it can complete.
     pub publish_duration_ms: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Listen {
-    pub arm: u16,
-    pub vault: u16,
-    pub identity: u16,
-    pub acr_auth: u16,
-    /// The health endpoints of the components the stack does not run (`apps.rs`); not part of
-    /// [`Listen::all`], because that listener has its own router and certificate resolver.
-    #[serde(default)]
-    pub apps: Option<u16>,
-}
-
-impl Listen {
-    /// The listener names used in the journal, with their ports.
-    pub fn all(&self) -> [(&'static str, u16); 4] {
-        [("arm", self.arm), ("vault", self.vault), ("identity", self.identity), ("acrAuth", self.acr_auth)]
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -10,13 +10,16 @@ pub struct Entry {
     pub seq: u64,
     /// RFC 3339, when the request arrived.
     pub time: String,
-    /// Which listener took it: `arm`, `vault`, `identity` or `acrAuth`.
+    /// Which listener took it (a name of `crate::listeners::LISTENERS`).
     pub listener: &'static str,
     pub method: String,
     pub path: String,
     pub query: Option<String>,
     /// The api name faults are armed with (`keyvault`, `arm.deployments`, ...).
     pub api: &'static str,
+    /// Whether the call would change platform state (the provider table's `effect`), whatever
+    /// its answer: a refused or faulted PUT is still a mutating call.
+    pub mutating: bool,
     /// `null` when the connection was reset without a response.
     pub status: Option<u16>,
 }

@@ -20,8 +20,10 @@ mod http;
 mod identity;
 mod journal;
 mod keyvault;
+mod listeners;
 mod middleware;
 mod oci_copy;
+mod providers;
 mod server;
 mod state;
 mod tokens;
@@ -38,6 +40,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use clap::Parser;
 
+use crate::listeners::Served;
 use crate::state::{AppState, Shared};
 
 #[derive(Parser)]
@@ -50,6 +53,10 @@ struct Args {
     /// and exit, without binding anything. `scripts/stack` reads it before starting the stack.
     #[arg(long)]
     inventory: bool,
+    /// Print the listeners this config binds, one `NAME PORT` line each, and exit without
+    /// binding anything. `scripts/stack` reads it for the ports it checks and waits on.
+    #[arg(long, conflicts_with = "inventory")]
+    listeners: bool,
 }
 
 #[tokio::main]
@@ -69,6 +76,13 @@ async fn main() -> anyhow::Result<()> {
         writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&view)?)?;
         return Ok(());
     }
+    if args.listeners {
+        let mut out = std::io::stdout();
+        for (listener, port) in config.listen.bound() {
+            writeln!(out, "{} {port}", listener.name)?;
+        }
+        return Ok(());
+    }
     let signer = tokens::Signer::load(&config.token_signing.cert, &config.token_signing.key)
         .context("loading the token-signing certificate and key")?;
     let tls = server::tls_acceptor(&config.tls).context("loading the TLS certificate and key")?;
@@ -76,14 +90,16 @@ async fn main() -> anyhow::Result<()> {
     let app = router(state.clone());
 
     let mut loops = Vec::new();
-    for (name, port) in config.listen.all() {
-        loops.push(server::bind(name, port, tls.clone(), app.clone()).await?);
-        tracing::info!(listener = name, port, "listening on https://127.0.0.1:{port}");
-    }
-    if let Some(port) = config.listen.apps {
-        let tls = apps::tls_acceptor(&config.tls, state.apps.clone()).context("loading the TLS certificate and key")?;
-        loops.push(server::bind("apps", port, tls, apps::router(state.clone())).await?);
-        tracing::info!(listener = "apps", port, "listening on https://127.0.0.1:{port}");
+    for &(listener, port) in config.listen.bound() {
+        let (tls, app) = match listener.served {
+            Served::Services => (tls.clone(), app.clone()),
+            Served::Apps => (
+                apps::tls_acceptor(&config.tls, state.apps.clone()).context("loading the TLS certificate and key")?,
+                apps::router(state.clone()),
+            ),
+        };
+        loops.push(server::bind(listener.name, port, tls, app).await?);
+        tracing::info!(listener = listener.name, port, "listening on https://127.0.0.1:{port}");
     }
     for accept_loop in loops {
         tokio::spawn(accept_loop);

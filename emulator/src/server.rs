@@ -25,7 +25,7 @@ use crate::config::CertAndKey;
 /// Per-connection facts the request middleware needs.
 #[derive(Clone)]
 pub struct ConnCtx {
-    /// The listener's name as the journal records it (`arm`, `vault`, `identity`, `acrAuth`).
+    /// The listener's name as the journal records it (`crate::listeners`).
     pub listener: &'static str,
     /// Notified to close the connection without answering (the `reset` fault).
     pub abort: Arc<Notify>,

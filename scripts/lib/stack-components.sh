@@ -20,7 +20,7 @@ port_free() {
 # component_ports NAME: the ports a component listens on.
 component_ports() {
   case "$1" in
-    emulator) echo "$BASE_PORT $((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)) $((BASE_PORT + 11))" ;;
+    emulator) emulator_ports ;;
     azurite) echo "$((BASE_PORT + 4)) $((BASE_PORT + 5)) $((BASE_PORT + 6))" ;;
     registry-publisher) echo "$((BASE_PORT + 7))" ;;
     registry-customer) echo "$((BASE_PORT + 8))" ;;
@@ -44,6 +44,22 @@ component_check() {
 }
 
 emulator_bin() { printf '%s\n' "${VIBEDATA_EMULATOR_BIN:-$REPO_ROOT/target/debug/vibedata-emulator}"; }
+
+# emulator_ports: the ports of the emulator's listeners (emulator/src/listeners.rs places them
+# from listen.base), as the binary reads DIR/emulator.json.
+emulator_ports() {
+  local ports
+  ports=$("$(emulator_bin)" --config "$STACK_DIR/emulator.json" --listeners) || die "the emulator could not read $STACK_DIR/emulator.json"
+  awk '{print $2}' <<<"$ports" | xargs
+}
+
+# port_ranges "P1 P2 ...": "19400-19403,19411" (consecutive ports as a range) for the summary line.
+port_ranges() {
+  awk '{ out = ""; i = 1
+         while (i <= NF) { j = i; while (j < NF && $(j + 1) == $j + 1) j++
+                           out = out (out == "" ? "" : ",") (j > i ? $i "-" $j : $i); i = j + 1 }
+         print out }' <<<"$1"
+}
 
 # ready_line NAME PORTS START_MS: the one-line summary of a service.
 ready_line() {
@@ -215,7 +231,8 @@ e = os.environ
 d, p = e["D"], int(e["P"])
 print(json.dumps({
     "stateDir": f"{d}/data/emulator",
-    "listen": {"arm": p, "vault": p + 1, "identity": p + 2, "acrAuth": p + 3, "apps": p + 11},
+    # Each listener at p + its offset (emulator/src/listeners.rs; `--listeners` prints them).
+    "listen": {"base": p},
     "tls": {"cert": f"{d}/ca/server.pem", "key": f"{d}/ca/server.key"},
     "tokenSigning": {"cert": f"{d}/ca/token-signing.pem", "key": f"{d}/ca/token-signing.key"},
     "tenantId": e["TENANT"], "subscriptionId": e["SUB"], "resourceGroup": e["RG"], "location": "eastus",
@@ -252,17 +269,20 @@ EOF
 }
 
 start_emulator() {
-  local bin t p
+  local bin t p ports shown
   bin=$(emulator_bin)
   t=$(now_ms)
   write_emulator_json
-  if svc_running emulator; then running_line emulator "127.0.0.1:$BASE_PORT-$((BASE_PORT + 3)),$((BASE_PORT + 11))"; return; fi
-  for p in 0 1 2 3 11; do port_free emulator "$((BASE_PORT + p))"; done
+  ports=$(emulator_ports)
+  shown="127.0.0.1:$(port_ranges "$ports")"
+  if svc_running emulator; then running_line emulator "$shown"; return; fi
+  for p in $ports; do port_free emulator "$p"; done
   START_CWD="$STACK_DIR/data/emulator" start_bg emulator "$bin" --config "$STACK_DIR/emulator.json"
-  for p in 0 1 2 3 11; do
-    wait_ready emulator "$READY_TIMEOUT" http_is 200 "https://127.0.0.1:$((BASE_PORT + p))/_emulator/health"
+  # Every listener serves the control API, so each answers /_emulator/health once bound.
+  for p in $ports; do
+    wait_ready emulator "$READY_TIMEOUT" http_is 200 "https://127.0.0.1:$p/_emulator/health"
   done
-  ready_line emulator "127.0.0.1:$BASE_PORT-$((BASE_PORT + 3)),$((BASE_PORT + 11))" "$t"
+  ready_line emulator "$shown" "$t"
 }
 
 write_env_file() {

@@ -258,10 +258,11 @@ def test_import_by_digest_then_noforce_conflict_then_force(acr, names, stack, co
 
     # The client's default api-version is accepted, the POST and its polls are journaled.
     posts = [e for e in control.journal() if e["api"] == "acr.importImage" and e["method"] == "POST"]
-    assert len(posts) == 1 and posts[0]["status"] == 202
+    assert len(posts) == 1 and posts[0]["status"] == 202 and posts[0]["mutating"] is True
     assert f"api-version={acr._config.api_version}" in posts[0]["query"]
     polls = [e for e in control.journal() if e["api"] == "acr.importImage" and e["method"] == "GET"]
     assert polls and polls[-1]["status"] == 200 and all(p["status"] == 202 for p in polls[:-1])
+    assert not any(p["mutating"] for p in polls)
 
     # NoForce on an existing tag fails the operation, whatever the digest.
     with pytest.raises(HttpResponseError) as err:
@@ -431,3 +432,36 @@ def test_faults_apply_to_import_and_its_polls(acr, names, stack, pushed, custome
     assert err.value.status_code == 403
     assert err.value.error.code == "AuthorizationFailed"
     assert "Microsoft.ContainerRegistry/registries/importImage/action" in err.value.error.message
+
+
+def test_concurrent_noforce_imports_to_one_absent_tag(acr, names, stack, pushed, customer, control, unique):
+    """Two NoForce imports of different images to one absent tag, in flight at once: exactly one
+    succeeds, the other fails with the named conflict (TagAlreadyExists), and the tag holds the
+    winner's digest. The emulator makes the existence check and the tag write atomic per
+    repository:tag (emulator/README.md, "assumptions")."""
+    target = f"imported/race-{unique}:1"
+    sources = {"v1": pushed["v1"][0], "v2": pushed["v2"][0]}
+    for attempt in range(3):
+        tag = f"{target}{attempt}"
+        # Both POSTs are answered before either poller starts: both imports run concurrently.
+        pollers = {
+            v: acr.registries.begin_import_image(
+                *names, params(stack, f"{pushed['repo']}:{v}", [tag], mode="NoForce"), **FAST
+            )
+            for v in sources
+        }
+        outcomes = {}
+        for v, poller in pollers.items():
+            try:
+                poller.result()
+                outcomes[v] = "ok"
+            except HttpResponseError as err:
+                assert err.status_code == 409, err.message
+                assert err.error.code == "TagAlreadyExists", err.error.code
+                assert tag in err.error.message
+                outcomes[v] = "conflict"
+        assert sorted(outcomes.values()) == ["conflict", "ok"], outcomes
+        winner = next(v for v, o in outcomes.items() if o == "ok")
+        assert customer.manifest(*tag.split(":"))[0] == sources[winner]
+        records = {e["sourceImage"]: e for e in control.imports() if e["targetTags"] == [tag]}
+        assert {r["status"] for r in records.values()} == {"Succeeded", "Failed"}

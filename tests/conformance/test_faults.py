@@ -46,9 +46,38 @@ def test_journal_records_service_calls_only(stack, control, arm):
     entry = rg[0]
     assert entry["listener"] == "arm" and entry["method"] == "GET" and entry["status"] == 200
     assert entry["query"] == "api-version=2025-04-01"
-    assert {"seq", "time", "listener", "method", "path", "query", "api", "status"} <= set(entry)
+    assert {"seq", "time", "listener", "method", "path", "query", "api", "mutating", "status"} <= set(entry)
+    assert entry["mutating"] is False
     identity = [e for e in entries if e["api"] == "identity"]
     assert all(e["listener"] == "identity" for e in identity)
+
+
+def test_journal_marks_mutating_calls(stack, control, arm, vault, unique):
+    """`mutating` comes from the provider table: writes are marked, reads, polls and token
+    requests are not, and a refused write is still a mutating call."""
+    name = f"conf-mut-{unique}"
+    control.clear_journal()
+    arm.resource_groups.create_or_update(name, {"location": stack["VIBEDATA_LOCATION"]})
+    arm.resource_groups.get(name)
+    arm.resource_groups.begin_delete(name, polling_interval=0.05).result()
+    vault.set_secret(f"mut-{unique}", "v")
+    vault.get_secret(f"mut-{unique}")
+    control.fault(api="keyvault", kind="server-error", count=1, pathContains=f"mut2-{unique}")
+    with pytest.raises(HttpResponseError):
+        vault.set_secret(f"mut2-{unique}", "v", retry_total=0)
+    entries = control.journal()
+    marked = [(e["api"], e["method"], e["mutating"]) for e in entries if name in e["path"] or unique in e["path"]]
+    assert ("arm.resourceGroups", "PUT", True) in marked
+    assert ("arm.resourceGroups", "GET", False) in marked
+    assert ("arm.resourceGroups", "DELETE", True) in marked
+    assert ("keyvault", "PUT", True) in marked
+    assert ("keyvault", "GET", False) in marked
+    refused = [e for e in entries if f"mut2-{unique}" in e["path"]]
+    assert refused and all(e["mutating"] and e["status"] == 500 for e in refused)
+    polls = [e for e in entries if e["api"] == "arm.operations"]
+    assert polls and not any(e["mutating"] for e in polls)
+    tokens = [e for e in entries if e["api"] in ("identity", "acr.exchange", "acr.token")]
+    assert tokens and not any(e["mutating"] for e in tokens)
 
 
 def test_throttle_is_retried_after_retry_after(stack, control, arm):

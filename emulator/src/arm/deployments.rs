@@ -5,12 +5,13 @@
 //! `"fail": {"value": true}`, which makes it end `Failed` with a `DeploymentFailed` error, so
 //! failure paths are testable. Literal template outputs are echoed as deployment outputs.
 
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-use super::lro::{self, OpKind};
-use super::{groups, ArmRequest, DEPLOYMENTS_API_VERSIONS};
+use super::operations::{self, ArmOp};
+use super::{envelope, lro};
+use super::{groups, ArmRequest};
 use crate::http::{arm_error, json, now_rfc3339};
 use crate::state::Shared;
 
@@ -56,12 +57,16 @@ impl Deployment {
         if let Some(error) = &self.error {
             props["error"] = error.clone();
         }
-        json!({
-            "id": format!("/subscriptions/{subscription}/resourceGroups/{}/providers/Microsoft.Resources/deployments/{}", self.group, self.name),
-            "name": self.name,
-            "type": "Microsoft.Resources/deployments",
-            "properties": props,
-        })
+        envelope::resource(
+            format!(
+                "/subscriptions/{subscription}/resourceGroups/{}/providers/Microsoft.Resources/deployments/{}",
+                self.group, self.name
+            ),
+            &self.name,
+            "Microsoft.Resources/deployments",
+        )
+        .properties(props)
+        .build()
     }
 }
 
@@ -78,9 +83,6 @@ fn invalid_content(detail: &str) -> Response {
 }
 
 pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
-    if let Err(r) = req.require_api_version(DEPLOYMENTS_API_VERSIONS) {
-        return r;
-    }
     let (rg, name) = (&req.segs[3], &req.segs[7]);
     let key = (rg.to_ascii_lowercase(), name.to_ascii_lowercase());
     let sub = st.config.subscription_id.clone();
@@ -96,7 +98,7 @@ pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
                 None => return not_found(name),
             };
             // A GET is an observation too, for clients that watch provisioningState.
-            lro::observe(&mut arm, &op);
+            lro::advance(&mut *arm, &op);
             json(StatusCode::OK, arm.deployments[&key].to_json(&sub))
         }
         Method::HEAD => if arm.deployments.contains_key(&key) { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }
@@ -130,7 +132,8 @@ pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
                     "details": [{"code": "EmulatorRequestedFailure", "message": "The deployment's 'fail' parameter asked the emulator to fail it."}],
                 })
             });
-            let op = lro::start(&mut arm, OpKind::Deployment { group: key.0.clone(), name: key.1.clone(), error });
+            let op =
+                operations::start(&mut arm, ArmOp::Deployment { group: key.0.clone(), name: key.1.clone(), error });
             let deployment = Deployment {
                 name: name.clone(),
                 group: group_name,
@@ -146,28 +149,14 @@ pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
             let status = if arm.deployments.contains_key(&key) { StatusCode::OK } else { StatusCode::CREATED };
             let body = deployment.to_json(&sub);
             arm.deployments.insert(key, deployment);
-            let mut resp = json(status, body);
-            resp.headers_mut()
-                .insert("azure-asyncoperation", HeaderValue::from_str(&lro::async_url(req, &op)).unwrap());
-            resp.headers_mut().insert("retry-after", HeaderValue::from(arm.lro.retry_after));
-            resp
+            lro::with_async_operation(json(status, body), &operations::async_url(req, &op), arm.lro.retry_after)
         }
         Method::DELETE => {
             if !arm.deployments.contains_key(&key) {
                 return StatusCode::NO_CONTENT.into_response();
             }
-            let op = lro::start(&mut arm, OpKind::DeleteDeployment { group: key.0, name: key.1 });
-            let location = format!(
-                "{}/subscriptions/{}/operationresults/{}?api-version={}",
-                req.origin,
-                sub,
-                op,
-                req.api_version()
-            );
-            let mut resp = StatusCode::ACCEPTED.into_response();
-            resp.headers_mut().insert("location", HeaderValue::from_str(&location).unwrap());
-            resp.headers_mut().insert("retry-after", HeaderValue::from(arm.lro.retry_after));
-            resp
+            let op = operations::start(&mut arm, ArmOp::DeleteDeployment { group: key.0, name: key.1 });
+            lro::accepted(&operations::location_url(req, &sub, &op), arm.lro.retry_after)
         }
         _ => arm_error(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -115,7 +115,7 @@ pub fn probe_path(resource_type: &str) -> Option<&'static str> {
 pub fn port_of(cfg: &Config, service: &str) -> u16 {
     let default = if service == "postgres" { 5432 } else { 443 };
     if service == "apps" {
-        return cfg.listen.apps.unwrap_or(default);
+        return cfg.listen.port(crate::listeners::APPS.name).unwrap_or(default);
     }
     cfg.inventory.ports.get(service).copied().unwrap_or(default)
 }

@@ -1,12 +1,13 @@
 //! Resource groups: list, GET, HEAD, PUT (create or update), PATCH (tags) and DELETE, which is a
 //! `Location`-style long-running operation, as in ARM.
 
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-use super::lro::{self, OpKind};
-use super::{ArmRequest, RESOURCES_API_VERSIONS};
+use super::operations::{self, ArmOp};
+use super::ArmRequest;
+use super::{envelope, lro};
 use crate::http::{arm_error, json};
 use crate::state::Shared;
 
@@ -26,14 +27,15 @@ impl Group {
     }
 
     fn to_json(&self, subscription: &str) -> Value {
-        json!({
-            "id": format!("/subscriptions/{subscription}/resourceGroups/{}", self.name),
-            "name": self.name,
-            "type": "Microsoft.Resources/resourceGroups",
-            "location": self.location,
-            "tags": self.tags,
-            "properties": {"provisioningState": self.provisioning_state},
-        })
+        envelope::resource(
+            format!("/subscriptions/{subscription}/resourceGroups/{}", self.name),
+            &self.name,
+            "Microsoft.Resources/resourceGroups",
+        )
+        .location(&self.location)
+        .tags(&self.tags)
+        .properties(json!({"provisioningState": self.provisioning_state}))
+        .build()
     }
 }
 
@@ -42,19 +44,13 @@ pub fn not_found(rg: &str) -> Response {
 }
 
 /// `GET /subscriptions/{s}/resourcegroups` (one page: there are only ever a few).
-pub fn list(st: &Shared, req: &ArmRequest) -> Response {
-    if let Err(r) = req.require_api_version(RESOURCES_API_VERSIONS) {
-        return r;
-    }
+pub fn list(st: &Shared, _req: &ArmRequest) -> Response {
     let arm = st.arm.lock();
     let value: Vec<Value> = arm.groups.values().map(|g| g.to_json(&st.config.subscription_id)).collect();
     json(StatusCode::OK, json!({"value": value}))
 }
 
 pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
-    if let Err(r) = req.require_api_version(RESOURCES_API_VERSIONS) {
-        return r;
-    }
     let name = &req.segs[3];
     let key = name.to_ascii_lowercase();
     let sub = &st.config.subscription_id;
@@ -122,19 +118,8 @@ pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
                 return not_found(name);
             };
             g.provisioning_state = "Deleting";
-            let op_id = lro::start(&mut arm, OpKind::DeleteGroup { group: key });
-            let location = format!(
-                "{}/subscriptions/{}/operationresults/{}?api-version={}",
-                req.origin,
-                sub,
-                op_id,
-                req.api_version()
-            );
-            let retry_after = arm.lro.retry_after;
-            let mut resp = StatusCode::ACCEPTED.into_response();
-            resp.headers_mut().insert("location", HeaderValue::from_str(&location).unwrap());
-            resp.headers_mut().insert("retry-after", HeaderValue::from(retry_after));
-            resp
+            let op_id = operations::start(&mut arm, ArmOp::DeleteGroup { group: key });
+            lro::accepted(&operations::location_url(req, sub, &op_id), arm.lro.retry_after)
         }
         _ => arm_error(
             StatusCode::METHOD_NOT_ALLOWED,

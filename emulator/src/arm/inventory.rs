@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::endpoints::{endpoint, port_of, private_endpoint_specs, probe_path, Component, Endpoint};
+use super::envelope::{self, Envelope};
 use super::{network, platform};
 use crate::config::Config;
 
@@ -192,33 +193,21 @@ impl Resource {
 
     /// The list form: no `properties`.
     pub fn list_item(&self, cfg: &Config) -> Value {
-        let mut item = json!({
-            "id": self.id(cfg),
-            "name": self.name,
-            "type": self.resource_type,
-            "location": self.location(cfg),
-            "tags": self.tags,
-        });
-        if let Some(kind) = self.kind {
-            item["kind"] = json!(kind);
-        }
-        if let Some(sku) = &self.sku {
-            item["sku"] = sku.clone();
-        }
-        if let Some(identity) = &self.identity {
-            item["identity"] = identity.clone();
-        }
-        item
+        self.envelope(cfg).build()
     }
 
     /// The GET form: the list form plus `properties` (and `etag` where the RP sends one).
     pub fn full(&self, cfg: &Config) -> Value {
-        let mut item = self.list_item(cfg);
-        if let Some(etag) = &self.etag {
-            item["etag"] = json!(etag);
-        }
-        item["properties"] = self.properties.clone();
-        item
+        self.envelope(cfg).etag(self.etag.as_deref()).properties(self.properties.clone()).build()
+    }
+
+    fn envelope(&self, cfg: &Config) -> Envelope {
+        envelope::resource(self.id(cfg), &self.name, self.resource_type)
+            .location(self.location(cfg))
+            .tags(&self.tags)
+            .kind(self.kind)
+            .sku(self.sku.as_ref())
+            .identity(self.identity.as_ref())
     }
 }
 

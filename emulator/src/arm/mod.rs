@@ -1,17 +1,20 @@
 //! Azure Resource Manager: the management endpoint.
 //!
-//! ARM paths are case-insensitive, so instead of axum's (case-sensitive) router this module
-//! matches lowercased path segments itself ([`dispatch`]). Order of checks, as ARM does it:
-//! bearer token → subscription → route → api-version → the operation.
+//! ARM paths are case-insensitive, so instead of axum's (case-sensitive) router the provider
+//! table (`crate::providers`) matches them, once, in the request middleware; [`dispatch`] runs
+//! the row it found. Order of checks, as ARM does it: bearer token → subscription → route →
+//! api-version (the row's) → the operation.
 
 pub mod automation;
 pub mod deployments;
 pub mod endpoints;
+pub mod envelope;
 pub mod groups;
 pub mod import;
 pub mod inventory;
 pub mod lro;
 pub mod network;
+pub mod operations;
 pub mod platform;
 pub mod resources;
 
@@ -23,9 +26,10 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 
-use crate::auth::{check_aad, utc, AuthFailure, ARM_AUDIENCES};
+use crate::auth::{check_aad, utc, AuthFailure};
 use crate::config::{Config, LroSettings};
 use crate::http::{arm_error, bearer, origin, query_map};
+use crate::providers::{self, Api, Handler, Matched};
 use crate::state::Shared;
 use crate::tokens::now;
 
@@ -57,7 +61,7 @@ pub struct ArmData {
     pub groups: BTreeMap<String, groups::Group>,
     /// (lowercased group, lowercased name) → deployment.
     pub deployments: HashMap<(String, String), deployments::Deployment>,
-    pub operations: HashMap<String, lro::Operation>,
+    pub operations: lro::Operations<operations::ArmOp>,
     pub inventory: Vec<inventory::Resource>,
     pub registry_network: inventory::RegistryNetwork,
     pub lro: LroSettings,
@@ -71,7 +75,7 @@ impl ArmState {
             inner: Mutex::new(ArmData {
                 groups,
                 deployments: HashMap::new(),
-                operations: HashMap::new(),
+                operations: lro::Operations::default(),
                 inventory: inventory::seed(cfg),
                 registry_network: inventory::RegistryNetwork::default(),
                 lro: cfg.lro,
@@ -97,9 +101,16 @@ pub struct ArmRequest {
     /// The request's `Content-Type`, if any (the runbook draft content is a raw body).
     pub content_type: Option<String>,
     pub body: Bytes,
+    /// The provider table's `{name}` segments: name → index into `segs`.
+    pub captures: Vec<(&'static str, usize)>,
 }
 
 impl ArmRequest {
+    /// The path segment the matched row calls `{name}`, as sent (empty when it has none).
+    pub fn param(&self, name: &str) -> &str {
+        self.captures.iter().find(|(n, _)| *n == name).map_or("", |(_, i)| self.segs[*i].as_str())
+    }
+
     pub fn api_version(&self) -> &str {
         self.query.get("api-version").map(String::as_str).unwrap_or("")
     }
@@ -137,7 +148,13 @@ pub async fn dispatch(State(st): State<Shared>, req: Request) -> Response {
     if let Err(resp) = authenticate(&st, &parts.headers) {
         return resp;
     }
-    let segs: Vec<String> = parts.uri.path().split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
+    let segs = providers::segments(parts.uri.path());
+    // The middleware's lookup; the same lookup again for a router used without it (tests).
+    let matched = parts
+        .extensions
+        .get::<Matched>()
+        .cloned()
+        .or_else(|| providers::find(&parts.method, &segs.iter().map(String::as_str).collect::<Vec<_>>()));
     let req = ArmRequest {
         method: parts.method.clone(),
         lower: segs.iter().map(|s| s.to_ascii_lowercase()).collect(),
@@ -146,6 +163,7 @@ pub async fn dispatch(State(st): State<Shared>, req: Request) -> Response {
         origin: origin(&parts.headers, &parts.uri),
         content_type: parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned),
         body,
+        captures: matched.as_ref().map(|m| m.captures.clone()).unwrap_or_default(),
     };
     if req.lower.len() >= 2
         && req.lower[0] == "subscriptions"
@@ -157,7 +175,7 @@ pub async fn dispatch(State(st): State<Shared>, req: Request) -> Response {
             format!("The subscription '{}' could not be found.", req.segs[1]),
         );
     }
-    let mut resp = route(&st, &req);
+    let mut resp = route(&st, &req, matched.as_ref().map(|m| m.api));
     // ARM reports the remaining request budget on every answer; clients may log it.
     let budget = if req.method == Method::GET || req.method == Method::HEAD {
         "x-ms-ratelimit-remaining-subscription-reads"
@@ -172,45 +190,17 @@ pub async fn dispatch(State(st): State<Shared>, req: Request) -> Response {
     resp
 }
 
-fn route(st: &Shared, req: &ArmRequest) -> Response {
-    let l: Vec<&str> = req.lower.iter().map(String::as_str).collect();
-    let m = &req.method;
-    match l.as_slice() {
-        ["subscriptions", _, "resourcegroups"] if m == Method::GET => groups::list(st, req),
-        ["subscriptions", _, "resourcegroups", _] => groups::handle(st, req),
-        ["subscriptions", _, "operationresults", _] if m == Method::GET => lro::poll_location(st, req),
-        ["subscriptions", _, "resourcegroups", _, "resources"] if m == Method::GET => resources::list(st, req),
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.resources", "deployments", _] => {
-            deployments::handle(st, req)
+/// Runs the provider table's row: its api-version check, then its handler.
+fn route(st: &Shared, req: &ArmRequest, row: Option<&'static Api>) -> Response {
+    let Some(Api { handler: Handler::Arm(handler), versions, .. }) = row else {
+        return no_route(req);
+    };
+    if let Some(versions) = versions {
+        if let Err(r) = req.require_api_version(versions) {
+            return r;
         }
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.resources", "deployments", _, "operationstatuses", _]
-            if m == Method::GET =>
-        {
-            lro::poll_async(st, req)
-        }
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.containerregistry", "registries", _, "importimage"]
-            if m == Method::POST =>
-        {
-            import::start(st, req)
-        }
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.containerregistry", "locations", _, "operationresults", _]
-        | ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.containerregistry", "locations", _, "operationresults", "operationstatuses", _]
-            if m == Method::GET =>
-        {
-            import::poll(st, req)
-        }
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.automation", "automationaccounts", _, _, ..] => {
-            automation::handle(st, req)
-        }
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.network", _, _, _, ..] => {
-            network::get_nested(st, req)
-        }
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.web", "sites", _, "config", "appsettings", "list"] => {
-            platform::app_settings(st, req)
-        }
-        ["subscriptions", _, "resourcegroups", _, "providers", _, _, _] if m == Method::GET => resources::get(st, req),
-        _ => no_route(req),
     }
+    handler(st, req)
 }
 
 /// What ARM answers for a path no resource provider serves.
@@ -229,7 +219,7 @@ pub fn no_route(req: &ArmRequest) -> Response {
 /// ARM's 401s, with the `WWW-Authenticate` ARM sends (no `claims`, so SDKs do not treat it as
 /// a CAE challenge).
 fn authenticate(st: &Shared, headers: &HeaderMap) -> Result<(), Response> {
-    let failure = match check_aad(st, bearer(headers), ARM_AUDIENCES) {
+    let failure = match check_aad(st, bearer(headers), crate::listeners::ARM.audiences) {
         Ok(_) => return Ok(()),
         Err(f) => f,
     };
@@ -265,12 +255,4 @@ fn authenticate(st: &Shared, headers: &HeaderMap) -> Result<(), Response> {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
     Err(resp)
-}
-
-/// Path segments may be percent-encoded by clients (e.g. spaces in names).
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_owned())
 }

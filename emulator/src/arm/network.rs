@@ -7,13 +7,13 @@
 //! below one: `privateEndpoints/{pe}/privateDnsZoneGroups[/{name}]`,
 //! `virtualNetworks/{vnet}/subnets[/{name}]` and `privateDnsZones/{zone}/virtualNetworkLinks[/{name}]`.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::endpoints::{DnsSource, PeSpec};
 use super::inventory::{etag, guid, resource_id, Names, Resource};
-use super::{groups, ArmRequest};
+use super::{envelope, groups, ArmRequest};
 use crate::config::Config;
 use crate::http::{arm_error, json};
 use crate::state::Shared;
@@ -331,17 +331,18 @@ pub fn app_gateway(cfg: &Config, n: &Names, tags: &Value) -> Vec<Resource> {
 pub fn connection_ref(cfg: &Config, s: &PeSpec) -> Value {
     let pe_id = resource_id(cfg, PRIVATE_ENDPOINT, &s.name());
     let name = format!("{}.{}", s.name(), guid(&pe_id));
-    json!({
-        "id": format!("{}/privateEndpointConnections/{name}", s.target_id),
-        "name": name,
-        "type": format!("{}/privateEndpointConnections", s.target_type),
-        "properties": {
-            "provisioningState": "Succeeded",
-            "privateEndpoint": {"id": pe_id},
-            "groupIds": [s.group_id],
-            "privateLinkServiceConnectionState": {"status": "Approved", "description": "Auto-Approved", "actionsRequired": "None"},
-        }
-    })
+    envelope::resource(
+        format!("{}/privateEndpointConnections/{name}", s.target_id),
+        &name,
+        &format!("{}/privateEndpointConnections", s.target_type),
+    )
+    .properties(json!({
+        "provisioningState": "Succeeded",
+        "privateEndpoint": {"id": pe_id},
+        "groupIds": [s.group_id],
+        "privateLinkServiceConnectionState": {"status": "Approved", "description": "Auto-Approved", "actionsRequired": "None"},
+    }))
+    .build()
 }
 
 /// A private endpoint and its NIC. The zone group (for [`DnsSource::ZoneGroup`]) is kept in the
@@ -464,28 +465,21 @@ pub fn private_endpoint(cfg: &Config, n: &Names, tags: &Value, s: &PeSpec) -> Ve
     vec![pe, nic]
 }
 
+/// What lies below a network resource, as the provider table's rows name it.
+#[derive(Debug, Clone, Copy)]
+pub enum Nested {
+    ZoneGroups,
+    Subnets,
+    VnetLinks,
+}
+
 /// `GET .../providers/Microsoft.Network/{type}/{name}/{childType}[/{childName}]`.
-pub fn get_nested(st: &Shared, req: &ArmRequest) -> Response {
-    if req.method != Method::GET {
-        return super::no_route(req);
-    }
-    let l: Vec<&str> = req.lower.iter().map(String::as_str).collect();
-    let (parent_type, child_kind, versions): (&str, &str, &[&str]) = match (l[6], l[8]) {
-        ("privateendpoints", "privatednszonegroups") => {
-            (PRIVATE_ENDPOINT, "privateDnsZoneGroups", NETWORK_API_VERSIONS)
-        }
-        ("virtualnetworks", "subnets") => (VNET, "subnets", NETWORK_API_VERSIONS),
-        ("privatednszones", "virtualnetworklinks") => {
-            (PRIVATE_DNS_ZONE, "virtualNetworkLinks", PRIVATE_DNS_API_VERSIONS)
-        }
-        _ => return super::no_route(req),
+pub fn get_nested(st: &Shared, req: &ArmRequest, nested: Nested) -> Response {
+    let (parent_type, child_kind) = match nested {
+        Nested::ZoneGroups => (PRIVATE_ENDPOINT, "privateDnsZoneGroups"),
+        Nested::Subnets => (VNET, "subnets"),
+        Nested::VnetLinks => (PRIVATE_DNS_ZONE, "virtualNetworkLinks"),
     };
-    if req.segs.len() > 10 {
-        return super::no_route(req);
-    }
-    if let Err(r) = req.require_api_version(versions) {
-        return r;
-    }
     let (rg, parent_name) = (&req.segs[3], &req.segs[7]);
     let cfg = &st.config;
     let arm = st.arm.lock();
@@ -523,9 +517,10 @@ pub fn get_nested(st: &Shared, req: &ArmRequest) -> Response {
             })
             .collect(),
     };
-    let Some(child_name) = req.segs.get(9) else {
+    let child_name = req.param("childName");
+    if child_name.is_empty() {
         return json(StatusCode::OK, json!({"value": children}));
-    };
+    }
     match children.into_iter().find(|c| c["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(child_name))) {
         Some(c) => json(StatusCode::OK, c),
         None => arm_error(

@@ -3,13 +3,13 @@
 //! (plan, two web apps, a Function app), AKS, AI Search and AI Foundry. Plus the one data
 //! operation discovery needs beyond GET: a site's `config/appsettings/list`.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::inventory::{guid, hex, resource_id, Names, Resource, REGISTRY_API_VERSIONS, REGISTRY_TYPE};
 use super::network::{self, SUBNET_AKS, SUBNET_APPS};
-use super::ArmRequest;
+use super::{envelope, ArmRequest};
 use crate::config::Config;
 use crate::http::{arm_error, json};
 use crate::state::Shared;
@@ -33,7 +33,8 @@ const VAULT_API_VERSIONS: &[&str] = &["2024-11-01", "2024-04-01-preview", "2023-
 const STORAGE_API_VERSIONS: &[&str] = &["2025-06-01", "2025-01-01", "2024-01-01", "2023-05-01", "2023-01-01"];
 const POSTGRES_API_VERSIONS: &[&str] = &["2025-08-01", "2024-08-01", "2022-12-01"];
 const AUTOMATION_API_VERSIONS: &[&str] = &["2024-10-23", "2023-11-01", "2022-08-08"];
-const WEB_API_VERSIONS: &[&str] = &["2024-11-01", "2024-04-01", "2023-12-01", "2023-01-01", "2022-09-01", "2022-03-01"];
+pub const WEB_API_VERSIONS: &[&str] =
+    &["2024-11-01", "2024-04-01", "2023-12-01", "2023-01-01", "2022-09-01", "2022-03-01"];
 const AKS_API_VERSIONS: &[&str] = &["2025-05-01", "2025-02-01", "2024-09-01", "2024-05-01", "2024-02-01", "2023-10-01"];
 const SEARCH_API_VERSIONS: &[&str] = &["2025-05-01", "2024-06-01-preview", "2023-11-01", "2022-09-01", "2020-08-01"];
 const COGNITIVE_API_VERSIONS: &[&str] =
@@ -372,12 +373,6 @@ pub fn compute(cfg: &Config, n: &Names, tags: &Value) -> Vec<Resource> {
 /// `POST .../Microsoft.Web/sites/{name}/config/appsettings/list`: the site's app settings
 /// (`StringDictionary`). Key Vault references stay references, as App Service returns them.
 pub fn app_settings(st: &Shared, req: &ArmRequest) -> Response {
-    if req.method != Method::POST {
-        return super::no_route(req);
-    }
-    if let Err(r) = req.require_api_version(WEB_API_VERSIONS) {
-        return r;
-    }
     let (rg, name) = (&req.segs[3], &req.segs[7]);
     let cfg = &st.config;
     let arm = st.arm.lock();
@@ -392,16 +387,13 @@ pub fn app_settings(st: &Shared, req: &ArmRequest) -> Response {
             format!("The Resource '{SITES}/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
         );
     };
-    json(
-        StatusCode::OK,
-        json!({
-            "id": format!("{}/config/appsettings", site.id(cfg)),
-            "name": "appsettings",
-            "type": "Microsoft.Web/sites/config",
-            "location": site.location(cfg),
-            "properties": site.children.get("appsettings").cloned().unwrap_or_else(|| json!({})),
-        }),
-    )
+    let settings = site.children.get("appsettings").cloned().unwrap_or_else(|| json!({}));
+    let body =
+        envelope::resource(format!("{}/config/appsettings", site.id(cfg)), "appsettings", "Microsoft.Web/sites/config")
+            .location(site.location(cfg))
+            .properties(settings)
+            .build();
+    json(StatusCode::OK, body)
 }
 
 fn hex_decode(s: &str) -> Vec<u8> {

@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::inventory::{registry_properties, REGISTRY_TYPE};
-use super::{groups, ArmRequest, RESOURCES_API_VERSIONS};
+use super::{groups, ArmRequest};
 use crate::http::{arm_error, json};
 use crate::state::Shared;
 
@@ -17,9 +17,6 @@ const DEFAULT_PAGE_SIZE: usize = 5;
 /// Paged with an absolute `nextLink` carrying `$skiptoken` (an offset; opaque to clients).
 /// `$filter` understands `resourceType eq '<type>'`; other filters are ignored.
 pub fn list(st: &Shared, req: &ArmRequest) -> Response {
-    if let Err(r) = req.require_api_version(RESOURCES_API_VERSIONS) {
-        return r;
-    }
     let rg = &req.segs[3];
     let arm = st.arm.lock();
     if !arm.groups.contains_key(&rg.to_ascii_lowercase()) {

@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 pub use store::Vault;
 use store::{Deleted, Secret, SetError, SetParams, Version, RECOVERABLE_DAYS};
 
-use crate::auth::{check_aad, utc, AuthFailure, VAULT_AUDIENCES};
+use crate::auth::{check_aad, utc, AuthFailure};
 use crate::http::{bearer, json, kv_error, origin};
 use crate::state::Shared;
 
@@ -67,7 +67,7 @@ fn admit(
     uri: &axum::http::Uri,
     q: &HashMap<String, String>,
 ) -> Result<String, Response> {
-    if let Err(failure) = check_aad(st, bearer(headers), VAULT_AUDIENCES) {
+    if let Err(failure) = check_aad(st, bearer(headers), crate::listeners::VAULT.audiences) {
         let message = match failure {
             AuthFailure::Missing => "AKV10000: Request is missing a Bearer or PoP token.".to_owned(),
             AuthFailure::WrongAudience(aud) => {

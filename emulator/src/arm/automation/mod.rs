@@ -20,16 +20,16 @@
 //!
 //! Content hashes are SHA-256 of the bytes, uppercase hex, as `contentHash.value` shows them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{groups, no_route, ArmRequest};
+use super::{envelope, groups, ArmRequest};
 use crate::config::{Config, LroSettings, PublishSettings};
 use crate::http::{arm_error, json, now_rfc3339};
 use crate::state::Shared;
@@ -83,8 +83,9 @@ pub use state::*;
 // ---------------------------------------------------------------------------------------------
 // Requests.
 
+/// Which Automation operation a provider-table row is (`crate::providers`).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub enum Route {
     ListRunbooks,
     Runbook,
     Draft,
@@ -181,15 +182,12 @@ impl Ctx<'_> {
                 props["runtimeEnvironment"] = json!(env);
             }
         }
-        json!({
-            "id": format!("{}/runbooks/{}", self.account_id(), rb.name),
-            "name": rb.name,
-            "type": RUNBOOK_TYPE,
-            "location": rb.location,
-            "tags": rb.tags,
-            "etag": rb.etag,
-            "properties": props,
-        })
+        envelope::resource(format!("{}/runbooks/{}", self.account_id(), rb.name), &rb.name, RUNBOOK_TYPE)
+            .location(&rb.location)
+            .tags(&rb.tags)
+            .etag(Some(&rb.etag))
+            .properties(props)
+            .build()
     }
 
     fn runtime_environment_json(&self, env: &RuntimeEnvironment) -> Value {
@@ -200,14 +198,15 @@ impl Ctx<'_> {
         if let Some(d) = &env.description {
             props["description"] = json!(d);
         }
-        json!({
-            "id": format!("{}/runtimeEnvironments/{}", self.account_id(), env.name),
-            "name": env.name,
-            "type": RUNTIME_ENVIRONMENT_TYPE,
-            "location": env.location,
-            "tags": env.tags,
-            "properties": props,
-        })
+        envelope::resource(
+            format!("{}/runtimeEnvironments/{}", self.account_id(), env.name),
+            &env.name,
+            RUNTIME_ENVIRONMENT_TYPE,
+        )
+        .location(&env.location)
+        .tags(&env.tags)
+        .properties(props)
+        .build()
     }
 
     /// One page of `items` with an absolute `nextLink` carrying `$skiptoken` (an offset).
@@ -239,15 +238,6 @@ fn not_found_resource(resource: &str, group: &str) -> Response {
 /// Automation's validation errors: 400 `BadRequest`.
 fn bad_request(message: impl Into<String>) -> Response {
     arm_error(StatusCode::BAD_REQUEST, "BadRequest", message)
-}
-
-fn accepted(location: &str, retry_after: u32) -> Response {
-    let mut resp = StatusCode::ACCEPTED.into_response();
-    if let Ok(v) = HeaderValue::from_str(location) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-    resp
 }
 
 fn script(content: &Content) -> Response {
@@ -339,34 +329,10 @@ fn resolve_runtime(data: &AutomationData, cfg: &Config, env: &str, runbook_type:
     }
 }
 
-/// Every request under `.../automationAccounts/{account}/...`.
-pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
-    let rest: Vec<&str> = req.lower[8..].iter().map(String::as_str).collect();
+/// Every Automation operation, once the provider table matched its row (route, methods,
+/// api-version): resource group → account → the operation.
+pub fn handle(st: &Shared, req: &ArmRequest, route: Route) -> Response {
     let m = &req.method;
-    let is = |allowed: &[Method]| allowed.contains(m);
-    let route = match rest.as_slice() {
-        ["runbooks"] if is(&[Method::GET]) => Route::ListRunbooks,
-        ["runbooks", _] if is(&[Method::GET, Method::PUT, Method::PATCH, Method::DELETE]) => Route::Runbook,
-        ["runbooks", _, "draft"] if is(&[Method::GET]) => Route::Draft,
-        ["runbooks", _, "draft", "content"] if is(&[Method::GET, Method::PUT]) => Route::DraftContent,
-        ["runbooks", _, "draft", "content", "operationresults", _] if is(&[Method::GET]) => Route::DraftOperation,
-        ["runbooks", _, "draft", "undoedit"] if is(&[Method::POST]) => Route::UndoEdit,
-        ["runbooks", _, "publish"] if is(&[Method::POST]) => Route::Publish,
-        ["runbooks", _, "publish", "operationresults", _] if is(&[Method::GET]) => Route::PublishOperation,
-        ["runbooks", _, "content"] if is(&[Method::GET]) => Route::Content,
-        ["runtimeenvironments"] if is(&[Method::GET]) => Route::ListRuntimeEnvironments,
-        ["runtimeenvironments", _] if is(&[Method::GET, Method::PUT, Method::PATCH, Method::DELETE]) => {
-            Route::RuntimeEnvironment
-        }
-        _ => return no_route(req),
-    };
-    let versions = match route {
-        Route::ListRuntimeEnvironments | Route::RuntimeEnvironment => RUNTIME_ENVIRONMENT_API_VERSIONS,
-        _ => RUNBOOK_API_VERSIONS,
-    };
-    if let Err(r) = req.require_api_version(versions) {
-        return r;
-    }
     let cfg = &st.config;
     let (rg, account) = (&req.segs[3], &req.segs[7]);
     let lro = {
@@ -458,7 +424,7 @@ mod tests {
         });
         assert!(data.take_failure("other").is_none());
         let f = data.take_failure("rotate-keys").unwrap();
-        assert_eq!((f.status, f.code.as_str()), (400, "BadRequest"));
+        assert_eq!((f.status, f.code()), (StatusCode::BAD_REQUEST, "BadRequest"));
         assert!(data.take_failure("Rotate-Keys").is_some());
         assert!(data.take_failure("Rotate-Keys").is_none());
         assert!(data.fail_publish.is_empty());

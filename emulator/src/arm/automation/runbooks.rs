@@ -1,6 +1,7 @@
 //! Runbook routes: the runbook, its draft, publish and its long-running operation, content.
 
 use super::*;
+use crate::arm::lro::{self, Operation, Plan};
 
 pub(super) fn list_runbooks(ctx: &Ctx, data: &AutomationData) -> Response {
     let items = data.runbooks.values().map(|rb| ctx.runbook_json(rb)).collect();
@@ -210,13 +211,10 @@ pub(super) fn put_draft_content(ctx: &Ctx, data: &mut AutomationData) -> Answer 
     rb.draft_modified = now.clone();
     rb.modified = now;
     rb.etag = etag;
-    let key = rb.name.to_ascii_lowercase();
+    let op = RunbookOp { runbook: rb.name.to_ascii_lowercase(), action: Action::Draft };
     let id = uuid::Uuid::new_v4().to_string();
-    data.ops.insert(
-        id.clone(),
-        Op { kind: OpKind::Draft, runbook: key, polls_left: ctx.lro.polls, not_before: Instant::now(), outcome: None },
-    );
-    Ok(accepted(&ctx.operation_url("draft/content", &id), ctx.lro.retry_after))
+    data.ops.insert(&id, Operation::new(op, Plan { polls: ctx.lro.polls, ..Plan::default() }));
+    Ok(lro::accepted(&ctx.operation_url("draft/content", &id), ctx.lro.retry_after))
 }
 
 /// `POST .../draft/undoEdit`: the draft goes back to the published content.
@@ -250,45 +248,32 @@ pub(super) fn publish(ctx: &Ctx, data: &mut AutomationData) -> Answer {
     let polls = data.settings.publish_polls.unwrap_or(ctx.lro.polls);
     let duration = Duration::from_millis(data.settings.publish_duration_ms);
     let id = uuid::Uuid::new_v4().to_string();
-    data.ops.insert(
-        id.clone(),
-        Op {
-            kind: OpKind::Publish {
-                content,
-                injected,
-                resource: format!("{ACCOUNT_TYPE}/{}/runbooks/{name}", ctx.cfg.automation_account),
-                group: ctx.req.segs[3].clone(),
-            },
-            runbook: key,
-            polls_left: polls,
-            not_before: Instant::now() + duration,
-            outcome: None,
+    let op = RunbookOp {
+        runbook: key,
+        action: Action::Publish {
+            content,
+            injected,
+            resource: format!("{ACCOUNT_TYPE}/{}/runbooks/{name}", ctx.cfg.automation_account),
+            group: ctx.req.segs[3].clone(),
         },
-    );
-    Ok(accepted(&ctx.operation_url("publish", &id), ctx.lro.retry_after))
+    };
+    data.ops.insert(&id, Operation::new(op, Plan { polls, min_duration: duration }));
+    Ok(lro::accepted(&ctx.operation_url("publish", &id), ctx.lro.retry_after))
 }
 
 /// The `Location` of a draft replace or a publish: 202 while running, then 200 (no body), or
 /// the failure's status with an ARM error body.
 pub(super) fn poll(ctx: &Ctx, data: &mut AutomationData, tail: &str) -> Response {
-    let id = ctx.req.lower.last().cloned().unwrap_or_default();
-    let sent_id = ctx.req.segs.last().cloned().unwrap_or_default();
+    let id = ctx.req.param("operationId");
     let want_publish = tail == "publish";
     let known = data
         .ops
-        .get(&id)
-        .is_some_and(|op| op.runbook == ctx.req.lower[9] && matches!(op.kind, OpKind::Publish { .. }) == want_publish);
-    if !known {
-        return arm_error(
-            StatusCode::NOT_FOUND,
-            "OperationNotFound",
-            format!("The operation '{sent_id}' could not be found."),
-        );
-    }
-    match data.observe(&id) {
-        Some(None) | None => accepted(&ctx.operation_url(tail, &sent_id), ctx.lro.retry_after),
-        Some(Some(Ok(()))) => StatusCode::OK.into_response(),
-        Some(Some(Err(f))) => f.response(),
+        .get(id)
+        .is_some_and(|op| op.kind.runbook == ctx.name().to_ascii_lowercase() && op.kind.is_publish() == want_publish);
+    let op = known.then(|| lro::advance(data, id)).flatten();
+    match op {
+        Some(op) => op.location_answer(&ctx.operation_url(tail, id), ctx.lro.retry_after),
+        None => lro::not_found(id),
     }
 }
 

@@ -1,6 +1,7 @@
 //! What the emulated Automation account holds: runbooks, runtime environments, operations.
 
 use super::*;
+use crate::arm::lro::{self, Failure, Operations, Outcome};
 
 // ---------------------------------------------------------------------------------------------
 // State.
@@ -76,26 +77,9 @@ pub struct RuntimeEnvironment {
     pub system: bool,
 }
 
-/// How an operation ends badly: the status and ARM error its poll answers.
-#[derive(Debug, Clone, Serialize)]
-pub struct Failure {
-    pub status: u16,
-    pub code: String,
-    pub message: String,
-}
-
-impl Failure {
-    pub(super) fn response(&self) -> Response {
-        arm_error(
-            StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST),
-            &self.code,
-            self.message.clone(),
-        )
-    }
-}
-
+/// What a runbook operation does when it completes.
 #[derive(Debug, Clone)]
-pub(super) enum OpKind {
+pub enum Action {
     Draft,
     Publish {
         content: Content,
@@ -107,13 +91,16 @@ pub(super) enum OpKind {
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct Op {
-    pub(super) kind: OpKind,
+pub struct RunbookOp {
     /// Lowercased runbook name.
     pub(super) runbook: String,
-    pub(super) polls_left: u32,
-    pub(super) not_before: Instant,
-    pub(super) outcome: Option<Result<(), Failure>>,
+    pub(super) action: Action,
+}
+
+impl RunbookOp {
+    pub(super) fn is_publish(&self) -> bool {
+        matches!(self.action, Action::Publish { .. })
+    }
 }
 
 /// One armed publish failure (`POST /_emulator/automation/fail-publish`).
@@ -142,7 +129,7 @@ pub struct AutomationData {
     pub runbooks: BTreeMap<String, Runbook>,
     /// Lowercased name → runtime environment.
     pub runtime_environments: BTreeMap<String, RuntimeEnvironment>,
-    pub(super) ops: HashMap<String, Op>,
+    pub(super) ops: Operations<RunbookOp>,
     pub settings: PublishSettings,
     pub fail_publish: Vec<FailPublish>,
     pub(super) last_etag: u64,
@@ -174,7 +161,7 @@ impl AutomationState {
             inner: Mutex::new(AutomationData {
                 runbooks: BTreeMap::new(),
                 runtime_environments,
-                ops: HashMap::new(),
+                ops: Operations::default(),
                 settings: cfg.automation.publish,
                 fail_publish: Vec::new(),
                 last_etag: 0,
@@ -205,9 +192,7 @@ impl AutomationData {
                     let publishing = self
                         .ops
                         .values()
-                        .filter(|op| {
-                            &op.runbook == key && op.outcome.is_none() && matches!(op.kind, OpKind::Publish { .. })
-                        })
+                        .filter(|op| &op.kind.runbook == key && op.is_running() && op.kind.is_publish())
                         .count();
                     json!({
                         "name": rb.name,
@@ -245,37 +230,17 @@ impl AutomationData {
         let spec = &mut self.fail_publish[idx];
         let left = spec.count.unwrap_or(1) - 1;
         spec.count = Some(left);
-        let failure = Failure {
-            status: spec.status.unwrap_or(400),
-            code: spec.code.clone().unwrap_or_else(|| "BadRequest".to_owned()),
-            message: spec.message.clone().unwrap_or_else(|| {
+        let failure = Failure::new(
+            spec.status.and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::BAD_REQUEST),
+            spec.code.as_deref().unwrap_or("BadRequest"),
+            spec.message.clone().unwrap_or_else(|| {
                 format!("The runbook '{name}' could not be published: the publish failed (armed through the emulator's control API).")
             }),
-        };
+        );
         if left == 0 {
             self.fail_publish.remove(idx);
         }
         Some(failure)
-    }
-
-    /// One observation of operation `id`; returns its outcome (`None` while running).
-    pub(super) fn observe(&mut self, id: &str) -> Option<Option<Result<(), Failure>>> {
-        let op = self.ops.get_mut(id)?;
-        if op.outcome.is_none() {
-            if op.polls_left > 0 {
-                op.polls_left -= 1;
-            } else if Instant::now() >= op.not_before {
-                let (kind, key) = (op.kind.clone(), op.runbook.clone());
-                let outcome = match kind {
-                    OpKind::Draft => Ok(()),
-                    OpKind::Publish { content, injected, resource, group } => {
-                        self.finish_publish(&key, content, injected, &resource, &group)
-                    }
-                };
-                self.ops.get_mut(id)?.outcome = Some(outcome);
-            }
-        }
-        self.ops.get(id).map(|op| op.outcome.clone())
     }
 
     pub(super) fn finish_publish(
@@ -288,15 +253,15 @@ impl AutomationData {
     ) -> Result<(), Failure> {
         let etag = self.etag();
         let Some(rb) = self.runbooks.get_mut(key) else {
-            return Err(Failure {
-                status: 404,
-                code: "ResourceNotFound".into(),
-                message: format!("The Resource '{resource}' under resource group '{group}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
-            });
+            return Err(Failure::new(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFound",
+                format!("The Resource '{resource}' under resource group '{group}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
+            ));
         };
         if let Some(f) = injected {
             rb.publish_failures += 1;
-            rb.last_publish_error = Some(json!({"code": f.code, "message": f.message}));
+            rb.last_publish_error = Some(f.error.clone());
             return Err(f);
         }
         let now = now_rfc3339();
@@ -316,14 +281,30 @@ impl AutomationData {
     /// GETs of a runbook count as observations of its running publishes (as GETs of a
     /// deployment do), so a client that only watches `state` also sees the publish end.
     pub(super) fn observe_runbook(&mut self, key: &str) {
-        let ids: Vec<String> = self
-            .ops
-            .iter()
-            .filter(|(_, op)| op.runbook == key && op.outcome.is_none() && matches!(op.kind, OpKind::Publish { .. }))
-            .map(|(id, _)| id.clone())
-            .collect();
+        let ids = self.ops.ids_where(|op| op.kind.runbook == key && op.is_running() && op.kind.is_publish());
         for id in ids {
-            self.observe(&id);
+            lro::advance(self, &id);
+        }
+    }
+}
+
+impl lro::Owner for AutomationData {
+    type Kind = RunbookOp;
+
+    fn operations(&mut self) -> &mut Operations<RunbookOp> {
+        &mut self.ops
+    }
+
+    fn complete(&mut self, op: &RunbookOp) -> Outcome {
+        let result = match &op.action {
+            Action::Draft => Ok(()),
+            Action::Publish { content, injected, resource, group } => {
+                self.finish_publish(&op.runbook, content.clone(), injected.clone(), resource, group)
+            }
+        };
+        match result {
+            Ok(()) => Outcome::Succeeded(None),
+            Err(f) => Outcome::Failed(f),
         }
     }
 }

@@ -20,15 +20,16 @@ use operation::trusted_services_blocked;
 pub use reference::*;
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::inventory::{RegistryNetwork, REGISTRY_API_VERSIONS, REGISTRY_TYPE};
+use super::inventory::{RegistryNetwork, REGISTRY_TYPE};
+use super::lro::{self, Failure, Operation, Operations, Outcome, Plan};
 use super::{groups, ArmRequest};
 use crate::config::{Config, ImportSettings};
 use crate::http::arm_error;
@@ -36,14 +37,6 @@ use crate::state::Shared;
 
 /// The subject of the registry tokens the import mints for itself.
 const IMPORT_SUBJECT: &str = "acr-import";
-
-/// A failed import, as the operation's poll reports it.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-}
 
 /// One entry of `GET /_emulator/imports`: the parameters, never the password.
 #[derive(Debug, Clone, Serialize)]
@@ -75,9 +68,12 @@ pub struct ImportState {
 #[derive(Default)]
 pub struct ImportData {
     pub settings: ImportSettings,
-    /// Operation id (`registries-{guid}`) → `None` while running, then the outcome.
-    ops: HashMap<String, Option<Result<(), Failure>>>,
+    /// By operation id (`registries-{guid}`); each is finished by its import's task.
+    ops: Operations<()>,
     log: Vec<ImportRecord>,
+    /// One lock per target `repository:tag`, held from the NoForce existence check to the tag
+    /// write, so two concurrent imports to one tag cannot both find it absent.
+    targets: HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl ImportState {
@@ -108,11 +104,26 @@ impl ImportData {
                 Ok(()) => rec.status = "Succeeded",
                 Err(f) => {
                     rec.status = "Failed";
-                    rec.error = Some(serde_json::json!({"code": f.code, "message": f.message}));
+                    rec.error = Some(f.error.clone());
                 }
             }
         }
-        self.ops.insert(id.to_owned(), Some(outcome));
+        if let Some(op) = self.ops.get_mut(id) {
+            op.finish(match outcome {
+                Ok(()) => Outcome::Succeeded(None),
+                Err(f) => Outcome::Failed(f),
+            });
+        }
+    }
+
+    /// The locks of `targets`, in a fixed order (so two imports sharing tags cannot deadlock).
+    fn target_locks(&mut self, targets: &[(String, String)]) -> Vec<Arc<tokio::sync::Mutex<()>>> {
+        // Locks nobody holds or waits for are dropped, so the map stays small.
+        self.targets.retain(|_, lock| Arc::strong_count(lock) > 1);
+        let mut sorted: Vec<&(String, String)> = targets.iter().collect();
+        sorted.sort();
+        sorted.dedup();
+        sorted.into_iter().map(|t| self.targets.entry(t.clone()).or_default().clone()).collect()
     }
 }
 
@@ -171,9 +182,6 @@ fn str_list(v: &Value, key: &str) -> Result<Vec<String>, Response> {
 
 /// `POST .../registries/{name}/importImage?api-version=..`.
 pub fn start(st: &Shared, req: &ArmRequest) -> Response {
-    if let Err(r) = req.require_api_version(REGISTRY_API_VERSIONS) {
-        return r;
-    }
     let cfg = &st.config;
     let (rg, name) = (&req.segs[3], &req.segs[7]);
     if name.len() < 5 || name.len() > 50 || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -238,7 +246,7 @@ pub fn start(st: &Shared, req: &ArmRequest) -> Response {
     };
     {
         let mut imports = st.imports.lock();
-        imports.ops.insert(job.op_id.clone(), None);
+        imports.ops.insert(&job.op_id, Operation::new((), Plan::default()));
         imports.log.push(record);
     }
     let location = format!(
@@ -251,11 +259,7 @@ pub fn start(st: &Shared, req: &ArmRequest) -> Response {
         req.api_version()
     );
     tokio::spawn(run(st.clone(), job));
-    let mut resp = StatusCode::ACCEPTED.into_response();
-    let retry_after = st.arm.lock().lro.retry_after;
-    resp.headers_mut().insert("location", HeaderValue::from_str(&location).unwrap());
-    resp.headers_mut().insert("retry-after", HeaderValue::from(retry_after));
-    resp
+    lro::accepted(&location, st.arm.lock().lro.retry_after)
 }
 
 fn parse_job(cfg: &Config, body: &Value, network: RegistryNetwork, settings: ImportSettings) -> Result<Job, Response> {
@@ -383,35 +387,14 @@ fn parse_job(cfg: &Config, body: &Value, network: RegistryNetwork, settings: Imp
 
 /// `GET .../providers/Microsoft.ContainerRegistry/locations/{loc}/operationResults[/operationStatuses]/registries-{guid}`.
 pub fn poll(st: &Shared, req: &ArmRequest) -> Response {
-    if let Err(r) = req.require_api_version(REGISTRY_API_VERSIONS) {
-        return r;
-    }
-    let id = req.segs.last().cloned().unwrap_or_default();
-    let outcome = {
-        let imports = st.imports.lock();
-        let key = imports.ops.keys().find(|k| k.eq_ignore_ascii_case(&id)).cloned();
-        match key.and_then(|k| imports.ops.get(&k).cloned()) {
-            Some(o) => o,
-            None => {
-                return arm_error(
-                    StatusCode::NOT_FOUND,
-                    "OperationNotFound",
-                    format!("The operation '{id}' could not be found."),
-                )
-            }
-        }
+    let id = req.param("operationId");
+    let retry_after = st.arm.lock().lro.retry_after;
+    let imports = st.imports.lock();
+    let Some(op) = imports.ops.get(id) else {
+        return lro::not_found(id);
     };
-    match outcome {
-        None => {
-            let mut resp = StatusCode::ACCEPTED.into_response();
-            let here = format!("{}/{}?api-version={}", req.origin, req.segs.join("/"), req.api_version());
-            resp.headers_mut().insert("location", HeaderValue::from_str(&here).unwrap());
-            resp.headers_mut().insert("retry-after", HeaderValue::from(st.arm.lock().lro.retry_after));
-            resp
-        }
-        Some(Ok(())) => StatusCode::OK.into_response(),
-        Some(Err(f)) => arm_error(f.status, f.code, f.message),
-    }
+    let here = format!("{}/{}?api-version={}", req.origin, req.segs.join("/"), req.api_version());
+    op.location_answer(&here, retry_after)
 }
 
 #[cfg(test)]

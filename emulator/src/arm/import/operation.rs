@@ -19,7 +19,7 @@ pub(super) async fn run(st: Shared, job: Job) {
         Err(f) => (None, Err(f)),
     };
     if let Err(f) = &outcome {
-        tracing::info!(operation = %job.op_id, code = f.code, message = %f.message, "importImage failed");
+        tracing::info!(operation = %job.op_id, code = f.code(), message = f.message(), "importImage failed");
     } else {
         tracing::info!(operation = %job.op_id, "importImage succeeded");
     }
@@ -32,11 +32,7 @@ pub(super) async fn run(st: Shared, job: Job) {
 impl Job {
     /// ACR's text for a failed import: `Operation registries-… failed. Resource /subscriptions/… <detail>`.
     fn failure(&self, status: StatusCode, code: &'static str, detail: impl std::fmt::Display) -> Failure {
-        Failure {
-            status,
-            code,
-            message: format!("Operation {} failed. Resource {} {detail}", self.op_id, self.registry_id),
-        }
+        Failure::new(status, code, format!("Operation {} failed. Resource {} {detail}", self.op_id, self.registry_id))
     }
 
     fn copy_failure(&self, e: CopyError) -> Failure {
@@ -153,6 +149,14 @@ async fn execute(st: &AppState, job: &Job) -> Result<String, Failure> {
         Side::Target,
     );
 
+    // The check and the tag write are one step per target tag: a concurrent import to one of
+    // them waits here, then sees this one's tag (NoForce: conflict; Force: overwrites it).
+    let locks = st.imports.lock().target_locks(&job.tags);
+    let mut held = Vec::with_capacity(locks.len());
+    for lock in &locks {
+        held.push(lock.lock().await);
+    }
+
     // NoForce: any existing target tag fails the operation before any copying begins.
     if !job.force {
         for (repo, tag) in &job.tags {
@@ -175,5 +179,6 @@ async fn execute(st: &AppState, job: &Job) -> Result<String, Failure> {
             .await
             .map_err(|e| job.copy_failure(e))?;
     }
+    drop(held);
     Ok(tree.top.digest.clone())
 }
