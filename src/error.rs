@@ -203,10 +203,9 @@ pub enum RunError {
     #[error("phase {phase} is not built yet in this version of vibedata-bootstrap; nothing was done")]
     NotBuilt { phase: String },
 
-    /// One or more preflight checks failed after their retries. The line names the first
-    /// failing check's resource, code and detail, then the other failing checks by name.
-    #[error("{phase}: preflight failed on {resource}: {code} ({check}: {detail}){}", others_line(others))]
-    Preflight { phase: String, check: String, code: String, resource: String, detail: String, others: Vec<String> },
+    /// One or more preflight checks failed after their retries.
+    #[error(transparent)]
+    Preflight(Box<PreflightFailure>),
 
     /// A phase failed.
     #[error("{}", phase_line(phase, error))]
@@ -227,6 +226,19 @@ pub enum RunError {
     /// A local problem before any phase ran.
     #[error(transparent)]
     Local(#[from] LocalError),
+}
+
+/// Failed preflight checks. The line names the first failing check's resource, code and detail,
+/// then the other failing checks by name.
+#[derive(Debug, thiserror::Error)]
+#[error("{phase}: preflight failed on {resource}: {code} ({check}: {detail}){}", others_line(others))]
+pub struct PreflightFailure {
+    pub phase: String,
+    pub check: String,
+    pub code: String,
+    pub resource: String,
+    pub detail: String,
+    pub others: Vec<String>,
 }
 
 fn others_line(others: &[String]) -> String {
@@ -287,7 +299,7 @@ impl RunError {
                 e.problems.iter().map(|p| p.key.clone()).collect::<Vec<_>>().join(","),
             ),
             RunError::NotBuilt { phase } => (Code::NotBuilt.to_string(), phase.clone()),
-            RunError::Preflight { code, resource, .. } => (code.clone(), resource.clone()),
+            RunError::Preflight(f) => (f.code.clone(), f.resource.clone()),
             RunError::Phase { error, .. } => error.code_and_resource(),
             RunError::Ledger { phase, source } => match &**source {
                 LedgerError::Azure(e) => (e.code().to_owned(), e.resource().to_owned()),

@@ -95,7 +95,13 @@ const fn rule(what: &'static str, min: usize, max: usize, chars: Chars, describe
 /// Microsoft.Resources/resourcegroups.
 pub const RESOURCE_GROUP: Rule = Rule {
     last: Edge::NotPeriod,
-    ..rule("resource group", 1, 90, Chars::ResourceGroup, "1-90 letters, digits, underscores, hyphens, periods and parentheses, not ending with a period")
+    ..rule(
+        "resource group",
+        1,
+        90,
+        Chars::ResourceGroup,
+        "1-90 letters, digits, underscores, hyphens, periods and parentheses, not ending with a period",
+    )
 };
 /// This project's own: the deployment id names ledger and export blobs (`deployments/<id>/...`),
 /// and defaults to the resource group, so it takes the resource group's rule (which has no `/`).
@@ -104,25 +110,49 @@ pub const DEPLOYMENT_ID: Rule = Rule { what: "deployment id", ..RESOURCE_GROUP }
 pub const AUTOMATION_ACCOUNT: Rule = Rule {
     first: Edge::Letter,
     last: Edge::Alphanumeric,
-    ..rule("Automation account", 6, 50, Chars::AlphanumericHyphen, "6-50 letters, digits and hyphens, starting with a letter and ending with a letter or digit")
+    ..rule(
+        "Automation account",
+        6,
+        50,
+        Chars::AlphanumericHyphen,
+        "6-50 letters, digits and hyphens, starting with a letter and ending with a letter or digit",
+    )
 };
 /// Microsoft.Automation/automationAccounts/runbooks: the spec's `^[a-zA-Z][a-zA-Z-_0-9]*$`, and
 /// Automation's 400 "at most 63 characters".
 pub const RUNBOOK: Rule = Rule {
     first: Edge::Letter,
-    ..rule("runbook", 1, 63, Chars::AlphanumericHyphenUnderscore, "1-63 letters, digits, hyphens and underscores, starting with a letter")
+    ..rule(
+        "runbook",
+        1,
+        63,
+        Chars::AlphanumericHyphenUnderscore,
+        "1-63 letters, digits, hyphens and underscores, starting with a letter",
+    )
 };
 /// Microsoft.Automation/automationAccounts/runtimeEnvironments as a manifest names them (the
 /// system ones carry a version, `PowerShell-7.4`). The length limit is not documented; the
 /// runbook's is assumed.
 pub const RUNTIME_ENVIRONMENT: Rule = Rule {
     first: Edge::Letter,
-    ..rule("runtime environment", 1, 63, Chars::AlphanumericHyphenUnderscoreDot, "1-63 letters, digits, hyphens, underscores and periods, starting with a letter")
+    ..rule(
+        "runtime environment",
+        1,
+        63,
+        Chars::AlphanumericHyphenUnderscoreDot,
+        "1-63 letters, digits, hyphens, underscores and periods, starting with a letter",
+    )
 };
 /// A runtime environment this binary creates: Automation refuses periods in user-created names.
 pub const USER_RUNTIME_ENVIRONMENT: Rule = Rule {
     first: Edge::Letter,
-    ..rule("user-created runtime environment", 1, 63, Chars::AlphanumericHyphenUnderscore, "1-63 letters, digits, hyphens and underscores, starting with a letter (no periods)")
+    ..rule(
+        "user-created runtime environment",
+        1,
+        63,
+        Chars::AlphanumericHyphenUnderscore,
+        "1-63 letters, digits, hyphens and underscores, starting with a letter (no periods)",
+    )
 };
 /// Microsoft.KeyVault/vaults.
 pub const KEY_VAULT: Rule = Rule {
@@ -132,7 +162,8 @@ pub const KEY_VAULT: Rule = Rule {
     ..rule("Key Vault", 3, 24, Chars::AlphanumericHyphen, "3-24 letters, digits and hyphens, starting with a letter, ending with a letter or digit, no consecutive hyphens")
 };
 /// Microsoft.KeyVault/vaults/secrets.
-pub const SECRET: Rule = rule("Key Vault secret", 1, 127, Chars::AlphanumericHyphen, "1-127 letters, digits and hyphens");
+pub const SECRET: Rule =
+    rule("Key Vault secret", 1, 127, Chars::AlphanumericHyphen, "1-127 letters, digits and hyphens");
 /// Microsoft.Storage/storageAccounts.
 pub const STORAGE_ACCOUNT: Rule =
     rule("storage account", 3, 24, Chars::LowerAlphanumeric, "3-24 lowercase letters and digits");
@@ -146,19 +177,30 @@ pub const CONTAINER: Rule = Rule {
 /// A blob's name within its container.
 pub const BLOB: Rule = rule("blob", 1, 1024, Chars::Printable, "1-1024 characters, no control characters");
 /// Microsoft.ContainerRegistry/registries.
-pub const CONTAINER_REGISTRY: Rule =
-    rule("container registry", 5, 50, Chars::Alphanumeric, "5-50 letters and digits");
+pub const CONTAINER_REGISTRY: Rule = rule("container registry", 5, 50, Chars::Alphanumeric, "5-50 letters and digits");
 /// An AI Search index.
 pub const SEARCH_INDEX: Rule = Rule {
     first: Edge::Alphanumeric,
     last: Edge::Alphanumeric,
-    ..rule("search index", 2, 128, Chars::LowerAlphanumericHyphen, "2-128 lowercase letters, digits and dashes, starting and ending with a letter or digit")
+    ..rule(
+        "search index",
+        2,
+        128,
+        Chars::LowerAlphanumericHyphen,
+        "2-128 lowercase letters, digits and dashes, starting and ending with a letter or digit",
+    )
 };
 /// A Foundry agent.
 pub const AGENT: Rule = Rule {
     first: Edge::Alphanumeric,
     last: Edge::Alphanumeric,
-    ..rule("agent", 1, 63, Chars::AlphanumericHyphen, "1-63 letters, digits and hyphens, starting and ending with a letter or digit")
+    ..rule(
+        "agent",
+        1,
+        63,
+        Chars::AlphanumericHyphen,
+        "1-63 letters, digits and hyphens, starting and ending with a letter or digit",
+    )
 };
 
 /// Every rule, for the tests and the docs.
@@ -191,7 +233,8 @@ pub struct NameError {
 impl fmt::Display for NameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let len = self.name.chars().count();
-        let shown: String = if len > 40 { self.name.chars().take(40).chain("...".chars()).collect() } else { self.name.clone() };
+        let shown: String =
+            if len > 40 { self.name.chars().take(40).chain("...".chars()).collect() } else { self.name.clone() };
         let what = self.rule.what;
         if self.why == "length" {
             write!(f, "{shown:?} is {len} characters; a {what} name is {}", self.rule.describe)

@@ -437,6 +437,9 @@ mod tests {
         assert_eq!(parse_doc(&v).unwrap_err().to_string(), "schemaVersion: \"1\" is not a whole number");
         let mut v = doc();
         v["images"] = 3.into();
-        assert!(parse_doc(&v).unwrap_err().to_string().starts_with("the manifest does not match the release manifest schema"));
+        assert!(parse_doc(&v)
+            .unwrap_err()
+            .to_string()
+            .starts_with("the manifest does not match the release manifest schema"));
     }
 }

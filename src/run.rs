@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::config::{Config, Source};
 use crate::context::Context;
-use crate::error::{PhaseError, RunError};
+use crate::error::{PhaseError, PreflightFailure, RunError};
 use crate::ledger::{LedgerError, Record};
 use crate::outputs::{self, OutputError, PhaseOutput};
 use crate::phases::preflight::{self, Check, LedgerProbe};
@@ -330,14 +330,14 @@ fn finish(
 fn checks_report(phase: &str, checks: Vec<Check>, steps: &[Step]) -> Result<Report, RunError> {
     let mut failing = checks.iter().filter(|c| !c.ok);
     if let Some(first) = failing.next() {
-        return Err(RunError::Preflight {
+        return Err(RunError::Preflight(Box::new(PreflightFailure {
             phase: phase.into(),
             check: first.name.clone(),
             code: first.code.clone().unwrap_or_else(|| "PreflightFailed".into()),
             resource: first.resource.clone().unwrap_or_default(),
             detail: first.detail.clone(),
             others: failing.map(|c| format!("{} ({})", c.name, c.code.as_deref().unwrap_or("failed"))).collect(),
-        });
+        })));
     }
     Ok(Report { summary: json!({"checks": checks, "forPhases": steps.iter().map(|s| s.id()).collect::<Vec<_>>()}) })
 }

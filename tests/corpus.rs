@@ -36,7 +36,9 @@ fn value(v: &Value, base: &Value) -> Value {
             let r = &m["$repeat"];
             Value::String(r[0].as_str().unwrap().repeat(r[1].as_u64().unwrap() as usize))
         }
-        Some(m) if m.contains_key("$copy") => base.pointer(m["$copy"].as_str().unwrap()).expect("$copy pointer").clone(),
+        Some(m) if m.contains_key("$copy") => {
+            base.pointer(m["$copy"].as_str().unwrap()).expect("$copy pointer").clone()
+        }
         _ => v.clone(),
     }
 }
@@ -65,7 +67,9 @@ fn expand(line: &str, tag: &str, base: &Value) -> String {
         let key = &rest[i + 1..end];
         match key {
             "tag" => out.push_str(tag),
-            k if k.starts_with('/') => out.push_str(base.pointer(k).and_then(Value::as_str).expect("placeholder pointer")),
+            k if k.starts_with('/') => {
+                out.push_str(base.pointer(k).and_then(Value::as_str).expect("placeholder pointer"))
+            }
             _ => out.push_str(&rest[i..=end]),
         }
         rest = &rest[end + 1..];
@@ -90,14 +94,19 @@ async fn every_case_is_exit_2_with_its_line_and_nothing_mutated() {
     publish(&stack, BASE);
     let base = manifest_document(&stack, BASE).await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
-    let mut files: Vec<_> =
-        std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
     files.sort();
     assert!(files.len() >= 18, "the corpus lost cases: {files:?}");
     let mut failures = Vec::new();
     for path in &files {
         let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
-        let case: Case = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let case: Case =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let tag = format!("corpus-{}", &name[..name.len().min(100)]);
         let release = if case.manifest.is_empty() { BASE.to_owned() } else { tag.clone() };
         if !case.manifest.is_empty() {
@@ -133,7 +142,11 @@ async fn every_case_is_exit_2_with_its_line_and_nothing_mutated() {
         assert!(!container_exists(&stack, &container).await, "{name}: artifact storage written");
         if !case.manifest.is_empty() {
             let customer = registry(&stack, true);
-            assert_eq!(customer.manifest_digest("vibedata/release-manifest", &tag).await.unwrap(), None, "{name}: imported");
+            assert_eq!(
+                customer.manifest_digest("vibedata/release-manifest", &tag).await.unwrap(),
+                None,
+                "{name}: imported"
+            );
         }
         let v: Value = serde_json::from_slice(&std::fs::read(&outputs).unwrap()).unwrap();
         // `run all` writes every phase's outputs under `phases`; a configuration error is one.

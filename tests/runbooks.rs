@@ -298,18 +298,18 @@ async fn every_bad_archive_and_bad_manifest_entry_is_exit_2_with_nothing_publish
         cases.push((case.id.into(), vec![first(), bad], Box::new(|_| {}), case.expect));
     }
     let renamed = format!("9{bad_name}");
-    cases.push(("bad-name".into(), vec![first(), Rb::ps(&renamed, "x\n")], Box::new(|_| {}), "is not a valid runbook name"));
+    cases.push((
+        "bad-name".into(),
+        vec![first(), Rb::ps(&renamed, "x\n")],
+        Box::new(|_| {}),
+        "is not a valid runbook name",
+    ));
     // Automation's own limit is 63 characters; the whole release is refused before any PUT,
     // the good runbook listed before it included.
     // The name is refused before any layer is read, so the layer may hold a short one (a tar
     // header has room for 100 bytes of name).
     let long = Rb { name: format!("{bad_name}{}", "x".repeat(200)), ..Rb::ps(&bad_name, "x\n") };
-    cases.push((
-        "long-name".into(),
-        vec![first(), long],
-        Box::new(|_| {}),
-        "characters; a runbook name is 1-63",
-    ));
+    cases.push(("long-name".into(), vec![first(), long], Box::new(|_| {}), "characters; a runbook name is 1-63"));
     let dup = bad_name.to_uppercase();
     cases.push((
         "duplicate".into(),
@@ -333,7 +333,11 @@ async fn every_bad_archive_and_bad_manifest_entry_is_exit_2_with_nothing_publish
         assert!(last.contains(expect), "{id}: expected {expect:?} in {last}");
         assert_eq!(automation_writes(&bed.stack, mark).await, Vec::<String>::new(), "{id}: something was mutated");
         assert_eq!(bed.outputs()["error"]["code"], "BadInput", "{id}");
-        assert_eq!((bed.outputs()["changes"].as_u64(), bed.outputs()["changed"].as_array().map(Vec::len)), (Some(0), Some(0)), "{id}");
+        assert_eq!(
+            (bed.outputs()["changes"].as_u64(), bed.outputs()["changed"].as_array().map(Vec::len)),
+            (Some(0), Some(0)),
+            "{id}"
+        );
     }
     assert_eq!(published(&bed.stack, &good).await, None, "the good runbook was never published");
     assert_eq!(published(&bed.stack, &bad_name).await, None);

@@ -28,7 +28,8 @@ const PHASES: [&str; 5] = ["artifacts", "runbooks", "database", "registry", "hea
 const VOLATILE_KEYS: &[&str] = &["startedAt", "durationMs", "ms", "checkedAt", "waitedMs"];
 
 /// Keys of the runbook phase whose values depend on what other tests published before this one.
-const HISTORY_KEYS: &[&str] = &["changes", "action", "published", "unchanged", "planned", "status", "unmanaged"];
+const HISTORY_KEYS: &[&str] =
+    &["changes", "changed", "action", "published", "unchanged", "planned", "status", "unmanaged"];
 
 fn redact(v: &Value, names: &[(String, &str)], history: bool) -> Value {
     match v {
@@ -37,6 +38,13 @@ fn redact(v: &Value, names: &[(String, &str)], history: bool) -> Value {
                 .map(|(k, x)| {
                     let x = if VOLATILE_KEYS.contains(&k.as_str()) || (history && HISTORY_KEYS.contains(&k.as_str())) {
                         Value::String("[redacted]".into())
+                    } else if k == "changed" {
+                        // Changes are recorded as concurrent work finishes: their order is not
+                        // part of the contract, their content is.
+                        let mut items: Vec<Value> =
+                            x.as_array().into_iter().flatten().map(|i| redact(i, names, history)).collect();
+                        items.sort_by_key(|i| i.to_string());
+                        Value::Array(items)
                     } else {
                         redact(x, names, history)
                     };

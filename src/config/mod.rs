@@ -139,7 +139,8 @@ impl Config {
         let verify_challenge_resource = v.boolean("VIBEDATA_KEY_VAULT_VERIFY_CHALLENGE_RESOURCE");
         // Both become parts of ARM paths and blob names.
         let resource_group = v.named("VIBEDATA_RESOURCE_GROUP", &names::RESOURCE_GROUP).unwrap_or_default();
-        let deployment_id = v.named("VIBEDATA_DEPLOYMENT_ID", &names::DEPLOYMENT_ID).unwrap_or_else(|| resource_group.clone());
+        let deployment_id =
+            v.named("VIBEDATA_DEPLOYMENT_ID", &names::DEPLOYMENT_ID).unwrap_or_else(|| resource_group.clone());
         let ledger_container = v.container("VIBEDATA_LEDGER_CONTAINER");
         let artifact_container = v.container("VIBEDATA_ARTIFACT_CONTAINER");
         let rbac_deadline = Duration::from_secs(v.number("VIBEDATA_RBAC_DEADLINE_SECS", 0, 86_400));

@@ -5,8 +5,8 @@ use std::time::Duration;
 use url::Url;
 
 use super::validator::Validator;
-use crate::names;
 use crate::cloud::Cloud;
+use crate::names;
 
 /// How `importImage` treats a target tag that already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +157,9 @@ impl Validator<'_> {
         };
         HealthConfig {
             canary_secret,
-            automation_account: self.named("VIBEDATA_AUTOMATION_ACCOUNT", &names::AUTOMATION_ACCOUNT).unwrap_or_default(),
+            automation_account: self
+                .named("VIBEDATA_AUTOMATION_ACCOUNT", &names::AUTOMATION_ACCOUNT)
+                .unwrap_or_default(),
             dns_server,
             endpoint_ports,
             fail_on,
@@ -169,7 +171,8 @@ impl Validator<'_> {
     }
 
     pub fn runbooks(&mut self) -> RunbooksConfig {
-        let automation_account = self.named("VIBEDATA_AUTOMATION_ACCOUNT", &names::AUTOMATION_ACCOUNT).unwrap_or_default();
+        let automation_account =
+            self.named("VIBEDATA_AUTOMATION_ACCOUNT", &names::AUTOMATION_ACCOUNT).unwrap_or_default();
         let mut runtime_environments: Vec<RuntimeEnvironment> = Vec::new();
         for item in self
             .raw("VIBEDATA_RUNTIME_ENVIRONMENTS")
@@ -203,7 +206,9 @@ impl Validator<'_> {
     pub fn database(&mut self) -> DatabaseConfig {
         let port = self.number("VIBEDATA_POSTGRES_PORT", 1, 65_535) as u16;
         let auth = match self.raw("VIBEDATA_POSTGRES_PASSWORD_SECRET") {
-            Some(_) => DbAuth::KeyVaultSecret(self.named("VIBEDATA_POSTGRES_PASSWORD_SECRET", &names::SECRET).unwrap_or_default()),
+            Some(_) => DbAuth::KeyVaultSecret(
+                self.named("VIBEDATA_POSTGRES_PASSWORD_SECRET", &names::SECRET).unwrap_or_default(),
+            ),
             None => DbAuth::Entra,
         };
         let verify_full = match self.or_default("VIBEDATA_POSTGRES_SSLMODE").as_str() {

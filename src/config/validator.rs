@@ -4,8 +4,8 @@
 use url::Url;
 
 use super::keys::KEYS;
-use crate::names::{self, Rule};
 use super::source::{Problem, Source};
+use crate::names::{self, Rule};
 
 /// Collects every problem of a configuration while it is read; phases read their own section
 /// through it (`Phase::configure`).

@@ -160,7 +160,6 @@ pub async fn push_document(stack: &Stack, tag: &str, document: &[u8]) {
         .unwrap();
 }
 
-
 /// The document of the release manifest published under `tag`, parsed.
 pub async fn manifest_document(stack: &Stack, tag: &str) -> Value {
     let publisher = registry(stack, false);
