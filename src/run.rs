@@ -336,7 +336,7 @@ fn checks_report(phase: &str, checks: Vec<Check>, steps: &[Step]) -> Result<Repo
             code: first.code.clone().unwrap_or_else(|| "PreflightFailed".into()),
             resource: first.resource.clone().unwrap_or_default(),
             detail: first.detail.clone(),
-            others: failing.map(|c| format!("{} ({})", c.name, c.code.as_deref().unwrap_or("failed"))).collect(),
+            others: failing.map(|c| c.name.clone()).collect(),
         })));
     }
     Ok(Report { summary: json!({"checks": checks, "forPhases": steps.iter().map(|s| s.id()).collect::<Vec<_>>()}) })

@@ -217,6 +217,10 @@ async fn rbac_that_never_propagates_fails_at_the_deadline() {
     assert_eq!(o.status.code(), Some(1));
     let last = last_stderr_line(&o);
     assert!(last.contains("AuthorizationFailed") && last.contains("preflight") && last.contains(&rg), "{last}");
+    // Once each: the phase, the resource, the code; then the missing action and the hint.
+    assert_eq!(last.matches(&format!("/resourceGroups/{rg}")).count(), 1, "{last}");
+    assert_eq!(last.matches("AuthorizationFailed").count(), 1, "{last}");
+    assert!(last.contains("may not perform") && last.contains("hint:"), "{last}");
     // Let the fault lapse before releasing the group to other tests.
     tokio::time::sleep(Duration::from_secs(3)).await;
 }

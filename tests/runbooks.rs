@@ -392,6 +392,11 @@ async fn a_failed_publish_names_the_runbook() {
     assert_eq!(v["error"]["code"], "RunbookCompilationFailed");
     assert!(v["error"]["resource"].as_str().unwrap().ends_with(&format!("/runbooks/{name}")), "{v}");
     assert_eq!(emulator_view(&bed.stack, &name).await["state"], "Edit", "the draft stays, unpublished");
+    // Half happened, and the outputs say which half: the draft was written, the publish was not.
+    let actions: Vec<&str> = v["changed"].as_array().unwrap().iter().map(|c| c["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["put draft runbook", "put draft content"], "{v}");
+    assert_eq!(v["changes"], 2);
+    assert_eq!(v["status"], "failed");
 }
 
 #[tokio::test]

@@ -51,7 +51,7 @@ impl AzureError {
     pub fn detail(&self) -> String {
         match self {
             AzureError::Service { status, message, .. } => format!("HTTP {status}: {message}"),
-            AzureError::Unauthorized { status, message, waited, resource, .. } => {
+            AzureError::Unauthorized { status, message, waited, .. } => {
                 let waited = if waited.is_zero() {
                     String::new()
                 } else {
@@ -59,10 +59,10 @@ impl AzureError {
                 };
                 match action_in_message(message) {
                     Some(action) => format!(
-                        "HTTP {status}{waited}: the identity may not perform {action}; hint: assign it a role that grants {action} on {resource} or a scope above it (a new assignment can take up to 10 minutes; VIBEDATA_RBAC_DEADLINE_SECS waits longer)"
+                        "HTTP {status}{waited}: the identity may not perform {action}; hint: assign it a role that grants {action} on this scope or one above it (a new assignment can take up to 10 minutes; VIBEDATA_RBAC_DEADLINE_SECS waits longer)"
                     ),
                     None => format!(
-                        "HTTP {status}{waited}: {message}; hint: the identity lacks a role on {resource}, or its assignment has not propagated yet (VIBEDATA_RBAC_DEADLINE_SECS waits longer)"
+                        "HTTP {status}{waited}: {message}; hint: the identity lacks a role on this resource, or its assignment has not propagated yet (VIBEDATA_RBAC_DEADLINE_SECS waits longer)"
                     ),
                 }
             }
@@ -187,7 +187,7 @@ mod tests {
             waited: Duration::from_secs(2),
         };
         let d = e.detail();
-        assert_eq!(d.matches("/subscriptions/s/resourceGroups/rg").count(), 1, "{d}");
+        assert!(!d.contains("/subscriptions/s/resourceGroups/rg"), "the line names the resource, not the detail: {d}");
         assert!(!d.contains("AuthorizationFailed"), "{d}");
         assert!(d.contains("may not perform Microsoft.Resources/subscriptions/resourceGroups/read; hint:"), "{d}");
         assert!(d.contains("still after 2s"), "{d}");
