@@ -203,6 +203,33 @@ pub const AGENT: Rule = Rule {
     )
 };
 
+/// A Kubernetes namespace: a DNS-1123 label
+/// (<https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#dns-label-names>).
+pub const K8S_NAMESPACE: Rule = Rule {
+    first: Edge::Alphanumeric,
+    last: Edge::Alphanumeric,
+    ..rule(
+        "Kubernetes namespace",
+        1,
+        63,
+        Chars::LowerAlphanumericHyphen,
+        "1-63 lowercase letters, digits and hyphens, starting and ending with a letter or digit",
+    )
+};
+/// A Helm chart (<https://helm.sh/docs/chart_best_practices/conventions/#chart-names>: lower
+/// case letters, numbers and dashes). It also names the Helm release, which Helm caps at 53.
+pub const HELM_CHART: Rule = Rule {
+    first: Edge::Letter,
+    last: Edge::Alphanumeric,
+    ..rule(
+        "Helm chart",
+        1,
+        53,
+        Chars::LowerAlphanumericHyphen,
+        "1-53 lowercase letters, digits and dashes, starting with a letter and ending with a letter or digit",
+    )
+};
+
 /// Every rule, for the tests and the docs.
 pub const RULES: &[Rule] = &[
     RESOURCE_GROUP,
@@ -219,6 +246,8 @@ pub const RULES: &[Rule] = &[
     CONTAINER_REGISTRY,
     SEARCH_INDEX,
     AGENT,
+    K8S_NAMESPACE,
+    HELM_CHART,
 ];
 
 /// A name that breaks its rule. `Display` is the end of an error line: "is 200 characters; a

@@ -15,12 +15,18 @@ pub const RUNBOOK_ARTIFACT_TYPE: &str = "application/vnd.vibedata.runbook.v1";
 pub const RUNBOOK_LAYER_TYPE: &str = "application/vnd.vibedata.runbook.layer.v1.tar+gzip";
 pub const MIGRATIONS_ARTIFACT_TYPE: &str = "application/vnd.vibedata.migrations.v1";
 pub const MIGRATIONS_LAYER_TYPE: &str = "application/vnd.vibedata.migrations.layer.v1.tar+gzip";
+/// A Helm chart as `helm push` stores it: config is Chart.yaml as JSON, one layer the .tgz.
+pub const HELM_CONFIG_TYPE: &str = "application/vnd.cncf.helm.config.v1+json";
+pub const HELM_CHART_LAYER_TYPE: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+/// The AI definitions: a gzip tar of JSON files (Search indexes, project index assets, agents).
+pub const AI_ARTIFACT_TYPE: &str = "application/vnd.vibedata.ai.v1";
+pub const AI_LAYER_TYPE: &str = "application/vnd.vibedata.ai.layer.v1.tar+gzip";
 
 /// A manifest larger than this is refused before it is parsed: a real one is a few KiB.
 pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
 
-/// The schema versions this binary understands.
-pub const SCHEMA_VERSIONS: &[u32] = &[1];
+/// The schema versions this binary understands. Version 2 adds the optional `charts` and `ai`.
+pub const SCHEMA_VERSIONS: &[u32] = &[1, 2];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -32,6 +38,29 @@ pub struct ReleaseManifest {
     pub runbooks: Vec<RunbookEntry>,
     #[serde(default)]
     pub migrations: Option<MigrationsEntry>,
+    /// Helm charts to install (schemaVersion 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<ChartEntry>,
+    /// The AI definitions (schemaVersion 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai: Option<AiEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChartEntry {
+    pub name: String,
+    /// The chart's semver; also its tag in the registry, as `helm push` tags it.
+    pub version: String,
+    /// The Kubernetes namespace it is installed into.
+    pub namespace: String,
+    pub artifact: ArtifactRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AiEntry {
+    pub artifact: ArtifactRef,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,14 +110,31 @@ pub enum Kind {
     Image,
     Runbook,
     Migrations,
+    Chart,
+    Ai,
 }
 
 impl Kind {
+    pub const ALL: [Kind; 5] = [Kind::Image, Kind::Runbook, Kind::Migrations, Kind::Chart, Kind::Ai];
+
+    /// For progress lines: "imported 3/12 images".
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Image => "images",
+            Kind::Runbook => "runbooks",
+            Kind::Migrations => "migration artifacts",
+            Kind::Chart => "charts",
+            Kind::Ai => "AI definition artifacts",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Image => "image",
             Kind::Runbook => "runbook",
             Kind::Migrations => "migrations",
+            Kind::Chart => "chart",
+            Kind::Ai => "ai",
         }
     }
 }
@@ -104,7 +150,7 @@ pub enum ManifestError {
     /// an unknown key).
     #[error("the manifest does not match the release manifest schema: {0}")]
     Shape(String),
-    #[error("schemaVersion {0} is not supported by this binary (supported: 1)")]
+    #[error("schemaVersion {0} is not supported by this binary (supported: 1, 2)")]
     UnknownSchema(u64),
     /// Two entries would write the same target, or say the same thing twice.
     #[error("{first} and {second} both {what}")]
@@ -132,7 +178,7 @@ pub fn parse(bytes: &[u8], publisher: &str, expected_images: &[String]) -> Resul
         Some(v) => match v.as_u64() {
             Some(n) if SCHEMA_VERSIONS.iter().any(|s| u64::from(*s) == n) => {}
             Some(n) if n > u64::from(u32::MAX) => {
-                return Err(invalid("schemaVersion", &format!("{n} is out of range (supported: 1)")))
+                return Err(invalid("schemaVersion", &format!("{n} is out of range (supported: 1, 2)")))
             }
             Some(n) => return Err(ManifestError::UnknownSchema(n)),
             None => return Err(invalid("schemaVersion", &format!("{v} is not a whole number"))),
@@ -163,6 +209,44 @@ pub fn parse(bytes: &[u8], publisher: &str, expected_images: &[String]) -> Resul
     if let Some(mig) = &mut m.migrations {
         mig.artifact.repository = relative(&mig.artifact.repository, publisher, "migrations.artifact.repository")?;
         check_digest(&mig.artifact.digest, "migrations.artifact.digest")?;
+    }
+    if m.schema_version < 2 && (!m.charts.is_empty() || m.ai.is_some()) {
+        let field = if m.charts.is_empty() { "ai" } else { "charts" };
+        return Err(invalid(field, "needs schemaVersion 2"));
+    }
+    for (i, c) in m.charts.iter_mut().enumerate() {
+        let field = format!("charts[{i}]");
+        if let Err(e) = names::HELM_CHART.check(&c.name) {
+            return Err(invalid(&format!("{field}.name"), &e.to_string()));
+        }
+        // The version is the chart's tag, and Helm's OCI tags are its semver.
+        if !valid_tag(&c.version) || !c.version.starts_with(|ch: char| ch.is_ascii_digit()) {
+            return Err(invalid(
+                &format!("{field}.version"),
+                &format!("{:?} is not a chart version usable as a tag", c.version),
+            ));
+        }
+        if let Err(e) = names::K8S_NAMESPACE.check(&c.namespace) {
+            return Err(invalid(&format!("{field}.namespace"), &e.to_string()));
+        }
+        c.artifact.repository = relative(&c.artifact.repository, publisher, &format!("{field}.artifact.repository"))?;
+        check_digest(&c.artifact.digest, &format!("{field}.artifact.digest"))?;
+    }
+    if let Some(first) = m
+        .charts
+        .iter()
+        .enumerate()
+        .find_map(|(j, c)| m.charts[..j].iter().position(|a| a.name == c.name).map(|i| (i, j)))
+    {
+        return Err(ManifestError::Duplicate {
+            first: format!("charts[{}].name", first.0),
+            second: format!("charts[{}].name", first.1),
+            what: format!("name chart {:?}", m.charts[first.1].name),
+        });
+    }
+    if let Some(ai) = &mut m.ai {
+        ai.artifact.repository = relative(&ai.artifact.repository, publisher, "ai.artifact.repository")?;
+        check_digest(&ai.artifact.digest, "ai.artifact.digest")?;
     }
     check_unique(&m)?;
     for expected in expected_images {
@@ -201,6 +285,20 @@ impl ReleaseManifest {
             digest: m.artifact.digest.clone(),
             tag: self.release.clone(),
         }));
+        out.extend(self.charts.iter().map(|c| Pinned {
+            kind: Kind::Chart,
+            name: c.name.clone(),
+            repository: c.artifact.repository.clone(),
+            digest: c.artifact.digest.clone(),
+            tag: c.version.clone(),
+        }));
+        out.extend(self.ai.iter().map(|a| Pinned {
+            kind: Kind::Ai,
+            name: "ai".into(),
+            repository: a.artifact.repository.clone(),
+            digest: a.artifact.digest.clone(),
+            tag: self.release.clone(),
+        }));
         out
     }
 }
@@ -212,6 +310,8 @@ fn check_unique(m: &ReleaseManifest) -> Result<(), ManifestError> {
         .map(|i| format!("images[{i}]"))
         .chain((0..m.runbooks.len()).map(|i| format!("runbooks[{i}].artifact")))
         .chain(m.migrations.iter().map(|_| "migrations.artifact".to_owned()))
+        .chain((0..m.charts.len()).map(|i| format!("charts[{i}].artifact")))
+        .chain(m.ai.iter().map(|_| "ai.artifact".to_owned()))
         .collect();
     let pinned = m.pinned();
     for (j, b) in pinned.iter().enumerate() {
@@ -328,7 +428,11 @@ mod tests {
     fn each_bad_input_is_named() {
         type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
         let cases: Vec<(Mutation, &str)> = vec![
-            (Box::new(|v| v["schemaVersion"] = 2.into()), "schemaVersion 2"),
+            (Box::new(|v| v["schemaVersion"] = 3.into()), "schemaVersion 3"),
+            (
+                Box::new(|v| v["ai"] = serde_json::json!({"artifact": {"repository": "vibedata/ai", "digest": D}})),
+                "ai: needs schemaVersion 2",
+            ),
             (Box::new(|v| v["images"][0]["digest"] = "sha256:xyz".into()), "images[0].digest"),
             (
                 Box::new(|v| v["images"][0]["repository"] = "evil.example.com/vibedata/api".into()),
@@ -349,6 +453,57 @@ mod tests {
         ];
         for (mutate, expected) in cases {
             let mut v = doc();
+            mutate(&mut v);
+            let err = parse_doc(&v).unwrap_err().to_string();
+            assert!(err.contains(expected), "expected {expected:?} in {err:?}");
+        }
+    }
+
+    fn v2() -> serde_json::Value {
+        let mut v = doc();
+        v["schemaVersion"] = 2.into();
+        v["charts"] = serde_json::json!([{"name": "airbyte", "version": "2.2.0", "namespace": "airbyte",
+                                          "artifact": {"repository": "vibedata/charts/airbyte", "digest": D}}]);
+        v["ai"] = serde_json::json!({"artifact": {"repository": "vibedata/ai-definitions", "digest": D}});
+        v
+    }
+
+    #[test]
+    fn version_2_pins_charts_by_their_version_and_the_ai_definitions_by_the_release() {
+        let m = parse_doc(&v2()).unwrap();
+        let pinned = m.pinned();
+        assert_eq!(pinned.len(), 5);
+        assert_eq!(
+            (pinned[3].kind, pinned[3].repository.as_str(), pinned[3].tag.as_str()),
+            (Kind::Chart, "vibedata/charts/airbyte", "2.2.0")
+        );
+        assert_eq!((pinned[4].kind, pinned[4].tag.as_str()), (Kind::Ai, "2026.11.0"));
+        // A version 1 manifest without the new sections stays valid, and both read back.
+        assert!(parse_doc(&doc()).unwrap().charts.is_empty());
+    }
+
+    #[test]
+    fn version_2_sections_are_validated() {
+        type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(Mutation, &str)> = vec![
+            (Box::new(|v| v["charts"][0]["name"] = "Airbyte".into()), "charts[0].name"),
+            (Box::new(|v| v["charts"][0]["namespace"] = "air_byte".into()), "charts[0].namespace"),
+            (Box::new(|v| v["charts"][0]["version"] = "latest".into()), "charts[0].version"),
+            (Box::new(|v| v["charts"][0]["artifact"]["digest"] = "sha256:1".into()), "charts[0].artifact.digest"),
+            (
+                Box::new(|v| {
+                    let c = v["charts"][0].clone();
+                    v["charts"].as_array_mut().unwrap().push(c);
+                }),
+                "charts[0].name and charts[1].name both name chart \"airbyte\"",
+            ),
+            (
+                Box::new(|v| v["ai"]["artifact"]["repository"] = "evil.example.com/x".into()),
+                "names registry evil.example.com",
+            ),
+        ];
+        for (mutate, expected) in cases {
+            let mut v = v2();
             mutate(&mut v);
             let err = parse_doc(&v).unwrap_err().to_string();
             assert!(err.contains(expected), "expected {expected:?} in {err:?}");
@@ -432,7 +587,10 @@ mod tests {
     fn schema_versions_out_of_range_are_named_as_such() {
         let mut v = doc();
         v["schemaVersion"] = 4_294_967_297u64.into();
-        assert_eq!(parse_doc(&v).unwrap_err().to_string(), "schemaVersion: 4294967297 is out of range (supported: 1)");
+        assert_eq!(
+            parse_doc(&v).unwrap_err().to_string(),
+            "schemaVersion: 4294967297 is out of range (supported: 1, 2)"
+        );
         v["schemaVersion"] = "1".into();
         assert_eq!(parse_doc(&v).unwrap_err().to_string(), "schemaVersion: \"1\" is not a whole number");
         let mut v = doc();

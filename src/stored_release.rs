@@ -36,6 +36,14 @@ pub mod paths {
     pub fn migrations_ref(release: &str) -> String {
         format!("{release}/migrations/migrations")
     }
+
+    pub fn chart_ref(release: &str, chart: &str) -> String {
+        format!("{release}/chart/{chart}")
+    }
+
+    pub fn ai_ref(release: &str) -> String {
+        format!("{release}/ai/definitions")
+    }
 }
 
 pub use paths::POINTER;
@@ -102,6 +110,8 @@ impl StoredRelease {
                 images: vec![],
                 runbooks: vec![],
                 migrations: None,
+                charts: vec![],
+                ai: None,
             },
             layout,
             storage,

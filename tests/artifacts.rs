@@ -25,6 +25,7 @@ async fn happy_path_then_an_idempotent_rerun() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("artifacts.json");
     let env = env_for(&stack, "happy", release, &out, &[]);
+    let chart = usize::from(!chart_present(&stack).await);
 
     let mark = stack.journal_mark().await;
     let o = stack.cli(&env, &["run", "artifacts"]);
@@ -33,12 +34,14 @@ async fn happy_path_then_an_idempotent_rerun() {
     assert_eq!(v["status"], "succeeded");
     assert_eq!(v["summary"]["release"], release);
     assert_eq!(v["summary"]["manifestDigest"], manifest_digest.as_str());
-    assert_eq!(v["summary"]["images"]["total"], 12);
+    assert_eq!(v["summary"]["images"]["total"], 16);
     assert_eq!(v["summary"]["runbooks"]["total"], 4);
-    assert!(stdout(&o).contains("imported 12/12 images"), "progress lines");
-    // The manifest and the 17 pinned targets went through importImage, by digest.
+    assert_eq!((v["summary"]["charts"]["total"].as_u64(), v["summary"]["ai"]["total"].as_u64()), (Some(1), Some(1)));
+    assert!(stdout(&o).contains("imported 16/16 images"), "progress lines");
+    // The manifest and the 22 release-tagged targets went through importImage, by digest, and
+    // the chart too unless an earlier release on this stack brought its version already.
     let imports = imports_since(&stack, mark).await;
-    assert_eq!(imports.len(), 18, "{imports:?}");
+    assert_eq!(imports.len(), 23 + chart, "{imports:?}");
 
     // Every target tag is at its pinned digest in the customer registry.
     let customer = registry(&stack, true);
@@ -48,7 +51,8 @@ async fn happy_path_then_an_idempotent_rerun() {
     }
     // Artifact storage holds the manifest JSON, the pointer and the layout refs.
     assert!(container_exists(&stack, "art-happy").await);
-    assert_eq!(v["summary"]["artifactStorage"]["refs"].as_array().unwrap().len(), 6);
+    // The manifest, four runbooks, the migrations, the chart and the AI definitions.
+    assert_eq!(v["summary"]["artifactStorage"]["refs"].as_array().unwrap().len(), 8);
 
     // A second run makes no mutating call.
     let mark = stack.journal_mark().await;
@@ -70,12 +74,13 @@ async fn dry_run_lists_the_imports_and_makes_none() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.json");
     let env = env_for(&stack, "dryrun", release, &out, &[]);
+    let chart = u64::from(!chart_present(&stack).await);
     let mark = stack.journal_mark().await;
     let o = stack.cli(&env, &["run", "artifacts", "--dry-run"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v = read_outputs(&out);
     assert_eq!(v["dryRun"], true);
-    assert_eq!(v["summary"]["imports"].as_array().unwrap().len(), 17);
+    assert_eq!(v["summary"]["imports"].as_array().unwrap().len() as u64, 22 + chart);
     assert!(imports_since(&stack, mark).await.is_empty());
     assert!(!container_exists(&stack, "art-dryrun").await);
     assert_eq!(registry(&stack, true).manifest_digest("vibedata/api", release).await.unwrap(), None);
@@ -207,7 +212,8 @@ async fn sigkill_mid_phase_then_a_rerun_completes_without_duplicates() {
             }
         }
     }
-    assert_eq!(done.len(), 18, "the manifest and its 17 targets: {done:?}");
+    // The chart is tagged with its version, not the release, so it is not counted here.
+    assert_eq!(done.len(), 23, "the manifest and its 22 release-tagged targets: {done:?}");
     assert!(done.values().all(|n| *n == 1), "an import ran twice: {done:?}");
     let refs: Vec<&str> =
         v["summary"]["artifactStorage"]["refs"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();

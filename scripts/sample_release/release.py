@@ -23,11 +23,16 @@ AT_RUNBOOK = "application/vnd.vibedata.runbook.v1"
 MT_RUNBOOK_LAYER = "application/vnd.vibedata.runbook.layer.v1.tar+gzip"
 AT_MIGRATIONS = "application/vnd.vibedata.migrations.v1"
 MT_MIGRATIONS_LAYER = "application/vnd.vibedata.migrations.layer.v1.tar+gzip"
+AT_AI = "application/vnd.vibedata.ai.v1"
+MT_AI_LAYER = "application/vnd.vibedata.ai.layer.v1.tar+gzip"
+MT_HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
+MT_HELM_CHART = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 AT_RELEASE_MANIFEST = "application/vnd.vibedata.release.manifest.v1+json"
 MT_RELEASE_MANIFEST_LAYER = "application/vnd.vibedata.release.manifest.v1+json"
 
 ANN_KIND = "io.vibedata.sample-release.kind"
 MIGRATIONS_REPOSITORY = "vibedata/db-migrations"
+AI_REPOSITORY = "vibedata/ai-definitions"
 RELEASE_MANIFEST_REPOSITORY = "vibedata/release-manifest"
 RUNBOOK_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z-_0-9]*$")
 
@@ -61,7 +66,26 @@ IMAGES: tuple[ImageDef, ...] = (
     ImageDef("scheduler", "native", 96),
     ImageDef("web", "node", 256, extra=(("assets", 64),), arches=("amd64", "arm64"), port=3000),
     ImageDef("worker", "native", 160),
+    # The images the Airbyte chart renders, and the hosted agent's image.
+    ImageDef("airbyte-server", None, 24, port=8001),
+    ImageDef("airbyte-worker", None, 16),
+    ImageDef("airbyte-bootloader", None, 8),
+    ImageDef("assistant", None, 16, port=8088),
 )
+
+
+@dataclass(frozen=True)
+class ChartDef:
+    name: str
+    version: str
+    namespace: str
+
+    @property
+    def repository(self) -> str:
+        return "vibedata/charts/" + self.name
+
+
+CHARTS: tuple[ChartDef, ...] = (ChartDef("airbyte", "2.2.0", "airbyte"),)
 
 
 @dataclass(frozen=True)
@@ -313,6 +337,41 @@ def _artifact(rel: Release, artifact_type: str, layer_media_type: str, layer: by
     return body
 
 
+def _data_tree(rel: str) -> dict[str, tuple[bytes, int]]:
+    """Every file under data/<rel>, keyed by its path relative to data/<rel>, sorted."""
+    root = DATA_DIR / rel
+    return {p.relative_to(root).as_posix(): (_data_file(f"{rel}/{p.relative_to(root).as_posix()}"), 0o644)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _chart_yaml_as_json(chart_yaml: bytes) -> dict:
+    """Chart.yaml's scalar keys as the JSON `helm push` puts in the config (flat files only)."""
+    out = {}
+    for line in chart_yaml.decode().splitlines():
+        if not line.strip() or line.startswith("#") or ":" not in line:
+            continue
+        key, value = line.split(":", 1)
+        out[key.strip()] = value.strip().strip('"')
+    return out
+
+
+def _add_chart(rel: Release, chart: ChartDef) -> Item:
+    files = {f"{chart.name}/{k}": v for k, v in _data_tree(f"chart/{chart.name}").items()}
+    tgz = oci.gzip_stored(oci.tar_bytes(oci.tree_entries(files)))
+    config = oci.canonical_json(_chart_yaml_as_json(files[f"{chart.name}/Chart.yaml"][0]))
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": oci.MT_MANIFEST,
+        "config": rel.blobs.add_descriptor(MT_HELM_CONFIG, config),
+        "layers": [rel.blobs.add_descriptor(MT_HELM_CHART, tgz)],
+        # What `helm push` writes, pinned: helm takes it from the .tgz mtime.
+        "annotations": {"org.opencontainers.image.created": CREATED},
+    }
+    body = oci.canonical_json(manifest)
+    rel.blobs.add(body)
+    return Item("chart", chart.repository, chart.version, oci.MT_MANIFEST, body)
+
+
 def build_release(release: str = DEFAULT_RELEASE) -> Release:
     if not RELEASE_RE.match(release):
         raise ValueError(f"release {release!r} is not a valid registry tag")
@@ -339,8 +398,17 @@ def build_release(release: str = DEFAULT_RELEASE) -> Release:
     migrations = Item("migrations", MIGRATIONS_REPOSITORY, release, oci.MT_MANIFEST, body)
     rel.items.append(migrations)
 
+    for chart in CHARTS:
+        rel.items.append(_add_chart(rel, chart))
+
+    # Release-independent, like the runbooks: the same definitions give the same digest.
+    layer = oci.gzip_stored(oci.tar_bytes(oci.tree_entries(_data_tree("ai"), with_dirs=False)))
+    body = _artifact(rel, AT_AI, MT_AI_LAYER, layer)
+    ai = Item("ai", AI_REPOSITORY, release, oci.MT_MANIFEST, body)
+    rel.items.append(ai)
+
     doc = {
-        "schemaVersion": 1,
+        "schemaVersion": 2,
         "release": release,
         "images": [{"repository": i.repository, "tag": i.tag, "digest": i.digest} for i in rel.item("image")],
         "runbooks": [
@@ -349,6 +417,12 @@ def build_release(release: str = DEFAULT_RELEASE) -> Release:
             for rb, item in zip(RUNBOOKS, rel.item("runbook"))
         ],
         "migrations": {"artifact": {"repository": migrations.repository, "digest": migrations.digest}},
+        "charts": [
+            {"name": c.name, "version": c.version, "namespace": c.namespace,
+             "artifact": {"repository": item.repository, "digest": item.digest}}
+            for c, item in zip(CHARTS, rel.item("chart"))
+        ],
+        "ai": {"artifact": {"repository": ai.repository, "digest": ai.digest}},
     }
     rel.document = doc
     body = _artifact(rel, AT_RELEASE_MANIFEST, MT_RELEASE_MANIFEST_LAYER, oci.pretty_json(doc),

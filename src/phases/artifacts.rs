@@ -350,6 +350,8 @@ impl Phase for Artifacts {
                 "images": {"total": count(Kind::Image), "imported": imported(Kind::Image)},
                 "runbooks": {"total": count(Kind::Runbook), "imported": imported(Kind::Runbook)},
                 "migrations": {"total": count(Kind::Migrations), "imported": imported(Kind::Migrations)},
+                "charts": {"total": count(Kind::Chart), "imported": imported(Kind::Chart)},
+                "ai": {"total": count(Kind::Ai), "imported": imported(Kind::Ai)},
                 "digests": pinned.iter().map(|p| (format!("{}:{}", p.repository, p.tag), serde_json::Value::from(p.digest.clone()))).collect::<serde_json::Map<_, _>>(),
                 "artifactStorage": {"container": env.config().artifact_container, "writes": stored.writes, "refs": stored.refs},
             }),
@@ -376,14 +378,10 @@ async fn import_all(
     todo: &[(usize, bool)],
     pinned: &[Pinned],
 ) -> Result<(), PhaseError> {
-    let done: Arc<[AtomicUsize; 3]> = Arc::new(Default::default());
-    let slot = |k: Kind| match k {
-        Kind::Image => 0,
-        Kind::Runbook => 1,
-        Kind::Migrations => 2,
-    };
+    let done: Arc<[AtomicUsize; 5]> = Arc::new(Default::default());
+    let slot = |k: Kind| Kind::ALL.iter().position(|x| *x == k).expect("every kind is in ALL");
     let total = |k: Kind| pinned.iter().filter(|p| p.kind == k).count();
-    for k in [Kind::Image, Kind::Runbook, Kind::Migrations] {
+    for k in Kind::ALL {
         let planned = todo.iter().filter(|(i, _)| pinned[*i].kind == k).count();
         done[slot(k)].store(total(k) - planned, Ordering::SeqCst);
     }
@@ -396,12 +394,7 @@ async fn import_all(
                 clients.import(&p.repository, &p.digest, &p.tag, force).await?;
                 env.changed(import_change(p.kind.as_str(), &p.repository, &p.tag, force));
                 let n = done[slot(p.kind)].fetch_add(1, Ordering::SeqCst) + 1;
-                let noun = match p.kind {
-                    Kind::Image => "images",
-                    Kind::Runbook => "runbooks",
-                    Kind::Migrations => "migration artifacts",
-                };
-                tracing::info!(target_tag = %format!("{}:{}", p.repository, p.tag), digest = %p.digest, "imported {n}/{} {noun}", total(p.kind));
+                tracing::info!(target_tag = %format!("{}:{}", p.repository, p.tag), digest = %p.digest, "imported {n}/{} {}", total(p.kind), p.kind.noun());
                 Ok::<_, PhaseError>(())
             }
         })

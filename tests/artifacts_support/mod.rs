@@ -174,3 +174,9 @@ pub async fn manifest_document(stack: &Stack, tag: &str) -> Value {
     }
     serde_json::from_slice(&buf).unwrap()
 }
+
+/// Whether the customer registry holds the sample chart: it is tagged with its version, which
+/// every release of the sample shares, so only the first release on a stack imports it.
+pub async fn chart_present(stack: &Stack) -> bool {
+    registry(stack, true).manifest_digest("vibedata/charts/airbyte", "2.2.0").await.unwrap().is_some()
+}

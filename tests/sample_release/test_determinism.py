@@ -25,7 +25,7 @@ from sample_release_helpers import build, layout, run_script  # noqa: F401 (layo
 # If you changed the content on purpose, update this constant; if you did not, the
 # generator is not deterministic on this machine, which is a bug.
 PINNED_RELEASE = "2026.11.0"
-PINNED_RELEASE_MANIFEST_DIGEST = "sha256:e5eb7de0b3db66f52ae5b6b452293507831932f7f5e192c1fb85a7fd38caaff3"
+PINNED_RELEASE_MANIFEST_DIGEST = "sha256:1b26b7b1fa92c99b7007e0e40b17447fb72b5bf8b35ec7eae1c64c4ba27c8236"
 
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -217,7 +217,8 @@ def test_refs_and_summary(layout):
     root, summary = layout
     entries = index_entries(root)
     refs = [e["annotations"][REF] for e in entries]
-    assert len(refs) == len(set(refs)) == 18
+    # 16 images, 4 runbooks, the migrations, the chart, the AI definitions, the manifest.
+    assert len(refs) == len(set(refs)) == 24
     by_ref = {e["annotations"][REF]: e for e in entries}
     assert [i["ref"] for i in summary["items"]] == refs
     for item in summary["items"]:
@@ -229,6 +230,8 @@ def test_refs_and_summary(layout):
     assert "vibedata/runbooks/rotate-keys:2026.11.0" in by_ref
     assert "vibedata/db-migrations:2026.11.0" in by_ref
     assert "vibedata/release-manifest:2026.11.0" in by_ref
+    assert "vibedata/charts/airbyte:2.2.0" in by_ref, "a chart is tagged with its version, as helm push does"
+    assert "vibedata/ai-definitions:2026.11.0" in by_ref
 
 
 @pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo not installed")
@@ -246,7 +249,7 @@ def test_skopeo_resolves_every_ref(layout):
 def test_images(layout):
     root, _ = layout
     images = entries_by_kind(root, "image")
-    assert 10 <= len(images) <= 14
+    assert 14 <= len(images) <= 18
     indexes = [e for e in images if e["mediaType"] == MT_INDEX]
     assert len(indexes) == 1, "exactly one image is a multi-arch index"
     layer_use: dict[str, int] = {}
@@ -374,8 +377,8 @@ def test_release_manifest_document(layout):
     doc, raw = release_doc(root)
     # Canonical serialization: sorted keys, 2-space indent, trailing newline.
     assert raw == (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode()
-    assert set(doc) == {"schemaVersion", "release", "images", "runbooks", "migrations"}
-    assert doc["schemaVersion"] == 1 and doc["release"] == PINNED_RELEASE
+    assert set(doc) == {"schemaVersion", "release", "images", "runbooks", "migrations", "charts", "ai"}
+    assert doc["schemaVersion"] == 2 and doc["release"] == PINNED_RELEASE
     by_ref = {e["annotations"][REF]: e for e in index_entries(root)}
 
     def check_repo(repo):
@@ -399,3 +402,56 @@ def test_release_manifest_document(layout):
     assert set(doc["migrations"]["artifact"]) == {"repository", "digest"}
     check_repo(doc["migrations"]["artifact"]["repository"])
     assert DIGEST_RE.match(doc["migrations"]["artifact"]["digest"])
+
+
+# charts and AI definitions -----------------------------------------------------
+
+def _tgz_members(data: bytes) -> dict[str, bytes]:
+    import io
+    import tarfile
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as t:
+        return {m.name: t.extractfile(m).read() for m in t.getmembers() if m.isfile()}
+
+
+def test_chart_is_a_helm_oci_artifact_with_airbyte_v2_shape(layout):
+    root, _ = layout
+    (entry,) = entries_by_kind(root, "chart")
+    m = json.loads(blob(root, entry["digest"]))
+    assert m["config"]["mediaType"] == "application/vnd.cncf.helm.config.v1+json"
+    config = json.loads(blob(root, m["config"]["digest"]))
+    assert (config["name"], config["version"], config["apiVersion"]) == ("airbyte", "2.2.0", "v2")
+    (layer,) = m["layers"]
+    assert layer["mediaType"] == "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+    files = _tgz_members(blob(root, layer["digest"]))
+    assert "airbyte/Chart.yaml" in files and "airbyte/values.yaml" in files
+    values = files["airbyte/values.yaml"].decode()
+    for key in ("secretName: airbyte-config-secrets", "registry:", "connectionStringSecretKey:", "userSecretKey:"):
+        assert key in values, key
+    templates = "".join(v.decode() for k, v in files.items() if k.startswith("airbyte/templates/"))
+    for image in ("server", "worker", "bootloader"):
+        assert f'"name" "{image}"' in templates, image
+    assert 'eq .Values.global.storage.type "azure"' in templates
+    doc, _ = release_doc(root)
+    (chart,) = doc["charts"]
+    assert chart == {"name": "airbyte", "version": "2.2.0", "namespace": "airbyte",
+                     "artifact": {"repository": "vibedata/charts/airbyte", "digest": entry["digest"]}}
+    repos = {i["repository"] for i in doc["images"]}
+    assert {"vibedata/airbyte-server", "vibedata/airbyte-worker", "vibedata/airbyte-bootloader"} <= repos
+
+
+def test_ai_definitions_are_one_tar_of_json(layout):
+    root, _ = layout
+    (entry,) = entries_by_kind(root, "ai")
+    data = artifact_layer(root, entry, "application/vnd.vibedata.ai.v1", "application/vnd.vibedata.ai.layer.v1.tar+gzip")
+    files = {k: json.loads(v) for k, v in _tgz_members(data).items()}
+    assert sorted(files) == ["foundry/agents/assistant.json", "foundry/agents/triage.json",
+                             "foundry/indexes/docs-index.json", "search/indexes/vibedata-docs.json",
+                             "search/indexes/vibedata-tickets.json"]
+    for name, index in files.items():
+        if name.startswith("search/indexes/"):
+            keys = [f for f in index["fields"] if f.get("key")]
+            assert len(keys) == 1 and keys[0]["type"] == "Edm.String", name
+    hosted = files["foundry/agents/assistant.json"]["definition"]
+    assert hosted["kind"] == "hosted"
+    doc, _ = release_doc(root)
+    assert hosted["container_configuration"]["image"] in {i["repository"] for i in doc["images"]}

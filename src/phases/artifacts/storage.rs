@@ -100,6 +100,15 @@ fn artifact_refs(
             .iter()
             .map(|m| (paths::migrations_ref(r), m.artifact.repository.clone(), m.artifact.digest.clone())),
     );
+    refs.extend(
+        manifest
+            .charts
+            .iter()
+            .map(|c| (paths::chart_ref(r, &c.name), c.artifact.repository.clone(), c.artifact.digest.clone())),
+    );
+    refs.extend(
+        manifest.ai.iter().map(|a| (paths::ai_ref(r), a.artifact.repository.clone(), a.artifact.digest.clone())),
+    );
     refs
 }
 
