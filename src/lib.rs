@@ -23,6 +23,7 @@ pub mod sequence;
 pub mod stored_release;
 #[cfg(test)]
 mod testserver;
+pub mod zip;
 
 /// The version and source commit, as `--version` prints them.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VIBEDATA_COMMIT"), ")");

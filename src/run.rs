@@ -17,7 +17,7 @@ use crate::error::{PhaseError, PreflightFailure, RunError};
 use crate::ledger::{LedgerError, Record};
 use crate::outputs::{self, OutputError, PhaseOutput};
 use crate::phases::preflight::{self, Check, LedgerProbe};
-use crate::phases::{self, Changes, Report, Selected};
+use crate::phases::{self, Changes, NoSteps, Report, Run, Selected, Steps};
 use crate::sequence::{self, Step};
 
 /// What to run.
@@ -103,8 +103,9 @@ pub async fn run(target: Target, opts: &RunOptions) -> Ran {
             let scopes: Vec<String> = selected.iter().flat_map(|p| p.scopes(&ctx.config)).collect();
             let mut checks = preflight::shared(&ctx, &scopes, probe(opts)).await;
             let none = Changes::default();
+            let run = Run { changes: &none, steps: &NoSteps };
             for p in &selected {
-                checks.extend(p.checks(&ctx, &none).await);
+                checks.extend(p.checks(&ctx, run).await);
             }
             let result = checks_report("preflight", checks, &steps);
             ran.push(finish("preflight", &started_at, started, opts.dry_run, result, &none));
@@ -168,12 +169,15 @@ async fn run_one(ctx: &Context, phase: &dyn Selected, opts: &RunOptions) -> Fini
     let changes = Changes::default();
     let attach = |error: PhaseError| RunError::phase(id, error);
     let mut checks = preflight::shared(ctx, &phase.scopes(&ctx.config), probe(opts)).await;
-    checks.extend(phase.checks(ctx, &changes).await);
+    checks.extend(phase.checks(ctx, Run { changes: &changes, steps: &NoSteps }).await);
     if let Err(e) = checks_report(id, checks, &[phase.step()]) {
         return finish(id, &started_at, started, opts.dry_run, Err(e), &changes);
     }
     if opts.dry_run {
-        let plan = match phase.plan(ctx, &changes).await {
+        // A dry run reads the previous attempt's steps but records none.
+        let previous = ctx.ledger.read(id).await.ok().flatten().map(|r| r.steps).unwrap_or_default();
+        let steps = ReadOnlySteps(previous);
+        let plan = match phase.plan(ctx, Run { changes: &changes, steps: &steps }).await {
             Ok(plan) => plan,
             Err(e) => return finish(id, &started_at, started, true, Err(attach(e)), &changes),
         };
@@ -216,7 +220,7 @@ async fn run_locked(
             return Err(ledger_err(e.into()));
         }
     };
-    let mut record = Record {
+    let record = Record {
         deployment_id: ctx.config.deployment_id.clone(),
         phase: id.into(),
         status: "running".into(),
@@ -236,10 +240,18 @@ async fn run_locked(
         lock.release().await;
         return Err(ledger_err(e.into()));
     }
-    let result = match phase.plan(ctx, changes).await {
-        Ok(plan) => phase.apply(ctx, changes, plan).await,
+    let steps = LedgerSteps {
+        ctx,
+        lock: &lock,
+        previous: previous.map(|p| p.steps).unwrap_or_default(),
+        record: tokio::sync::Mutex::new(record),
+    };
+    let run = Run { changes, steps: &steps };
+    let result = match phase.plan(ctx, run).await {
+        Ok(plan) => phase.apply(ctx, run, plan).await,
         Err(e) => Err(e),
     };
+    let mut record = steps.record.into_inner();
     record.ended_at = Some(outputs::now_rfc3339());
     record.changes = changes.count();
     match &result {
@@ -257,6 +269,42 @@ async fn run_locked(
     }
     lock.release().await;
     result.map_err(|error| RunError::phase(id, error))
+}
+
+/// Steps kept in the phase's ledger record: each `record` writes the record at once, under the
+/// phase lock, so a killed run leaves what it started behind for the next.
+struct LedgerSteps<'a> {
+    ctx: &'a Context,
+    lock: &'a crate::ledger::PhaseLock,
+    previous: serde_json::Map<String, Value>,
+    record: tokio::sync::Mutex<Record>,
+}
+
+#[async_trait::async_trait]
+impl Steps for LedgerSteps<'_> {
+    fn previous(&self, key: &str) -> Option<Value> {
+        self.previous.get(key).cloned()
+    }
+
+    async fn record(&self, key: &str, value: Value) -> Result<(), crate::azure::AzureError> {
+        let mut record = self.record.lock().await;
+        record.steps.insert(key.to_owned(), value);
+        self.ctx.ledger.write(&record, self.lock).await
+    }
+}
+
+/// A dry run's view of the steps: what the last attempt recorded; nothing is written.
+struct ReadOnlySteps(serde_json::Map<String, Value>);
+
+#[async_trait::async_trait]
+impl Steps for ReadOnlySteps {
+    fn previous(&self, key: &str) -> Option<Value> {
+        self.0.get(key).cloned()
+    }
+
+    async fn record(&self, _key: &str, _value: Value) -> Result<(), crate::azure::AzureError> {
+        Ok(())
+    }
 }
 
 fn skipped(step: Step) -> PhaseOutput {

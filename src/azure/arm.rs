@@ -21,6 +21,21 @@ pub struct Arm {
     endpoint: Url,
 }
 
+/// A long-running operation's first answer (see [`Arm::start`]).
+#[derive(Debug)]
+pub struct Started {
+    pub style: LroStyle,
+    /// The `Location` header, where a Location-style operation is polled.
+    pub location: Option<Url>,
+    pub retry_after: Option<Duration>,
+    pub body: Option<Value>,
+    method: Method,
+    path: String,
+    api_version: String,
+    resource: String,
+    at: Instant,
+}
+
 /// The polling style a long-running operation announced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LroStyle {
@@ -101,33 +116,51 @@ impl Arm {
     /// itself after a PUT or PATCH; after a POST, the body at `Location` (ARM's default final
     /// state for POST) or, without one, the operation status document.
     pub async fn call(&self, req: Request, deadline: Duration) -> Result<Option<Value>, AzureError> {
+        let started = self.start(req).await?;
+        self.finish(started, deadline).await
+    }
+
+    /// Sends a mutating request and returns its first answer without polling, so that a caller
+    /// can record where the operation lives (a runCommand id, from `Location`) before waiting.
+    pub async fn start(&self, req: Request) -> Result<Started, AzureError> {
         let resource = req.resource.clone();
         let method = req.method.clone();
         let path = req.url.path().to_owned();
         let api_version =
             req.url.query_pairs().find(|(k, _)| k == "api-version").map(|(_, v)| v.into_owned()).unwrap_or_default();
-        let started = Instant::now();
         let resp = self.send(req).await?;
         let style = lro_style(resp.status(), resp.headers());
         let location = header_url(resp.headers(), LOCATION.as_str());
-        let mut poll = Poll::operation(deadline);
-        let first_wait = retry_after(resp.headers());
+        let retry_after = retry_after(resp.headers());
         let body = body_json(resp, &resource).await?;
-        match style {
-            LroStyle::Done => Ok(body),
+        Ok(Started { style, location, retry_after, body, method, path, api_version, resource, at: Instant::now() })
+    }
+
+    /// Waits for a [`Arm::start`]ed operation to end (at most `deadline` from its start).
+    pub async fn finish(&self, s: Started, deadline: Duration) -> Result<Option<Value>, AzureError> {
+        let mut poll = Poll::operation(deadline);
+        match s.style {
+            LroStyle::Done => Ok(s.body),
             LroStyle::AsyncOperation(url) => {
-                let status = self.poll_async_operation(url, &resource, started, &mut poll, first_wait).await?;
-                if method == Method::PUT || method == Method::PATCH {
-                    return self.get(&path, &api_version).await.map(Some);
+                let status = self.poll_async_operation(url, &s.resource, s.at, &mut poll, s.retry_after).await?;
+                if s.method == Method::PUT || s.method == Method::PATCH {
+                    return self.get(&s.path, &s.api_version).await.map(Some);
                 }
-                match (method == Method::POST, location) {
-                    (true, Some(url)) => self.poll_location(url, &resource, started, &mut poll, None).await,
+                match (s.method == Method::POST, s.location) {
+                    (true, Some(url)) => self.poll_location(url, &s.resource, s.at, &mut poll, None).await,
                     (true, None) => Ok(Some(status)),
                     (false, _) => Ok(None),
                 }
             }
-            LroStyle::Location(url) => self.poll_location(url, &resource, started, &mut poll, first_wait).await,
+            LroStyle::Location(url) => self.poll_location(url, &s.resource, s.at, &mut poll, s.retry_after).await,
         }
+    }
+
+    /// Polls an operation's `Location` to its end: how a rerun resumes an operation an earlier
+    /// run started and recorded.
+    pub async fn follow(&self, location: Url, resource: &str, deadline: Duration) -> Result<Option<Value>, AzureError> {
+        let mut poll = Poll::operation(deadline);
+        self.poll_location(location, resource, Instant::now(), &mut poll, Some(Duration::ZERO)).await
     }
 
     /// Polls an `Azure-AsyncOperation` status resource to a terminal status; returns its document.

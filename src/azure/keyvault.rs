@@ -57,6 +57,15 @@ impl Vault {
             .ok_or_else(|| AzureError::Decode { resource: self.resource(name), detail: "secret has no value".into() })
     }
 
+    /// The current value of a secret, or `None` when the vault has no secret of that name.
+    pub async fn get_opt(&self, name: &str) -> Result<Option<Secret>, AzureError> {
+        match self.get(name).await {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Proves the vault is reachable and readable by listing one page of secret names (no values).
     pub async fn probe(&self) -> Result<(), AzureError> {
         use futures::StreamExt;

@@ -106,17 +106,55 @@ impl Changes {
     }
 }
 
+/// Step progress a phase keeps in its ledger record, so that a rerun can resume work an
+/// earlier, killed run started (a long-running command's id). The runner writes it; a dry run
+/// only reads it.
+#[async_trait]
+pub trait Steps: Send + Sync {
+    /// What the previous attempt of this phase recorded under `key`.
+    fn previous(&self, key: &str) -> Option<Value>;
+    /// Records `value` under `key` now, before the work it names goes on.
+    async fn record(&self, key: &str, value: Value) -> Result<(), crate::azure::AzureError>;
+}
+
+/// The runs that keep no steps (tests, `run preflight`).
+pub struct NoSteps;
+
+#[async_trait]
+impl Steps for NoSteps {
+    fn previous(&self, _key: &str) -> Option<Value> {
+        None
+    }
+
+    async fn record(&self, _key: &str, _value: Value) -> Result<(), crate::azure::AzureError> {
+        Ok(())
+    }
+}
+
+/// What a run lends a phase beyond its clients: where changes are recorded, and its steps.
+#[derive(Clone, Copy)]
+pub struct Run<'a> {
+    pub changes: &'a Changes,
+    pub steps: &'a dyn Steps,
+}
+
 /// What a phase works with: the run's clients and shared configuration, its own section, and
 /// where it records what it changed.
 pub struct Env<'a, C> {
     pub ctx: &'a Context,
     pub cfg: &'a C,
     changes: &'a Changes,
+    steps: &'a dyn Steps,
 }
 
 impl<'a, C> Env<'a, C> {
-    pub fn new(ctx: &'a Context, cfg: &'a C, changes: &'a Changes) -> Env<'a, C> {
-        Env { ctx, cfg, changes }
+    pub fn new(ctx: &'a Context, cfg: &'a C, run: Run<'a>) -> Env<'a, C> {
+        Env { ctx, cfg, changes: run.changes, steps: run.steps }
+    }
+
+    /// The ledger steps of this phase (see [`Steps`]).
+    pub fn steps(&self) -> &'a dyn Steps {
+        self.steps
     }
 
     /// Records one mutating call, right after it succeeded.
@@ -166,12 +204,12 @@ pub trait Phase: Send + Sync + 'static {
 pub trait Selected: Send + Sync {
     fn step(&self) -> Step;
     fn scopes(&self, shared: &Config) -> Vec<String>;
-    async fn checks(&self, ctx: &Context, changes: &Changes) -> Vec<Check>;
-    async fn plan(&self, ctx: &Context, changes: &Changes) -> Result<Plan<Box<dyn Any + Send + Sync>>, PhaseError>;
+    async fn checks(&self, ctx: &Context, run: Run<'_>) -> Vec<Check>;
+    async fn plan(&self, ctx: &Context, run: Run<'_>) -> Result<Plan<Box<dyn Any + Send + Sync>>, PhaseError>;
     async fn apply(
         &self,
         ctx: &Context,
-        changes: &Changes,
+        run: Run<'_>,
         plan: Plan<Box<dyn Any + Send + Sync>>,
     ) -> Result<Report, PhaseError>;
 }
@@ -196,23 +234,23 @@ impl<P: Phase> Selected for Configured<P> {
         self.phase.scopes(&self.cfg, shared)
     }
 
-    async fn checks(&self, ctx: &Context, changes: &Changes) -> Vec<Check> {
-        self.phase.checks(&Env::new(ctx, &self.cfg, changes)).await
+    async fn checks(&self, ctx: &Context, run: Run<'_>) -> Vec<Check> {
+        self.phase.checks(&Env::new(ctx, &self.cfg, run)).await
     }
 
-    async fn plan(&self, ctx: &Context, changes: &Changes) -> Result<Plan<Box<dyn Any + Send + Sync>>, PhaseError> {
-        self.phase.plan(&Env::new(ctx, &self.cfg, changes)).await.map(Plan::erase)
+    async fn plan(&self, ctx: &Context, run: Run<'_>) -> Result<Plan<Box<dyn Any + Send + Sync>>, PhaseError> {
+        self.phase.plan(&Env::new(ctx, &self.cfg, run)).await.map(Plan::erase)
     }
 
     async fn apply(
         &self,
         ctx: &Context,
-        changes: &Changes,
+        run: Run<'_>,
         plan: Plan<Box<dyn Any + Send + Sync>>,
     ) -> Result<Report, PhaseError> {
         let work = *plan.work.downcast::<P::Work>().expect("a plan goes back to the phase that made it");
         let plan = Plan { changes: plan.changes, summary: plan.summary, work };
-        self.phase.apply(&Env::new(ctx, &self.cfg, changes), plan).await
+        self.phase.apply(&Env::new(ctx, &self.cfg, run), plan).await
     }
 }
 

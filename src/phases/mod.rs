@@ -15,7 +15,7 @@ pub mod preflight;
 pub mod registry;
 pub mod runbooks;
 
-pub use contract::{Change, Changes, Env, Phase, Plan, Report, Selected};
+pub use contract::{Change, Changes, Env, NoSteps, Phase, Plan, Report, Run, Selected, Steps};
 
 use crate::cloud::Cloud;
 use crate::config::Validator;
