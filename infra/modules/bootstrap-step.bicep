@@ -43,7 +43,7 @@ param tags object = {}
 // 2.65.0 on they are Azure Linux 3. This is the version the AVM deployment-script modules pin.
 var azCliVersion = '2.84.0'
 
-var environment = concat(
+var scriptEnvironment = concat(
   [
     {
       name: 'BOOTSTRAP_PHASE'
@@ -87,7 +87,7 @@ resource step 'Microsoft.Resources/deploymentScripts@2023-08-01' = {
   properties: {
     azCliVersion: azCliVersion
     scriptContent: loadTextContent('../../scripts/bootstrap-entry.sh')
-    environmentVariables: environment
+    environmentVariables: scriptEnvironment
     forceUpdateTag: forceUpdateTag
     timeout: timeout
     retentionInterval: 'PT26H'

@@ -102,7 +102,42 @@ pub fn check(t: &Template, plan: &[Phase]) -> Vec<Finding> {
     for call in &calls {
         out.extend(check_call(t, plan, call));
     }
+    out.extend(check_handler(t, plan));
     out.extend(check_step_module(t));
+    out
+}
+
+/// The phase module that declares the function app, and its parameter with the handler's
+/// VIBEDATA_* app settings.
+const HANDLER_MODULE: &str = "apps";
+const HANDLER_CONFIG: &str = "vibedataConfig";
+
+/// The function app runs the built phases over HTTP (`vibedata-bootstrap serve`), so its app
+/// settings carry every key those phases require.
+fn check_handler(t: &Template, plan: &[Phase]) -> Vec<Finding> {
+    let main = t.main();
+    let Some(apps) = main.decl(HANDLER_MODULE).filter(|d| d.kind == DeclKind::Module) else { return Vec::new() };
+    let f = |msg: String| Finding::new(rule::STEP_CONFIG, MAIN, apps.line, msg);
+    let args = apps.path("params").and_then(Expr::object).unwrap_or(&[]);
+    let Some(config) = find(args, HANDLER_CONFIG) else {
+        return vec![f(format!(
+            "`{HANDLER_MODULE}` passes no {HANDLER_CONFIG}: the function app would run without configuration"
+        ))];
+    };
+    let passed = match keys(config, &Scope { file: main, caller: None }) {
+        Ok(k) => k,
+        Err(why) => return vec![f(format!("cannot see the keys of `{HANDLER_MODULE}`'s {HANDLER_CONFIG}: {why}"))],
+    };
+    let mut out = Vec::new();
+    for p in plan.iter().filter(|p| p.built) {
+        let Some(step) = p.step() else { continue };
+        for k in p.required_config.iter().filter(|k| !passed.contains(*k)) {
+            out.push(f(format!(
+                "the function app's settings ({HANDLER_CONFIG}) lack {k}, which `run {step}` requires"
+            )));
+        }
+    }
+    out.dedup();
     out
 }
 

@@ -440,3 +440,19 @@ fn an_output_for_no_parameter_is_a_ui_definition_failure() {
     );
     assert_finds(&check(&c), rule::UI_DEFINITION, UI, &["output `region` names no parameter of main.bicep"]);
 }
+
+#[test]
+fn a_key_missing_from_the_function_app_is_a_step_config_failure() {
+    let c = Copy::new();
+    c.edit(
+        MAIN,
+        "vibedataConfig: union(commonConfig, artifactsConfig, automationConfig, databaseConfig, healthConfig)",
+        "vibedataConfig: union(commonConfig, artifactsConfig, automationConfig, databaseConfig)",
+    );
+    assert_finds(
+        &check(&c),
+        rule::STEP_CONFIG,
+        MAIN,
+        &["the function app's settings (vibedataConfig) lack VIBEDATA_HEALTH_CANARY_SECRET"],
+    );
+}
