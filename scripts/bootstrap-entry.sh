@@ -16,6 +16,8 @@
 #   BOOTSTRAP_WORK_DIR         where to put the binary (default: a new temporary directory)
 #   BOOTSTRAP_DOWNLOAD_RETRIES retries of the download (default 5), BOOTSTRAP_DOWNLOAD_TIMEOUT
 #                              seconds for the whole download (default 600)
+#   BOOTSTRAP_ALLOW_HTTP=1     also accept http:// (the tests' local server); otherwise only
+#                              https://, since the URL carries the SAS token
 #
 # Exit codes: 2 bad configuration or a binary that is not the pinned one (nothing ran);
 # 1 the download failed or the binary cannot start; otherwise the phase's own exit code.
@@ -35,6 +37,8 @@ url="${BOOTSTRAP_BINARY_URL:-}"
 want="${BOOTSTRAP_BINARY_SHA256:-}"
 retries="${BOOTSTRAP_DOWNLOAD_RETRIES:-5}"
 max_time="${BOOTSTRAP_DOWNLOAD_TIMEOUT:-600}"
+protocols="=https"
+[[ "${BOOTSTRAP_ALLOW_HTTP:-}" == 1 ]] && protocols="=https,http"
 
 missing=()
 [[ -n "$phase" ]] || missing+=(BOOTSTRAP_PHASE)
@@ -60,7 +64,7 @@ rm -f "$bin" "$bin.part"
 
 log "phase $phase: downloading $shown"
 curl_err="$work/curl.err"
-if ! curl --fail --silent --show-error --location --proto '=https,http' \
+if ! curl --fail --silent --show-error --location --proto "$protocols" --proto-redir "$protocols" \
     --retry "$retries" --retry-delay 2 --retry-all-errors \
     --connect-timeout 20 --max-time "$max_time" \
     --output "$bin.part" "$url" 2>"$curl_err"; then

@@ -7,7 +7,8 @@
 # target/debug/vibedata-bootstrap; scripts/test builds it first).
 #
 # Cases: success with argument order, the real binary's exit code and last line passed through,
-# missing or bad configuration, download 404, connection refused, checksum mismatch, --version
+# missing or bad configuration, download 404, connection refused, plain http refused, checksum
+# mismatch, --version
 # failing, and a binary that cannot start (an ELF whose loader is missing, as a glibc binary on
 # the Alpine images up to azure-cli 2.63.0). No case prints the SAS token.
 # Prints one line per case and "N passed, N failed" last; exits 1 if any failed.
@@ -69,7 +70,7 @@ run_entry() {
   local name=$1; shift
   OUT="$TMP/$name.out"; ERR="$TMP/$name.err"; WORK="$TMP/$name.work"
   env -i PATH="$PATH" HOME="$TMP" STUB_LOG="$TMP/$name.log" BOOTSTRAP_WORK_DIR="$WORK" \
-    BOOTSTRAP_DOWNLOAD_RETRIES=1 BOOTSTRAP_DOWNLOAD_TIMEOUT=30 "$@" \
+    BOOTSTRAP_DOWNLOAD_RETRIES=1 BOOTSTRAP_DOWNLOAD_TIMEOUT=30 BOOTSTRAP_ALLOW_HTTP=1 "$@" \
     bash "$ENTRY" >"$OUT" 2>"$ERR"
   RC=$?
   LAST=$(tail -n 1 "$ERR")
@@ -150,6 +151,19 @@ case_connection_refused() {
   else ok $n; fi
 }
 
+case_plain_http_refused() {
+  local n=plain-http-refused
+  stub "$SERVE/ok"
+  # The default: a URL that would carry the SAS token in clear text is not fetched.
+  run_entry "$n" BOOTSTRAP_ALLOW_HTTP= BOOTSTRAP_PHASE=artifacts BOOTSTRAP_BINARY_URL="$BASE/ok?$SAS" \
+    BOOTSTRAP_BINARY_SHA256="$(sha "$SERVE/ok")"
+  if [[ $RC -ne 1 ]]; then not_ok $n "exit $RC: $LAST"
+  elif [[ "$LAST" != *"download of $BASE/ok failed"* ]]; then not_ok $n "message: $LAST"
+  elif [[ -s "$TMP/$n.log" ]]; then not_ok $n "the binary was run"
+  elif ! no_sas; then not_ok $n "printed the SAS token"
+  else ok $n; fi
+}
+
 case_checksum_mismatch() {
   local n=checksum-mismatch
   stub "$SERVE/tampered"
@@ -199,6 +213,7 @@ case_missing_config
 case_bad_digest
 case_download_404
 case_connection_refused
+case_plain_http_refused
 case_checksum_mismatch
 case_version_fails
 case_cannot_start
