@@ -103,6 +103,17 @@ var healthConfig = {
   VIBEDATA_HEALTH_CANARY_SECRET: coreSecurity.outputs.canarySecretName
 }
 
+// Names fixed here rather than read from the airbyte module's outputs: the function app
+// (phase 10) carries them too, and it is laid down before AKS (phase 11).
+var aksClusterName = 'aks-${baseName}'
+var airbyteStorageAccountName = 'st${take(replace(baseName, '-', ''), 17)}ab'
+
+var airbyteConfig = {
+  VIBEDATA_AKS_CLUSTER: aksClusterName
+  VIBEDATA_AIRBYTE_STORAGE_ACCOUNT: airbyteStorageAccountName
+  VIBEDATA_ACR_NAME: foundationPaas.outputs.registryName
+}
+
 // What every bootstrap step is given besides its phase and configuration.
 var stepPlatform = {
   identityId: prereqsIdentity.outputs.id
@@ -266,7 +277,7 @@ module apps 'modules/apps.bicep' = {
     release: artifacts.outputs.release
     functionsPackageUri: functionsPackageUri
     // The handler runs the same phases over HTTP, so it gets the same configuration.
-    vibedataConfig: union(commonConfig, artifactsConfig, automationConfig, databaseConfig, healthConfig)
+    vibedataConfig: union(commonConfig, artifactsConfig, automationConfig, databaseConfig, airbyteConfig, healthConfig)
     tags: tags
   }
 }
@@ -277,6 +288,8 @@ module airbyte 'modules/airbyte.bicep' = {
   params: {
     location: location
     baseName: baseName
+    clusterName: aksClusterName
+    airbyteStorageAccountName: airbyteStorageAccountName
     workspaceId: observability.outputs.workspaceId
     aksSubnetId: network.outputs.aksSubnetId
     privateEndpointSubnetId: network.outputs.privateEndpointSubnetId
@@ -285,7 +298,7 @@ module airbyte 'modules/airbyte.bicep' = {
     stepPlatform: stepPlatform
     binaryUri: binaryUri
     // Airbyte keeps its own database and role on the platform's server.
-    stepConfig: union(commonConfig, databaseConfig)
+    stepConfig: union(commonConfig, databaseConfig, airbyteConfig)
     retryAttempt: retryAttempt
     tags: tags
   }

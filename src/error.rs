@@ -42,6 +42,14 @@ pub enum Code {
     RegistrySchemaMissing,
     /// The registry holds no components (`run registry` has not run).
     RegistryEmpty,
+    /// The AKS cluster refuses runCommand, the only way into a private cluster.
+    RunCommandDisabled,
+    /// The release pins no chart of the configured name.
+    ChartNotFound,
+    /// A runCommand ran and did not succeed.
+    CommandFailed,
+    /// Airbyte was installed, and its deployments or its server are not healthy.
+    AirbyteUnhealthy,
     /// The customer registry's network rules keep `importImage` out.
     TrustedServicesBypassDisabled,
     /// Postgres could not be reached for a preflight check.
@@ -77,6 +85,10 @@ impl Code {
             Code::ContentMismatch => "ContentMismatch",
             Code::RegistrySchemaMissing => "RegistrySchemaMissing",
             Code::RegistryEmpty => "RegistryEmpty",
+            Code::RunCommandDisabled => "RunCommandDisabled",
+            Code::ChartNotFound => "ChartNotFound",
+            Code::CommandFailed => "CommandFailed",
+            Code::AirbyteUnhealthy => "AirbyteUnhealthy",
             Code::TrustedServicesBypassDisabled => "TrustedServicesBypassDisabled",
             Code::PostgresUnreachable => "PostgresUnreachable",
             Code::PreflightFailed => "PreflightFailed",
@@ -162,6 +174,9 @@ impl From<OciError> for PhaseError {
         match e {
             OciError::Azure(source) => PhaseError::Azure { source },
             OciError::BadReference { reference, reason } => PhaseError::bad_input(reference, reason),
+            OciError::TooLarge { resource, max } => {
+                PhaseError::bad_input(resource.clone(), format!("{resource} is larger than {max} bytes"))
+            }
             other => {
                 let resource = oci_resource(&other);
                 PhaseError::failed(other.code().into(), resource, other.to_string())
@@ -324,6 +339,7 @@ fn oci_resource(e: &OciError) -> String {
             format!("{registry}/{repository}:{reference}")
         }
         OciError::BadReference { reference, .. } => reference.clone(),
+        OciError::TooLarge { resource, .. } => resource.clone(),
         OciError::Azure(e) => e.resource().to_owned(),
         OciError::Local(_) => String::new(),
     }

@@ -25,6 +25,8 @@ pub enum Chars {
     AlphanumericHyphen,
     /// a-z, 0-9 and `-`.
     LowerAlphanumericHyphen,
+    /// a-z, 0-9 and `_`.
+    LowerAlphanumericUnderscore,
     /// Alphanumerics, `-` and `_`.
     AlphanumericHyphenUnderscore,
     /// Alphanumerics, `-`, `_` and `.` (runtime environments carry versions: `PowerShell-7.4`).
@@ -42,6 +44,7 @@ impl Chars {
             Chars::LowerAlphanumeric => c.is_ascii_lowercase() || c.is_ascii_digit(),
             Chars::AlphanumericHyphen => c.is_ascii_alphanumeric() || c == '-',
             Chars::LowerAlphanumericHyphen => c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-',
+            Chars::LowerAlphanumericUnderscore => c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_',
             Chars::AlphanumericHyphenUnderscore => c.is_ascii_alphanumeric() || c == '-' || c == '_',
             Chars::AlphanumericHyphenUnderscoreDot => c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'),
             Chars::ResourceGroup => c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '(' | ')'),
@@ -230,6 +233,33 @@ pub const HELM_CHART: Rule = Rule {
     )
 };
 
+/// Microsoft.ContainerService/managedClusters: the spec's
+/// `^[a-zA-Z0-9]$|^[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9]$` (`azure-reference/specs/aks-runcommand.md`).
+pub const AKS_CLUSTER: Rule = Rule {
+    first: Edge::Alphanumeric,
+    last: Edge::Alphanumeric,
+    ..rule(
+        "AKS cluster",
+        1,
+        63,
+        Chars::AlphanumericHyphenUnderscore,
+        "1-63 letters, digits, hyphens and underscores, starting and ending with a letter or digit",
+    )
+};
+/// A Postgres database or role this binary creates: PostgreSQL takes 63 bytes of identifier
+/// (NAMEDATALEN - 1); held to lower case letters, digits and underscores so it never needs quoting
+/// in a statement.
+pub const POSTGRES_NAME: Rule = Rule {
+    first: Edge::Letter,
+    ..rule(
+        "Postgres database or role",
+        1,
+        63,
+        Chars::LowerAlphanumericUnderscore,
+        "1-63 lowercase letters, digits and underscores, starting with a letter",
+    )
+};
+
 /// Every rule, for the tests and the docs.
 pub const RULES: &[Rule] = &[
     RESOURCE_GROUP,
@@ -248,6 +278,8 @@ pub const RULES: &[Rule] = &[
     AGENT,
     K8S_NAMESPACE,
     HELM_CHART,
+    AKS_CLUSTER,
+    POSTGRES_NAME,
 ];
 
 /// A name that breaks its rule. `Display` is the end of an error line: "is 200 characters; a

@@ -4,6 +4,10 @@
 
 param location string
 param baseName string
+@description('The cluster\'s name; main.bicep fixes it, since the function app names it too.')
+param clusterName string
+@description('The storage account Airbyte keeps logs and state in; main.bicep fixes it likewise.')
+param airbyteStorageAccountName string
 param workspaceId string
 param aksSubnetId string
 param privateEndpointSubnetId string
@@ -19,17 +23,18 @@ param tags object = {}
 var roles = {
   // In-cluster: the chart creates a namespace, Roles and RoleBindings (aks-runcommand.md).
   aksRbacClusterAdmin: 'b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b'
+  // The step creates Airbyte's Blob containers with its own token.
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   networkContributor: '4d97b98b-1d4f-4787-a291-c67834d212e7'
 }
 
-var compactName = replace(baseName, '-', '')
 
 resource aksSubnet 'Microsoft.Network/virtualNetworks/subnets@2024-05-01' existing = {
   name: '${split(aksSubnetId, '/')[8]}/${last(split(aksSubnetId, '/'))}'
 }
 
 resource cluster 'Microsoft.ContainerService/managedClusters@2024-09-01' = {
-  name: 'aks-${baseName}'
+  name: clusterName
   location: location
   tags: tags
   identity: {
@@ -141,7 +146,7 @@ resource clusterAdmin 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 // Airbyte's chart reaches Blob only with a connection string (no Entra option), so this
 // account keeps shared keys, unlike the platform storage; it is still private-endpoint only.
 resource airbyteStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  name: 'st${take(compactName, 17)}ab'
+  name: airbyteStorageAccountName
   location: location
   tags: tags
   kind: 'StorageV2'
@@ -196,6 +201,16 @@ resource listKeys 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalId: principalId
     principalType: 'ServicePrincipal'
   }
+
+resource blobContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(airbyteStorage.id, principalId, roles.storageBlobDataContributor)
+  scope: airbyteStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
 }
 
 module airbyteBlobEndpoint 'private-endpoint.bicep' = {
@@ -282,6 +297,7 @@ module step 'bootstrap-step.bicep' = {
     runCommand
     clusterAdmin
     listKeys
+    blobContributor
     airbyteBlobEndpoint
     clusterDiagnostics
     airbyteStorageDiagnostics

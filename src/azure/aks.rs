@@ -152,7 +152,12 @@ impl Aks {
 
     /// Submits `command` with `context` (zip bytes) and returns where its result is polled,
     /// without waiting, so the caller can record the id first.
-    pub async fn submit(&self, command: &str, context: &[u8], cluster_token: Option<&Secret>) -> Result<Submitted, AzureError> {
+    pub async fn submit(
+        &self,
+        command: &str,
+        context: &[u8],
+        cluster_token: Option<&Secret>,
+    ) -> Result<Submitted, AzureError> {
         let path = format!("{}/runCommand", self.id);
         let body = RunCommandRequest {
             command,
@@ -163,7 +168,7 @@ impl Aks {
         // it idempotent by state, so a POST lost in flight is not repeated blindly.
         let req = Request::new(Method::POST, self.arm.url(&path, API_VERSION), &path).json(&body);
         let started = self.arm.start(req).await?;
-        let location = match (&started.style, started.location.clone()) {
+        let location = match (&started.style, &started.location) {
             (LroStyle::Location(url), _) | (_, Some(url)) => url.clone(),
             _ => {
                 return Err(AzureError::Decode {
@@ -184,7 +189,8 @@ impl Aks {
     pub async fn wait(&self, submitted: &Submitted, deadline: Duration) -> Result<CommandResult, AzureError> {
         let resource = format!("{}/commandResults/{}", self.id, submitted.id);
         let body = self.arm.follow(submitted.location.clone(), &resource, deadline).await?;
-        let body = body.ok_or_else(|| AzureError::Decode { resource: resource.clone(), detail: "no command result".into() })?;
+        let body =
+            body.ok_or_else(|| AzureError::Decode { resource: resource.clone(), detail: "no command result".into() })?;
         serde_json::from_value(body).map_err(|e| AzureError::Decode { resource, detail: e.to_string() })
     }
 
@@ -218,7 +224,12 @@ mod tests {
     fn success_needs_succeeded_in_any_case_and_exit_code_zero() {
         let r = |state: &str, code: Option<i32>| CommandResult {
             id: None,
-            properties: CommandProperties { provisioning_state: Some(state.into()), exit_code: code, logs: None, reason: None },
+            properties: CommandProperties {
+                provisioning_state: Some(state.into()),
+                exit_code: code,
+                logs: None,
+                reason: None,
+            },
         };
         assert!(r("Succeeded", Some(0)).succeeded());
         assert!(r("succeeded", Some(0)).succeeded());

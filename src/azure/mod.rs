@@ -2,6 +2,7 @@
 //! policy and one error type.
 
 pub mod acr;
+pub mod aks;
 pub mod arm;
 pub mod automation;
 pub mod blob;
@@ -13,6 +14,7 @@ pub mod pipeline;
 pub mod request_loop;
 pub mod retry;
 pub mod sdk;
+pub mod storage;
 
 pub use error::AzureError;
 

@@ -31,7 +31,7 @@ const fn key(name: &'static str, need: Need, help: &'static str) -> KeySpec {
 }
 
 pub(super) const ARTIFACTS: &[Step] = &[Step::Artifacts];
-pub(super) const DB_USERS: &[Step] = &[Step::Database, Step::Registry, Step::Health];
+pub(super) const DB_USERS: &[Step] = &[Step::Database, Step::Airbyte, Step::Registry, Step::Health];
 
 /// Every configuration key this binary reads.
 pub static KEYS: &[KeySpec] = &[
@@ -67,7 +67,7 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { default: Some("60"), ..key("VIBEDATA_HTTP_TIMEOUT_SECS", Need::Optional, "per-request timeout") },
     KeySpec { default: Some("8"), ..key("VIBEDATA_MAX_RETRIES", Need::Optional, "retries of a throttled or failed request before giving up") },
     // Artifact Bootstrap.
-    key("VIBEDATA_ACR_NAME", Need::Steps(ARTIFACTS), "the customer container registry"),
+    key("VIBEDATA_ACR_NAME", Need::Steps(&[Step::Artifacts, Step::Airbyte]), "the customer container registry"),
     key("VIBEDATA_ACR_LOGIN_SERVER", Need::Optional, "override the customer registry's login server (default <name>.azurecr.io)"),
     key("VIBEDATA_ACR_AUTH_ENDPOINT", Need::Optional, "override where the ACR token exchange is sent (default https://<login server>)"),
     key("VIBEDATA_PUBLISHER_REGISTRY", Need::Steps(ARTIFACTS), "login server of the publisher registry"),
@@ -92,6 +92,18 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { default: Some("verify-full"), ..key("VIBEDATA_POSTGRES_SSLMODE", Need::Optional, "require or verify-full; TLS is never off") },
     KeySpec { default: Some("120"), ..key("VIBEDATA_DB_LOCK_TIMEOUT_SECS", Need::Optional, "how long a second migration runner waits for the migration lock") },
     key("VIBEDATA_HEALTH_CANARY_SECRET", Need::Steps(&[Step::Health]), "Key Vault secret the health probe reads"),
+    // Airbyte Deployment.
+    key("VIBEDATA_AKS_CLUSTER", Need::Steps(&[Step::Airbyte]), "the private AKS cluster Airbyte is installed on (through ARM runCommand)"),
+    key("VIBEDATA_AIRBYTE_STORAGE_ACCOUNT", Need::Steps(&[Step::Airbyte]),
+        "storage account for Airbyte's logs and state: the chart only takes a connection string, made from its keys (listKeys)"),
+    key("VIBEDATA_AIRBYTE_STORAGE_BLOB_URL", Need::Optional, "override that account's blob endpoint (the local stack)"),
+    KeySpec { default: Some("airbyte"), ..key("VIBEDATA_AIRBYTE_CHART", Need::Optional, "the release chart that is Airbyte") },
+    KeySpec { default: Some("airbyte"), ..key("VIBEDATA_AIRBYTE_DATABASE", Need::Optional, "the Postgres database Airbyte gets (created when missing)") },
+    KeySpec { default: Some("airbyte"), ..key("VIBEDATA_AIRBYTE_DB_USER", Need::Optional, "the Postgres role Airbyte connects as (created when missing)") },
+    KeySpec { default: Some("airbyte-db-password"), ..key("VIBEDATA_AIRBYTE_DB_PASSWORD_SECRET", Need::Optional,
+        "Key Vault secret holding that role's password (generated when missing)") },
+    KeySpec { default: Some("480"), ..key("VIBEDATA_AIRBYTE_INSTALL_TIMEOUT_SECS", Need::Optional,
+        "helm --wait --timeout of the install; the command's own deadline is two minutes longer") },
     // Registry Bootstrap and Health Bootstrap.
     KeySpec { default: Some("8"), ..key("VIBEDATA_DISCOVERY_CONCURRENCY", Need::Optional, "ARM reads in flight at once during discovery") },
     key("VIBEDATA_DNS_SERVER", Need::Optional, "host:port of the DNS server the health checks resolve with (default: the system resolver)"),

@@ -24,8 +24,8 @@ use crate::names;
 use crate::sequence::Step;
 pub use keys::{required_for, KeySpec, Need, KEYS};
 pub use sections::{
-    ArtifactsConfig, DatabaseConfig, DbAuth, FailOn, HealthConfig, ImportMethod, ImportMode, RegistryConfig,
-    RunbooksConfig, RuntimeEnvironment,
+    AirbyteConfig, ArtifactsConfig, DatabaseConfig, DbAuth, FailOn, HealthConfig, ImportMethod, ImportMode,
+    RegistryConfig, RunbooksConfig, RuntimeEnvironment,
 };
 pub use source::{ConfigError, Problem, Source};
 pub use validator::Validator;

@@ -80,6 +80,23 @@ pub struct DatabaseConfig {
     pub lock_timeout: Duration,
 }
 
+/// Configuration of the Airbyte Deployment step.
+#[derive(Debug, Clone)]
+pub struct AirbyteConfig {
+    pub cluster: String,
+    pub acr_login_server: String,
+    pub acr_auth_endpoint: Url,
+    pub storage_account: String,
+    pub storage_blob_url: Url,
+    pub chart: String,
+    pub database_name: String,
+    pub database_user: String,
+    pub password_secret: String,
+    pub install_timeout: Duration,
+    /// The platform's Postgres, where Airbyte's database and role are created.
+    pub database: DatabaseConfig,
+}
+
 /// Configuration of the Registry Bootstrap step.
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
@@ -116,6 +133,43 @@ pub struct HealthConfig {
 }
 
 impl Validator<'_> {
+    /// The customer registry: its name, login server and token exchange endpoint.
+    pub fn customer_registry(&mut self, cloud: &Cloud) -> (String, String, Url) {
+        let acr_name = self.named("VIBEDATA_ACR_NAME", &names::CONTAINER_REGISTRY).unwrap_or_default();
+        let acr_login_server = self
+            .raw("VIBEDATA_ACR_LOGIN_SERVER")
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{}.{}", acr_name.to_ascii_lowercase(), cloud.acr_suffix()));
+        let acr_auth_endpoint = self
+            .url("VIBEDATA_ACR_AUTH_ENDPOINT")
+            .or_else(|| Url::parse(&format!("https://{acr_login_server}")).ok())
+            .unwrap_or_else(|| Url::parse("https://invalid.invalid").expect("static url"));
+        (acr_name, acr_login_server, acr_auth_endpoint)
+    }
+
+    pub fn airbyte(&mut self, cloud: &Cloud) -> AirbyteConfig {
+        let (_, acr_login_server, acr_auth_endpoint) = self.customer_registry(cloud);
+        let storage_account =
+            self.named("VIBEDATA_AIRBYTE_STORAGE_ACCOUNT", &names::STORAGE_ACCOUNT).unwrap_or_default();
+        let storage_blob_url = self
+            .url("VIBEDATA_AIRBYTE_STORAGE_BLOB_URL")
+            .or_else(|| Url::parse(&format!("https://{storage_account}.blob.{}", cloud.storage_suffix())).ok())
+            .unwrap_or_else(|| Url::parse("https://invalid.invalid").expect("static url"));
+        AirbyteConfig {
+            cluster: self.named("VIBEDATA_AKS_CLUSTER", &names::AKS_CLUSTER).unwrap_or_default(),
+            acr_login_server,
+            acr_auth_endpoint,
+            storage_account,
+            storage_blob_url,
+            chart: self.named_or_default("VIBEDATA_AIRBYTE_CHART", &names::HELM_CHART),
+            database_name: self.named_or_default("VIBEDATA_AIRBYTE_DATABASE", &names::POSTGRES_NAME),
+            database_user: self.named_or_default("VIBEDATA_AIRBYTE_DB_USER", &names::POSTGRES_NAME),
+            password_secret: self.named_or_default("VIBEDATA_AIRBYTE_DB_PASSWORD_SECRET", &names::SECRET),
+            install_timeout: Duration::from_secs(self.number("VIBEDATA_AIRBYTE_INSTALL_TIMEOUT_SECS", 60, 3_600)),
+            database: self.database(),
+        }
+    }
+
     pub fn registry(&mut self) -> RegistryConfig {
         RegistryConfig {
             concurrency: self.number("VIBEDATA_DISCOVERY_CONCURRENCY", 1, 64) as usize,
@@ -234,15 +288,7 @@ impl Validator<'_> {
     }
 
     pub fn artifacts(&mut self, cloud: &Cloud) -> ArtifactsConfig {
-        let acr_name = self.named("VIBEDATA_ACR_NAME", &names::CONTAINER_REGISTRY).unwrap_or_default();
-        let acr_login_server = self
-            .raw("VIBEDATA_ACR_LOGIN_SERVER")
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("{}.{}", acr_name.to_ascii_lowercase(), cloud.acr_suffix()));
-        let acr_auth_endpoint = self
-            .url("VIBEDATA_ACR_AUTH_ENDPOINT")
-            .or_else(|| Url::parse(&format!("https://{acr_login_server}")).ok())
-            .unwrap_or_else(|| Url::parse("https://invalid.invalid").expect("static url"));
+        let (acr_name, acr_login_server, acr_auth_endpoint) = self.customer_registry(cloud);
         let publisher_registry = self.raw("VIBEDATA_PUBLISHER_REGISTRY").unwrap_or_default().to_owned();
         if publisher_registry.contains('/') {
             self.problem(

@@ -13,6 +13,7 @@ pub mod connect;
 pub mod lock;
 pub mod migrate;
 pub mod migrations;
+pub mod provision;
 
 use std::time::Duration;
 

@@ -339,6 +339,25 @@ impl Registry {
         Ok(sized.stream)
     }
 
+    /// A small blob, whole and verified against its digest; refused past `max` bytes without
+    /// reading further (a release's artifacts are scripts, SQL, charts and JSON).
+    pub async fn blob_bytes(&self, repository: &str, digest: &str, max: u64) -> Result<bytes::Bytes, OciError> {
+        use futures::StreamExt;
+        let resource = format!("{repository}@{digest}");
+        let mut stream = Box::pin(self.blob_stream(repository, digest).await?);
+        let mut buf = bytes::BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| super::stream_error(e, self, repository, &resource))?;
+            buf.extend_from_slice(&chunk);
+            if buf.len() as u64 > max {
+                return Err(OciError::TooLarge { resource, max });
+            }
+        }
+        let bytes = buf.freeze();
+        super::verify_digest(repository, digest, &bytes)?;
+        Ok(bytes)
+    }
+
     /// Uploads a blob from `stream` as one streamed PATCH, then commits it with `PUT ?digest=`
     /// only when the stream ended without error (a stream failing its digest check at the end
     /// aborts the PATCH, and the session is cancelled).

@@ -91,6 +91,10 @@ pub enum OciError {
     #[error("{registry}/{repository}:{reference} is {actual}, expected {expected} after the copy")]
     VerifyFailed { registry: String, repository: String, reference: String, expected: String, actual: String },
 
+    /// A blob read whole is bigger than what may be held in memory for it: not one of ours.
+    #[error("{resource} is larger than {max} bytes")]
+    TooLarge { resource: String, max: u64 },
+
     /// Getting an AAD token for the ACR exchange failed, or artifact storage failed.
     #[error(transparent)]
     Azure(#[from] AzureError),
@@ -113,6 +117,7 @@ impl OciError {
             OciError::NotFound { .. } => "NotFound",
             OciError::Transport { .. } => "RegistryUnreachable",
             OciError::Manifest { .. } => "UnsupportedManifest",
+            OciError::TooLarge { .. } => "BlobTooLarge",
             OciError::VerifyFailed { .. } => "VerifyFailed",
             OciError::Azure(e) => e.code(),
             OciError::Local(_) => "LocalError",

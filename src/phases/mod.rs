@@ -7,6 +7,7 @@
 //! the ledger, and attaches the phase to errors; so no phase tests a dry-run flag or names
 //! itself in an error.
 
+pub mod airbyte;
 pub mod artifacts;
 pub mod contract;
 pub mod database;
@@ -28,9 +29,10 @@ pub fn select(step: Step, v: &mut Validator<'_>, cloud: &Cloud) -> Option<Box<dy
         Step::Artifacts => contract::configured(artifacts::Artifacts, v, cloud),
         Step::Runbooks => contract::configured(runbooks::Runbooks, v, cloud),
         Step::Database => contract::configured(database::Database, v, cloud),
+        Step::Airbyte => contract::configured(airbyte::Airbyte, v, cloud),
         Step::Registry => contract::configured(registry::Registry, v, cloud),
         Step::Health => contract::configured(health::Health, v, cloud),
-        Step::Airbyte | Step::Ai => return None,
+        Step::Ai => return None,
     })
 }
 

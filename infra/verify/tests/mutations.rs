@@ -106,15 +106,15 @@ fn a_key_dropped_inside_a_mixed_module_is_a_step_config_failure() {
 
 #[test]
 fn a_key_the_plan_adds_fails_until_infra_passes_it() {
-    // When the Airbyte step is built and requires its cluster, the template must follow.
+    // When a phase comes to require a new key, the template must follow.
     let mut plan = common::plan();
-    plan.iter_mut().find(|p| p.id == "airbyte").unwrap().required_config.push("VIBEDATA_AKS_CLUSTER".into());
+    plan.iter_mut().find(|p| p.id == "airbyte").unwrap().required_config.push("VIBEDATA_AIRBYTE_FUTURE_KEY".into());
     let findings = Copy::new().check(&plan);
     assert_finds(
         &findings,
         rule::STEP_CONFIG,
         "modules/airbyte.bicep",
-        &["step `airbyte` does not pass VIBEDATA_AKS_CLUSTER"],
+        &["step `airbyte` does not pass VIBEDATA_AIRBYTE_FUTURE_KEY"],
     );
 }
 
@@ -446,8 +446,8 @@ fn a_key_missing_from_the_function_app_is_a_step_config_failure() {
     let c = Copy::new();
     c.edit(
         MAIN,
-        "vibedataConfig: union(commonConfig, artifactsConfig, automationConfig, databaseConfig, healthConfig)",
-        "vibedataConfig: union(commonConfig, artifactsConfig, automationConfig, databaseConfig)",
+        "vibedataConfig: union(commonConfig, artifactsConfig, automationConfig, databaseConfig, airbyteConfig, healthConfig)",
+        "vibedataConfig: union(commonConfig, artifactsConfig, automationConfig, databaseConfig, airbyteConfig)",
     );
     assert_finds(
         &check(&c),

@@ -2,8 +2,7 @@
 //! content-addressed OCI Image Layout under `oci/` holding the manifest, runbook and migrations
 //! artifacts. Later phases and Day-2 updates read from here, never from the publisher.
 
-use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -66,18 +65,7 @@ pub async fn read_release(
 
 /// A small blob, whole, verified against its digest.
 async fn fetch_blob(registry: &Registry, repo: &str, digest: &str, max: u64) -> Result<Bytes, PhaseError> {
-    let mut stream = Box::pin(registry.blob_stream(repo, digest).await?);
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| crate::oci::stream_error(e, registry, repo, &format!("{repo}@{digest}")))?;
-        buf.extend_from_slice(&chunk);
-        if buf.len() as u64 > max {
-            return Err(PhaseError::bad_input(format!("{repo}@{digest}"), format!("blob is larger than {max} bytes")));
-        }
-    }
-    let bytes = buf.freeze();
-    crate::oci::verify_digest(repo, digest, &bytes)?;
-    Ok(bytes)
+    Ok(registry.blob_bytes(repo, digest, max).await?)
 }
 
 /// `(ref name, repository, digest)` of every artifact the layout holds for a release.
