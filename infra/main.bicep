@@ -108,6 +108,17 @@ var healthConfig = {
 var aksClusterName = 'aks-${baseName}'
 var airbyteStorageAccountName = 'st${take(replace(baseName, '-', ''), 17)}ab'
 
+var foundryName = 'ais-${baseName}'
+var foundryProjectName = 'vibedata'
+var searchName = 'srch-${baseName}'
+
+var aiConfig = {
+  VIBEDATA_SEARCH_SERVICE: searchName
+  VIBEDATA_FOUNDRY_ACCOUNT: foundryName
+  VIBEDATA_FOUNDRY_PROJECT: foundryProjectName
+  VIBEDATA_ACR_NAME: foundationPaas.outputs.registryName
+}
+
 var airbyteConfig = {
   VIBEDATA_AKS_CLUSTER: aksClusterName
   VIBEDATA_AIRBYTE_STORAGE_ACCOUNT: airbyteStorageAccountName
@@ -277,7 +288,7 @@ module apps 'modules/apps.bicep' = {
     release: artifacts.outputs.release
     functionsPackageUri: functionsPackageUri
     // The handler runs the same phases over HTTP, so it gets the same configuration.
-    vibedataConfig: union(commonConfig, artifactsConfig, automationConfig, databaseConfig, airbyteConfig, healthConfig)
+    vibedataConfig: union(commonConfig, artifactsConfig, automationConfig, databaseConfig, airbyteConfig, aiConfig, healthConfig)
     tags: tags
   }
 }
@@ -330,13 +341,18 @@ module ai 'modules/ai.bicep' = {
   params: {
     location: location
     baseName: baseName
+    foundryName: foundryName
+    projectName: foundryProjectName
+    searchName: searchName
+    // The release's project index assets (sample: foundry/indexes/docs-index.json) name it.
+    searchConnectionName: 'vibedata-search'
     workspaceId: observability.outputs.workspaceId
     privateEndpointSubnetId: network.outputs.privateEndpointSubnetId
     zoneIds: dns.outputs.zoneIds
     principalId: prereqsIdentity.outputs.principalId
     stepPlatform: stepPlatform
     binaryUri: binaryUri
-    stepConfig: commonConfig
+    stepConfig: union(commonConfig, aiConfig)
     retryAttempt: retryAttempt
     tags: tags
   }

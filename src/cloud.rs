@@ -70,6 +70,15 @@ impl Cloud {
         }
     }
 
+    /// AI Search's data-plane domain.
+    pub fn search_suffix(self) -> &'static str {
+        match self {
+            Cloud::AzureCloud => "search.windows.net",
+            Cloud::AzureUSGovernment => "search.windows.us",
+            Cloud::AzureChinaCloud => "search.azure.cn",
+        }
+    }
+
     pub fn postgres_scope(self) -> &'static str {
         match self {
             Cloud::AzureCloud => "https://ossrdbms-aad.database.windows.net/.default",

@@ -50,6 +50,10 @@ pub enum Code {
     CommandFailed,
     /// Airbyte was installed, and its deployments or its server are not healthy.
     AirbyteUnhealthy,
+    /// The Foundry project names no data-plane endpoint.
+    ProjectEndpointMissing,
+    /// A Search index of the release changes a field in a way the service refuses.
+    BreakingIndexChange,
     /// The customer registry's network rules keep `importImage` out.
     TrustedServicesBypassDisabled,
     /// Postgres could not be reached for a preflight check.
@@ -89,6 +93,8 @@ impl Code {
             Code::ChartNotFound => "ChartNotFound",
             Code::CommandFailed => "CommandFailed",
             Code::AirbyteUnhealthy => "AirbyteUnhealthy",
+            Code::ProjectEndpointMissing => "ProjectEndpointMissing",
+            Code::BreakingIndexChange => "BreakingIndexChange",
             Code::TrustedServicesBypassDisabled => "TrustedServicesBypassDisabled",
             Code::PostgresUnreachable => "PostgresUnreachable",
             Code::PreflightFailed => "PreflightFailed",

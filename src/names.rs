@@ -260,6 +260,33 @@ pub const POSTGRES_NAME: Rule = Rule {
     )
 };
 
+/// Microsoft.Search/searchServices.
+pub const SEARCH_SERVICE: Rule = Rule {
+    first: Edge::Alphanumeric,
+    last: Edge::Alphanumeric,
+    no_double_hyphen: true,
+    ..rule(
+        "search service",
+        2,
+        60,
+        Chars::LowerAlphanumericHyphen,
+        "2-60 lowercase letters, digits and hyphens, not starting or ending with a hyphen, no consecutive hyphens",
+    )
+};
+/// Microsoft.CognitiveServices/accounts.
+pub const COGNITIVE_ACCOUNT: Rule = Rule {
+    first: Edge::Alphanumeric,
+    ..rule(
+        "Foundry resource",
+        2,
+        64,
+        Chars::AlphanumericHyphenUnderscoreDot,
+        "2-64 letters, digits, hyphens, underscores and periods, starting with a letter or digit",
+    )
+};
+/// Microsoft.CognitiveServices/accounts/projects (the account's rule assumed; not documented apart).
+pub const FOUNDRY_PROJECT: Rule = Rule { what: "Foundry project", ..COGNITIVE_ACCOUNT };
+
 /// Every rule, for the tests and the docs.
 pub const RULES: &[Rule] = &[
     RESOURCE_GROUP,
@@ -280,6 +307,9 @@ pub const RULES: &[Rule] = &[
     HELM_CHART,
     AKS_CLUSTER,
     POSTGRES_NAME,
+    SEARCH_SERVICE,
+    COGNITIVE_ACCOUNT,
+    FOUNDRY_PROJECT,
 ];
 
 /// A name that breaks its rule. `Display` is the end of an error line: "is 200 characters; a

@@ -5,6 +5,12 @@
 
 param location string
 param baseName string
+@description('The Foundry resource, project and Search service names; main.bicep fixes them, since the function app names them too.')
+param foundryName string
+param projectName string
+param searchName string
+@description('The project connection to Search, as the release\'s index assets name it.')
+param searchConnectionName string
 param workspaceId string
 param privateEndpointSubnetId string
 @description('Private DNS zone ids by key, from the DNS phase.')
@@ -27,7 +33,7 @@ var roles = {
 }
 
 resource foundry 'Microsoft.CognitiveServices/accounts@2025-06-01' = {
-  name: 'ais-${baseName}'
+  name: foundryName
   location: location
   tags: tags
   kind: 'AIServices'
@@ -38,7 +44,7 @@ resource foundry 'Microsoft.CognitiveServices/accounts@2025-06-01' = {
     type: 'SystemAssigned'
   }
   properties: {
-    customSubDomainName: 'ais-${baseName}'
+    customSubDomainName: foundryName
     allowProjectManagement: true
     publicNetworkAccess: 'Disabled'
     disableLocalAuth: true
@@ -50,7 +56,7 @@ resource foundry 'Microsoft.CognitiveServices/accounts@2025-06-01' = {
 
 resource project 'Microsoft.CognitiveServices/accounts/projects@2025-06-01' = {
   parent: foundry
-  name: 'vibedata'
+  name: projectName
   location: location
   tags: tags
   identity: {
@@ -63,7 +69,7 @@ resource project 'Microsoft.CognitiveServices/accounts/projects@2025-06-01' = {
 }
 
 resource search 'Microsoft.Search/searchServices@2023-11-01' = {
-  name: 'srch-${baseName}'
+  name: searchName
   location: location
   tags: tags
   sku: {
@@ -85,7 +91,7 @@ resource search 'Microsoft.Search/searchServices@2023-11-01' = {
 
 resource searchConnection 'Microsoft.CognitiveServices/accounts/projects/connections@2025-06-01' = {
   parent: project
-  name: 'search'
+  name: searchConnectionName
   properties: {
     category: 'CognitiveSearch'
     target: 'https://${search.name}.search.windows.net'

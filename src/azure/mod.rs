@@ -8,12 +8,14 @@ pub mod automation;
 pub mod blob;
 pub mod discovery;
 pub mod error;
+pub mod foundry;
 pub mod identity;
 pub mod keyvault;
 pub mod pipeline;
 pub mod request_loop;
 pub mod retry;
 pub mod sdk;
+pub mod search;
 pub mod storage;
 
 pub use error::AzureError;

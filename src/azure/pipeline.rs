@@ -41,6 +41,9 @@ pub struct Request {
     /// What the request is about, for errors and progress lines (an ARM id, a blob name...).
     pub resource: String,
     pub timeout: Option<Duration>,
+    /// The service answers a missing role with a 403 that carries no code (AI Search does): such
+    /// a 403 is waited out as RBAC propagation like a coded one.
+    pub bare_403_is_rbac: bool,
 }
 
 impl Request {
@@ -54,6 +57,7 @@ impl Request {
             idempotent,
             resource: resource.into(),
             timeout: None,
+            bare_403_is_rbac: false,
         }
     }
 
@@ -71,6 +75,12 @@ impl Request {
         if let Ok(v) = HeaderValue::from_str(value) {
             self.headers.insert(name, v);
         }
+        self
+    }
+
+    /// See [`Request::bare_403_is_rbac`].
+    pub fn bare_403_is_rbac(mut self) -> Request {
+        self.bare_403_is_rbac = true;
         self
     }
 
@@ -181,8 +191,11 @@ impl Pipeline {
                     resp.headers().get("x-ms-error-code").and_then(|v| v.to_str().ok()).map(str::to_owned);
                 let body = resp.bytes().await.unwrap_or_default();
                 let (code, message) = parse_error(status, header_code.as_deref(), &body);
+                let bare = code.is_empty() || code == format!("Http{status}");
+                let judged =
+                    if status == 403 && bare && req.bare_403_is_rbac { "Forbidden".to_owned() } else { code.clone() };
                 Attempt {
-                    outcome: Outcome::Status { status, code: Some(code.clone()), retry_after },
+                    outcome: Outcome::Status { status, code: Some(judged), retry_after },
                     message: Some(message.clone()),
                     value: Sent::Failed { status, code, message },
                 }

@@ -63,6 +63,8 @@ const RBAC_CODES: &[&str] = &[
     "LinkedAuthorizationFailed",
     "Forbidden",
     "AuthorizationFailure",
+    // Foundry's data plane: "The principal ... lacks the required data action ...".
+    "PermissionDenied",
 ];
 
 /// Statuses that mean "try again later" whatever the code says. ARM documents 429 as retryable
@@ -284,7 +286,7 @@ mod tests {
         assert_eq!(waited, p.rbac_deadline, "waits exactly up to the deadline");
         // RBAC waits do not use up the retry budget for throttling.
         assert_eq!(s.retries, 0);
-        for code in ["AuthorizationPermissionMismatch", "Forbidden", "LinkedAuthorizationFailed"] {
+        for code in ["AuthorizationPermissionMismatch", "Forbidden", "LinkedAuthorizationFailed", "PermissionDenied"] {
             assert!(
                 matches!(p.decide(&status(403, Some(code), None), true, &mut p.start()), Decision::WaitForRbac(_)),
                 "{code}"

@@ -67,7 +67,7 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { default: Some("60"), ..key("VIBEDATA_HTTP_TIMEOUT_SECS", Need::Optional, "per-request timeout") },
     KeySpec { default: Some("8"), ..key("VIBEDATA_MAX_RETRIES", Need::Optional, "retries of a throttled or failed request before giving up") },
     // Artifact Bootstrap.
-    key("VIBEDATA_ACR_NAME", Need::Steps(&[Step::Artifacts, Step::Airbyte]), "the customer container registry"),
+    key("VIBEDATA_ACR_NAME", Need::Steps(&[Step::Artifacts, Step::Airbyte, Step::Ai]), "the customer container registry"),
     key("VIBEDATA_ACR_LOGIN_SERVER", Need::Optional, "override the customer registry's login server (default <name>.azurecr.io)"),
     key("VIBEDATA_ACR_AUTH_ENDPOINT", Need::Optional, "override where the ACR token exchange is sent (default https://<login server>)"),
     key("VIBEDATA_PUBLISHER_REGISTRY", Need::Steps(ARTIFACTS), "login server of the publisher registry"),
@@ -83,6 +83,13 @@ pub static KEYS: &[KeySpec] = &[
     key("VIBEDATA_RUNTIME_ENVIRONMENTS", Need::Optional,
         "runtime environments to ensure, as Name=Language:Version pairs (e.g. PowerShell74=PowerShell:7.4,Python310=Python:3.10; names without dots, as Automation requires of user-created environments)"),
     KeySpec { default: Some("1048576"), ..key("VIBEDATA_RUNBOOK_MAX_BYTES", Need::Optional, "largest runbook script accepted, in bytes") },
+    // AI Deployment.
+    key("VIBEDATA_SEARCH_SERVICE", Need::Steps(&[Step::Ai]), "the AI Search service the release's indexes go to"),
+    key("VIBEDATA_SEARCH_ENDPOINT", Need::Optional, "override the Search endpoint (default https://<service>.search.windows.net)"),
+    key("VIBEDATA_FOUNDRY_ACCOUNT", Need::Steps(&[Step::Ai]), "the Foundry resource (Microsoft.CognitiveServices/accounts, kind AIServices)"),
+    key("VIBEDATA_FOUNDRY_PROJECT", Need::Steps(&[Step::Ai]), "the Foundry project the agents and index assets go to"),
+    key("VIBEDATA_FOUNDRY_PROJECT_ENDPOINT", Need::Optional, "override the project endpoint (default: the project's endpoints[\"AI Foundry API\"])"),
+    KeySpec { default: Some("300"), ..key("VIBEDATA_AI_HOSTED_TIMEOUT_SECS", Need::Optional, "how long a hosted agent version may take to become active") },
     // DB Deployment, Registry and Health.
     key("VIBEDATA_POSTGRES_HOST", Need::Steps(DB_USERS), "Postgres flexible server host"),
     KeySpec { default: Some("5432"), ..key("VIBEDATA_POSTGRES_PORT", Need::Optional, "Postgres port") },

@@ -24,7 +24,7 @@ use crate::names;
 use crate::sequence::Step;
 pub use keys::{required_for, KeySpec, Need, KEYS};
 pub use sections::{
-    AirbyteConfig, ArtifactsConfig, DatabaseConfig, DbAuth, FailOn, HealthConfig, ImportMethod, ImportMode,
+    AiConfig, AirbyteConfig, ArtifactsConfig, DatabaseConfig, DbAuth, FailOn, HealthConfig, ImportMethod, ImportMode,
     RegistryConfig, RunbooksConfig, RuntimeEnvironment,
 };
 pub use source::{ConfigError, Problem, Source};

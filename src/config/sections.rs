@@ -97,6 +97,18 @@ pub struct AirbyteConfig {
     pub database: DatabaseConfig,
 }
 
+/// Configuration of the AI Deployment step.
+#[derive(Debug, Clone)]
+pub struct AiConfig {
+    pub search_endpoint: Url,
+    pub foundry_account: String,
+    pub foundry_project: String,
+    pub project_endpoint: Option<Url>,
+    /// Where hosted agents' images are pulled from: the customer registry's login server.
+    pub acr_login_server: String,
+    pub hosted_timeout: Duration,
+}
+
 /// Configuration of the Registry Bootstrap step.
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
@@ -167,6 +179,23 @@ impl Validator<'_> {
             password_secret: self.named_or_default("VIBEDATA_AIRBYTE_DB_PASSWORD_SECRET", &names::SECRET),
             install_timeout: Duration::from_secs(self.number("VIBEDATA_AIRBYTE_INSTALL_TIMEOUT_SECS", 60, 3_600)),
             database: self.database(),
+        }
+    }
+
+    pub fn ai(&mut self, cloud: &Cloud) -> AiConfig {
+        let (_, acr_login_server, _) = self.customer_registry(cloud);
+        let service = self.named("VIBEDATA_SEARCH_SERVICE", &names::SEARCH_SERVICE).unwrap_or_default();
+        let search_endpoint = self
+            .url("VIBEDATA_SEARCH_ENDPOINT")
+            .or_else(|| Url::parse(&format!("https://{service}.{}", cloud.search_suffix())).ok())
+            .unwrap_or_else(|| Url::parse("https://invalid.invalid").expect("static url"));
+        AiConfig {
+            search_endpoint,
+            foundry_account: self.named("VIBEDATA_FOUNDRY_ACCOUNT", &names::COGNITIVE_ACCOUNT).unwrap_or_default(),
+            foundry_project: self.named("VIBEDATA_FOUNDRY_PROJECT", &names::FOUNDRY_PROJECT).unwrap_or_default(),
+            project_endpoint: self.url("VIBEDATA_FOUNDRY_PROJECT_ENDPOINT"),
+            acr_login_server,
+            hosted_timeout: Duration::from_secs(self.number("VIBEDATA_AI_HOSTED_TIMEOUT_SECS", 10, 3_600)),
         }
     }
 

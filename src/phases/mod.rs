@@ -7,6 +7,7 @@
 //! the ledger, and attaches the phase to errors; so no phase tests a dry-run flag or names
 //! itself in an error.
 
+pub mod ai;
 pub mod airbyte;
 pub mod artifacts;
 pub mod contract;
@@ -32,7 +33,7 @@ pub fn select(step: Step, v: &mut Validator<'_>, cloud: &Cloud) -> Option<Box<dy
         Step::Airbyte => contract::configured(airbyte::Airbyte, v, cloud),
         Step::Registry => contract::configured(registry::Registry, v, cloud),
         Step::Health => contract::configured(health::Health, v, cloud),
-        Step::Ai => return None,
+        Step::Ai => contract::configured(ai::Ai, v, cloud),
     })
 }
 

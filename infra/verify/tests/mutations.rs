@@ -446,8 +446,8 @@ fn a_key_missing_from_the_function_app_is_a_step_config_failure() {
     let c = Copy::new();
     c.edit(
         MAIN,
-        "vibedataConfig: union(commonConfig, artifactsConfig, automationConfig, databaseConfig, airbyteConfig, healthConfig)",
-        "vibedataConfig: union(commonConfig, artifactsConfig, automationConfig, databaseConfig, airbyteConfig)",
+        "vibedataConfig: union(commonConfig, artifactsConfig, automationConfig, databaseConfig, airbyteConfig, aiConfig, healthConfig)",
+        "vibedataConfig: union(commonConfig, artifactsConfig, automationConfig, databaseConfig, airbyteConfig, aiConfig)",
     );
     assert_finds(
         &check(&c),
