@@ -1,4 +1,4 @@
-//! Registry Bootstrap over the local stack: discovery through the emulator's ARM (72 resources
+//! Registry Bootstrap over the local stack: discovery through the emulator's ARM (73 resources
 //! over 15 pages), private endpoint resolution from all three sources, the registry tables in
 //! the stack's real Postgres, and the JSON export in Azurite.
 //!

@@ -103,7 +103,7 @@ async fn contracts_of_every_phase() {
     ];
     // Every port of the stack, which `--base-port` moves (docs/local-stack.md).
     let base: u16 = p.stack.var("VIBEDATA_STACK_BASE_PORT").parse().unwrap();
-    const PORTS: [&str; 12] = [
+    const PORTS: [&str; 14] = [
         "[port+0]",
         "[port+1]",
         "[port+2]",
@@ -116,6 +116,8 @@ async fn contracts_of_every_phase() {
         "[port+9]",
         "[port+10]",
         "[port+11]",
+        "[port+12]",
+        "[port+13]",
     ];
     names.extend(PORTS.iter().enumerate().map(|(i, ph)| ((base + i as u16).to_string(), *ph)));
 

@@ -30,6 +30,18 @@ pub enum AuthFailure {
     },
 }
 
+impl AuthFailure {
+    /// Why a data plane refused the token, for its 401 text (`audience`: the one it wants).
+    pub fn describe(&self, audience: &str) -> String {
+        match self {
+            AuthFailure::Missing => "the request has no credential".to_owned(),
+            AuthFailure::WrongAudience(aud) => format!("the token's audience '{aud}' is not '{audience}'"),
+            AuthFailure::Expired { .. } | AuthFailure::Revoked { .. } => "the token has expired".to_owned(),
+            AuthFailure::Invalid | AuthFailure::NotYetValid => "the token is not valid".to_owned(),
+        }
+    }
+}
+
 pub fn check_aad(st: &AppState, token: Option<&str>, audiences: &[&str]) -> Result<Claims, AuthFailure> {
     let token = token.filter(|t| !t.is_empty()).ok_or(AuthFailure::Missing)?;
     let claims = st.signer.verify(token).map_err(|_| AuthFailure::Invalid)?;

@@ -53,6 +53,12 @@ pub struct Config {
     /// The managed resource group's names, endpoint address and ports (`arm/inventory.rs`).
     #[serde(default)]
     pub inventory: crate::arm::inventory::InventoryConfig,
+    /// The AI Search data plane: its admin key (`search/`).
+    #[serde(default)]
+    pub search: crate::search::SearchConfig,
+    /// The Foundry project data plane's knobs (`foundry/`).
+    #[serde(default)]
+    pub foundry: crate::foundry::FoundryConfig,
 }
 
 fn default_automation_account() -> String {

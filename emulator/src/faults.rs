@@ -153,8 +153,19 @@ impl Faults {
 
 /// The response for a blocking fault (not `Reset`, which never answers).
 pub fn respond(action: &Action, api: &str, cfg: &Config, method: &Method, path: &str) -> Response {
+    let mut resp = match crate::ai_control::fault_response(action, api, cfg, method, path) {
+        Some(r) => r,
+        None => service_response(action, api, cfg, method, path),
+    };
+    if let Action::Throttle { retry_after } = action {
+        resp.headers_mut().insert("retry-after", HeaderValue::from(*retry_after));
+    }
+    resp
+}
+
+fn service_response(action: &Action, api: &str, cfg: &Config, method: &Method, path: &str) -> Response {
     let is_acr_token = api == "acr.exchange" || api == "acr.token";
-    let mut resp = match action {
+    match action {
         Action::Throttle { .. } if api == "keyvault" => kv_error(
             StatusCode::TOO_MANY_REQUESTS,
             "Throttled",
@@ -199,11 +210,7 @@ pub fn respond(action: &Action, api: &str, cfg: &Config, method: &Method, path: 
         ),
         Action::Rbac => rbac_denied(api, cfg, method, path),
         Action::Reset => unreachable!("reset faults never produce a response"),
-    };
-    if let Action::Throttle { retry_after } = action {
-        resp.headers_mut().insert("retry-after", HeaderValue::from(*retry_after));
     }
-    resp
 }
 
 /// 403 as a fresh role assignment that has not propagated yet looks: ARM's `AuthorizationFailed`

@@ -23,7 +23,8 @@ pub struct Listener {
     /// The `listen` key in `emulator.json` and the journal's `listener`.
     pub name: &'static str,
     /// Its port is `listen.base + offset` unless `listen.<name>` gives one (docs/local-stack.md
-    /// fixes the offsets: P+4..P+10 belong to the stack's other components).
+    /// fixes the offsets: P+4..P+10 belong to the stack's other components; P+12 and P+13 are
+    /// Search and Foundry).
     pub offset: u16,
     /// The `aud` values the service behind this listener accepts (none: it checks no AAD token).
     pub audiences: &'static [&'static str],
@@ -67,7 +68,24 @@ pub const ACR_AUTH: Listener = Listener {
 /// The health endpoints of the components the stack does not run.
 pub const APPS: Listener = Listener { name: "apps", offset: 11, audiences: &[], required: false, served: Served::Apps };
 
-pub const LISTENERS: &[&Listener] = &[&ARM, &VAULT, &IDENTITY, &ACR_AUTH, &APPS];
+/// The AI Search data plane (`search/`): the admin `api-key`, or tokens for Search's audience.
+pub const SEARCH: Listener = Listener {
+    name: "search",
+    offset: 12,
+    audiences: &["https://search.azure.com"],
+    required: false,
+    served: Served::Services,
+};
+/// The Foundry project endpoint (`foundry/`): tokens for `https://ai.azure.com` only.
+pub const FOUNDRY: Listener = Listener {
+    name: "foundry",
+    offset: 13,
+    audiences: &["https://ai.azure.com"],
+    required: false,
+    served: Served::Services,
+};
+
+pub const LISTENERS: &[&Listener] = &[&ARM, &VAULT, &IDENTITY, &ACR_AUTH, &APPS, &SEARCH, &FOUNDRY];
 
 /// `emulator.json` → `listen`: `{"base": P}` (each listener at `P + offset`), explicit ports by
 /// name (`{"arm": 18400, ...}`, the older form), or both (a name overrides `base`).
@@ -131,7 +149,18 @@ mod tests {
     fn base_places_every_listener_and_names_override_it() {
         let l = listen(r#"{"base": 19400, "vault": 20000}"#).unwrap();
         let ports: Vec<(&str, u16)> = l.bound().iter().map(|(l, p)| (l.name, *p)).collect();
-        assert_eq!(ports, [("arm", 19400), ("vault", 20000), ("identity", 19402), ("acrAuth", 19403), ("apps", 19411)]);
+        assert_eq!(
+            ports,
+            [
+                ("arm", 19400),
+                ("vault", 20000),
+                ("identity", 19402),
+                ("acrAuth", 19403),
+                ("apps", 19411),
+                ("search", 19412),
+                ("foundry", 19413)
+            ]
+        );
     }
 
     #[test]
@@ -148,7 +177,7 @@ mod tests {
             listen(r#"{"arm": 1, "vault": 2, "identity": 3}"#).unwrap_err(),
             "listen.acrAuth is missing: give its port, or listen.base"
         );
-        assert!(listen(r#"{"base": 1, "search": 5}"#).unwrap_err().starts_with("listen.search: no such listener"));
+        assert!(listen(r#"{"base": 1, "searchx": 5}"#).unwrap_err().starts_with("listen.searchx: no such listener"));
         assert!(listen(r#"{"base": 65530}"#).unwrap_err().contains("is not a port"));
     }
 }

@@ -10,12 +10,14 @@
 #![allow(clippy::result_large_err)]
 
 mod acr_auth;
+mod ai_control;
 mod apps;
 mod arm;
 mod auth;
 mod config;
 mod control;
 mod faults;
+mod foundry;
 mod http;
 mod identity;
 mod journal;
@@ -24,6 +26,7 @@ mod listeners;
 mod middleware;
 mod oci_copy;
 mod providers;
+mod search;
 mod server;
 mod state;
 mod tokens;
@@ -117,6 +120,8 @@ fn router(state: Shared) -> Router {
     Router::new()
         .merge(control::routes())
         .merge(apps::control_routes())
+        .merge(ai_control::routes())
+        .merge(foundry::routes())
         .route("/msi/token", get(identity::token))
         .merge(keyvault::routes())
         .route("/oauth2/exchange", post(acr_auth::exchange))
@@ -131,6 +136,10 @@ fn router(state: Shared) -> Router {
 async fn arm_or_not_found(state: State<Shared>, req: Request) -> Response {
     if req.uri().path().to_ascii_lowercase().starts_with("/subscriptions/") {
         return arm::dispatch(state, req).await;
+    }
+    // Search's OData key segments (`/indexes('docs')`) are no axum routes either.
+    if search::serves(req.uri().path()) {
+        return search::handle(state, req).await;
     }
     http::json(
         StatusCode::NOT_FOUND,

@@ -16,6 +16,7 @@ use axum::response::Response;
 use crate::arm::automation::{self, Route, RUNBOOK_API_VERSIONS, RUNTIME_ENVIRONMENT_API_VERSIONS};
 use crate::arm::inventory::REGISTRY_API_VERSIONS;
 use crate::arm::network::{self, Nested, NETWORK_API_VERSIONS, PRIVATE_DNS_API_VERSIONS};
+use crate::arm::projects::{self, PROJECT_API_VERSIONS};
 use crate::arm::{
     deployments, groups, import, operations, platform, resources, ArmRequest, DEPLOYMENTS_API_VERSIONS,
     RESOURCES_API_VERSIONS,
@@ -89,6 +90,15 @@ macro_rules! prov {
         concat!("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/", $tail)
     };
 }
+macro_rules! cognitive {
+    ($tail:literal) => {
+        concat!(
+            "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/",
+            "Microsoft.CognitiveServices/accounts/{accountName}",
+            $tail
+        )
+    };
+}
 macro_rules! account {
     ($tail:literal) => {
         concat!(
@@ -110,6 +120,7 @@ const RUNTIME_ENVS: Option<&[&str]> = Some(RUNTIME_ENVIRONMENT_API_VERSIONS);
 const NETWORK: Option<&[&str]> = Some(NETWORK_API_VERSIONS);
 const PRIVATE_DNS: Option<&[&str]> = Some(PRIVATE_DNS_API_VERSIONS);
 const WEB: Option<&[&str]> = Some(platform::WEB_API_VERSIONS);
+const PROJECTS: Option<&[&str]> = Some(PROJECT_API_VERSIONS);
 
 // One row per line, so the table reads as a table (rustfmt would break every row apart).
 #[rustfmt::skip]
@@ -125,6 +136,14 @@ pub static APIS: &[Api] = &[
     row("*", "/livez", "apps.health", None, Read, Router),
     row("*", "/readyz", "apps.health", None, Read, Router),
     row("*", "/api/health", "apps.health", None, Read, Router),
+    // AI Search and the Foundry project data plane (`search/`, `foundry/`).
+    row("*", "/indexes", "search.indexes", None, ByMethod, Router),
+    row("*", "/indexes/{indexName}", "search.indexes", None, ByMethod, Router),
+    row("*", "/indexes/{indexName}/search.stats", "search.indexes", None, Read, Router),
+    row("*", "/indexes/**", "search.indexes", None, ByMethod, Router),
+    row("*", "/api/projects/{projectName}/agents/**", "foundry.agents", None, ByMethod, Router),
+    row("*", "/api/projects/{projectName}/indexes/**", "foundry.indexes", None, ByMethod, Router),
+    row("*", "/api/projects/**", "foundry", None, ByMethod, Router),
     // Resource groups, generic resources, ARM's own operations.
     row("GET", sub!("/resourcegroups"), "arm.resourceGroups", RESOURCES, Read, Arm(groups::list)),
     row("*", sub!("/resourcegroups/{resourceGroupName}"), "arm.resourceGroups", RESOURCES, ByMethod, Arm(groups::handle)),
@@ -158,6 +177,11 @@ pub static APIS: &[Api] = &[
     row("GET", prov!("Microsoft.Network/virtualNetworks/{virtualNetworkName}/subnets/{childName}"), "arm.resources", NETWORK, Read, Arm(|st, r| network::get_nested(st, r, Nested::Subnets))),
     row("GET", prov!("Microsoft.Network/privateDnsZones/{privateZoneName}/virtualNetworkLinks"), "arm.resources", PRIVATE_DNS, Read, Arm(|st, r| network::get_nested(st, r, Nested::VnetLinks))),
     row("GET", prov!("Microsoft.Network/privateDnsZones/{privateZoneName}/virtualNetworkLinks/{childName}"), "arm.resources", PRIVATE_DNS, Read, Arm(|st, r| network::get_nested(st, r, Nested::VnetLinks))),
+    // Foundry projects and their connections (AI Foundry's ARM children).
+    row("GET", cognitive!("/projects"), "arm.resources", PROJECTS, Read, Arm(projects::get)),
+    row("GET", cognitive!("/projects/{projectName}"), "arm.resources", PROJECTS, Read, Arm(projects::get)),
+    row("GET", cognitive!("/projects/{projectName}/connections"), "arm.resources", PROJECTS, Read, Arm(projects::get)),
+    row("GET", cognitive!("/projects/{projectName}/connections/{connectionName}"), "arm.resources", PROJECTS, Read, Arm(projects::get)),
     // A POST that reads.
     row("POST", prov!("Microsoft.Web/sites/{name}/config/appsettings/list"), "arm.resources", WEB, Read, Arm(platform::app_settings)),
     // The GET of any inventory resource by id (api-versions per resource type).
@@ -216,9 +240,28 @@ pub fn find(method: &Method, segs: &[&str]) -> Option<Matched> {
     APIS.iter().filter(|a| a.allows(method)).find_map(|a| a.captures(segs).map(|captures| Matched { api: a, captures }))
 }
 
-/// A path's segments, percent-decoded (clients encode e.g. spaces in names).
+/// A path's segments, percent-decoded (clients encode e.g. spaces in names). An OData key
+/// segment (`indexes('docs')`, what the Search SDKs send) reads as two (`indexes`, `docs`), so
+/// one row covers both spellings; ARM paths never contain one.
 pub fn segments(path: &str) -> Vec<String> {
-    path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect()
+    let mut out = Vec::new();
+    for seg in path.split('/').filter(|s| !s.is_empty()).map(percent_decode) {
+        match odata_key(&seg) {
+            Some((set, key)) => {
+                out.push(set.to_owned());
+                out.push(key);
+            }
+            None => out.push(seg),
+        }
+    }
+    out
+}
+
+/// `name('key')` → `(name, key)`, with OData's doubled quotes undone.
+fn odata_key(seg: &str) -> Option<(&str, String)> {
+    let open = seg.find("('").filter(|&i| i > 0)?;
+    let key = seg[open + 2..].strip_suffix("')")?;
+    Some((&seg[..open], key.replace("''", "'")))
 }
 
 fn percent_decode(s: &str) -> String {
@@ -277,6 +320,12 @@ mod tests {
             ("POST", "/oauth2/exchange".to_owned(), "acr.exchange"),
             ("GET", "/oauth2/token".to_owned(), "acr.token"),
             ("GET", "/readyz".to_owned(), "apps.health"),
+            ("PUT", "/indexes('docs')".to_owned(), "search.indexes"),
+            ("GET", "/indexes/docs/search.stats".to_owned(), "search.indexes"),
+            ("GET", "/indexes".to_owned(), "search.indexes"),
+            ("POST", "/api/projects/p/agents/triage/versions".to_owned(), "foundry.agents"),
+            ("PATCH", "/api/projects/p/indexes/docs/versions/1".to_owned(), "foundry.indexes"),
+            ("GET", format!("{rg}/providers/Microsoft.CognitiveServices/accounts/a/projects/p"), "arm.resources"),
             ("GET", "/nothing/here".to_owned(), UNKNOWN),
         ];
         for (method, path, want) in cases {
@@ -303,6 +352,13 @@ mod tests {
             ("GET", "/secrets/x".to_owned(), false),
             ("POST", "/oauth2/exchange".to_owned(), false),
             ("GET", "/msi/token".to_owned(), false),
+            ("PUT", "/indexes('docs')".to_owned(), true),
+            ("DELETE", "/indexes/docs".to_owned(), true),
+            ("GET", "/indexes('docs')/search.stats".to_owned(), false),
+            ("GET", "/indexes".to_owned(), false),
+            ("POST", "/api/projects/p/agents/a/versions".to_owned(), true),
+            ("GET", "/api/projects/p/agents".to_owned(), false),
+            ("PATCH", "/api/projects/p/indexes/docs/versions/1".to_owned(), true),
             // Unknown calls are taken by their method.
             ("POST", "/nothing/here".to_owned(), true),
         ];
@@ -320,6 +376,14 @@ mod tests {
         assert_eq!(m.captures, [("subscriptionId", 1), ("resourceGroupName", 3), ("deploymentName", 7)]);
         assert!(find(&Method::GET, &["secrets"]).is_some(), "`**` matches an empty rest");
         assert!(find(&Method::GET, &["oauth2", "token", "x"]).is_none());
+    }
+
+    #[test]
+    fn odata_keys_read_as_segments() {
+        assert_eq!(segments("/indexes('docs')/search.stats"), ["indexes", "docs", "search.stats"]);
+        assert_eq!(segments("/indexes(%27it''s%27)"), ["indexes", "it's"]);
+        assert_eq!(segments("/indexes/docs"), ["indexes", "docs"]);
+        assert_eq!(segments("/('x')"), ["('x')"]);
     }
 
     #[test]

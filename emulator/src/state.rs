@@ -20,6 +20,9 @@ pub struct AppState {
     pub automation: arm::automation::AutomationState,
     /// The health endpoints of the components the stack does not run (`apps.rs`).
     pub apps: Arc<crate::apps::AppsState>,
+    /// AI Search indexes and the Foundry project's agents and index assets.
+    pub search: crate::search::SearchState,
+    pub foundry: crate::foundry::FoundryState,
 }
 
 pub type Shared = Arc<AppState>;
@@ -33,6 +36,8 @@ impl AppState {
             imports: arm::import::ImportState::new(&config),
             automation: arm::automation::AutomationState::new(&config),
             apps: crate::apps::AppsState::new(&config),
+            search: crate::search::SearchState::default(),
+            foundry: crate::foundry::FoundryState::new(&config),
             journal: Journal::default(),
             faults: Faults::default(),
             signer,

@@ -73,7 +73,7 @@ ensure_secrets() {
   local f="$STACK_DIR/secrets.env" k
   touch "$f" && chmod 600 "$f"
   for k in IDENTITY_HEADER PUBLISHER_PASSWORD PG_SUPERUSER_PASSWORD PG_VIBEDATA_PASSWORD \
-           REGISTRY_PUBLISHER_HTTP_SECRET REGISTRY_CUSTOMER_HTTP_SECRET; do
+           REGISTRY_PUBLISHER_HTTP_SECRET REGISTRY_CUSTOMER_HTTP_SECRET SEARCH_ADMIN_KEY; do
     grep -q "^$k=" "$f" || printf '%s=%s\n' "$k" "$(openssl rand -hex 20)" >>"$f"
   done
   # shellcheck disable=SC1090

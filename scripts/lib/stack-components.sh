@@ -224,7 +224,7 @@ write_emulator_json() {
   D="$STACK_DIR" P="$BASE_PORT" TENANT="$STACK_TENANT_ID" SUB="$STACK_SUBSCRIPTION_ID" \
   RG="$STACK_RESOURCE_GROUP" CLIENT="$STACK_IDENTITY_CLIENT_ID" PRINCIPAL="$STACK_IDENTITY_PRINCIPAL_ID" \
   HEADER="$IDENTITY_HEADER" ACR="$STACK_ACR_NAME" ISSUER="$STACK_TOKEN_ISSUER" \
-  AUTOMATION="$STACK_AUTOMATION_ACCOUNT" \
+  AUTOMATION="$STACK_AUTOMATION_ACCOUNT" SEARCHKEY="$SEARCH_ADMIN_KEY" \
   PUBPW="$PUBLISHER_PASSWORD" PGPW="$PG_VIBEDATA_PASSWORD" python3 - >"$STACK_DIR/emulator.json" <<'EOF'
 import json, os
 e = os.environ
@@ -258,6 +258,8 @@ print(json.dumps({
         {"name": "PowerShell-7.4", "language": "PowerShell", "version": "7.4", "defaultPackages": {"Az": "12.3.0"}},
         {"name": "Python-3.10", "language": "Python", "version": "3.10", "defaultPackages": {}},
     ]},
+    # The AI Search data plane (P+12) takes this admin api-key or a bearer token.
+    "search": {"adminKey": e["SEARCHKEY"]},
     "secrets": {
         "publisher-pull-credential": json.dumps({"username": "publisher", "password": e["PUBPW"]}),
         "postgres-password": e["PGPW"],
@@ -293,6 +295,11 @@ write_env_file() {
   inv=$(inventory_get '"" if not inv else "\n".join([
       "export VIBEDATA_KEY_VAULT_NAME=" + inv["names"]["keyVault"],
       "export VIBEDATA_STORAGE_ACCOUNT=" + inv["names"]["storageAccount"],
+      "export VIBEDATA_SEARCH_SERVICE=" + inv["names"]["search"],
+      "export VIBEDATA_FOUNDRY_ACCOUNT=" + inv["names"]["foundry"],
+      "export VIBEDATA_FOUNDRY_PROJECT=" + inv["names"]["foundryProject"],
+      "export VIBEDATA_FOUNDRY_PROJECT_ENDPOINT=https://127.0.0.1:'"$((p + 13))"'/api/projects/" + inv["names"]["foundryProject"],
+      "export VIBEDATA_FOUNDRY_SEARCH_CONNECTION=" + inv["names"]["search"],
       "export VIBEDATA_ENDPOINT_PORTS=" + inv["endpointPorts"]])')
   cat >"$d/env.tmp" <<EOF
 export VIBEDATA_STACK_DIR=$d
@@ -330,6 +337,8 @@ export VIBEDATA_EMULATOR_CONTROL=https://127.0.0.1:$p/_emulator
 export VIBEDATA_HEALTH_CANARY_SECRET=health-canary
 export VIBEDATA_DNS_SERVER=127.0.0.1:$((p + 10))
 export VIBEDATA_STACK_APPS_ENDPOINT=https://127.0.0.1:$((p + 11))
+export VIBEDATA_SEARCH_ENDPOINT=https://127.0.0.1:$((p + 12))
+export VIBEDATA_SEARCH_ADMIN_KEY=$SEARCH_ADMIN_KEY
 ${inv}
 EOF
   chmod 600 "$d/env.tmp" && mv "$d/env.tmp" "$d/env"

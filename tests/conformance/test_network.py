@@ -88,6 +88,7 @@ def test_every_resource_is_gettable_with_its_properties(arm, inventory):
         "Microsoft.Automation/automationAccounts": "2023-11-01", "Microsoft.Web/sites": "2023-12-01",
         "Microsoft.Web/serverfarms": "2023-12-01", "Microsoft.ContainerService/managedClusters": "2024-09-01",
         "Microsoft.Search/searchServices": "2023-11-01", "Microsoft.CognitiveServices/accounts": "2024-10-01",
+        "Microsoft.CognitiveServices/accounts/projects": "2025-06-01",
         "Microsoft.ManagedIdentity/userAssignedIdentities": "2023-01-31",
         "Microsoft.OperationalInsights/workspaces": "2023-09-01",
         "Microsoft.Network/privateDnsZones": "2020-06-01", "Microsoft.Network/privateDnsZones/virtualNetworkLinks": "2020-06-01",

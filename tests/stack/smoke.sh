@@ -4,7 +4,7 @@
 # Checks that every service of a running local stack answers as docs/local-stack.md says:
 # Azurite over HTTPS (a bearer token is accepted on blob), the publisher registry (basic auth),
 # the customer registry (401 with the emulator's token realm), PostgreSQL (TLS verify-full,
-# scram, as user vibedata), the emulator's health on its five ports and the DNS stand-in (unless
+# scram, as user vibedata), the emulator's health on its seven ports and the DNS stand-in (unless
 # skipped).
 # Prints one line per check; exits non-zero if any failed. scripts/test runs it.
 set -uo pipefail
@@ -61,7 +61,7 @@ if ! skipped postgres; then
 fi
 
 if ! skipped emulator; then
-  for p in 0 1 2 3 11; do
+  for p in 0 1 2 3 11 12 13; do
     check "emulator :$((P + p)) /_emulator/health" 200 "$(code "https://127.0.0.1:$((P + p))/_emulator/health")"
   done
 fi

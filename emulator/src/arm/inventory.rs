@@ -64,6 +64,7 @@ pub const NAME_TEMPLATES: &[(&str, &str)] = &[
     ("aks", "aks-{b}"),
     ("search", "srch-{b}"),
     ("foundry", "ais-{b}"),
+    ("foundryProject", "proj-{b}"),
 ];
 
 /// Every resource name of the group. Identity, registry and Automation account come from their
@@ -89,6 +90,7 @@ pub struct Names {
     pub aks: String,
     pub search: String,
     pub foundry: String,
+    pub foundry_project: String,
 }
 
 impl Names {
@@ -121,6 +123,7 @@ impl Names {
             aks: pick("aks"),
             search: pick("search"),
             foundry: pick("foundry"),
+            foundry_project: pick("foundryProject"),
         }
     }
 
@@ -133,6 +136,7 @@ impl Names {
             "webPortal": self.web_portal, "webApi": self.web_api, "functionApp": self.function_app,
             "appGateway": self.app_gateway, "appGatewayIp": self.app_gateway_ip, "wafPolicy": self.waf_policy,
             "aks": self.aks, "search": self.search, "foundry": self.foundry,
+            "foundryProject": self.foundry_project,
         })
     }
 }
@@ -302,6 +306,7 @@ pub fn build(cfg: &Config) -> Inventory {
     resources.extend(platform::services(cfg, &names, &tags, &mut sensitive));
     resources.extend(network::app_gateway(cfg, &names, &tags));
     resources.extend(platform::compute(cfg, &names, &tags));
+    resources.extend(super::projects::resources(cfg, &names, &tags));
     for spec in &specs {
         resources.extend(network::private_endpoint(cfg, &names, &tags, spec));
         // The target shows the connection, as each RP does (the registry's GET builds its own).

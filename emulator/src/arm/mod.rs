@@ -16,6 +16,7 @@ pub mod lro;
 pub mod network;
 pub mod operations;
 pub mod platform;
+pub mod projects;
 pub mod resources;
 
 use std::collections::{BTreeMap, HashMap};

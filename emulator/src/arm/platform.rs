@@ -37,8 +37,9 @@ pub const WEB_API_VERSIONS: &[&str] =
     &["2024-11-01", "2024-04-01", "2023-12-01", "2023-01-01", "2022-09-01", "2022-03-01"];
 const AKS_API_VERSIONS: &[&str] = &["2025-05-01", "2025-02-01", "2024-09-01", "2024-05-01", "2024-02-01", "2023-10-01"];
 const SEARCH_API_VERSIONS: &[&str] = &["2025-05-01", "2024-06-01-preview", "2023-11-01", "2022-09-01", "2020-08-01"];
+// 2025-09-01: `azure-mgmt-cognitiveservices` 14.1.0's default (`accounts.get`).
 const COGNITIVE_API_VERSIONS: &[&str] =
-    &["2025-06-01", "2025-04-01-preview", "2024-10-01", "2024-04-01-preview", "2023-05-01"];
+    &["2025-09-01", "2025-06-01", "2025-04-01-preview", "2024-10-01", "2024-04-01-preview", "2023-05-01"];
 
 /// The user-assigned identity every service runs as, in ARM's `identity` shape.
 fn uami(cfg: &Config) -> Value {
@@ -340,10 +341,12 @@ pub fn compute(cfg: &Config, n: &Names, tags: &Value) -> Vec<Resource> {
         "statusDetails": "",
         "provisioningState": "succeeded",
         "publicNetworkAccess": "disabled",
-        "endpoint": format!("https://{}.search.windows.net", n.search),
+        // The search listener (P+12) serves the data plane; keys and Entra tokens both work,
+        // as `authOptions.aadOrApiKey` configures the service (issue notes: Infra).
+        "endpoint": crate::search::endpoint(cfg, &n.search),
         "networkRuleSet": {"ipRules": [], "bypass": "None"},
-        "disableLocalAuth": true,
-        "authOptions": null,
+        "disableLocalAuth": false,
+        "authOptions": {"aadOrApiKey": {"aadAuthFailureMode": "http401WithBearerChallenge"}},
         "semanticSearch": "free",
     });
 
@@ -356,7 +359,7 @@ pub fn compute(cfg: &Config, n: &Names, tags: &Value) -> Vec<Resource> {
         "provisioningState": "Succeeded",
         "endpoint": format!("https://{f}.cognitiveservices.azure.com/"),
         "endpoints": {
-            "AI Foundry API": format!("https://{f}.services.ai.azure.com/"),
+            "AI Foundry API": crate::foundry::account_endpoint(cfg, f),
             "OpenAI Language Model Instance API": format!("https://{f}.openai.azure.com/"),
             "Azure AI Model Inference API": format!("https://{f}.services.ai.azure.com/"),
         },
