@@ -299,7 +299,7 @@ write_env_file() {
       "export VIBEDATA_FOUNDRY_ACCOUNT=" + inv["names"]["foundry"],
       "export VIBEDATA_FOUNDRY_PROJECT=" + inv["names"]["foundryProject"],
       "export VIBEDATA_FOUNDRY_PROJECT_ENDPOINT=https://127.0.0.1:'"$((p + 13))"'/api/projects/" + inv["names"]["foundryProject"],
-      "export VIBEDATA_FOUNDRY_SEARCH_CONNECTION=" + inv["names"]["search"],
+      "export VIBEDATA_FOUNDRY_SEARCH_CONNECTION=vibedata-search",
       "export VIBEDATA_ENDPOINT_PORTS=" + inv["endpointPorts"]])')
   cat >"$d/env.tmp" <<EOF
 export VIBEDATA_STACK_DIR=$d

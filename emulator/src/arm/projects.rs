@@ -24,9 +24,12 @@ pub const CONNECTION: &str = "Microsoft.CognitiveServices/accounts/projects/conn
 /// `azure-mgmt-cognitiveservices` 14.1.0 sends; 2025-04-01-preview introduced projects.
 pub const PROJECT_API_VERSIONS: &[&str] = &["2025-09-01", "2025-06-01", "2025-04-01-preview"];
 
-/// The project's connections' names: one, to the Search service, named after it.
-pub fn connection_names(cfg: &Config) -> Vec<String> {
-    vec![Names::new(cfg).search]
+/// The project's connections' names: one, to the Search service, named as infra/ names it
+/// (`searchConnectionName` in infra/main.bicep) and the release's index assets refer to it.
+pub const SEARCH_CONNECTION: &str = "vibedata-search";
+
+pub fn connection_names(_cfg: &Config) -> Vec<String> {
+    vec![SEARCH_CONNECTION.to_owned()]
 }
 
 fn connections(cfg: &Config, n: &Names, project_id: &str) -> Vec<Value> {
