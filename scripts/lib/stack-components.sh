@@ -125,14 +125,16 @@ EOF
     -c password_encryption=scram-sha-256 -c logging_collector=off
   wait_ready postgres "$READY_TIMEOUT" "$PG_BIN/pg_isready" -q -h "$sock" -p "$port" -U postgres
   # The application role and database; the role's password is the Key Vault's postgres-password.
+  # CREATEROLE and CREATEDB, as a flexible server's Entra administrator has them: Airbyte
+  # Deployment creates Airbyte's own role and database.
   PGPASSWORD="$PG_SUPERUSER_PASSWORD" "$PG_BIN/psql" -h "$sock" -p "$port" -U postgres -d postgres \
     -X -q -v ON_ERROR_STOP=1 >>"$(logs_dir)/postgres-initdb.log" 2>&1 <<EOF || die "creating role/database vibedata failed; see $(logs_dir)/postgres-initdb.log"
 \\set pw '$PG_VIBEDATA_PASSWORD'
 SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'vibedata') AS need_role \\gset
 \\if :need_role
-CREATE ROLE vibedata LOGIN PASSWORD :'pw';
+CREATE ROLE vibedata LOGIN CREATEROLE CREATEDB PASSWORD :'pw';
 \\else
-ALTER ROLE vibedata LOGIN PASSWORD :'pw';
+ALTER ROLE vibedata LOGIN CREATEROLE CREATEDB PASSWORD :'pw';
 \\endif
 SELECT NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'vibedata') AS need_db \\gset
 \\if :need_db

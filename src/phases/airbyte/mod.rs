@@ -404,7 +404,16 @@ async fn run(
 ) -> Result<CommandResult, PhaseError> {
     let mut backoff = Duration::from_secs(5);
     for attempt in 1..=SCHEDULING_ATTEMPTS {
-        let submitted = aks.submit(command, context, token).await?;
+        // The service reports an unschedulable command pod on the POST itself or on a poll.
+        let submitted = match aks.submit(command, context, token).await {
+            Err(AzureError::Service { code, .. }) if code == "KubernetesPerformanceError" && attempt < SCHEDULING_ATTEMPTS => {
+                tracing::warn!(attempt, "the {purpose} command's pod could not be scheduled; submitting again in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+                continue;
+            }
+            other => other?,
+        };
         env.steps().record(STEP, json!({"id": submitted.id, "purpose": purpose})).await?;
         tracing::info!(command = %submitted.id, purpose, "runCommand {purpose} submitted as {}", submitted.id);
         match aks.wait(&submitted, deadline).await {
