@@ -32,9 +32,14 @@ pub fn list(st: &Shared, req: &ArmRequest) -> Response {
         Err(r) => return r,
     };
     let cfg = &st.config;
+    let expand: Vec<String> = req
+        .query
+        .get("$expand")
+        .map(|e| e.split(',').map(|x| x.trim().to_ascii_lowercase()).collect())
+        .unwrap_or_default();
     let items: Vec<Value> = in_scope(cfg, &arm, rg)
         .filter(|r| clauses.iter().all(|c| c.matches(cfg, r)))
-        .map(|r| r.list_item(cfg))
+        .map(|r| expanded(r.list_item(cfg), r, &expand))
         .collect();
     let top = match req.query.get("$top").map(|t| t.parse::<usize>()) {
         None => DEFAULT_PAGE_SIZE,
@@ -57,6 +62,9 @@ pub fn list(st: &Shared, req: &ArmRequest) -> Response {
         if let Some(f) = req.query.get("$filter") {
             next.append_pair("$filter", f);
         }
+        if let Some(e) = req.query.get("$expand") {
+            next.append_pair("$expand", e);
+        }
         if req.query.contains_key("$top") {
             next.append_pair("$top", &top.to_string());
         }
@@ -64,6 +72,25 @@ pub fn list(st: &Shared, req: &ArmRequest) -> Response {
         body["nextLink"] = json!(format!("{}/{}?{}", req.origin, req.segs.join("/"), next.finish()));
     }
     json(StatusCode::OK, body)
+}
+
+/// `$expand=createdTime,changedTime,provisioningState` (what `az resource list` asks for) adds
+/// those fields; the inventory has no history, so both times are the platform's creation day.
+fn expanded(mut item: Value, r: &Resource, expand: &[String]) -> Value {
+    const CREATED: &str = "2026-01-01T00:00:00.0000000Z";
+    for field in expand {
+        let (key, value) = match field.as_str() {
+            "createdtime" => ("createdTime", json!(CREATED)),
+            "changedtime" => ("changedTime", json!(CREATED)),
+            "provisioningstate" => (
+                "provisioningState",
+                r.properties.get("provisioningState").cloned().unwrap_or_else(|| json!("Succeeded")),
+            ),
+            _ => continue,
+        };
+        item[key] = value;
+    }
+    item
 }
 
 /// The inventory resources of one group (`rg` non-empty) or of the whole subscription. Only the
