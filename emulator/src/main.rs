@@ -122,6 +122,7 @@ fn router(state: Shared) -> Router {
         .merge(apps::control_routes())
         .merge(ai_control::routes())
         .merge(foundry::routes())
+        .route("/metadata/endpoints", get(arm::subscriptions::metadata_endpoints))
         .route("/msi/token", get(identity::token))
         .merge(keyvault::routes())
         .route("/oauth2/exchange", post(acr_auth::exchange))
@@ -132,9 +133,11 @@ fn router(state: Shared) -> Router {
 }
 
 /// ARM paths are case-insensitive, so they are not axum routes: everything under
-/// `/subscriptions` goes to the ARM dispatcher.
+/// `/subscriptions` (and `/tenants`) goes to the ARM dispatcher.
 async fn arm_or_not_found(state: State<Shared>, req: Request) -> Response {
-    if req.uri().path().to_ascii_lowercase().starts_with("/subscriptions/") {
+    let path = req.uri().path().to_ascii_lowercase();
+    let path = path.trim_end_matches('/');
+    if path == "/subscriptions" || path.starts_with("/subscriptions/") || path == "/tenants" {
         return arm::dispatch(state, req).await;
     }
     // Search's OData key segments (`/indexes('docs')`) are no axum routes either.

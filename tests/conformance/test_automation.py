@@ -431,3 +431,15 @@ def test_faults_scope_to_automation(stack, aa, names, unique, control):
     assert "Microsoft.Automation/automationAccounts/runbooks/publish/action" in err.value.error.message
     control.clear_faults()
     aa.runbook.delete(rg, account, name)
+
+
+def test_account_lists_at_group_and_subscription_scope(aa, stack, control):
+    """`automation_account.list_by_resource_group` / `.list` (the resource provider's collections)."""
+    control.clear_journal()
+    in_group = list(aa.automation_account.list_by_resource_group(stack["VIBEDATA_RESOURCE_GROUP"]))
+    assert [a.name for a in in_group] == [stack["VIBEDATA_AUTOMATION_ACCOUNT"]]
+    assert in_group[0].identity.type == "UserAssigned"
+    assert [a.id for a in aa.automation_account.list()] == [in_group[0].id]
+    assert {(e["api"], e["status"], e["mutating"]) for e in control.journal() if e["api"] != "identity"} == {
+        ("automation", 200, False)
+    }

@@ -2,7 +2,7 @@
 
 import pytest
 import requests
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient
 
 
@@ -120,3 +120,33 @@ def test_unknown_api_version(stack, ca, credential):
     )
     assert resp.status_code == 400
     assert resp.json()["error"]["code"] == "BadParameter"
+
+
+def test_backup_and_restore(client, unique, control):
+    name = f"conf-backup-{unique}"
+    first = client.set_secret(name, "one")
+    second = client.set_secret(name, "two")
+    blob = client.backup_secret(name)
+    assert isinstance(blob, bytes) and blob
+    with pytest.raises(ResourceExistsError):
+        client.restore_secret_backup(blob)
+    client.begin_delete_secret(name).wait()
+    with pytest.raises(ResourceExistsError):  # soft-deleted: the name is still taken
+        client.restore_secret_backup(blob)
+    client.purge_deleted_secret(name)
+    control.clear_journal()
+    restored = client.restore_secret_backup(blob)
+    assert restored.name == name and restored.version == second.properties.version
+    assert [v.version for v in client.list_properties_of_secret_versions(name)] == [
+        first.properties.version,
+        second.properties.version,
+    ]
+    assert client.get_secret(name).value == "two"
+    assert client.get_secret(name, first.properties.version).value == "one"
+    restore = next(e for e in control.journal() if e["path"] == "/secrets/restore")
+    assert restore["mutating"] is True and restore["status"] == 200
+    with pytest.raises(ResourceNotFoundError):
+        client.backup_secret(f"conf-missing-{unique}")
+    with pytest.raises(HttpResponseError) as err:
+        client.restore_secret_backup(b"not a backup")
+    assert err.value.status_code == 400

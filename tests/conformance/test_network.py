@@ -294,3 +294,14 @@ def test_dns_set_changes_one_answer_until_reset(stack, inventory):
     finally:
         subprocess.run(script + ["dns-reset"] + dir_args, check=True, capture_output=True)
     assert dnsq.query(host, int(port), name) == (0, inventory["privateEndpoints"][0]["ipAddresses"])
+
+
+def test_private_endpoint_collections_at_group_and_subscription_scope(network, stack, inventory):
+    """`PrivateEndpoints_List` and `PrivateEndpoints_ListBySubscription`, with properties."""
+    expected = sorted(e["privateEndpointId"] for e in inventory["privateEndpoints"])
+    in_group = list(network.private_endpoints.list(stack["VIBEDATA_RESOURCE_GROUP"]))
+    assert sorted(p.id for p in in_group) == expected
+    assert all(p.private_link_service_connections for p in in_group), "collections carry properties"
+    assert sorted(p.id for p in network.private_endpoints.list_by_subscription()) == expected
+    nsgs = list(network.network_security_groups.list_all())
+    assert sorted(n.name for n in nsgs) == sorted(r["name"] for r in inventory["resources"] if r["type"].endswith("/networkSecurityGroups"))

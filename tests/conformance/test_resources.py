@@ -190,3 +190,46 @@ def test_unauthenticated_request(stack, ca):
     )
     assert resp.status_code == 401
     assert resp.json()["error"]["code"] == "AuthenticationFailed"
+
+
+def test_providers_list_exactly_the_api_versions_the_emulator_accepts(arm, stack, ca, credential):
+    """`GET /subscriptions/{s}/providers/{ns}` answers from the provider table's type half, so a
+    client that picks an api-version from it (as `az resource show` does) is never refused, and
+    the refusal of any other version lists the same versions."""
+    inventory = requests.get(f"{stack['VIBEDATA_EMULATOR_CONTROL']}/inventory", verify=ca).json()
+    token = credential.get_token("https://management.azure.com/.default").token
+    seen = set()
+    for resource in inventory["resources"]:
+        namespace, rtype = resource["type"].split("/", 1)
+        if rtype in seen:
+            continue
+        seen.add(rtype)
+        provider = arm.providers.get(namespace)
+        assert provider.registration_state == "Registered"
+        entry = next(t for t in provider.resource_types if t.resource_type == rtype)
+        versions = entry.api_versions
+        assert versions == sorted(versions, reverse=True), f"{rtype}: newest first"
+        for version in {versions[0], versions[-1]}:
+            got = arm.resources.get_by_id(resource["id"], api_version=version)
+            assert got.id == resource["id"]
+        resp = requests.get(
+            f"{stack['VIBEDATA_ARM_ENDPOINT']}{resource['id']}",
+            params={"api-version": "2000-01-01"},
+            headers={"Authorization": f"Bearer {token}"},
+            verify=ca,
+        )
+        assert resp.status_code == 400 and resp.json()["error"]["code"] == "InvalidApiVersionParameter"
+        assert resp.json()["error"]["message"].endswith(f"The supported versions are '{','.join(versions)}'.")
+    with pytest.raises(ResourceNotFoundError):
+        arm.providers.get("Microsoft.Nothing")
+
+
+def test_subscription_wide_list_filters(arm, stack):
+    rg = stack["VIBEDATA_RESOURCE_GROUP"]
+    vaults = list(arm.resources.list(filter=f"resourceGroup eq '{rg}' and resourceType eq 'Microsoft.KeyVault/vaults'"))
+    assert [v.type for v in vaults] == ["Microsoft.KeyVault/vaults"]
+    by_name = list(arm.resources.list(filter=f"substringof('{vaults[0].name[:6]}', name)"))
+    assert vaults[0].id in [r.id for r in by_name]
+    with pytest.raises(HttpResponseError) as err:
+        list(arm.resources.list(filter="provisioningState eq 'Succeeded'"))
+    assert err.value.status_code == 400 and err.value.error.code == "InvalidFilterInQueryString"

@@ -4,6 +4,10 @@
 //! Templates are not evaluated. A deployment succeeds unless its parameters carry
 //! `"fail": {"value": true}`, which makes it end `Failed` with a `DeploymentFailed` error, so
 //! failure paths are testable. Literal template outputs are echoed as deployment outputs.
+//!
+//! `POST .../deployments/{name}/validate` (what `az deployment group create` sends first) checks
+//! what can be checked without evaluating expressions: the body, the template's required
+//! properties, and that the parameters given and the template's declared ones agree.
 
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -38,7 +42,7 @@ impl Deployment {
         self.timestamp = now_rfc3339();
     }
 
-    fn to_json(&self, subscription: &str) -> Value {
+    pub fn to_json(&self, subscription: &str) -> Value {
         let mut props = json!({
             "provisioningState": self.provisioning_state,
             "timestamp": self.timestamp,
@@ -104,7 +108,8 @@ pub fn handle(st: &Shared, req: &ArmRequest) -> Response {
         Method::HEAD => if arm.deployments.contains_key(&key) { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }
             .into_response(),
         Method::PUT => {
-            let body: Map<String, Value> = match serde_json::from_slice(&req.body) {
+            // Lenient, as ARM reads it (`az deployment group create` sends JSONC).
+            let body: Map<String, Value> = match super::jsonc::parse(&req.body).and_then(serde_json::from_value) {
                 Ok(b) => b,
                 Err(e) => return invalid_content(&e.to_string()),
             };
@@ -220,4 +225,103 @@ fn literal_outputs(template: &Value) -> Value {
         })
         .collect();
     Value::Object(out)
+}
+
+/// `GET .../resourceGroups/{rg}/providers/Microsoft.Resources/deployments`: the group's
+/// deployments (one page).
+pub fn list(st: &Shared, req: &ArmRequest) -> Response {
+    let rg = req.param("resourceGroupName");
+    let arm = st.arm.lock();
+    if !arm.groups.contains_key(&rg.to_ascii_lowercase()) {
+        return groups::not_found(rg);
+    }
+    let mut value: Vec<&Deployment> =
+        arm.deployments.iter().filter(|((g, _), _)| g.eq_ignore_ascii_case(rg)).map(|(_, d)| d).collect();
+    value.sort_by(|a, b| a.name.cmp(&b.name));
+    let value: Vec<Value> = value.iter().map(|d| d.to_json(&st.config.subscription_id)).collect();
+    json(StatusCode::OK, json!({"value": value}))
+}
+
+fn invalid_template(detail: String) -> Response {
+    arm_error(StatusCode::BAD_REQUEST, "InvalidTemplate", format!("Deployment template validation failed: '{detail}'."))
+}
+
+/// `POST .../deployments/{name}/validate` (`Deployments_ValidateAtResourceGroupScope`): 200 with
+/// `DeploymentValidateResult`, or 400 `InvalidTemplate` naming the first problem. Nothing is
+/// stored: a validation is not a deployment.
+pub fn validate(st: &Shared, req: &ArmRequest) -> Response {
+    let (rg, name) = (req.param("resourceGroupName"), req.param("deploymentName"));
+    if !st.arm.lock().groups.contains_key(&rg.to_ascii_lowercase()) {
+        return groups::not_found(rg);
+    }
+    // Lenient, as ARM reads it (`az deployment group create` sends JSONC).
+    let body: Map<String, Value> = match super::jsonc::parse(&req.body).and_then(serde_json::from_value) {
+        Ok(b) => b,
+        Err(e) => return invalid_content(&e.to_string()),
+    };
+    let Some(props) = body.get("properties").and_then(Value::as_object) else {
+        return invalid_content("Required property 'properties' not found in JSON");
+    };
+    let mode = match props.get("mode").and_then(Value::as_str) {
+        Some(m) if m.eq_ignore_ascii_case("Incremental") || m.eq_ignore_ascii_case("Complete") => m,
+        Some(m) => return invalid_content(&format!("Error converting value \"{m}\" to type 'DeploymentMode'")),
+        None => return invalid_content("Required property 'mode' not found in JSON"),
+    };
+    if props.contains_key("templateLink") {
+        return invalid_template(
+            "The emulator does not fetch templateLink: send the template inline (properties.template)".to_owned(),
+        );
+    }
+    let Some(template) = props.get("template").and_then(Value::as_object) else {
+        return invalid_content("Required property 'template' not found in JSON");
+    };
+    for required in ["$schema", "contentVersion", "resources"] {
+        if !template.contains_key(required) {
+            return invalid_template(format!(
+                "Required property '{required}' not found in JSON. Path '', line 1, position 1."
+            ));
+        }
+    }
+    let declared = template.get("parameters").and_then(Value::as_object).cloned().unwrap_or_default();
+    let given = props.get("parameters").and_then(Value::as_object).cloned().unwrap_or_default();
+    let unknown: Vec<&String> = given.keys().filter(|k| !declared.keys().any(|d| d.eq_ignore_ascii_case(k))).collect();
+    if !unknown.is_empty() {
+        return invalid_template(format!(
+            "The template parameters '{}' in the parameters file are not valid; they are not present in the original template and can therefore not be provided at deployment time. The only supported parameters for this template are '{}'. Please see https://aka.ms/arm-pass-parameter-values for usage details.",
+            unknown.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "),
+            declared.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if let Some((missing, _)) = declared
+        .iter()
+        .find(|(k, d)| d.get("defaultValue").is_none() && !given.keys().any(|g| g.eq_ignore_ascii_case(k)))
+    {
+        return invalid_template(format!(
+            "The value for the template parameter '{missing}' at line '1' and column '1' is not provided. Please see https://aka.ms/arm-create-parameter-file for usage details."
+        ));
+    }
+    let template = Value::Object(template.clone());
+    let props = json!({
+        "templateHash": "0",
+        "parameters": redact(&Value::Object(given), &template),
+        "mode": mode,
+        "provisioningState": "Succeeded",
+        "timestamp": now_rfc3339(),
+        "duration": "PT0S",
+        "correlationId": uuid::Uuid::new_v4().to_string(),
+        "providers": [],
+        "dependencies": [],
+        "validatedResources": [],
+    });
+    let body = envelope::resource(
+        format!(
+            "/subscriptions/{}/resourceGroups/{rg}/providers/Microsoft.Resources/deployments/{name}",
+            st.config.subscription_id
+        ),
+        name,
+        "Microsoft.Resources/deployments",
+    )
+    .properties(props)
+    .build();
+    json(StatusCode::OK, body)
 }

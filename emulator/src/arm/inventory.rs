@@ -157,8 +157,6 @@ pub struct Resource {
     pub tags: Value,
     /// The `properties` a GET of the resource shows (the list omits them, as ARM does).
     pub properties: Value,
-    /// The api-versions a GET of this resource type accepts.
-    pub api_versions: &'static [&'static str],
     /// Network RP resources carry an etag (`W/"guid"`) in GET answers.
     pub etag: Option<String>,
     /// Sub-resources served below the resource, not listed: `privateDnsZoneGroups` (array) of a
@@ -167,11 +165,8 @@ pub struct Resource {
 }
 
 impl Resource {
-    pub fn new(
-        name: impl Into<String>,
-        resource_type: &'static str,
-        api_versions: &'static [&'static str],
-    ) -> Resource {
+    /// Its api-versions are its type's in the provider table (`providers::types`).
+    pub fn new(name: impl Into<String>, resource_type: &'static str) -> Resource {
         Resource {
             name: name.into(),
             resource_type,
@@ -181,7 +176,6 @@ impl Resource {
             identity: None,
             tags: json!({}),
             properties: json!({}),
-            api_versions,
             etag: None,
             children: BTreeMap::new(),
         }
@@ -379,7 +373,8 @@ impl Default for RegistryNetwork {
 pub const REGISTRY_TYPE: &str = "Microsoft.ContainerRegistry/registries";
 /// 2023-07-01 is the spec's; 2025-04-01 and 2025-11-01 are the later stable ones (the AVM
 /// import module uses 2025-11-01).
-pub const REGISTRY_API_VERSIONS: &[&str] = &["2025-11-01", "2025-04-01", "2023-11-01-preview", "2023-07-01"];
+pub const REGISTRY_API_VERSIONS: &[&str] =
+    &["2026-09-01-preview", "2025-11-01", "2025-04-01", "2023-11-01-preview", "2023-07-01"];
 
 pub fn key_vault_name(cfg: &Config) -> String {
     Names::new(cfg).key_vault

@@ -12,12 +12,14 @@ pub mod envelope;
 pub mod groups;
 pub mod import;
 pub mod inventory;
+pub mod jsonc;
 pub mod lro;
 pub mod network;
 pub mod operations;
 pub mod platform;
 pub mod projects;
 pub mod resources;
+pub mod subscriptions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -30,7 +32,7 @@ use axum::response::Response;
 use crate::auth::{check_aad, utc, AuthFailure};
 use crate::config::{Config, LroSettings};
 use crate::http::{arm_error, bearer, origin, query_map};
-use crate::providers::{self, Api, Handler, Matched};
+use crate::providers::{self, types, Api, Handler, Matched, Versions};
 use crate::state::Shared;
 use crate::tokens::now;
 
@@ -110,6 +112,14 @@ impl ArmRequest {
     /// The path segment the matched row calls `{name}`, as sent (empty when it has none).
     pub fn param(&self, name: &str) -> &str {
         self.captures.iter().find(|(n, _)| *n == name).map_or("", |(_, i)| self.segs[*i].as_str())
+    }
+
+    /// The resource type a generic path names: the namespace after `providers` and the type
+    /// after it, as sent, with its row of the type table (`None` when the table lacks it).
+    pub fn named_type(&self) -> Option<(&str, &str, Option<&'static types::ResourceType>)> {
+        let i = self.lower.iter().position(|s| s == "providers")?;
+        let (ns, rtype) = (self.segs.get(i + 1)?, self.segs.get(i + 2)?);
+        Some((ns.as_str(), rtype.as_str(), types::find(&format!("{ns}/{rtype}"))))
     }
 
     pub fn api_version(&self) -> &str {
@@ -196,12 +206,32 @@ fn route(st: &Shared, req: &ArmRequest, row: Option<&'static Api>) -> Response {
     let Some(Api { handler: Handler::Arm(handler), versions, .. }) = row else {
         return no_route(req);
     };
-    if let Some(versions) = versions {
-        if let Err(r) = req.require_api_version(versions) {
+    let supported = match *versions {
+        Versions::Unchecked => None,
+        Versions::Of(name) => Some(types::versions_of(name)),
+        Versions::Named => match req.named_type() {
+            Some((_, _, Some(t))) => Some(t.versions),
+            Some((ns, rtype, None)) => return invalid_resource_type(ns, rtype, req.api_version()),
+            None => return no_route(req),
+        },
+    };
+    if let Some(supported) = supported {
+        if let Err(r) = req.require_api_version(supported) {
             return r;
         }
     }
     handler(st, req)
+}
+
+/// ARM's answer for a type its namespace does not have (or a namespace it does not know).
+pub fn invalid_resource_type(ns: &str, rtype: &str, api_version: &str) -> Response {
+    arm_error(
+        StatusCode::BAD_REQUEST,
+        "InvalidResourceType",
+        format!(
+            "The resource type '{rtype}' could not be found in the namespace '{ns}' for api version '{api_version}'."
+        ),
+    )
 }
 
 /// What ARM answers for a path no resource provider serves.

@@ -31,6 +31,10 @@ pub const APP_GATEWAY: &str = "Microsoft.Network/applicationGateways";
 /// 2024-05-01 is the specs'; 2026-03-01 is `azure-mgmt-network` 33's default.
 pub const NETWORK_API_VERSIONS: &[&str] = &[
     "2026-03-01",
+    "2026-01-01",
+    "2025-09-01",
+    "2025-07-01",
+    "2025-03-01",
     "2024-07-01",
     "2024-05-01",
     "2024-03-01",
@@ -40,6 +44,7 @@ pub const NETWORK_API_VERSIONS: &[&str] = &[
     "2023-06-01",
     "2023-05-01",
     "2023-04-01",
+    "2022-01-01",
 ];
 /// Private DNS: 2024-06-01 is `azure-mgmt-privatedns` 2's default; 2020-06-01 the common one.
 pub const PRIVATE_DNS_API_VERSIONS: &[&str] = &["2024-06-01", "2020-06-01", "2020-01-01", "2018-09-01"];
@@ -100,7 +105,7 @@ fn nsg_name(n: &Names, suffix: &str) -> String {
 }
 
 fn net(name: impl Into<String>, rtype: &'static str, tags: &Value) -> Resource {
-    let mut r = Resource::new(name, rtype, NETWORK_API_VERSIONS);
+    let mut r = Resource::new(name, rtype);
     r.tags = tags.clone();
     r.etag = Some(etag(&format!("{rtype}/{}", r.name)));
     r
@@ -194,7 +199,7 @@ pub fn base(cfg: &Config, n: &Names, tags: &Value, specs: &[PeSpec]) -> Vec<Reso
     let zones = zone::all(cfg);
     for z in &zones {
         let records = specs.iter().flat_map(|s| &s.records).filter(|r| &r.zone == z).count();
-        let mut r = Resource::new(z.clone(), PRIVATE_DNS_ZONE, PRIVATE_DNS_API_VERSIONS);
+        let mut r = Resource::new(z.clone(), PRIVATE_DNS_ZONE);
         r.location = Some("global".to_owned());
         r.tags = tags.clone();
         r.etag = Some(guid(&format!("zone:{z}")));
@@ -212,7 +217,7 @@ pub fn base(cfg: &Config, n: &Names, tags: &Value, specs: &[PeSpec]) -> Vec<Reso
     }
     for z in &zones {
         let link = format!("{z}/link-{}", n.vnet);
-        let mut r = Resource::new(link.clone(), VNET_LINK, PRIVATE_DNS_API_VERSIONS);
+        let mut r = Resource::new(link.clone(), VNET_LINK);
         r.location = Some("global".to_owned());
         r.tags = tags.clone();
         r.etag = Some(guid(&format!("link:{link}")));

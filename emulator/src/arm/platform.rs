@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::inventory::{guid, hex, resource_id, Names, Resource, REGISTRY_API_VERSIONS, REGISTRY_TYPE};
+use super::inventory::{guid, hex, resource_id, Names, Resource, REGISTRY_TYPE};
 use super::network::{self, SUBNET_AKS, SUBNET_APPS};
 use super::{envelope, ArmRequest};
 use crate::config::Config;
@@ -27,19 +27,30 @@ pub const SEARCH: &str = "Microsoft.Search/searchServices";
 pub const COGNITIVE: &str = "Microsoft.CognitiveServices/accounts";
 
 // api-versions each GET accepts: the specs' and the current SDKs' defaults, newest first.
-const IDENTITY_API_VERSIONS: &[&str] = &["2024-11-30", "2023-01-31", "2018-11-30"];
-const LOG_API_VERSIONS: &[&str] = &["2025-02-01", "2023-09-01", "2022-10-01", "2021-12-01-preview", "2020-08-01"];
-const VAULT_API_VERSIONS: &[&str] = &["2024-11-01", "2024-04-01-preview", "2023-07-01", "2023-02-01", "2022-07-01"];
-const STORAGE_API_VERSIONS: &[&str] = &["2025-06-01", "2025-01-01", "2024-01-01", "2023-05-01", "2023-01-01"];
-const POSTGRES_API_VERSIONS: &[&str] = &["2025-08-01", "2024-08-01", "2022-12-01"];
-const AUTOMATION_API_VERSIONS: &[&str] = &["2024-10-23", "2023-11-01", "2022-08-08"];
+pub const IDENTITY_API_VERSIONS: &[&str] = &["2025-05-31-preview", "2024-11-30", "2023-01-31", "2018-11-30"];
+pub const LOG_API_VERSIONS: &[&str] = &["2025-02-01", "2023-09-01", "2022-10-01", "2021-12-01-preview", "2020-08-01"];
+pub const VAULT_API_VERSIONS: &[&str] =
+    &["2026-02-01", "2024-11-01", "2024-04-01-preview", "2023-07-01", "2023-02-01", "2022-07-01"];
+pub const STORAGE_API_VERSIONS: &[&str] =
+    &["2025-08-01", "2025-06-01", "2025-01-01", "2024-01-01", "2023-05-01", "2023-01-01"];
+pub const POSTGRES_API_VERSIONS: &[&str] = &["2026-04-01-preview", "2025-08-01", "2024-08-01", "2022-12-01"];
+pub const AUTOMATION_API_VERSIONS: &[&str] = &["2024-10-23", "2023-11-01", "2022-08-08"];
 pub const WEB_API_VERSIONS: &[&str] =
-    &["2024-11-01", "2024-04-01", "2023-12-01", "2023-01-01", "2022-09-01", "2022-03-01"];
-const AKS_API_VERSIONS: &[&str] = &["2025-05-01", "2025-02-01", "2024-09-01", "2024-05-01", "2024-02-01", "2023-10-01"];
-const SEARCH_API_VERSIONS: &[&str] = &["2025-05-01", "2024-06-01-preview", "2023-11-01", "2022-09-01", "2020-08-01"];
-// 2025-09-01: `azure-mgmt-cognitiveservices` 14.1.0's default (`accounts.get`).
-const COGNITIVE_API_VERSIONS: &[&str] =
-    &["2025-09-01", "2025-06-01", "2025-04-01-preview", "2024-10-01", "2024-04-01-preview", "2023-05-01"];
+    &["2025-05-01", "2024-11-01", "2024-04-01", "2023-12-01", "2023-01-01", "2022-09-01", "2022-03-01"];
+pub const AKS_API_VERSIONS: &[&str] =
+    &["2026-06-01", "2025-05-01", "2025-02-01", "2024-09-01", "2024-05-01", "2024-02-01", "2023-10-01"];
+pub const SEARCH_API_VERSIONS: &[&str] =
+    &["2026-03-01-preview", "2025-05-01", "2024-06-01-preview", "2023-11-01", "2022-09-01", "2020-08-01"];
+// 2025-09-01: `azure-mgmt-cognitiveservices` 14.1.0's default (`accounts.get`); 2026-05-15-preview: az 2.91's.
+pub const COGNITIVE_API_VERSIONS: &[&str] = &[
+    "2026-05-15-preview",
+    "2025-09-01",
+    "2025-06-01",
+    "2025-04-01-preview",
+    "2024-10-01",
+    "2024-04-01-preview",
+    "2023-05-01",
+];
 
 /// The user-assigned identity every service runs as, in ARM's `identity` shape.
 fn uami(cfg: &Config) -> Value {
@@ -73,14 +84,14 @@ pub fn aks_fqdns(cfg: &Config, n: &Names) -> (String, String) {
 }
 
 pub fn identity_and_logs(cfg: &Config, n: &Names, tags: &Value) -> Vec<Resource> {
-    let mut id = tagged(Resource::new(&n.identity, IDENTITY, IDENTITY_API_VERSIONS), tags);
+    let mut id = tagged(Resource::new(&n.identity, IDENTITY), tags);
     id.properties = json!({
         "isolationScope": "None",
         "tenantId": cfg.tenant_id,
         "principalId": cfg.identity.principal_id,
         "clientId": cfg.identity.client_id,
     });
-    let mut log = tagged(Resource::new(&n.log_analytics, LOG_ANALYTICS, LOG_API_VERSIONS), tags);
+    let mut log = tagged(Resource::new(&n.log_analytics, LOG_ANALYTICS), tags);
     log.properties = json!({
         "provisioningState": "Succeeded",
         "customerId": guid(&format!("log:{}", n.log_analytics)),
@@ -99,7 +110,7 @@ pub fn identity_and_logs(cfg: &Config, n: &Names, tags: &Value) -> Vec<Resource>
 pub fn services(cfg: &Config, n: &Names, tags: &Value, sensitive: &mut Vec<String>) -> Vec<Resource> {
     let loc = cfg.location.to_ascii_lowercase();
     let vault_uri = format!("https://{}.vault.azure.net/", n.key_vault);
-    let mut kv = tagged(Resource::new(&n.key_vault, KEY_VAULT, VAULT_API_VERSIONS), tags);
+    let mut kv = tagged(Resource::new(&n.key_vault, KEY_VAULT), tags);
     kv.properties = json!({
         "tenantId": cfg.tenant_id,
         "sku": {"family": "A", "name": "standard"},
@@ -117,7 +128,7 @@ pub fn services(cfg: &Config, n: &Names, tags: &Value, sensitive: &mut Vec<Strin
     });
 
     let st = &n.storage;
-    let mut storage = tagged(Resource::new(st, STORAGE, STORAGE_API_VERSIONS), tags);
+    let mut storage = tagged(Resource::new(st, STORAGE), tags);
     storage.kind = Some("StorageV2");
     storage.sku = Some(json!({"name": "Standard_ZRS", "tier": "Standard"}));
     let endpoints = |suffix: &str| {
@@ -142,12 +153,12 @@ pub fn services(cfg: &Config, n: &Names, tags: &Value, sensitive: &mut Vec<Strin
         "encryption": {"keySource": "Microsoft.Storage", "services": {"blob": {"enabled": true}, "file": {"enabled": true}}},
     });
 
-    let mut registry = tagged(Resource::new(&n.registry, REGISTRY_TYPE, REGISTRY_API_VERSIONS), tags);
+    let mut registry = tagged(Resource::new(&n.registry, REGISTRY_TYPE), tags);
     registry.sku = Some(json!({"name": "Premium", "tier": "Premium"}));
     // Filled in at GET time from the login server and the registry network settings.
     registry.properties = Value::Null;
 
-    let mut pg = tagged(Resource::new(&n.postgres, POSTGRES, POSTGRES_API_VERSIONS), tags);
+    let mut pg = tagged(Resource::new(&n.postgres, POSTGRES), tags);
     pg.sku = Some(json!({"name": "Standard_D2ds_v5", "tier": "GeneralPurpose"}));
     pg.properties = json!({
         "administratorLogin": "vibedata_admin",
@@ -166,7 +177,7 @@ pub fn services(cfg: &Config, n: &Names, tags: &Value, sensitive: &mut Vec<Strin
 
     let aa_id = automation_account_guid(cfg, n);
     let rc = super::endpoints::region_code(&cfg.location);
-    let mut aa = tagged(Resource::new(&n.automation, AUTOMATION, AUTOMATION_API_VERSIONS), tags);
+    let mut aa = tagged(Resource::new(&n.automation, AUTOMATION), tags);
     aa.identity = Some(uami(cfg));
     aa.properties = json!({
         "sku": {"name": "Basic"},
@@ -180,7 +191,7 @@ pub fn services(cfg: &Config, n: &Names, tags: &Value, sensitive: &mut Vec<Strin
     });
 
     let plan_id = resource_id(cfg, PLAN, &n.plan);
-    let mut plan = tagged(Resource::new(&n.plan, PLAN, WEB_API_VERSIONS), tags);
+    let mut plan = tagged(Resource::new(&n.plan, PLAN), tags);
     plan.kind = Some("linux");
     plan.sku = Some(json!({"name": "P1v3", "tier": "PremiumV3", "size": "P1v3", "family": "Pv3", "capacity": 1}));
     plan.properties = json!({
@@ -250,7 +261,7 @@ pub fn services(cfg: &Config, n: &Names, tags: &Value, sensitive: &mut Vec<Strin
     for (name, kind, settings) in sites {
         let host = format!("{name}.azurewebsites.net");
         let scm = format!("{name}.scm.azurewebsites.net");
-        let mut site = tagged(Resource::new(name, SITES, WEB_API_VERSIONS), tags);
+        let mut site = tagged(Resource::new(name, SITES), tags);
         site.kind = Some(kind);
         site.identity = Some(uami(cfg));
         let image = name.rsplit('-').next().unwrap_or(name);
@@ -265,6 +276,7 @@ pub fn services(cfg: &Config, n: &Names, tags: &Value, sensitive: &mut Vec<Strin
                 {"name": scm, "sslState": "Disabled", "hostType": "Repository"},
             ],
             "serverFarmId": plan_id,
+            "sku": "PremiumV3",
             "reserved": true,
             "httpsOnly": true,
             "clientAffinityEnabled": false,
@@ -296,7 +308,7 @@ pub fn services(cfg: &Config, n: &Names, tags: &Value, sensitive: &mut Vec<Strin
 pub fn compute(cfg: &Config, n: &Names, tags: &Value) -> Vec<Resource> {
     let loc = cfg.location.to_ascii_lowercase();
     let (public, private) = aks_fqdns(cfg, n);
-    let mut aks = tagged(Resource::new(&n.aks, AKS, AKS_API_VERSIONS), tags);
+    let mut aks = tagged(Resource::new(&n.aks, AKS), tags);
     aks.sku = Some(json!({"name": "Base", "tier": "Standard"}));
     aks.identity = Some(uami(cfg));
     aks.properties = json!({
@@ -330,7 +342,7 @@ pub fn compute(cfg: &Config, n: &Names, tags: &Value) -> Vec<Resource> {
         "disableLocalAccounts": true,
     });
 
-    let mut search = tagged(Resource::new(&n.search, SEARCH, SEARCH_API_VERSIONS), tags);
+    let mut search = tagged(Resource::new(&n.search, SEARCH), tags);
     search.sku = Some(json!({"name": "standard"}));
     search.identity = Some(uami(cfg));
     search.properties = json!({
@@ -350,7 +362,7 @@ pub fn compute(cfg: &Config, n: &Names, tags: &Value) -> Vec<Resource> {
         "semanticSearch": "free",
     });
 
-    let mut foundry = tagged(Resource::new(&n.foundry, COGNITIVE, COGNITIVE_API_VERSIONS), tags);
+    let mut foundry = tagged(Resource::new(&n.foundry, COGNITIVE), tags);
     foundry.kind = Some("AIServices");
     foundry.sku = Some(json!({"name": "S0"}));
     foundry.identity = Some(uami(cfg));
@@ -373,22 +385,52 @@ pub fn compute(cfg: &Config, n: &Names, tags: &Value) -> Vec<Resource> {
     vec![aks, search, foundry]
 }
 
+/// `GET .../Microsoft.Web/sites/{name}/config/web`: the site's `siteConfig` as a
+/// `SiteConfigResource`; `.../config/slotConfigNames`: no sticky settings (`SlotConfigNamesResource`).
+/// `az webapp config appsettings list` reads the second after the settings.
+pub fn site_config(st: &Shared, req: &ArmRequest) -> Response {
+    let (rg, name) = (req.param("resourceGroupName"), req.param("name"));
+    let cfg = &st.config;
+    let arm = st.arm.lock();
+    let Some(site) = find_site(cfg, &arm.inventory, rg, name) else {
+        return site_not_found(rg, name);
+    };
+    let config = req.segs.last().map(String::as_str).unwrap_or_default();
+    let properties = if config.eq_ignore_ascii_case("web") {
+        site.properties["siteConfig"].clone()
+    } else {
+        json!({"connectionStringNames": null, "appSettingNames": null, "azureStorageConfigNames": null})
+    };
+    let name = if config.eq_ignore_ascii_case("web") { "web" } else { "slotConfigNames" };
+    let body = envelope::resource(format!("{}/config/{name}", site.id(cfg)), name, "Microsoft.Web/sites/config")
+        .location(site.location(cfg))
+        .properties(properties)
+        .build();
+    json(StatusCode::OK, body)
+}
+
+fn find_site<'a>(cfg: &Config, inventory: &'a [Resource], rg: &str, name: &str) -> Option<&'a Resource> {
+    rg.eq_ignore_ascii_case(&cfg.resource_group)
+        .then(|| inventory.iter().find(|r| r.resource_type == SITES && r.name.eq_ignore_ascii_case(name)))
+        .flatten()
+}
+
+fn site_not_found(rg: &str, name: &str) -> Response {
+    arm_error(
+        StatusCode::NOT_FOUND,
+        "ResourceNotFound",
+        format!("The Resource '{SITES}/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
+    )
+}
+
 /// `POST .../Microsoft.Web/sites/{name}/config/appsettings/list`: the site's app settings
 /// (`StringDictionary`). Key Vault references stay references, as App Service returns them.
 pub fn app_settings(st: &Shared, req: &ArmRequest) -> Response {
-    let (rg, name) = (&req.segs[3], &req.segs[7]);
+    let (rg, name) = (req.param("resourceGroupName"), req.param("name"));
     let cfg = &st.config;
     let arm = st.arm.lock();
-    let site = rg
-        .eq_ignore_ascii_case(&cfg.resource_group)
-        .then(|| arm.inventory.iter().find(|r| r.resource_type == SITES && r.name.eq_ignore_ascii_case(name)))
-        .flatten();
-    let Some(site) = site else {
-        return arm_error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            format!("The Resource '{SITES}/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
-        );
+    let Some(site) = find_site(cfg, &arm.inventory, rg, name) else {
+        return site_not_found(rg, name);
     };
     let settings = site.children.get("appsettings").cloned().unwrap_or_else(|| json!({}));
     let body =

@@ -56,7 +56,7 @@ fn connections(cfg: &Config, n: &Names, project_id: &str) -> Vec<Value> {
 
 /// The inventory's project (after the account it belongs to).
 pub fn resources(cfg: &Config, n: &Names, tags: &Value) -> Vec<Resource> {
-    let mut p = Resource::new(format!("{}/{}", n.foundry, n.foundry_project), PROJECT, PROJECT_API_VERSIONS);
+    let mut p = Resource::new(format!("{}/{}", n.foundry, n.foundry_project), PROJECT);
     p.tags = tags.clone();
     p.identity = Some(json!({
         "type": "SystemAssigned",

@@ -19,7 +19,7 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 
 pub use store::Vault;
-use store::{Deleted, Secret, SetError, SetParams, Version, RECOVERABLE_DAYS};
+use store::{Deleted, RestoreError, Secret, SetError, SetParams, Version, RECOVERABLE_DAYS};
 
 use crate::auth::{check_aad, utc, AuthFailure};
 use crate::http::{bearer, json, kv_error, origin};
@@ -35,7 +35,9 @@ pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/secrets", get(list_secrets))
         .route("/secrets/", get(list_secrets))
+        .route("/secrets/restore", axum::routing::post(restore_secret))
         .route("/secrets/{name}", get(get_latest).put(set_secret).delete(delete_secret))
+        .route("/secrets/{name}/backup", axum::routing::post(backup_secret))
         .route("/secrets/{name}/", get(get_latest).patch(update_latest))
         .route("/secrets/{name}/{version}", get(get_version).patch(update_version))
         .route("/deletedsecrets", get(list_deleted))
@@ -331,6 +333,66 @@ async fn recover_deleted(State(st): State<Shared>, Admitted(origin): Admitted, P
     match recovered {
         Some(s) => json(StatusCode::OK, bundle(version_id(&origin, &s, s.latest()), s.latest(), false)),
         None => deleted_not_found(&name),
+    }
+}
+
+/// What a backup blob holds, before base64url: a marker and the secret with every version.
+/// Key Vault's blobs are opaque and encrypted for the vault's geography; this one is opaque to
+/// clients and restorable only into this emulator.
+const BACKUP_MARKER: &str = "vibedata-emulator-secret-backup-1:";
+
+fn backup_blob(s: &Secret) -> String {
+    let body = format!("{BACKUP_MARKER}{}", serde_json::to_string(s).unwrap_or_default());
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, body)
+}
+
+fn read_backup(blob: &str) -> Option<Secret> {
+    let bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, blob.trim_end_matches('=')).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    serde_json::from_str(text.strip_prefix(BACKUP_MARKER)?).ok().filter(|s: &Secret| !s.versions.is_empty())
+}
+
+/// BackupSecret: `{"value": <blob>}` with every version of the secret.
+async fn backup_secret(State(st): State<Shared>, _: Admitted, Path(name): Path<String>) -> Response {
+    let store = st.vault.lock();
+    match store.get(&name) {
+        Some(s) => json(StatusCode::OK, json!({"value": backup_blob(s)})),
+        None => not_found(&name, None),
+    }
+}
+
+/// RestoreSecret: `{"value": <blob>}` → the restored secret's SecretBundle (no value), or 409
+/// when the name is taken, live or soft-deleted.
+async fn restore_secret(State(st): State<Shared>, Admitted(origin): Admitted, body: Bytes) -> Response {
+    let blob = serde_json::from_slice::<Value>(&body).ok().and_then(|b| b.get("value")?.as_str().map(str::to_owned));
+    let Some(blob) = blob else {
+        return kv_error(StatusCode::BAD_REQUEST, "BadParameter", "Property 'value' is required.", None);
+    };
+    let Some(secret) = read_backup(&blob) else {
+        return kv_error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "Backup blob contains invalid or corrupt version.",
+            None,
+        );
+    };
+    let name = secret.name.clone();
+    let restored = st.vault.lock().restore(secret);
+    match restored {
+        Ok(s) => json(StatusCode::OK, bundle(version_id(&origin, &s, s.latest()), s.latest(), false)),
+        Err(RestoreError::Exists) => kv_error(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!("Secret {name} already exists. A backup can only be restored into a vault that does not hold the secret."),
+            None,
+        ),
+        Err(RestoreError::DeletedButRecoverable) => kv_error(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!("Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged."),
+            Some("ObjectIsDeletedButRecoverable"),
+        ),
     }
 }
 

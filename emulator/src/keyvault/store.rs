@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::tokens::now;
@@ -14,7 +15,7 @@ use crate::tokens::now;
 /// Soft-delete retention: the real default, and what `recoverableDays` reports.
 pub const RECOVERABLE_DAYS: i64 = 90;
 
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Version {
     /// 32 lowercase hex digits, as Key Vault's version ids.
     pub id: String,
@@ -28,7 +29,7 @@ pub struct Version {
     pub updated: i64,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Secret {
     pub name: String,
     /// Oldest first; the last one is the current version.
@@ -69,6 +70,13 @@ pub struct Store {
 }
 
 pub enum SetError {
+    /// The name is soft-deleted: 409 `ObjectIsDeletedButRecoverable`.
+    DeletedButRecoverable,
+}
+
+pub enum RestoreError {
+    /// A live secret has the name: 409 `Conflict`.
+    Exists,
     /// The name is soft-deleted: 409 `ObjectIsDeletedButRecoverable`.
     DeletedButRecoverable,
 }
@@ -123,6 +131,20 @@ impl Store {
         let deleted = self.deleted.remove(&key)?;
         self.live.insert(key, deleted.secret.clone());
         Some(deleted.secret)
+    }
+
+    /// Puts a backed-up secret back with all its versions (ids kept, as Key Vault does), only
+    /// where the name is free.
+    pub fn restore(&mut self, secret: Secret) -> Result<Secret, RestoreError> {
+        let key = secret.name.to_ascii_lowercase();
+        if self.deleted.contains_key(&key) {
+            return Err(RestoreError::DeletedButRecoverable);
+        }
+        if self.live.contains_key(&key) {
+            return Err(RestoreError::Exists);
+        }
+        self.live.insert(key, secret.clone());
+        Ok(secret)
     }
 
     pub fn purge(&mut self, name: &str) -> bool {

@@ -406,8 +406,13 @@ async fn run(
     for attempt in 1..=SCHEDULING_ATTEMPTS {
         // The service reports an unschedulable command pod on the POST itself or on a poll.
         let submitted = match aks.submit(command, context, token).await {
-            Err(AzureError::Service { code, .. }) if code == "KubernetesPerformanceError" && attempt < SCHEDULING_ATTEMPTS => {
-                tracing::warn!(attempt, "the {purpose} command's pod could not be scheduled; submitting again in {backoff:?}");
+            Err(AzureError::Service { code, .. })
+                if code == "KubernetesPerformanceError" && attempt < SCHEDULING_ATTEMPTS =>
+            {
+                tracing::warn!(
+                    attempt,
+                    "the {purpose} command's pod could not be scheduled; submitting again in {backoff:?}"
+                );
                 tokio::time::sleep(backoff).await;
                 backoff *= 2;
                 continue;
