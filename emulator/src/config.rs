@@ -53,6 +53,9 @@ pub struct Config {
     /// The managed resource group's names, endpoint address and ports (`arm/inventory.rs`).
     #[serde(default)]
     pub inventory: crate::arm::inventory::InventoryConfig,
+    /// AKS runCommand: the real `helm` and the knobs `PUT /_emulator/aks` changes at run time.
+    #[serde(default)]
+    pub aks: crate::arm::aks::AksSettings,
 }
 
 fn default_automation_account() -> String {

@@ -13,6 +13,7 @@
 use axum::http::Method;
 use axum::response::Response;
 
+use crate::arm::aks::{self, AKS_API_VERSIONS};
 use crate::arm::automation::{self, Route, RUNBOOK_API_VERSIONS, RUNTIME_ENVIRONMENT_API_VERSIONS};
 use crate::arm::inventory::REGISTRY_API_VERSIONS;
 use crate::arm::network::{self, Nested, NETWORK_API_VERSIONS, PRIVATE_DNS_API_VERSIONS};
@@ -110,6 +111,7 @@ const RUNTIME_ENVS: Option<&[&str]> = Some(RUNTIME_ENVIRONMENT_API_VERSIONS);
 const NETWORK: Option<&[&str]> = Some(NETWORK_API_VERSIONS);
 const PRIVATE_DNS: Option<&[&str]> = Some(PRIVATE_DNS_API_VERSIONS);
 const WEB: Option<&[&str]> = Some(platform::WEB_API_VERSIONS);
+const AKS: Option<&[&str]> = Some(AKS_API_VERSIONS);
 
 // One row per line, so the table reads as a table (rustfmt would break every row apart).
 #[rustfmt::skip]
@@ -158,6 +160,12 @@ pub static APIS: &[Api] = &[
     row("GET", prov!("Microsoft.Network/virtualNetworks/{virtualNetworkName}/subnets/{childName}"), "arm.resources", NETWORK, Read, Arm(|st, r| network::get_nested(st, r, Nested::Subnets))),
     row("GET", prov!("Microsoft.Network/privateDnsZones/{privateZoneName}/virtualNetworkLinks"), "arm.resources", PRIVATE_DNS, Read, Arm(|st, r| network::get_nested(st, r, Nested::VnetLinks))),
     row("GET", prov!("Microsoft.Network/privateDnsZones/{privateZoneName}/virtualNetworkLinks/{childName}"), "arm.resources", PRIVATE_DNS, Read, Arm(|st, r| network::get_nested(st, r, Nested::VnetLinks))),
+    // AKS: the cluster GET (what `az aks command invoke` reads first) and runCommand with its
+    // result (both `aks.runCommand`, so one fault or journal filter covers a whole command; a
+    // command that only reads is journaled `mutating: false` by its handler).
+    row("GET", prov!("Microsoft.ContainerService/managedClusters/{resourceName}"), "aks.managedClusters", AKS, Read, Arm(aks::get_cluster)),
+    row("POST", prov!("Microsoft.ContainerService/managedClusters/{resourceName}/runCommand"), "aks.runCommand", AKS, Write, Arm(aks::run_command)),
+    row("GET", prov!("Microsoft.ContainerService/managedClusters/{resourceName}/commandResults/{commandId}"), "aks.runCommand", AKS, Read, Arm(aks::command_result)),
     // A POST that reads.
     row("POST", prov!("Microsoft.Web/sites/{name}/config/appsettings/list"), "arm.resources", WEB, Read, Arm(platform::app_settings)),
     // The GET of any inventory resource by id (api-versions per resource type).
@@ -173,6 +181,9 @@ pub static APIS: &[Api] = &[
     row("*", prov!("Microsoft.ContainerRegistry/locations/{location}/operationResults/**"), "acr.importImage", None, ByMethod, NoRoute),
     row("*", prov!("Microsoft.ContainerRegistry/**"), "acr.registries", None, ByMethod, NoRoute),
     row("*", prov!("Microsoft.Automation/**"), "automation", None, ByMethod, NoRoute),
+    row("*", prov!("Microsoft.ContainerService/managedClusters/{resourceName}/runCommand"), "aks.runCommand", None, ByMethod, NoRoute),
+    row("*", prov!("Microsoft.ContainerService/managedClusters/{resourceName}/commandResults/**"), "aks.runCommand", None, ByMethod, NoRoute),
+    row("*", prov!("Microsoft.ContainerService/**"), "aks.managedClusters", None, ByMethod, NoRoute),
     row("*", "/subscriptions/**", "arm.resources", None, ByMethod, NoRoute),
 ];
 
@@ -273,6 +284,10 @@ mod tests {
             ("GET", format!("{rg}/providers/Microsoft.Automation/automationAccounts/a"), "automation"),
             ("POST", format!("{rg}/providers/Microsoft.Automation/automationAccounts/a/jobs/x"), "automation"),
             ("GET", format!("{rg}/providers/Microsoft.KeyVault/vaults/kv"), "arm.resources"),
+            ("GET", format!("{rg}/providers/Microsoft.ContainerService/managedClusters/aks"), "aks.managedClusters"),
+            ("POST", format!("{rg}/providers/microsoft.containerservice/managedclusters/aks/runCommand"), "aks.runCommand"),
+            ("GET", format!("{rg}/providers/Microsoft.ContainerService/managedClusters/aks/commandResults/abc"), "aks.runCommand"),
+            ("DELETE", format!("{rg}/providers/Microsoft.ContainerService/managedClusters/aks/commandResults/abc"), "aks.runCommand"),
             ("GET", "/subscriptions/s/providers/Microsoft.Foo".to_owned(), "arm.resources"),
             ("POST", "/oauth2/exchange".to_owned(), "acr.exchange"),
             ("GET", "/oauth2/token".to_owned(), "acr.token"),
@@ -297,6 +312,8 @@ mod tests {
             ("GET", p("Microsoft.ContainerRegistry/locations/l/operationResults/x"), false),
             ("POST", p("Microsoft.Web/sites/s/config/appsettings/list"), false),
             ("POST", p("Microsoft.Automation/automationAccounts/a/runbooks/r/publish"), true),
+            ("POST", p("Microsoft.ContainerService/managedClusters/aks/runCommand"), true),
+            ("GET", p("Microsoft.ContainerService/managedClusters/aks/commandResults/x"), false),
             ("GET", p("Microsoft.Automation/automationAccounts/a/runbooks/r/content"), false),
             ("PUT", "/secrets/x".to_owned(), true),
             ("POST", "/deletedsecrets/x/recover".to_owned(), true),

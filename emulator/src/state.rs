@@ -18,6 +18,7 @@ pub struct AppState {
     pub arm: arm::ArmState,
     pub imports: arm::import::ImportState,
     pub automation: arm::automation::AutomationState,
+    pub aks: arm::aks::AksState,
     /// The health endpoints of the components the stack does not run (`apps.rs`).
     pub apps: Arc<crate::apps::AppsState>,
 }
@@ -32,6 +33,7 @@ impl AppState {
             arm: arm::ArmState::new(&config),
             imports: arm::import::ImportState::new(&config),
             automation: arm::automation::AutomationState::new(&config),
+            aks: arm::aks::AksState::new(&config),
             apps: crate::apps::AppsState::new(&config),
             journal: Journal::default(),
             faults: Faults::default(),

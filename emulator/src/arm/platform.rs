@@ -35,7 +35,7 @@ const POSTGRES_API_VERSIONS: &[&str] = &["2025-08-01", "2024-08-01", "2022-12-01
 const AUTOMATION_API_VERSIONS: &[&str] = &["2024-10-23", "2023-11-01", "2022-08-08"];
 pub const WEB_API_VERSIONS: &[&str] =
     &["2024-11-01", "2024-04-01", "2023-12-01", "2023-01-01", "2022-09-01", "2022-03-01"];
-const AKS_API_VERSIONS: &[&str] = &["2025-05-01", "2025-02-01", "2024-09-01", "2024-05-01", "2024-02-01", "2023-10-01"];
+use super::aks::AKS_API_VERSIONS;
 const SEARCH_API_VERSIONS: &[&str] = &["2025-05-01", "2024-06-01-preview", "2023-11-01", "2022-09-01", "2020-08-01"];
 const COGNITIVE_API_VERSIONS: &[&str] =
     &["2025-06-01", "2025-04-01-preview", "2024-10-01", "2024-04-01-preview", "2023-05-01"];
