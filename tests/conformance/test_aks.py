@@ -479,3 +479,23 @@ def test_faults(run, aks, stack, cluster_name, cluster_token, control, aks_contr
 
     aks_control.put(maxRequestBytes=1048576, lowercaseStates=True)
     assert run("true").provisioning_state == "succeeded"
+
+
+def test_deployments_become_available_after_ready_after_ms(run, stack, image_tag, chart_tgz, aks_control, unique):
+    ns = f"airbyte-{unique}"
+    aks_control.put(readyAfterMs=1500)
+    files = install_files(stack, image_tag, chart_tgz)
+    command = (
+        f"kubectl create namespace {ns} >/dev/null && kubectl apply -n {ns} -f secret.yaml >/dev/null && "
+        f"helm install airbyte ./airbyte-2.2.0.tgz -n {ns} -f values.yaml >/dev/null && "
+        f"kubectl get deploy airbyte-server -n {ns} -o json | jq -c '.status | {{availableReplicas}}' && "
+        f"(curl -sS http://airbyte-airbyte-server-svc.{ns}.svc:8001/api/v1/health || true) && "
+        f"kubectl wait --for=condition=Available deploy --all -n {ns} --timeout=20s && "
+        f"kubectl get deploy airbyte-server -n {ns} -o json | jq -c '.status | {{availableReplicas}}'"
+    )
+    result = run(command, files)
+    assert result.exit_code == 0, result.logs
+    lines = result.logs.splitlines()
+    assert lines[0] == '{"availableReplicas":0}'
+    assert "curl: (7)" in lines[1]
+    assert lines[-1] == '{"availableReplicas":1}'
