@@ -255,7 +255,9 @@ pub(super) async fn upgrade(st: &Shared, cmd: &Running, cwd: &Path, args: &[Stri
     if stuck {
         // The pod dies here (an eviction, a node restart): Helm never writes the outcome.
         tracing::info!(release = %plan.name, "aks: killing the command mid-install (armed stuck release)");
-        kill_group(cmd.pgid);
+        // Read the group now: the command's record may have got it after this call began.
+        let pgid = st.aks.lock().running.values().find(|r| r.id == cmd.id).and_then(|r| r.pgid).or(cmd.pgid);
+        kill_group(pgid);
         return Output { stdout: String::new(), stderr: "Killed\n".into(), exit: 137 };
     }
 
