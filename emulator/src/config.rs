@@ -59,6 +59,9 @@ pub struct Config {
     /// The Foundry project data plane's knobs (`foundry/`).
     #[serde(default)]
     pub foundry: crate::foundry::FoundryConfig,
+    /// AKS runCommand: the real `helm` and the knobs `PUT /_emulator/aks` changes at run time.
+    #[serde(default)]
+    pub aks: crate::arm::aks::AksSettings,
 }
 
 fn default_automation_account() -> String {

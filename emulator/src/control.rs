@@ -32,6 +32,7 @@ pub fn routes() -> Router<Shared> {
             "/_emulator/automation/fail-publish",
             get(fail_publish_list).post(arm_fail_publish).delete(clear_fail_publish),
         )
+        .merge(crate::arm::aks::control::routes())
 }
 
 async fn journal(State(st): State<Shared>) -> Response {

@@ -25,6 +25,20 @@ pub enum Kind {
     Reset,
     Latency,
     Rbac,
+    /// AKS runCommand: the POST answers `KubernetesPerformanceError` (the command pod did not
+    /// start within 30 s), with `status` (default 400).
+    KubernetesPerformance,
+    /// AKS runCommand: the command is accepted but ends `provisioningState: Failed` with
+    /// `reason` (default `ImagePullBackoff`, the spec's example) and no exit code.
+    CommandFailed,
+}
+
+/// A runCommand fault the AKS handler takes when a command is submitted (not a response the
+/// middleware gives instead of the handler's).
+#[derive(Debug, Clone)]
+pub enum CommandFault {
+    KubernetesPerformance { status: StatusCode },
+    Failed { reason: String },
 }
 
 /// The body of `POST /_emulator/faults`.
@@ -45,6 +59,12 @@ pub struct FaultSpec {
     /// whose path contains this (case-insensitively), e.g. a test's own resource group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_contains: Option<String>,
+    /// `kubernetes-performance`: the status of the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// `command-failed`: the result's `reason`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 struct Armed {
@@ -72,6 +92,12 @@ impl Armed {
             || want
                 .strip_suffix(".*")
                 .is_some_and(|prefix| api.starts_with(prefix) && api[prefix.len()..].starts_with('.'))
+    }
+}
+
+impl Kind {
+    fn is_command_fault(self) -> bool {
+        matches!(self, Kind::KubernetesPerformance | Kind::CommandFailed)
     }
 }
 
@@ -120,13 +146,33 @@ impl Faults {
         )
     }
 
+    /// The next armed command fault for a submitted command (consumed).
+    pub fn take_command_fault(&self, api: &str, path: &str) -> Option<CommandFault> {
+        let mut armed = self.armed.lock().unwrap();
+        armed.retain(Armed::live);
+        let fault = armed.iter_mut().find(|f| f.spec.kind.is_command_fault() && f.matches(api, path))?;
+        if let Some(n) = fault.remaining.as_mut() {
+            *n -= 1;
+        }
+        let taken = match fault.spec.kind {
+            Kind::KubernetesPerformance => CommandFault::KubernetesPerformance {
+                status: fault.spec.status.and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::BAD_REQUEST),
+            },
+            _ => {
+                CommandFault::Failed { reason: fault.spec.reason.clone().unwrap_or_else(|| "ImagePullBackoff".into()) }
+            }
+        };
+        armed.retain(Armed::live);
+        Some(taken)
+    }
+
     /// Consumes one hit of every matching fault. Latencies add up with the first blocking fault
     /// (faults apply in the order they were armed).
     pub fn decide(&self, api: &str, path: &str) -> Decision {
         let mut armed = self.armed.lock().unwrap();
         armed.retain(Armed::live);
         let mut decision = Decision::default();
-        for fault in armed.iter_mut().filter(|f| f.matches(api, path)) {
+        for fault in armed.iter_mut().filter(|f| !f.spec.kind.is_command_fault() && f.matches(api, path)) {
             let action = match fault.spec.kind {
                 Kind::Latency => {
                     let ms = fault.spec.latency_ms.unwrap_or(0);
@@ -138,6 +184,7 @@ impl Faults {
                 Kind::ServerError => Some(Action::ServerError),
                 Kind::Reset => Some(Action::Reset),
                 Kind::Rbac => Some(Action::Rbac),
+                Kind::KubernetesPerformance | Kind::CommandFailed => None,
             };
             if action.is_some() {
                 decision.action = action;
@@ -263,6 +310,11 @@ fn rbac_denied(api: &str, cfg: &Config, method: &Method, path: &str) -> Response
         "acr.registries" => format!("Microsoft.ContainerRegistry/registries/{verb}"),
         "acr.importImage" => "Microsoft.ContainerRegistry/registries/importImage/action".to_owned(),
         "automation" => automation_action(path, method, verb),
+        "aks.runCommand" if *method == Method::POST => {
+            "Microsoft.ContainerService/managedClusters/runCommand/action".to_owned()
+        }
+        "aks.runCommand" => "Microsoft.ContainerService/managedClusters/commandResults/read".to_owned(),
+        "aks.managedClusters" => format!("Microsoft.ContainerService/managedClusters/{verb}"),
         _ => format!("Microsoft.Resources/{verb}"),
     };
     let scope = path.strip_suffix("/resources").unwrap_or(path);
@@ -315,6 +367,8 @@ mod tests {
             latency_ms: None,
             seconds: None,
             path_contains: None,
+            status: None,
+            reason: None,
         }
     }
 

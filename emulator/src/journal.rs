@@ -4,6 +4,7 @@
 use std::sync::Mutex;
 
 use serde::Serialize;
+use serde_json::Value;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
@@ -22,6 +23,18 @@ pub struct Entry {
     pub mutating: bool,
     /// `null` when the connection was reset without a response.
     pub status: Option<u16>,
+    /// What a handler adds about the call (AKS runCommand: the command, its zip members with
+    /// their SHA-256, the caller); absent for every other call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
+}
+
+/// A handler's word on its own journal entry, carried in the response's extensions: a call the
+/// provider table marks as mutating that only reads (a runCommand of `helm status`), and detail.
+#[derive(Debug, Clone, Default)]
+pub struct Note {
+    pub mutating: Option<bool>,
+    pub detail: Option<Value>,
 }
 
 #[derive(Default)]

@@ -64,6 +64,10 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Started as a runCommand's `helm`, `kubectl` or `curl` (arm/aks/shim.rs).
+    if let Some(code) = arm::aks::shim_main() {
+        std::process::exit(code);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // Logs usually land in DIR/logs/emulator.log: no colour codes there.

@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::faults::{self, Action};
-use crate::journal::Entry;
+use crate::journal::{Entry, Note};
 use crate::providers;
 use crate::server::ConnCtx;
 use crate::state::Shared;
@@ -43,6 +43,7 @@ pub async fn observe(State(st): State<Shared>, mut req: Request, next: Next) -> 
         api,
         mutating,
         status: None,
+        detail: None,
     };
 
     let decision = st.faults.decide(api, &path);
@@ -64,6 +65,10 @@ pub async fn observe(State(st): State<Shared>, mut req: Request, next: Next) -> 
     };
 
     entry.status = Some(response.status().as_u16());
+    if let Some(note) = response.extensions().get::<Note>() {
+        entry.mutating = note.mutating.unwrap_or(entry.mutating);
+        entry.detail = note.detail.clone();
+    }
     tracing::info!(
         listener,
         %method,

