@@ -305,6 +305,10 @@ write_env_file() {
       "export VIBEDATA_FOUNDRY_PROJECT=" + inv["names"]["foundryProject"],
       "export VIBEDATA_FOUNDRY_PROJECT_ENDPOINT=https://127.0.0.1:'"$((p + 13))"'/api/projects/" + inv["names"]["foundryProject"],
       "export VIBEDATA_FOUNDRY_SEARCH_CONNECTION=vibedata-search",
+      "export VIBEDATA_AKS_CLUSTER=" + inv["names"]["aks"],
+      # Airbyte logs and state go to the stack storage account, which is Azurite (P+4).
+      "export VIBEDATA_AIRBYTE_STORAGE_ACCOUNT=" + inv["names"]["storageAccount"],
+      "export VIBEDATA_AIRBYTE_STORAGE_BLOB_URL=https://127.0.0.1:'"$((p + 4))"'/devstoreaccount1",
       "export VIBEDATA_ENDPOINT_PORTS=" + inv["endpointPorts"]])')
   cat >"$d/env.tmp" <<EOF
 export VIBEDATA_STACK_DIR=$d

@@ -408,18 +408,43 @@ pub fn site_config(st: &Shared, req: &ArmRequest) -> Response {
     json(StatusCode::OK, body)
 }
 
-fn find_site<'a>(cfg: &Config, inventory: &'a [Resource], rg: &str, name: &str) -> Option<&'a Resource> {
+fn find_of<'a>(cfg: &Config, inventory: &'a [Resource], kind: &str, rg: &str, name: &str) -> Option<&'a Resource> {
     rg.eq_ignore_ascii_case(&cfg.resource_group)
-        .then(|| inventory.iter().find(|r| r.resource_type == SITES && r.name.eq_ignore_ascii_case(name)))
+        .then(|| inventory.iter().find(|r| r.resource_type == kind && r.name.eq_ignore_ascii_case(name)))
         .flatten()
 }
 
-fn site_not_found(rg: &str, name: &str) -> Response {
+fn find_site<'a>(cfg: &Config, inventory: &'a [Resource], rg: &str, name: &str) -> Option<&'a Resource> {
+    find_of(cfg, inventory, SITES, rg, name)
+}
+
+fn not_found_of(kind: &str, rg: &str, name: &str) -> Response {
     arm_error(
         StatusCode::NOT_FOUND,
         "ResourceNotFound",
-        format!("The Resource '{SITES}/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
+        format!("The Resource '{kind}/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
     )
+}
+
+fn site_not_found(rg: &str, name: &str) -> Response {
+    not_found_of(SITES, rg, name)
+}
+
+/// Azurite's one account and its key: published in Azurite's README, the same on every machine.
+/// The stack's storage account is Azurite, so its keys are Azurite's.
+const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// `POST .../Microsoft.Storage/storageAccounts/{name}/listKeys`: `StorageAccountListKeysResult`.
+/// An action ARM journals as a read (it changes nothing); the caller needs
+/// `Microsoft.Storage/storageAccounts/listKeys/action`, which the `rbac` fault can deny.
+pub fn storage_keys(st: &Shared, req: &ArmRequest) -> Response {
+    let (rg, name) = (req.param("resourceGroupName"), req.param("accountName"));
+    let arm = st.arm.lock();
+    if find_of(&st.config, &arm.inventory, STORAGE, rg, name).is_none() {
+        return not_found_of(STORAGE, rg, name);
+    }
+    let key = |name: &str| json!({"keyName": name, "value": AZURITE_KEY, "permissions": "FULL", "creationTime": "2026-01-01T00:00:00.0000000Z"});
+    json(StatusCode::OK, json!({"keys": [key("key1"), key("key2")]}))
 }
 
 /// `POST .../Microsoft.Web/sites/{name}/config/appsettings/list`: the site's app settings

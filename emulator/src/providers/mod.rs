@@ -146,6 +146,7 @@ const SITE_CONFIG: Versions = Of(types::SITE_CONFIG);
 const PROJECTS: Versions = Of(types::PROJECTS);
 const CONNECTIONS: Versions = Of(types::CONNECTIONS);
 const AKS: Versions = Of(platform::AKS);
+const STORAGE: Versions = Of(platform::STORAGE);
 
 // One row per line, so the table reads as a table (rustfmt would break every row apart).
 #[rustfmt::skip]
@@ -227,6 +228,8 @@ pub static APIS: &[Api] = &[
     row("GET", cognitive!("/projects/{projectName}"), "arm.resources", PROJECTS, Read, Arm(projects::get)),
     row("GET", cognitive!("/projects/{projectName}/connections"), "arm.resources", CONNECTIONS, Read, Arm(projects::get)),
     row("GET", cognitive!("/projects/{projectName}/connections/{connectionName}"), "arm.resources", CONNECTIONS, Read, Arm(projects::get)),
+    // Storage: the account's keys (an action that reads; Airbyte's chart takes a connection string).
+    row("POST", prov!("Microsoft.Storage/storageAccounts/{accountName}/listKeys"), "arm.resources", STORAGE, Read, Arm(platform::storage_keys)),
     // App Service: a POST that reads, and the site's configuration.
     row("POST", prov!("Microsoft.Web/sites/{name}/config/appsettings/list"), "arm.resources", SITE_CONFIG, Read, Arm(platform::app_settings)),
     row("GET", prov!("Microsoft.Web/sites/{name}/config/web"), "arm.resources", SITE_CONFIG, Read, Arm(platform::site_config)),

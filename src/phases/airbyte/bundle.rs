@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::values::{RESULT_MARK, STATUS_MARK, VALUES_MARK};
+use super::values::{ERROR_MARK, RESULT_MARK, STATUS_MARK, VALUES_MARK};
 use crate::zip::{self, ZipError};
 
 /// Installs or upgrades; the last line is `VIBEDATA-RESULT <helm status JSON>`.
@@ -55,12 +55,14 @@ pub fn install_command(namespace: &str, release: &str, timeout_secs: u64, chart_
     format!("bash install.sh {namespace} {release} {timeout_secs}s {chart_file} {recover}").trim_end().to_owned()
 }
 
-/// Reads the release's state: prints `VIBEDATA-STATUS` then helm status, `VIBEDATA-VALUES` then
-/// its values, `null` for a release that does not exist. Changes nothing.
+/// Reads the release's state: prints `VIBEDATA-STATUS` then helm status (`null` when it failed),
+/// `VIBEDATA-ERROR` then why it failed, `VIBEDATA-VALUES` then its values. Changes nothing, and
+/// is one flat list of reads (no `if`), so the service can see it is read-only.
 pub fn probe_command(namespace: &str, release: &str) -> String {
     format!(
-        "echo {STATUS_MARK}; helm status {release} -n {namespace} -o json || echo null; \
-         echo {VALUES_MARK}; helm get values {release} -n {namespace} -o json || echo null"
+        "echo {STATUS_MARK}; helm status {release} -n {namespace} -o json 2>status.err || echo null; \
+         echo {ERROR_MARK}; cat status.err; \
+         echo {VALUES_MARK}; helm get values {release} -n {namespace} -o json 2>/dev/null || echo null"
     )
 }
 

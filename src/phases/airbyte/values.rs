@@ -129,19 +129,30 @@ struct HelmInfo {
 
 pub const STATUS_MARK: &str = "VIBEDATA-STATUS";
 pub const VALUES_MARK: &str = "VIBEDATA-VALUES";
+pub const ERROR_MARK: &str = "VIBEDATA-ERROR";
 pub const RESULT_MARK: &str = "VIBEDATA-RESULT";
 
-/// Reads the probe command's output: `None` when the release does not exist.
+/// Helm's words for a release that does not exist (`helm status`, `helm get`).
+const NOT_FOUND: &str = "release: not found";
+
+/// Reads the probe command's output: `None` when the release does not exist. A `helm status`
+/// that failed for any other reason (the API server refused us, a timeout) is an error, never
+/// "not installed": installing over a release we could not read would be a guess.
 pub fn parse_probe(logs: &str) -> Result<Option<Deployed>, String> {
     let section = |mark: &str| -> Option<String> {
         let start = logs.find(mark)? + mark.len();
         let rest = &logs[start..];
-        let end = [STATUS_MARK, VALUES_MARK].iter().filter_map(|m| rest.find(m)).min().unwrap_or(rest.len());
+        let end =
+            [STATUS_MARK, ERROR_MARK, VALUES_MARK].iter().filter_map(|m| rest.find(m)).min().unwrap_or(rest.len());
         Some(rest[..end].trim().to_owned())
     };
     let status = section(STATUS_MARK).ok_or("the probe printed no status")?;
     if status.is_empty() || status == "null" {
-        return Ok(None);
+        let error = section(ERROR_MARK).unwrap_or_default();
+        if error.is_empty() || error.contains(NOT_FOUND) {
+            return Ok(None);
+        }
+        return Err(format!("helm status failed: {}", error.lines().last().unwrap_or_default()));
     }
     let parsed: HelmStatus = serde_json::from_str(&status).map_err(|e| format!("helm status is not JSON: {e}"))?;
     let values: Value = section(VALUES_MARK)
@@ -280,6 +291,10 @@ mod tests {
         assert_eq!((d.status.as_str(), d.revision), ("deployed", 2));
         assert_eq!(d.values_digest.as_deref(), Some("sha256:v"));
         assert_eq!(parse_probe("VIBEDATA-STATUS\nnull\nVIBEDATA-VALUES\nnull\n").unwrap(), None);
+        let missing = "VIBEDATA-STATUS\nnull\nVIBEDATA-ERROR\nError: release: not found\nVIBEDATA-VALUES\nnull\n";
+        assert_eq!(parse_probe(missing).unwrap(), None);
+        let refused = "VIBEDATA-STATUS\nnull\nVIBEDATA-ERROR\nError: Kubernetes cluster unreachable: Unauthorized\nVIBEDATA-VALUES\nnull\n";
+        assert_eq!(parse_probe(refused).unwrap_err(), "helm status failed: Error: Kubernetes cluster unreachable: Unauthorized");
         assert!(parse_probe("nothing").is_err());
     }
 }
