@@ -120,14 +120,23 @@ fn a_config_file_with_an_unknown_key_is_bad_input() {
     assert!(text(&o.stderr).contains("VIBEDATA_RESOURCE_GROPU"));
 }
 
+/// Every imperative step is built, so `plan --json` says so; a step that does not exist is bad
+/// input, named, and `run airbyte` with no configuration lists Airbyte's own keys (exit 2).
 #[test]
-fn unbuilt_phases_fail_by_name_and_are_skipped_by_run_all() {
-    let o = cli(&["run", "airbyte"], &[]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).lines().last().unwrap().contains("not built yet"), "{}", text(&o.stderr));
+fn every_step_is_built_and_an_unknown_one_is_bad_input() {
+    let o = cli(&["plan", "--json"], &[]);
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let steps: Vec<&Value> = plan.as_array().unwrap().iter().filter(|p| !p["command"].is_null()).collect();
+    assert_eq!(steps.len(), 7, "{plan}");
+    assert!(steps.iter().all(|p| p["built"] == true), "{plan}");
 
     let unknown = cli(&["run", "frobnicate"], &[]);
     assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("frobnicate"), "{}", text(&unknown.stderr));
+
+    let airbyte = cli(&["run", "airbyte"], &[]);
+    assert_eq!(airbyte.status.code(), Some(2), "{}", text(&airbyte.stderr));
+    assert!(text(&airbyte.stderr).contains("VIBEDATA_AKS_CLUSTER"), "{}", text(&airbyte.stderr));
 }
 
 /// The contract `infra/` and the tests read, whole: a change to it shows up as a snapshot diff.

@@ -9,6 +9,9 @@
 //! runbook phase's counts and actions are redacted on its first run. Each phase then runs again,
 //! which must be exactly `unchanged` with nothing planned, and is compared whole.
 //!
+//! The stack has one AKS cluster, one Search service and one Foundry project: they are reset
+//! first, and Airbyte gets a database, role and password secret named after this test.
+//!
 //! Runs alone in nextest (.config/nextest.toml): it runs every phase, health included.
 
 mod common;
@@ -22,10 +25,11 @@ mod support;
 use serde_json::{Map, Value};
 use setup::*;
 
-const PHASES: [&str; 5] = ["artifacts", "runbooks", "database", "registry", "health"];
+/// Every imperative step, in RFC-60 order.
+const PHASES: [&str; 7] = ["artifacts", "runbooks", "database", "airbyte", "ai", "registry", "health"];
 
 /// Keys whose values change from run to run.
-const VOLATILE_KEYS: &[&str] = &["startedAt", "durationMs", "ms", "checkedAt", "waitedMs"];
+const VOLATILE_KEYS: &[&str] = &["startedAt", "durationMs", "ms", "checkedAt", "waitedMs", "etag"];
 
 /// Keys of the runbook phase whose values depend on what other tests published before this one.
 const HISTORY_KEYS: &[&str] =
@@ -107,9 +111,20 @@ async fn contracts_of_every_phase() {
     let release = format!("2026.12.77-{}", std::process::id());
     let p = Platform::with_release("snap", &release).await;
     p.publish();
-    let env = p.env(&[]);
+    reset_airbyte(&p.stack).await;
+    let r = p.stack.http().delete(format!("{}/ai", p.stack.control())).send().await.unwrap();
+    assert!(r.status().is_success(), "resetting the AI planes: {}", r.status());
+    let airbyte_db = format!("{}_ab", p.db);
+    let airbyte_secret = format!("{}-ab-pw", p.db.replace('_', "-"));
+    let extra = [
+        ("VIBEDATA_AIRBYTE_DATABASE", airbyte_db.as_str()),
+        ("VIBEDATA_AIRBYTE_DB_USER", airbyte_db.as_str()),
+        ("VIBEDATA_AIRBYTE_DB_PASSWORD_SECRET", airbyte_secret.as_str()),
+    ];
+    let env = p.env(&extra);
     let deployment = env["VIBEDATA_DEPLOYMENT_ID"].clone();
     let mut names: Vec<(String, &str)> = vec![
+        (airbyte_secret.clone(), "[airbyte-secret]"),
         (deployment, "[deployment]"),
         (p.container.clone(), "[container]"),
         (p.db.clone(), "[database]"),
@@ -144,11 +159,11 @@ async fn contracts_of_every_phase() {
         let shared = phase == "runbooks";
         insta::assert_json_snapshot!(format!("{phase}_dry_run_plan"), redact(&plan, &names, shared));
 
-        let (o, first) = p.run(phase, &[]);
+        let (o, first) = p.run(phase, &extra);
         ok(&o);
         insta::assert_json_snapshot!(format!("{phase}_outputs"), redact(&first, &names, shared));
 
-        let (o, again) = p.run(phase, &[]);
+        let (o, again) = p.run(phase, &extra);
         ok(&o);
         assert_eq!(
             (again["status"].as_str(), again["changes"].as_u64()),

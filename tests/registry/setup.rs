@@ -141,3 +141,26 @@ impl Platform {
 pub async fn inventory(stack: &Stack) -> Value {
     stack.http().get(format!("{}/inventory", stack.control())).send().await.unwrap().json().await.unwrap()
 }
+
+/// Airbyte's shared parts of the stack back to nothing: the emulated cluster's releases and any
+/// armed stuck install, and the storage account's three Airbyte containers (another test may
+/// have made them), so a first `run airbyte` is a fresh install.
+pub async fn reset_airbyte(stack: &Stack) {
+    for plane in ["aks/releases", "aks/stuck"] {
+        let r = stack.http().delete(format!("{}/{plane}", stack.control())).send().await.unwrap();
+        assert!(r.status().is_success(), "resetting {plane}: {}", r.status());
+    }
+    let token = stack.token("https://storage.azure.com/").await;
+    let base = stack.var("VIBEDATA_AIRBYTE_STORAGE_BLOB_URL").trim_end_matches('/').to_owned();
+    for c in ["airbyte-logs", "airbyte-state", "airbyte-workload"] {
+        let r = stack
+            .http()
+            .delete(format!("{base}/{c}?restype=container"))
+            .bearer_auth(&token)
+            .header("x-ms-version", "2021-12-02")
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success() || r.status() == 404, "deleting container {c}: {}", r.status());
+    }
+}

@@ -294,7 +294,10 @@ mod tests {
         let missing = "VIBEDATA-STATUS\nnull\nVIBEDATA-ERROR\nError: release: not found\nVIBEDATA-VALUES\nnull\n";
         assert_eq!(parse_probe(missing).unwrap(), None);
         let refused = "VIBEDATA-STATUS\nnull\nVIBEDATA-ERROR\nError: Kubernetes cluster unreachable: Unauthorized\nVIBEDATA-VALUES\nnull\n";
-        assert_eq!(parse_probe(refused).unwrap_err(), "helm status failed: Error: Kubernetes cluster unreachable: Unauthorized");
+        assert_eq!(
+            parse_probe(refused).unwrap_err(),
+            "helm status failed: Error: Kubernetes cluster unreachable: Unauthorized"
+        );
         assert!(parse_probe("nothing").is_err());
     }
 }
