@@ -310,10 +310,16 @@ pub(super) async fn upgrade(st: &Shared, cmd: &Running, cwd: &Path, args: &[Stri
             let ns = object_namespace(obj, &plan.namespace);
             cluster.apply(owned(obj.clone(), &plan.name, &plan.namespace), &ns, ready_after);
             let key = key_of(obj, &plan.namespace);
-            if let Some(m) = missing.iter().find(|m| m.what.starts_with(&format!("{} {}/{} ", key.kind, ns, key.name)))
-            {
-                if let Some(o) = cluster.objects.get_mut(&key) {
-                    o.blocked = Some(Block { reason: "ImagePullBackOff".into(), message: m.to_string() });
+            let pulls = missing.iter().find(|m| m.what.starts_with(&format!("{} {}/{} ", key.kind, ns, key.name)));
+            if let Some(o) = cluster.objects.get_mut(&key) {
+                match pulls {
+                    Some(m) => o.blocked = Some(Block { reason: "ImagePullBackOff".into(), message: m.to_string() }),
+                    // The kubelet keeps retrying a failed pull: once the image is there, the pods start.
+                    None if o.blocked.as_ref().is_some_and(|b| b.reason == "ImagePullBackOff") => {
+                        o.blocked = None;
+                        o.ready_at = std::time::Instant::now() + ready_after;
+                    }
+                    None => {}
                 }
             }
             now_keys.push(key);

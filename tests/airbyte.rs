@@ -1,0 +1,292 @@
+//! Airbyte Deployment over the local stack: `run airbyte` installs the sample release's Airbyte
+//! chart onto the emulated private AKS cluster through ARM runCommand (the real Helm renders it;
+//! the emulator's cluster checks every image against the customer registry), with its Postgres
+//! role and database, its Key Vault password and its storage containers.
+//!
+//! The stack has one cluster and one storage account, so every test resets them
+//! (`reset_airbyte`) and the binary runs alone in nextest (.config/nextest.toml). Each test names
+//! its own database, role and password secret.
+
+mod common;
+#[allow(dead_code)]
+#[path = "registry/setup.rs"]
+mod setup;
+#[allow(dead_code)]
+#[path = "database/support.rs"]
+mod support;
+
+use common::*;
+use serde_json::{json, Value};
+use setup::*;
+
+/// Airbyte's images are tagged with the release, so a test that deletes one touches no other test.
+const RELEASE: &str = "2026.12.71";
+
+struct Airbyte {
+    p: Platform,
+    names: Vec<(&'static str, String)>,
+}
+
+impl Airbyte {
+    /// A platform whose artifact storage and customer registry hold the sample release.
+    async fn new(name: &str) -> Airbyte {
+        let p = Platform::with_release(name, RELEASE).await;
+        reset_airbyte(&p.stack).await;
+        p.publish();
+        ok(&p.run("artifacts", &[]).0);
+        let db = format!("{}_ab", p.db);
+        let secret = format!("{}-ab-pw", p.db.replace('_', "-"));
+        let names = vec![
+            ("VIBEDATA_AIRBYTE_DATABASE", db.clone()),
+            ("VIBEDATA_AIRBYTE_DB_USER", db),
+            ("VIBEDATA_AIRBYTE_DB_PASSWORD_SECRET", secret),
+        ];
+        Airbyte { p, names }
+    }
+
+    fn run(&self, extra: &[(&str, &str)]) -> (std::process::Output, Value) {
+        let mut env: Vec<(&str, &str)> = self.names.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.extend_from_slice(extra);
+        self.p.run("airbyte", &env)
+    }
+
+    fn var(&self, key: &str) -> &str {
+        &self.names.iter().find(|(k, _)| *k == key).unwrap().1
+    }
+
+    fn stack(&self) -> &Stack {
+        &self.p.stack
+    }
+
+    /// The revisions of the `airbyte/airbyte` release in the emulated cluster.
+    async fn revisions(&self) -> Vec<Value> {
+        let v: Value = self.get("aks/releases").await;
+        v["releases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "airbyte" && r["namespace"] == "airbyte")
+            .map(|r| r["revisions"].as_array().unwrap().clone())
+            .unwrap_or_default()
+    }
+
+    async fn get(&self, control: &str) -> Value {
+        let url = format!("{}/{control}", self.stack().control());
+        self.stack().http().get(url).send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn post(&self, control: &str, body: Value) {
+        let url = format!("{}/{control}", self.stack().control());
+        let r = self.stack().http().post(url).json(&body).send().await.unwrap();
+        assert!(r.status().is_success(), "POST {control} {body}: {}", r.status());
+    }
+
+    /// The password the phase stored in Key Vault.
+    async fn password(&self) -> String {
+        let url = format!(
+            "{}/secrets/{}?api-version=7.4",
+            self.stack().var("VIBEDATA_KEY_VAULT_URL"),
+            self.var("VIBEDATA_AIRBYTE_DB_PASSWORD_SECRET")
+        );
+        let token = self.stack().token("https://vault.azure.net").await;
+        let v: Value = self.stack().http().get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+        v["value"].as_str().expect("the password secret exists").to_owned()
+    }
+}
+
+/// Mutating calls of any API since `mark`.
+async fn writes_since(stack: &Stack, mark: u64) -> Vec<String> {
+    stack
+        .journal_since(mark)
+        .await
+        .iter()
+        .filter(|e| e["mutating"] == true)
+        .map(|e| format!("{} {} {}", e["api"], e["method"], e["path"]))
+        .collect()
+}
+
+fn summary_of(v: &Value) -> (Option<&str>, Option<u64>, Option<&str>, Option<u64>) {
+    (v["status"].as_str(), v["changes"].as_u64(), v["summary"]["action"].as_str(), v["summary"]["revision"].as_u64())
+}
+
+#[tokio::test]
+async fn a_fresh_install_then_a_rerun_changes_nothing_and_no_secret_leaves() {
+    let a = Airbyte::new("airbyte_fresh").await;
+    let (o, v) = a.run(&[]);
+    ok(&o);
+    assert_eq!(summary_of(&v), (Some("succeeded"), Some(7), Some("install"), Some(1)), "{v}");
+    let kinds: Vec<&str> = v["changed"].as_array().unwrap().iter().map(|c| c["kind"].as_str().unwrap()).collect();
+    for kind in ["key vault secret", "postgres role", "postgres database", "blob container", "helm release"] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    let revisions = a.revisions().await;
+    assert_eq!(revisions.len(), 1, "{revisions:?}");
+    assert_eq!(revisions[0]["status"], "deployed");
+    assert_eq!(
+        revisions[0]["chartVersion"], v["summary"]["chart"]["version"],
+        "the chart the release pins is the one installed"
+    );
+    let db = a.var("VIBEDATA_AIRBYTE_DATABASE");
+    assert_eq!(revisions[0]["values"]["global"]["database"]["name"], db);
+    // Airbyte's role owns its database and can log in with the stored password.
+    let owner = a
+        .p
+        .scalar(&format!(
+            "SELECT count(*) FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = '{db}' AND r.rolname = '{db}' AND r.rolcanlogin"
+        ))
+        .await;
+    assert_eq!(owner, 1, "the role owns the database");
+
+    let mark = a.stack().journal_mark().await;
+    let (o2, again) = a.run(&[]);
+    ok(&o2);
+    assert_eq!(summary_of(&again), (Some("unchanged"), Some(0), Some("unchanged"), Some(1)), "{again}");
+    assert_eq!(writes_since(a.stack(), mark).await, Vec::<String>::new(), "a rerun mutates nothing");
+    assert_eq!(a.revisions().await.len(), 1, "no new revision");
+
+    // Neither the password nor the storage key is in any command text, journal, log or output.
+    let password = a.password().await;
+    let key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+    let commands = a.get("aks/commands").await.to_string();
+    let journal = a.stack().journal_since(0).await;
+    let journal = serde_json::to_string(&journal).unwrap();
+    for (what, text) in [
+        ("commands", commands.as_str()),
+        ("journal", journal.as_str()),
+        ("stdout", &stdout(&o)),
+        ("stderr", &stderr(&o)),
+        ("outputs", &v.to_string()),
+        ("rerun stdout", &stdout(&o2)),
+        ("rerun outputs", &again.to_string()),
+    ] {
+        assert!(!text.contains(&password), "the password is in the {what}");
+        assert!(!text.contains(key), "the storage key is in the {what}");
+    }
+    assert!(commands.contains("helm status"), "the probe is listed: {commands}");
+}
+
+#[tokio::test]
+async fn a_changed_value_is_an_upgrade_to_the_next_revision() {
+    let a = Airbyte::new("airbyte_upgrade").await;
+    ok(&a.run(&[]).0);
+    let other = format!("{}_2", a.var("VIBEDATA_AIRBYTE_DATABASE"));
+    let (o, v) = a.run(&[("VIBEDATA_AIRBYTE_DATABASE", &other)]);
+    ok(&o);
+    assert_eq!(summary_of(&v), (Some("succeeded"), Some(2), Some("upgrade"), Some(2)), "{v}");
+    let revisions = a.revisions().await;
+    let statuses: Vec<&str> = revisions.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["superseded", "deployed"], "{revisions:?}");
+    assert_eq!(revisions[1]["values"]["global"]["database"]["name"], other.as_str());
+}
+
+#[tokio::test]
+async fn an_install_killed_mid_way_fails_and_the_rerun_recovers_it() {
+    let a = Airbyte::new("airbyte_stuck").await;
+    a.post("aks/stuck", json!({"release": "airbyte", "namespace": "airbyte"})).await;
+    let (o, v) = a.run(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(v["status"], "failed", "{v}");
+    let stuck = a.revisions().await;
+    assert_eq!(stuck.last().unwrap()["status"], "pending-install", "{stuck:?}");
+
+    let (o, v) = a.run(&[]);
+    ok(&o);
+    assert_eq!(v["status"], "succeeded", "{v}");
+    let revisions = a.revisions().await;
+    assert_eq!(revisions.last().unwrap()["status"], "deployed", "{revisions:?}");
+    assert!(revisions.iter().all(|r| r["status"] != "pending-install"), "{revisions:?}");
+    let (o, v) = a.run(&[]);
+    ok(&o);
+    assert_eq!(v["changes"], 0, "{v}");
+}
+
+/// A registry token for the customer registry with `actions` on `repository`, as the emulator's
+/// ACR token exchange issues it to the identity.
+async fn registry_token(stack: &Stack, repository: &str, actions: &str) -> String {
+    let auth = stack.var("VIBEDATA_ACR_AUTH_ENDPOINT").trim_end_matches('/').to_owned();
+    let service = stack.var("VIBEDATA_ACR_LOGIN_SERVER");
+    let aad = stack.token("https://management.azure.com/").await;
+    let form = [("grant_type", "access_token"), ("service", service), ("access_token", aad.as_str())];
+    let r: Value =
+        stack.http().post(format!("{auth}/oauth2/exchange")).form(&form).send().await.unwrap().json().await.unwrap();
+    let refresh = r["refresh_token"].as_str().unwrap().to_owned();
+    let scope = format!("repository:{repository}:{actions}");
+    let form = [("grant_type", "refresh_token"), ("service", service), ("refresh_token", &refresh), ("scope", &scope)];
+    let r: Value =
+        stack.http().post(format!("{auth}/oauth2/token")).form(&form).send().await.unwrap().json().await.unwrap();
+    r["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_image_missing_from_the_customer_registry_is_named_and_artifacts_repairs_it() {
+    let a = Airbyte::new("airbyte_image").await;
+    let stack = a.stack();
+    let repo = "vibedata/airbyte-worker";
+    let token = registry_token(stack, repo, "pull,delete").await;
+    let base = format!("https://{}/v2/{repo}/manifests", stack.var("VIBEDATA_ACR_LOGIN_SERVER"));
+    let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+    let head = stack
+        .http()
+        .head(format!("{base}/{RELEASE}"))
+        .bearer_auth(&token)
+        .header("accept", accept)
+        .send()
+        .await
+        .unwrap();
+    assert!(head.status().is_success(), "HEAD {repo}:{RELEASE}: {}", head.status());
+    let digest = head.headers()["docker-content-digest"].to_str().unwrap().to_owned();
+    let deleted = stack.http().delete(format!("{base}/{digest}")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(deleted.status(), 202, "DELETE {repo}@{digest}");
+
+    let (o, v) = a.run(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let last = last_stderr_line(&o);
+    assert!(last.contains(repo) && last.contains("not in the customer registry"), "{last}");
+    assert_eq!(v["status"], "failed", "{v}");
+
+    // The artifacts phase reads the registry's real state, so it imports the missing image again.
+    ok(&a.p.run("artifacts", &[]).0);
+    let (o, v) = a.run(&[]);
+    ok(&o);
+    assert_eq!((v["status"].as_str(), v["summary"]["status"].as_str()), (Some("succeeded"), Some("deployed")), "{v}");
+}
+
+#[tokio::test]
+async fn an_unschedulable_command_pod_is_submitted_again() {
+    let a = Airbyte::new("airbyte_sched").await;
+    a.post("faults", json!({"api": "aks.runCommand", "kind": "kubernetes-performance", "count": 1})).await;
+    let (o, v) = a.run(&[]);
+    let _ = a.stack().http().delete(format!("{}/faults", a.stack().control())).send().await;
+    ok(&o);
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert!(stdout(&o).contains("could not be scheduled"), "the retry is logged: {}", stdout(&o));
+}
+
+#[tokio::test]
+async fn run_command_permission_that_never_arrives_is_named_at_the_deadline() {
+    let a = Airbyte::new("airbyte_rbac").await;
+    a.post("faults", json!({"api": "aks.runCommand", "kind": "rbac", "seconds": 30})).await;
+    let (o, v) = a.run(&[("VIBEDATA_RBAC_DEADLINE_SECS", "2")]);
+    let _ = a.stack().http().delete(format!("{}/faults", a.stack().control())).send().await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let last = last_stderr_line(&o);
+    assert!(last.contains("runCommand/action"), "{last}");
+    assert_eq!(v["status"], "failed", "{v}");
+    assert!(a.revisions().await.is_empty(), "nothing was installed");
+}
+
+#[tokio::test]
+async fn a_dry_run_plans_from_the_real_state_and_writes_nothing() {
+    let a = Airbyte::new("airbyte_dry").await;
+    let mut env = a.p.env(&a.names.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>());
+    env.remove("AZ_SCRIPTS_OUTPUT_PATH");
+    let mark = a.stack().journal_mark().await;
+    let o = a.stack().cli(&env, &["run", "airbyte", "--dry-run", "--json"]);
+    ok(&o);
+    let plan: Value = serde_json::from_slice(&o.stdout).expect("stdout is only the plan");
+    assert_eq!(plan["changes"], 7, "{plan}");
+    let planned = plan["planned"].to_string();
+    assert!(planned.contains("helm release") && planned.contains("install"), "{planned}");
+    assert_eq!(writes_since(a.stack(), mark).await, Vec::<String>::new(), "a dry run mutates nothing");
+    assert!(a.revisions().await.is_empty());
+}
