@@ -16,8 +16,8 @@ const RUN_HELP: &str = "\
 PHASE is preflight, all, or one of the imperative RFC-60 steps in order (`vibedata-bootstrap plan`
 lists them with what each does and whether this version builds it).
 Each run first checks its configuration, a token per audience, a harmless read of every resource it
-touches and the ledger; it mutates nothing until those pass. A phase that is not built yet fails
-with exit 1; `run all` lists it as skipped. `--dry-run` plans from the real state and stops there.";
+touches and the ledger; it mutates nothing until those pass. `run all` runs every step in RFC-60 order
+and stops at the first failure. `--dry-run` plans from the real state and stops there.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,7 +26,7 @@ with exit 1; `run all` lists it as skipped. `--dry-run` plans from the real stat
     about = "Runs the imperative steps of the RFC-60 Vibedata Marketplace deployment sequence",
     long_about = "Runs the steps of the RFC-60 Vibedata Marketplace install that Bicep cannot express: \
 importing the release into the customer registry, publishing runbooks, migrating Postgres, \
-discovering the platform into its registry, and the health bootstrap. Every step is idempotent: \
+installing Airbyte on AKS, creating the AI Search and Foundry objects, discovering the platform into its registry, and the health bootstrap. Every step is idempotent: \
 a rerun against an unchanged platform reports `status: unchanged`.",
     after_help = AFTER_HELP
 )]

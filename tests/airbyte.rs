@@ -18,6 +18,7 @@ mod support;
 use common::*;
 use serde_json::{json, Value};
 use setup::*;
+use support::wait_until;
 
 /// Airbyte's images are tagged with the release, so a test that deletes one touches no other test.
 const RELEASE: &str = "2026.12.71";
@@ -289,4 +290,63 @@ async fn a_dry_run_plans_from_the_real_state_and_writes_nothing() {
     assert!(planned.contains("helm release") && planned.contains("install"), "{planned}");
     assert_eq!(writes_since(a.stack(), mark).await, Vec::<String>::new(), "a dry run mutates nothing");
     assert!(a.revisions().await.is_empty());
+}
+
+/// SIGKILL of the binary while its install command runs (the Deployments take 4 s to become
+/// Available): the rerun finds the command's id in the ledger, waits for that command's end,
+/// and converges without a second install.
+#[tokio::test]
+async fn a_sigkill_mid_install_then_a_rerun_converges() {
+    let a = Airbyte::new("airbyte_kill").await;
+    let knobs = a.get("aks").await;
+    let put = |body: Value| {
+        let url = format!("{}/aks", a.stack().control());
+        let http = a.stack().http();
+        async move { assert!(http.put(url).json(&body).send().await.unwrap().status().is_success()) }
+    };
+    put(json!({"readyAfterMs": 4000})).await;
+    let env = a.p.env(&a.names.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>());
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vibedata-bootstrap"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(&env)
+        .args(["run", "airbyte"])
+        .stdout(log.reopen().unwrap())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    wait_until(std::time::Duration::from_secs(60), "the install command to start", async || {
+        let commands = a.get("aks/commands").await;
+        let running = commands.as_array().unwrap().iter().any(|c| {
+            c["command"].as_str().is_some_and(|t| t.starts_with("bash install.sh")) && c["status"] == "Running"
+        });
+        assert!(
+            running || started.elapsed().as_secs() < 50,
+            "no install command: {}",
+            std::fs::read_to_string(log.path()).unwrap()
+        );
+        running
+    })
+    .await;
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    let (o, v) = a.run(&[]);
+    put(json!({"readyAfterMs": knobs["readyAfterMs"]})).await;
+    ok(&o);
+    assert!(v["status"] == "succeeded" || v["status"] == "unchanged", "{v}");
+    let revisions = a.revisions().await;
+    assert_eq!(revisions.last().unwrap()["status"], "deployed", "{revisions:?}");
+    let installs = a
+        .get("aks/commands")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["command"].as_str().is_some_and(|t| t.starts_with("bash install.sh")))
+        .count();
+    assert_eq!(installs, 1, "the killed run's install was waited for, not repeated");
+    assert!(stdout(&o).contains("an earlier run's command"), "{}", stdout(&o));
 }

@@ -142,11 +142,12 @@ pub async fn inventory(stack: &Stack) -> Value {
     stack.http().get(format!("{}/inventory", stack.control())).send().await.unwrap().json().await.unwrap()
 }
 
-/// Airbyte's shared parts of the stack back to nothing: the emulated cluster's releases and any
-/// armed stuck install, and the storage account's three Airbyte containers (another test may
-/// have made them), so a first `run airbyte` is a fresh install.
+/// Airbyte's shared parts of the stack back to nothing: the emulated cluster's releases, its
+/// command list and any armed stuck install, and the storage account's three Airbyte containers
+/// (another test may have made them), so a first `run airbyte` is a fresh install.
+#[allow(dead_code)] // only the Airbyte and snapshot tests install Airbyte
 pub async fn reset_airbyte(stack: &Stack) {
-    for plane in ["aks/releases", "aks/stuck"] {
+    for plane in ["aks/releases", "aks/stuck", "aks/commands"] {
         let r = stack.http().delete(format!("{}/{plane}", stack.control())).send().await.unwrap();
         assert!(r.status().is_success(), "resetting {plane}: {}", r.status());
     }

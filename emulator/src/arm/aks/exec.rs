@@ -116,7 +116,9 @@ async fn execute(st: &Shared, job: &Job) -> (Result<i32, String>, Vec<u8>) {
             std::fs::create_dir_all(d)?;
         }
         context::unpack(&job.members, &work)?;
-        let me = std::env::current_exe()?;
+        // Our own /proc entry, not the path: a rebuild that replaces the binary while the
+        // emulator runs would leave the path pointing at a deleted file.
+        let me = std::path::PathBuf::from(format!("/proc/{}/exe", std::process::id()));
         for tool in shim::TOOLS {
             std::os::unix::fs::symlink(&me, bin.join(tool))?;
         }
