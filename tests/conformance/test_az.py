@@ -433,3 +433,18 @@ def test_search_and_foundry_data_planes_through_az_rest(az, stack, control):
     assert agents["has_more"] is False
     apis = {e["api"]: e["status"] for e in control.journal() if e["api"] in ("search.indexes", "foundry.agents")}
     assert apis == {"search.indexes": 200, "foundry.agents": 200}
+
+
+def test_storage_account_keys_list(az, inventory, rg, control):
+    """`az storage account keys list`: the POST listKeys action answers both keys (the stack's
+    account is Azurite, so they are Azurite's published key), journaled as a read; an unknown
+    account is ARM's ResourceNotFound."""
+    control.clear_journal()
+    keys = az("storage", "account", "keys", "list", "-g", rg, "-n", inventory["names"]["storageAccount"])
+    assert [k["keyName"] for k in keys] == ["key1", "key2"]
+    assert all(k["permissions"].upper() == "FULL" and len(k["value"]) == 88 for k in keys)
+    posts = [e for e in control.journal() if e["method"] == "POST" and e["path"].endswith("/listKeys")]
+    assert len(posts) == 1 and posts[0]["mutating"] is False, posts
+    with pytest.raises(AzError) as missing:
+        az("storage", "account", "keys", "list", "-g", rg, "-n", "stnosuchaccount")
+    assert "ResourceNotFound" in missing.value.stderr, missing.value.stderr
