@@ -201,6 +201,15 @@ impl AksData {
         self.commands.iter_mut().find(|c| c.id.eq_ignore_ascii_case(id))
     }
 
+    /// Every Deployment of `namespace` a test made unavailable, with its block.
+    pub fn forced_in(&self, namespace: &str) -> Vec<(String, cluster::Block)> {
+        self.unavailable
+            .iter()
+            .filter(|u| u.namespace == namespace)
+            .filter_map(|u| self.forced(namespace, &u.deployment).map(|b| (u.deployment.clone(), b)))
+            .collect()
+    }
+
     /// The forced unavailability of a Deployment, if a test armed one.
     pub fn forced(&self, namespace: &str, deployment: &str) -> Option<cluster::Block> {
         self.unavailable.iter().find(|u| u.namespace == namespace && u.deployment == deployment).map(|u| {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::super::args::{flag, parse};
-use super::super::cluster::{availability, labels_of, selects, Block, Object};
+use super::super::cluster::{availability, labels_of, selects, Object};
 use super::super::exec::Running;
 use super::super::shim::Output;
 use super::POD_NAMESPACE;
@@ -23,12 +23,7 @@ enum Reach {
 /// probes (readiness, liveness, startup), 404 for any other; no pod runs to answer more.
 fn reach(st: &Shared, cmd: &Running, ns: &str, svc: &str, port: Option<&str>, path: &str) -> Reach {
     let mut aks = st.aks.lock();
-    let forced: Vec<(String, Block)> = aks
-        .unavailable
-        .iter()
-        .filter(|u| u.namespace == ns)
-        .filter_map(|u| aks.forced(ns, &u.deployment).map(|b| (u.deployment.clone(), b)))
-        .collect();
+    let forced = aks.forced_in(ns);
     let cluster = aks.cluster(&cmd.cluster);
     let Some(service) = cluster.get(ns, "Service", svc) else {
         return Reach::NoService;

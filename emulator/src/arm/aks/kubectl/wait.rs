@@ -22,12 +22,7 @@ fn deployments_now(
 ) -> Result<Availability, Output> {
     let kind = kind_named("Deployment").unwrap_or(&super::super::cluster::KINDS[0]);
     let mut aks = st.aks.lock();
-    let forced: Vec<(String, Block)> = aks
-        .unavailable
-        .iter()
-        .filter(|u| u.namespace == ns)
-        .filter_map(|u| aks.forced(ns, &u.deployment).map(|b| (u.deployment.clone(), b)))
-        .collect();
+    let forced = aks.forced_in(ns);
     let cluster = aks.cluster(&cmd.cluster);
     let all = cluster.list(Some(ns), "Deployment");
     let sel = selector.map(parse_selector);
