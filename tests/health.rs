@@ -30,6 +30,11 @@ const API: &str = "app-vibedata-local-api";
 /// A platform with its registry recorded, ready for `run health`.
 async fn platform(name: &str) -> Platform {
     let p = Platform::new(name).await;
+    // What earlier Airbyte and AI tests left on the stack's one cluster, Search service and
+    // project (a failed hosted agent, a stuck release) would be recorded and checked here.
+    reset_airbyte(&p.stack).await;
+    let r = p.stack.http().delete(format!("{}/ai", p.stack.control())).send().await.unwrap();
+    assert!(r.status().is_success(), "resetting the AI planes: {}", r.status());
     p.prepare(true).await;
     ok(&p.run("registry", &[]).0);
     p
