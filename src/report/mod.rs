@@ -171,7 +171,7 @@ pub fn render(d: &Day0) -> String {
     }
     h.push_str("</table>\n");
 
-    h.push_str(&format!("<h2>Failing checks ({})</h2>\n", d.failing.len()));
+    h.push_str(&format!("<h2>Checks not healthy ({})</h2>\n", d.failing.len()));
     if d.failing.is_empty() {
         h.push_str("<p>None.</p>\n");
     } else {

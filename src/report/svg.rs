@@ -10,7 +10,7 @@ use super::{esc, PhaseRow};
 const LABEL: f64 = 230.0;
 const CHART: f64 = 520.0;
 const ROW: f64 = 24.0;
-const WIDTH: f64 = LABEL + CHART + 230.0;
+const WIDTH: f64 = LABEL + CHART + 320.0;
 
 fn parse(t: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(t, &Rfc3339).ok()
