@@ -63,10 +63,6 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     );
     let jobs = jobs::Jobs::new(opts.config_file.clone());
     let functions = Arc::new(Functions { jobs: jobs.clone(), config_file: opts.config_file.clone() });
-    // A configuration problem is the operator's to see at once; requests still get it named.
-    if let Err(e) = jobs::context(opts.config_file.as_deref()) {
-        tracing::warn!(error = %e, "the app settings are not complete yet; every phase will refuse to start until they are");
-    }
 
     let routes =
         warp::method()
@@ -96,6 +92,14 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         let _ = stop_rx.wait_for(|s| *s).await;
     });
     let server = tokio::spawn(server.run());
+    // A configuration problem is the operator's to see at once (requests get it named too); it
+    // is checked once the port answers, so it never delays the host's first invocation.
+    let config_file = opts.config_file.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = jobs::context(config_file.as_deref()) {
+            tracing::warn!(error = %e, "the app settings are not complete yet; every phase will refuse to start until they are");
+        }
+    });
     terminated().await;
     let t = Instant::now();
     tracing::info!("stopping: ending running phases at a safe point");
