@@ -58,7 +58,7 @@ async fn dispatch(cli: Cli) -> i32 {
             // A plan printed as JSON owns stdout.
             logging::init(cli.log_format, json);
             let target = Target::parse(&phase).expect("clap accepts only run targets");
-            let opts = RunOptions { dry_run, config_file: cli.config, outputs_dir, cancel: None };
+            let opts = RunOptions { dry_run, config_file: cli.config, outputs_dir, ..RunOptions::default() };
             let ran = run::run(target, &opts).await;
             for o in &ran.outputs {
                 tracing::info!(phase = %o.phase, status = o.status, changes = o.changes, duration_ms = o.duration_ms, dry_run = o.dry_run,

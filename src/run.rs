@@ -61,6 +61,11 @@ pub struct RunOptions {
     /// running phase is abandoned at its next await, the ledger records it failed and the lock is
     /// released. Every phase checks the real state first, so the next run picks up from there.
     pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Skip a phase whose ledger record, read under the lock, says it already succeeded: the
+    /// Functions handler's dedupe across scaled-out workers (another worker may have run it while
+    /// this one waited on the lease). The outputs' summary then names the record
+    /// (`alreadyRecorded`), and nothing is written.
+    pub once: bool,
 }
 
 /// What a run leaves behind.
@@ -207,7 +212,7 @@ async fn run_one(ctx: &Context, phase: &dyn Selected, opts: &RunOptions) -> Fini
         };
         return Finished { output, plan: Some(doc), error: None };
     }
-    let result = run_locked(ctx, phase, &started_at, &changes, opts.cancel.clone()).await;
+    let result = run_locked(ctx, phase, &started_at, &changes, opts).await;
     finish(id, &started_at, started, false, result, &changes)
 }
 
@@ -217,7 +222,7 @@ async fn run_locked(
     phase: &dyn Selected,
     started_at: &str,
     changes: &Changes,
-    cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    opts: &RunOptions,
 ) -> Result<Report, RunError> {
     let id = phase.step().id();
     let ledger_err = |source: LedgerError| RunError::Ledger { phase: id.into(), source: Box::new(source) };
@@ -229,6 +234,20 @@ async fn run_locked(
             return Err(ledger_err(e.into()));
         }
     };
+    if let Some(done) = previous.as_ref().filter(|p| opts.once && (p.status == "succeeded" || p.status == "unchanged"))
+    {
+        tracing::info!(
+            phase = id,
+            attempt = done.attempt,
+            "the ledger records {id} {} (started {}); not running it again",
+            done.status,
+            done.started_at
+        );
+        let summary =
+            json!({"alreadyRecorded": {"status": done.status, "attempt": done.attempt, "startedAt": done.started_at}});
+        lock.release().await;
+        return Ok(Report { summary });
+    }
     let record = Record {
         deployment_id: ctx.config.deployment_id.clone(),
         phase: id.into(),
@@ -262,7 +281,7 @@ async fn run_locked(
             Err(e) => Err(e),
         }
     };
-    let result = match cancel {
+    let result = match opts.cancel.clone() {
         None => work.await,
         Some(mut cancel) => tokio::select! {
             r = work => r,

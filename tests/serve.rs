@@ -213,6 +213,40 @@ async fn proxy_mode_serves_the_status_page_that_a_browser_renders() {
     p.drop().await;
 }
 
+#[tokio::test]
+async fn two_workers_asked_at_once_run_a_phase_once() {
+    let p = Platform::with_release("serve_scaleout", &unique_release(73)).await;
+    p.publish();
+    let env = p.env(&[("VIBEDATA_IMPORT_CONCURRENCY", "1")]);
+    // Two workers of one scaled-out app: the same app settings, the same ledger.
+    let one = Host::start("scaleout-1", &env, &[]);
+    let two = Host::start("scaleout-2", &env, &["--proxy"]);
+    set_import_duration(&p.stack, 300).await;
+    let mark = p.stack.journal_mark().await;
+    let (a, b) = tokio::join!(one.post("/api/phase/artifacts"), two.post("/api/phase/artifacts"));
+    assert_eq!((a.status, b.status), (202, 202), "{} {}", a.text, b.text);
+    let (x, y) = tokio::join!(
+        one.until_done("/api/phase/artifacts", Duration::from_secs(120)),
+        two.until_done("/api/phase/artifacts", Duration::from_secs(120))
+    );
+    set_import_duration(&p.stack, 0).await;
+    assert_eq!(x["status"], "succeeded", "{x}");
+    assert_eq!(x, y, "both workers answer with the outputs of the one run");
+    let imports = imports_of(&p.stack, &p.release).await;
+    assert_no_repeats(&imports);
+    assert_eq!(imports_since(&p.stack, mark).await, imports.len(), "one importImage per target");
+    let skipped = ["scaleout-1", "scaleout-2"]
+        .iter()
+        .filter(|n| {
+            std::fs::read_to_string(output_dir().join(format!("{n}.log"))).unwrap().contains("not running it again")
+        })
+        .count();
+    assert_eq!(skipped, 1, "the worker that waited on the lease found it done in the ledger");
+    one.stop();
+    two.stop();
+    p.drop().await;
+}
+
 /// The bad requests, each with the status and error code the handler must answer.
 const BAD: &[(&str, &str, &str, u16, &str)] = &[
     ("POST", "/api/phase/artifacts", "{bad", 400, "MalformedJson"),

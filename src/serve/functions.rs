@@ -153,7 +153,7 @@ impl Functions {
 
     /// The dry-run plan, exactly as `run <phase> --dry-run --json` prints it.
     async fn plan(&self, step: Step) -> HttpResponse {
-        let opts = RunOptions { dry_run: true, config_file: self.config_file.clone(), outputs_dir: None, cancel: None };
+        let opts = RunOptions { dry_run: true, config_file: self.config_file.clone(), ..RunOptions::default() };
         let ran = run::run(Target::Step(step), &opts).await;
         match (ran.plans.into_iter().next(), ran.error) {
             (Some(plan), None) => HttpResponse::json(200, &plan),

@@ -118,14 +118,20 @@ impl Jobs {
             config_file: self.config_file.clone(),
             outputs_dir: None,
             cancel: Some(self.cancel.subscribe()),
+            // Health refreshes at any time; every other phase runs once (RFC-60: no Day-2).
+            once: step != Step::Health,
         };
         self.tasks.lock().await.spawn(async move {
             let ran = run::run(Target::Step(step), &opts).await;
             let outputs = ran.outputs.first().map(|o| serde_json::to_value(o).expect("outputs serialize"));
             let outputs = outputs.unwrap_or_else(|| json!({"phase": step.id(), "status": "failed"}));
-            // Kept so that any worker, and this one after a restart, answers the status URL.
+            // Kept so that any worker, and this one after a restart, answers the status URL; a
+            // run that found the phase done by another worker keeps that worker's outputs.
+            let skipped = !outputs["summary"]["alreadyRecorded"].is_null();
             let body = Bytes::from(serde_json::to_vec_pretty(&outputs).expect("json"));
-            if let Err(e) = async {
+            if skipped {
+                tracing::info!(phase = step.id(), "another worker ran {}; its outputs stand", step.id());
+            } else if let Err(e) = async {
                 let ctx = context(opts.config_file.as_deref()).map_err(|e| e.to_string())?;
                 ctx.ledger.container().put(&outputs_blob(&ctx, step), body, "application/json", None).await.map_err(|e| e.to_string())
             }
@@ -149,12 +155,16 @@ impl Jobs {
     /// What the status URL shows. Reads only: a GET never starts or resumes anything.
     pub async fn status(&self, step: Step) -> Result<Status, JobError> {
         let job = self.jobs.lock().await.get(&step).cloned();
-        if let Some(outputs) = job.as_ref().and_then(Job::finished) {
-            return Ok(Status::Finished((*outputs).clone()));
+        let finished = job.as_ref().and_then(Job::finished);
+        match &finished {
+            // Another worker ran it: its outputs (beside the ledger) are the answer.
+            Some(outputs) if !outputs["summary"]["alreadyRecorded"].is_null() => {}
+            Some(outputs) => return Ok(Status::Finished((**outputs).clone())),
+            None => {}
         }
         let ctx = context(self.config_file.as_deref())?;
         let record = ctx.ledger.read(step.id()).await?;
-        if let Some(job) = job {
+        if let (Some(job), None) = (job, finished) {
             return Ok(Status::Running { started_at: job.started_at, record: record.map(Box::new) });
         }
         let Some(record) = record else { return Ok(Status::NotStarted) };
