@@ -223,3 +223,36 @@ impl Functions {
         (outputs, logs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(r: Result<(), HttpResponse>) -> Option<(u16, String)> {
+        r.err().map(|res| {
+            let v: Value = serde_json::from_str(&res.body).unwrap();
+            (res.status, v["error"]["code"].as_str().unwrap().to_owned())
+        })
+    }
+
+    #[test]
+    fn a_start_request_carries_nothing() {
+        assert_eq!(code(check_body(b"")), None);
+        assert_eq!(code(check_body(b" \n")), None);
+        assert_eq!(code(check_body(b"{}")), None);
+        assert_eq!(code(check_body(b"{bad")), Some((400, "MalformedJson".into())));
+        assert_eq!(
+            code(check_body(br#"{"VIBEDATA_KEY_VAULT_URL": "https://evil"}"#)),
+            Some((400, "BodyNotAccepted".into()))
+        );
+        assert_eq!(code(check_body(b"[]")), Some((400, "BodyNotAccepted".into())));
+        assert_eq!(code(check_body(&vec![b' '; MAX_BODY + 1])), Some((413, "BodyTooLarge".into())));
+    }
+
+    #[test]
+    fn only_built_steps_are_phases_over_http() {
+        let names = built_phases();
+        assert!(names.contains(&"artifacts") && names.contains(&"health"));
+        assert!(!names.contains(&"preflight") && !names.contains(&"all"));
+    }
+}
