@@ -292,3 +292,87 @@ async fn a_search_rbac_window_and_throttling_are_waited_out() {
     assert_eq!(v["changes"], 5, "{v}");
     assert!(stdout(&o).contains("waiting for role assignment"), "the wait is announced");
 }
+
+/// Registry Bootstrap records every index, asset and agent the release names, as the data planes
+/// report them; Health Bootstrap checks each again, and a deleted index is named by both.
+#[tokio::test]
+async fn the_registry_records_every_object_and_health_checks_each() {
+    let p = platform("ai_registry").await;
+    ok(&p.run("database", &[]).0);
+    ok(&p.run("ai", &[]).0);
+    let (o, v) = p.run("registry", &[]);
+    ok(&o);
+    let recorded = |v: &Value| -> Vec<(String, String, String, String)> {
+        v["summary"]["releaseObjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["kind"] != "helmRelease")
+            .map(|x| {
+                let s = |k: &str| x[k].as_str().unwrap_or("-").to_owned();
+                (s("kind"), s("host"), s("name"), s("state"))
+            })
+            .collect()
+    };
+    let project = "ais-vibedata-local/proj-vibedata-local";
+    let search = "srch-vibedata-local";
+    let t = |k: &str, h: &str, n: &str, s: &str| (k.to_owned(), h.to_owned(), n.to_owned(), s.to_owned());
+    assert_eq!(
+        recorded(&v),
+        [
+            t("agent", project, "assistant", "active"),
+            t("agent", project, "triage", "active"),
+            t("indexAsset", project, "docs-index", "present"),
+            t("searchIndex", search, "vibedata-docs", "present"),
+            t("searchIndex", search, "vibedata-tickets", "present"),
+        ],
+        "{v}"
+    );
+    assert_eq!(v["summary"]["releaseObjectsMissing"], json!([]));
+    let etag = get_index(&p.stack, "vibedata-docs").await["@odata.etag"].as_str().unwrap().to_owned();
+    let sql =
+        format!("SELECT count(*) FROM registry.release_objects WHERE kind = 'searchIndex' AND version = '{etag}'");
+    assert_eq!(p.scalar(&sql).await, 1, "the index's ETag is its recorded version");
+    let mark = p.stack.journal_mark().await;
+    let (o, v) = p.run("registry", &[]);
+    ok(&o);
+    assert_eq!((v["status"].as_str(), v["changes"].as_u64()), (Some("unchanged"), Some(0)), "{v}");
+    assert_eq!(ai_writes(&p.stack, mark).await, Vec::<String>::new());
+
+    let never = [("VIBEDATA_HEALTH_FAIL_ON", "never")];
+    ok(&p.run("health", &never).0);
+    for key in [
+        format!("{search}/searchIndex:vibedata-docs"),
+        format!("{search}/searchIndex:vibedata-tickets"),
+        format!("{project}/indexAsset:docs-index"),
+        format!("{project}/agent:assistant"),
+        format!("{project}/agent:triage"),
+    ] {
+        let (state, detail) = p.health_state(&key).await;
+        assert_eq!(state, "healthy", "{key}: {detail}");
+    }
+
+    // Another writer deletes an index: health names it, and the registry stops recording it.
+    let r = p
+        .stack
+        .http()
+        .delete(search_url(&p.stack, "vibedata-tickets"))
+        .header("api-key", p.stack.var("VIBEDATA_SEARCH_ADMIN_KEY"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "DELETE index: {}", r.status());
+    let (o, v) = p.run("health", &never);
+    ok(&o);
+    let (state, detail) = p.health_state(&format!("{search}/searchIndex:vibedata-tickets")).await;
+    assert_eq!(state, "unhealthy", "{v}");
+    assert!(detail.contains("vibedata-tickets"), "{detail}");
+    let (o, v) = p.run("registry", &[]);
+    ok(&o);
+    assert_eq!(
+        v["summary"]["releaseObjectsMissing"],
+        json!(["searchIndex vibedata-tickets on srch-vibedata-local"]),
+        "{v}"
+    );
+    assert!(v["changed"].to_string().contains("searchIndex vibedata-tickets"), "{v}");
+}

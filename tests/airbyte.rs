@@ -350,3 +350,140 @@ async fn a_sigkill_mid_install_then_a_rerun_converges() {
     assert_eq!(installs, 1, "the killed run's install was waited for, not repeated");
     assert!(stdout(&o).contains("an earlier run's command"), "{}", stdout(&o));
 }
+
+/// Registry Bootstrap records the release the cluster holds (chart digest, revision, namespace),
+/// read back by a read-only command; Health Bootstrap checks it through the cluster, naming a
+/// Deployment that is not Available; an upgrade is recorded as the next revision.
+#[tokio::test]
+async fn the_registry_records_the_release_and_health_checks_it_through_the_cluster() {
+    let a = Airbyte::new("airbyte_registry").await;
+    ok(&a.p.run("database", &[]).0);
+    let (o, installed) = a.run(&[]);
+    ok(&o);
+    let digest = installed["summary"]["chart"]["digest"].as_str().unwrap().to_owned();
+
+    let (o, v) = a.p.run("registry", &[]);
+    ok(&o);
+    let helm: Vec<Value> = v["summary"]["releaseObjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["kind"] == "helmRelease")
+        .cloned()
+        .collect();
+    assert_eq!(
+        helm,
+        [
+            json!({"kind": "helmRelease", "host": "aks-vibedata-local", "name": "airbyte/airbyte", "version": "1", "digest": digest, "state": "deployed"})
+        ],
+        "{v}"
+    );
+    let sql = format!(
+        "SELECT count(*) FROM registry.release_objects WHERE kind = 'helmRelease' AND version = '1' AND digest = '{digest}' \
+         AND properties->>'namespace' = 'airbyte' AND host LIKE '%/managedClusters/aks-vibedata-local'"
+    );
+    assert_eq!(a.p.scalar(&sql).await, 1);
+    let mark = a.stack().journal_mark().await;
+    let (o, v) = a.p.run("registry", &[]);
+    ok(&o);
+    assert_eq!((v["status"].as_str(), v["changes"].as_u64()), (Some("unchanged"), Some(0)), "{v}");
+    assert_eq!(writes_since(a.stack(), mark).await, Vec::<String>::new(), "the registry reads the release only");
+
+    let never = [("VIBEDATA_HEALTH_FAIL_ON", "never")];
+    let check = "aks-vibedata-local/helmRelease:airbyte/airbyte";
+    ok(&a.p.run("health", &never).0);
+    let (state, detail) = a.p.health_state(check).await;
+    assert_eq!(state, "healthy", "{detail}");
+
+    // A Deployment that never becomes Available: `kubectl wait` gives up after 2 s, not 120.
+    let knobs = format!("{}/aks", a.stack().control());
+    let before: Value = a.stack().http().get(&knobs).send().await.unwrap().json().await.unwrap();
+    a.stack().http().put(&knobs).json(&json!({"giveUpAfterMs": 2000})).send().await.unwrap();
+    a.post(
+        "aks/unavailable",
+        json!({"namespace": "airbyte", "deployment": "airbyte-worker", "reason": "ProgressDeadlineExceeded"}),
+    )
+    .await;
+    let (o, v) = a.p.run("health", &never);
+    let _ = a.stack().http().delete(format!("{}/aks/unavailable", a.stack().control())).send().await;
+    let restore = json!({"giveUpAfterMs": before["giveUpAfterMs"]});
+    a.stack().http().put(&knobs).json(&restore).send().await.unwrap();
+    ok(&o);
+    let (state, detail) = a.p.health_state(check).await;
+    assert_eq!(state, "unhealthy", "{v}");
+    assert!(detail.contains("airbyte-worker"), "the check names the Deployment: {detail}");
+    ok(&a.p.run("health", &never).0);
+    assert_eq!(a.p.health_state(check).await.0, "healthy", "it recovers with the Deployment");
+
+    let other = format!("{}_2", a.var("VIBEDATA_AIRBYTE_DATABASE"));
+    ok(&a.run(&[("VIBEDATA_AIRBYTE_DATABASE", &other)]).0);
+    let (o, v) = a.p.run("registry", &[]);
+    ok(&o);
+    let changed = v["changed"].to_string();
+    assert!(changed.contains("helmRelease airbyte/airbyte") && changed.contains("update"), "{changed}");
+    assert_eq!(
+        a.p.scalar("SELECT count(*) FROM registry.release_objects WHERE kind = 'helmRelease' AND version = '2'").await,
+        1
+    );
+}
+
+/// A context over what ARM's front end takes is a 413 with no ARM error body: the run stops with
+/// one line naming it and the context's size, and nothing is installed.
+#[tokio::test]
+async fn an_oversize_context_is_named_and_nothing_is_installed() {
+    let a = Airbyte::new("airbyte_oversize").await;
+    let url = format!("{}/aks", a.stack().control());
+    let before: Value = a.stack().http().get(&url).send().await.unwrap().json().await.unwrap();
+    // The probe (no context) fits; the install (the chart in its zip) does not.
+    let r = a.stack().http().put(&url).json(&json!({"maxRequestBytes": 4096})).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let (o, v) = a.run(&[]);
+    let limit = json!({"maxRequestBytes": before["maxRequestBytes"]});
+    let _ = a.stack().http().put(&url).json(&limit).send().await.unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let last = last_stderr_line(&o);
+    assert!(last.contains("413") && last.contains("install command") && last.contains("bytes"), "{last}");
+    assert_eq!(v["status"], "failed", "{v}");
+    assert!(a.revisions().await.is_empty(), "nothing was installed");
+}
+
+/// `MissingAADClusterToken` (the service's answer to a command without the cluster's Entra
+/// token) stops the run with one line that says why no token was taken, and nothing is installed.
+#[tokio::test]
+async fn a_missing_cluster_token_is_named() {
+    let a = Airbyte::new("airbyte_aad").await;
+    a.post("faults", json!({"api": "aks.runCommand", "kind": "refused", "code": "MissingAADClusterToken"})).await;
+    let (o, v) = a.run(&[]);
+    let _ = a.stack().http().delete(format!("{}/faults", a.stack().control())).send().await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let last = last_stderr_line(&o);
+    assert!(last.contains("MissingAADClusterToken") && last.contains("cluster token"), "{last}");
+    assert_eq!(v["status"], "failed", "{v}");
+    assert!(a.revisions().await.is_empty(), "nothing was installed");
+}
+
+/// The manifests the real Helm rendered from the values the phase built (the release's stored
+/// manifest and hooks): every image points at the customer registry, by the release's tag.
+#[tokio::test]
+async fn every_rendered_image_points_at_the_customer_registry() {
+    let a = Airbyte::new("airbyte_rendered").await;
+    ok(&a.run(&[]).0);
+    let revisions = a.revisions().await;
+    let last = revisions.last().expect("a revision");
+    let mut rendered = last["manifest"].as_str().expect("the rendered manifest").to_owned();
+    for hook in last["hooks"].as_array().into_iter().flatten() {
+        rendered.push('\n');
+        rendered.push_str(hook["manifest"].as_str().unwrap_or(&hook.to_string()));
+    }
+    let images: Vec<String> = rendered
+        .lines()
+        .filter_map(|l| l.trim().trim_start_matches("- ").strip_prefix("image:"))
+        .map(|i| i.trim().trim_matches('"').to_owned())
+        .collect();
+    assert!(images.len() >= 3, "server, worker and bootloader at least: {images:?}");
+    let registry = format!("{}/", a.stack().var("VIBEDATA_ACR_LOGIN_SERVER"));
+    for image in &images {
+        assert!(image.starts_with(&registry), "{image} is not in the customer registry {registry}");
+        assert!(image.ends_with(&format!(":{RELEASE}")) || image.contains("@sha256:"), "{image} is not pinned");
+    }
+}

@@ -57,9 +57,18 @@ fn redact(v: &Value, names: &[(String, &str)], history: bool) -> Value {
                 .collect::<Map<_, _>>(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(|x| redact(x, names, history)).collect()),
+        Value::String(s) if is_search_etag(s) => Value::String("[etag]".into()),
         Value::String(s) => Value::String(redact_names(&redact_digests(s), names)),
         other => other.clone(),
     }
+}
+
+/// A Search ETag (`"0x8DF…"`, quotes included) is the service's clock: recorded as a release
+/// object's version, it differs per run.
+fn is_search_etag(s: &str) -> bool {
+    s.strip_prefix("\"0x")
+        .and_then(|r| r.strip_suffix('"'))
+        .is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 fn redact_key(v: &Value, key: &str) -> Value {

@@ -31,6 +31,10 @@ pub enum Kind {
     /// AKS runCommand: the command is accepted but ends `provisioningState: Failed` with
     /// `reason` (default `ImagePullBackoff`, the spec's example) and no exit code.
     CommandFailed,
+    /// AKS runCommand: the POST is refused with `status` (default 400) and the ARM error `code`
+    /// (default `MissingAADClusterToken`), the answers of the service's own request checks that
+    /// a consistent cluster never gives a well-behaved client.
+    Refused,
 }
 
 /// A runCommand fault the AKS handler takes when a command is submitted (not a response the
@@ -39,6 +43,7 @@ pub enum Kind {
 pub enum CommandFault {
     KubernetesPerformance { status: StatusCode },
     Failed { reason: String },
+    Refused { status: StatusCode, code: String },
 }
 
 /// The body of `POST /_emulator/faults`.
@@ -65,6 +70,9 @@ pub struct FaultSpec {
     /// `command-failed`: the result's `reason`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// `refused`: the ARM error code of the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 struct Armed {
@@ -97,7 +105,7 @@ impl Armed {
 
 impl Kind {
     fn is_command_fault(self) -> bool {
-        matches!(self, Kind::KubernetesPerformance | Kind::CommandFailed)
+        matches!(self, Kind::KubernetesPerformance | Kind::CommandFailed | Kind::Refused)
     }
 }
 
@@ -154,9 +162,12 @@ impl Faults {
         if let Some(n) = fault.remaining.as_mut() {
             *n -= 1;
         }
+        let status = fault.spec.status.and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::BAD_REQUEST);
         let taken = match fault.spec.kind {
-            Kind::KubernetesPerformance => CommandFault::KubernetesPerformance {
-                status: fault.spec.status.and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::BAD_REQUEST),
+            Kind::KubernetesPerformance => CommandFault::KubernetesPerformance { status },
+            Kind::Refused => CommandFault::Refused {
+                status,
+                code: fault.spec.code.clone().unwrap_or_else(|| "MissingAADClusterToken".into()),
             },
             _ => {
                 CommandFault::Failed { reason: fault.spec.reason.clone().unwrap_or_else(|| "ImagePullBackoff".into()) }
@@ -184,7 +195,7 @@ impl Faults {
                 Kind::ServerError => Some(Action::ServerError),
                 Kind::Reset => Some(Action::Reset),
                 Kind::Rbac => Some(Action::Rbac),
-                Kind::KubernetesPerformance | Kind::CommandFailed => None,
+                Kind::KubernetesPerformance | Kind::CommandFailed | Kind::Refused => None,
             };
             if action.is_some() {
                 decision.action = action;
@@ -369,6 +380,7 @@ mod tests {
             path_contains: None,
             status: None,
             reason: None,
+            code: None,
         }
     }
 

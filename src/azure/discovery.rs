@@ -42,6 +42,8 @@ pub fn api_version(resource_type: &str) -> Option<&'static str> {
         "microsoft.containerservice/managedclusters" => "2024-09-01",
         "microsoft.search/searchservices" => "2023-11-01",
         "microsoft.cognitiveservices/accounts" => "2024-10-01",
+        // The project's endpoints["AI Foundry API"] is where its agents and index assets live.
+        "microsoft.cognitiveservices/accounts/projects" => "2025-06-01",
         _ => return None,
     })
 }

@@ -29,6 +29,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("0001_registry.sql", include_str!("../../migrations/0001_registry.sql")),
     ("0002_health.sql", include_str!("../../migrations/0002_health.sql")),
     ("0003_registry_details.sql", include_str!("../../migrations/0003_registry_details.sql")),
+    ("0004_release_objects.sql", include_str!("../../migrations/0004_release_objects.sql")),
 ];
 
 /// One migration file.
@@ -198,6 +199,10 @@ mod tests {
         (
             "0003_registry_details.sql",
             "a396b506807370c67f700858a1eb206e4e7c3bb8fbe0cca6ded42c8765b2f14a8abbb717efffc0c98f66327f6acc3aa2",
+        ),
+        (
+            "0004_release_objects.sql",
+            "c6f96339eadc48bad41dfe4a7f02375653538f468ede7a0717302a1ca0584243ad6bfd7947c50b9df78c2dc0de3fb528",
         ),
     ];
 

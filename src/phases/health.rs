@@ -31,6 +31,7 @@ pub mod model;
 pub mod net;
 pub mod probes;
 pub mod record;
+pub mod release;
 
 pub struct Health;
 
@@ -41,6 +42,8 @@ enum Kind {
     Tcp(Endpoint),
     Tls(Endpoint),
     Service(Service),
+    /// An object the release deployed inside the component, with the component's properties.
+    Object(crate::phases::registry::model::ObjectRow, Value),
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +78,9 @@ fn plan(targets: &[Target], cfg: &HealthConfig) -> Vec<Planned> {
                 Service::NoApi => "none",
             };
             add(format!("service:{what}"), required, Kind::Service(service));
+        }
+        for o in &t.objects {
+            add(format!("{}:{}", o.kind, o.name), true, Kind::Object(o.clone(), t.properties.clone()));
         }
     }
     out
@@ -126,11 +132,13 @@ async fn run_one(
                 },
             },
             Kind::Service(s) => probes::run(ctx, cfg, s).await,
+            Kind::Object(o, host) => release::check(ctx, host, o).await,
         }
     };
-    let o = tokio::time::timeout(cfg.timeout * 2, work)
+    let limit = if matches!(p.kind, Kind::Object(..)) { release::LIMIT } else { cfg.timeout * 2 };
+    let o = tokio::time::timeout(limit, work)
         .await
-        .unwrap_or_else(|_| Outcome::unhealthy(format!("no verdict within {:?}", cfg.timeout * 2), "CheckTimedOut"));
+        .unwrap_or_else(|_| Outcome::unhealthy(format!("no verdict within {limit:?}"), "CheckTimedOut"));
     CheckResult {
         component: p.component.clone(),
         name: p.name.clone(),
@@ -373,6 +381,7 @@ mod tests {
             role: Some("key-vault".into()),
             properties: json!({}),
             endpoints: vec![e],
+            objects: vec![],
         };
         let mut cfg = crate::config::HealthConfig {
             canary_secret: "c".into(),

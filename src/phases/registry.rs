@@ -25,6 +25,7 @@ use crate::sequence::Step;
 use crate::stored_release::StoredRelease;
 
 pub mod model;
+pub mod objects;
 pub mod store;
 
 pub struct Registry;
@@ -58,6 +59,8 @@ pub struct Work {
     document: Bytes,
     export_changed: bool,
     requests: usize,
+    /// What the release names that its service does not hold.
+    missing: Vec<String>,
 }
 
 #[async_trait]
@@ -114,8 +117,17 @@ impl Phase for Registry {
             vault_suffix: config.cloud.vault_suffix().to_owned(),
             secrets,
         };
-        let snapshot = model::build(&found, &locations);
+        let mut snapshot = model::build(&found, &locations);
+        let stored = StoredRelease::current(ctx).await?;
+        let release_objects = objects::read(ctx, &snapshot, stored.as_ref()).await?;
+        for m in &release_objects.missing {
+            tracing::warn!(object = %m, "the release names {m}, which its service does not hold; not recorded");
+        }
+        snapshot.release_objects = release_objects.rows;
+        snapshot.sort();
+        let missing = release_objects.missing;
         tracing::info!(
+            release_objects = snapshot.release_objects.len(),
             resources = snapshot.resources.len(),
             endpoints = snapshot.endpoints.len(),
             references = snapshot.configuration_references.len(),
@@ -135,23 +147,23 @@ impl Phase for Registry {
 
         // The export follows the registry: written only when its bytes differ.
         let document = export_document(config, &snapshot);
-        let stored = ctx.container(&config.artifact_container)?.get(&export).await?;
-        let export_changed = stored.as_deref() != Some(&document[..]);
+        let exported = ctx.container(&config.artifact_container)?.get(&export).await?;
+        let export_changed = exported.as_deref() != Some(&document[..]);
         let mut changes = diff.rows();
         if export_changed {
             changes.push(export_change(config, &export));
         }
-        let release = StoredRelease::current(ctx).await?.map(|r| r.release);
-        let summary = summary(config, &snapshot, &diff, found.requests, &export, false);
+        let release = stored.map(|r| r.release);
+        let summary = summary(config, &snapshot, &diff, found.requests, &export, false, &missing);
         Ok(Plan::new(
             changes,
             summary,
-            Work { snapshot, db, release, document, export_changed, requests: found.requests },
+            Work { snapshot, db, release, document, export_changed, requests: found.requests, missing },
         ))
     }
 
     async fn apply(&self, env: &Env<'_, RegistryConfig>, plan: Plan<Work>) -> Result<Report, PhaseError> {
-        let Work { snapshot, db, release, document, export_changed, requests } = plan.work;
+        let Work { snapshot, db, release, document, export_changed, requests, missing } = plan.work;
         let config = env.config();
         let mut conn = db.connect("vibedata-bootstrap registry").await?;
         let meta = store::Meta { deployment_id: &config.deployment_id, release: release.as_deref() };
@@ -171,7 +183,7 @@ impl Phase for Registry {
             env.changed(export_change(config, &export));
             tracing::info!(blob = %format!("{}/{export}", config.artifact_container), "exported the registry");
         }
-        Ok(Report { summary: summary(config, &snapshot, &diff, requests, &export, export_changed) })
+        Ok(Report { summary: summary(config, &snapshot, &diff, requests, &export, export_changed, &missing) })
     }
 }
 
@@ -222,6 +234,7 @@ fn summary(
     requests: usize,
     export: &str,
     export_changed: bool,
+    missing: &[String],
 ) -> Value {
     let mut roles: BTreeMap<&str, usize> = BTreeMap::new();
     for r in &s.resources {
@@ -250,6 +263,8 @@ fn summary(
         "rowsChanged": diff.changes(),
         "diff": store::brief(&diff.to_json(), 5),
         "export": {"blob": format!("{}/{export}", config.artifact_container), "written": export_changed},
+        "releaseObjects": s.release_objects.iter().map(|o| json!({"kind": o.kind, "host": name_of(&o.host), "name": o.name, "version": o.version, "digest": o.digest, "state": o.state})).collect::<Vec<_>>(),
+        "releaseObjectsMissing": missing,
         "endpointTable": s.endpoints.iter().map(|e| json!({"resource": name_of(&e.resource), "groupId": e.group_id, "fqdn": e.fqdn, "ip": e.private_ip, "port": e.port})).collect::<Vec<_>>(),
     })
 }

@@ -132,6 +132,21 @@ impl Platform {
         scalar_i64(&mut superuser(&self.stack, &self.db).await, sql).await
     }
 
+    /// The state and detail of a health check (`component/check`) as the registry's current
+    /// status holds it (`absent` when there is none).
+    #[allow(dead_code)] // not every test binary that includes this file reads health
+    pub async fn health_state(&self, key: &str) -> (String, String) {
+        let mut conn = superuser(&self.stack, &self.db).await;
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT state::text, detail FROM registry.health_status WHERE check_name = $1",
+        )
+        .bind(key)
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| ("absent".into(), String::new()))
+    }
+
     pub async fn drop(self) {
         drop_database(&self.stack, &self.db).await;
     }

@@ -134,22 +134,7 @@ impl Phase for Ai {
             };
             return Ok(Plan::new(vec![], summary, work));
         };
-        let layer = stored
-            .artifact_layer(
-                &paths::ai_ref(&stored.release),
-                &ai.artifact.digest,
-                release::AI_ARTIFACT_TYPE,
-                release::AI_LAYER_TYPE,
-                MAX_LAYER,
-            )
-            .await?;
-        let images: Vec<String> = stored.manifest.images.iter().map(|i| i.repository.clone()).collect();
-        let defs = defs::parse(&layer, &images).map_err(|e| {
-            PhaseError::bad_input(
-                format!("{}/oci {}", ctx.config.artifact_container, paths::ai_ref(&stored.release)),
-                e.to_string(),
-            )
-        })?;
+        let defs = definitions(ctx, &stored, &ai).await?;
 
         // Indexes: a breaking change stops the plan before anything is written.
         let mut indexes = Vec::new();
@@ -264,6 +249,31 @@ impl Phase for Ai {
             }),
         })
     }
+}
+
+/// The release's AI definitions, read from artifact storage by the digest the manifest pins and
+/// validated. Registry and Health Bootstrap read the same objects' names from here.
+pub async fn definitions(
+    ctx: &crate::context::Context,
+    stored: &StoredRelease,
+    ai: &release::AiEntry,
+) -> Result<Definitions, PhaseError> {
+    let layer = stored
+        .artifact_layer(
+            &paths::ai_ref(&stored.release),
+            &ai.artifact.digest,
+            release::AI_ARTIFACT_TYPE,
+            release::AI_LAYER_TYPE,
+            MAX_LAYER,
+        )
+        .await?;
+    let images: Vec<String> = stored.manifest.images.iter().map(|i| i.repository.clone()).collect();
+    defs::parse(&layer, &images).map_err(|e| {
+        PhaseError::bad_input(
+            format!("{}/oci {}", ctx.config.artifact_container, paths::ai_ref(&stored.release)),
+            e.to_string(),
+        )
+    })
 }
 
 fn project_id(env: &Env<'_, AiConfig>) -> String {

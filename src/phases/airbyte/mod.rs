@@ -20,7 +20,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::preflight::Check;
-use super::{Change, Env, Phase, Plan, Report};
+use super::{Change, Env, Phase, Plan, Report, Steps};
 use crate::azure::aks::{Aks, CommandResult, Submitted, AAD_SERVER_APP};
 use crate::azure::blob::Container;
 use crate::azure::identity::Secret;
@@ -104,12 +104,7 @@ impl Phase for Airbyte {
     async fn plan(&self, env: &Env<'_, AirbyteConfig>) -> Result<Plan<Work>, PhaseError> {
         let (ctx, cfg) = (env.ctx, env.cfg);
         let aks = aks(env);
-        let cluster = aks.get().await?;
-        let token = if cluster.needs_cluster_token() {
-            Some(ctx.tokens.token(&format!("{AAD_SERVER_APP}/.default")).await?)
-        } else {
-            None
-        };
+        let token = cluster_token(ctx, &aks).await?;
 
         // The chart: the release pins it; the customer registry holds it, by digest.
         let stored = StoredRelease::load(ctx).await?;
@@ -159,19 +154,7 @@ impl Phase for Airbyte {
                 }
             }
         }
-        let probe = run(
-            &aks,
-            token.as_ref(),
-            "probe",
-            &bundle::probe_command(&chart.namespace, &chart.name),
-            &[],
-            PROBE_DEADLINE,
-            env,
-        )
-        .await?;
-        let deployed = values::parse_probe(probe.logs()).map_err(|e| {
-            PhaseError::failed(Code::CommandFailed, aks.id(), format!("the release probe's output: {e}"))
-        })?;
+        let deployed = probe(&aks, token.as_ref(), &chart, env.steps()).await?;
 
         // The values we want, and what they digest to (a password not generated yet digests as
         // the empty one, so a missing password always means an install or an upgrade).
@@ -284,7 +267,7 @@ impl Phase for Airbyte {
                 w.action.recover(),
             );
             let deadline = cfg.install_timeout + Duration::from_secs(120);
-            let result = run(&w.aks, w.token.as_ref(), "install", &command, &context, deadline, env).await?;
+            let result = run(&w.aks, w.token.as_ref(), "install", &command, &context, deadline, env.steps()).await?;
             env.changed(Change::new(
                 "helm release",
                 format!("{}/{}", w.chart.namespace, w.chart.name),
@@ -295,14 +278,7 @@ impl Phase for Airbyte {
         }
 
         // Verify, whether installed now or before.
-        let verify = bundle::verify_command(&w.chart.namespace, &w.chart.name, 120);
-        let checked =
-            run(&w.aks, w.token.as_ref(), "verify", &verify, &[], PROBE_DEADLINE, env).await.map_err(|e| match e {
-                PhaseError::Failed { code: Code::CommandFailed, resource, message } => {
-                    PhaseError::failed(Code::AirbyteUnhealthy, resource, message)
-                }
-                other => other,
-            })?;
+        let checked = verify(&w.aks, w.token.as_ref(), &w.chart.namespace, &w.chart.name, env.steps()).await?;
         let revision = installed
             .as_ref()
             .and_then(|s| s.get("version").and_then(Value::as_u64))
@@ -322,6 +298,48 @@ impl Phase for Airbyte {
             }),
         })
     }
+}
+
+/// The cluster token runCommand needs when the cluster's API server takes Entra tokens
+/// (`aadProfile`); without one the service answers `MissingAADClusterToken`.
+pub async fn cluster_token(ctx: &Context, aks: &Aks) -> Result<Option<Secret>, PhaseError> {
+    if aks.get().await?.needs_cluster_token() {
+        Ok(Some(ctx.tokens.token(&format!("{AAD_SERVER_APP}/.default")).await?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// The chart's release as the cluster reports it (`None`: not installed), by a read-only
+/// command. Registry Bootstrap records it with the same probe.
+pub async fn probe(
+    aks: &Aks,
+    token: Option<&Secret>,
+    chart: &ChartEntry,
+    steps: &dyn Steps,
+) -> Result<Option<Deployed>, PhaseError> {
+    let command = bundle::probe_command(&chart.namespace, &chart.name);
+    let probe = run(aks, token, "probe", &command, &[], PROBE_DEADLINE, steps).await?;
+    values::parse_probe(probe.logs())
+        .map_err(|e| PhaseError::failed(Code::CommandFailed, aks.id(), format!("the release probe's output: {e}")))
+}
+
+/// Every deployment of the release's namespace Available, and the server's health endpoint
+/// answering, through the cluster (read-only). Health Bootstrap checks Airbyte with it too.
+pub async fn verify(
+    aks: &Aks,
+    token: Option<&Secret>,
+    namespace: &str,
+    release: &str,
+    steps: &dyn Steps,
+) -> Result<CommandResult, PhaseError> {
+    let command = bundle::verify_command(namespace, release, 120);
+    run(aks, token, "verify", &command, &[], PROBE_DEADLINE, steps).await.map_err(|e| match e {
+        PhaseError::Failed { code: Code::CommandFailed, resource, message } => {
+            PhaseError::failed(Code::AirbyteUnhealthy, resource, message)
+        }
+        other => other,
+    })
 }
 
 fn aks(env: &Env<'_, AirbyteConfig>) -> Aks {
@@ -400,7 +418,7 @@ async fn run(
     command: &str,
     context: &[u8],
     deadline: Duration,
-    env: &Env<'_, AirbyteConfig>,
+    steps: &dyn Steps,
 ) -> Result<CommandResult, PhaseError> {
     let mut backoff = Duration::from_secs(5);
     for attempt in 1..=SCHEDULING_ATTEMPTS {
@@ -417,9 +435,31 @@ async fn run(
                 backoff *= 2;
                 continue;
             }
+            Err(AzureError::Service { status: 413, resource, .. }) => {
+                return Err(PhaseError::failed(
+                    Code::Other("RequestEntityTooLarge".into()),
+                    resource,
+                    format!(
+                        "ARM refused the {purpose} command as too large (413 Request Entity Too Large): its context zip is {} bytes",
+                        context.len()
+                    ),
+                ))
+            }
+            Err(AzureError::Service { code, message, resource, .. }) if code == "MissingAADClusterToken" => {
+                let sent = if token.is_some() {
+                    "the token sent was not taken"
+                } else {
+                    "none was sent, because the cluster's aadProfile in ARM does not say it is Entra-managed"
+                };
+                return Err(PhaseError::failed(
+                    Code::Other(code),
+                    resource,
+                    format!("the cluster wants an Entra cluster token for runCommand and {sent}: {message}"),
+                ));
+            }
             other => other?,
         };
-        env.steps().record(STEP, json!({"id": submitted.id, "purpose": purpose})).await?;
+        steps.record(STEP, json!({"id": submitted.id, "purpose": purpose})).await?;
         tracing::info!(command = %submitted.id, purpose, "runCommand {purpose} submitted as {}", submitted.id);
         match aks.wait(&submitted, deadline).await {
             Ok(r) if r.succeeded() => return Ok(r),

@@ -34,6 +34,8 @@ pub struct Target {
     pub role: Option<String>,
     pub properties: Value,
     pub endpoints: Vec<Endpoint>,
+    /// What the registry recorded the release deployed inside this resource.
+    pub objects: Vec<crate::phases::registry::model::ObjectRow>,
 }
 
 fn q(context: &'static str) -> impl FnOnce(sqlx::Error) -> DbError {
@@ -57,6 +59,13 @@ pub async fn targets(conn: &mut PgConnection) -> Result<Vec<Target>, DbError> {
     .fetch_all(&mut *conn)
     .await
     .map_err(q("reading the registry's endpoints"))?;
+    let objects = sqlx::query(
+        "SELECT kind, host, name, version, digest, state, properties::text AS properties FROM registry.release_objects
+         ORDER BY kind, name",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(q("reading the registry's release objects"))?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -72,12 +81,25 @@ pub async fn targets(conn: &mut PgConnection) -> Result<Vec<Target>, DbError> {
                 })
                 .collect();
             Target {
-                arm_id,
                 name: r.get("name"),
                 resource_type: r.get("type"),
                 role: r.get("role"),
                 properties: r.get::<String, _>("properties").parse().unwrap_or(Value::Null),
                 endpoints: mine,
+                objects: objects
+                    .iter()
+                    .filter(|o| o.get::<String, _>("host").eq_ignore_ascii_case(&arm_id))
+                    .map(|o| crate::phases::registry::model::ObjectRow {
+                        kind: o.get("kind"),
+                        host: o.get("host"),
+                        name: o.get("name"),
+                        version: o.get("version"),
+                        digest: o.get("digest"),
+                        state: o.get("state"),
+                        properties: o.get::<String, _>("properties").parse().unwrap_or(Value::Null),
+                    })
+                    .collect(),
+                arm_id,
             }
         })
         .filter(|t: &Target| {

@@ -50,6 +50,27 @@ pub struct ReferenceRow {
     pub description: Option<String>,
 }
 
+/// One `registry.release_objects` row: an object the release deployed inside a resource (a
+/// Helm release on a cluster, a Search index, a Foundry index asset or agent), as the service
+/// itself reported it. `host` is the holding resource's ARM id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRow {
+    pub kind: String,
+    pub host: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub digest: Option<String>,
+    pub state: Option<String>,
+    pub properties: Value,
+}
+
+impl ObjectRow {
+    pub fn key(&self) -> (String, String, String) {
+        (self.kind.clone(), self.host.to_ascii_lowercase(), self.name.clone())
+    }
+}
+
 /// Everything the registry holds about a deployment, sorted by each table's natural key so the
 /// same platform always gives the same snapshot (and digest).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -58,6 +79,7 @@ pub struct Snapshot {
     pub resources: Vec<ResourceRow>,
     pub endpoints: Vec<EndpointRow>,
     pub configuration_references: Vec<ReferenceRow>,
+    pub release_objects: Vec<ObjectRow>,
 }
 
 impl ResourceRow {
@@ -77,6 +99,7 @@ impl Snapshot {
         self.resources.sort_by_key(ResourceRow::key);
         self.endpoints.sort_by_key(EndpointRow::key);
         self.configuration_references.sort_by(|a, b| a.name.cmp(&b.name));
+        self.release_objects.sort_by_key(ObjectRow::key);
     }
 
     /// `sha256:` of the canonical JSON (serde_json maps are sorted).
@@ -111,6 +134,7 @@ pub fn role(resource_type: &str, kind: Option<&str>) -> Option<&'static str> {
         "microsoft.containerservice/managedclusters" => "kubernetes",
         "microsoft.search/searchservices" => "search",
         "microsoft.cognitiveservices/accounts" => "ai-foundry",
+        "microsoft.cognitiveservices/accounts/projects" => "ai-project",
         discovery::PRIVATE_ENDPOINT => "private-endpoint",
         "microsoft.managedidentity/userassignedidentities" => "identity",
         _ => return None,
@@ -129,6 +153,7 @@ const KEPT: &[(&str, &[&str])] = &[
     ("microsoft.containerservice/managedclusters", &["/fqdn", "/privateFQDN"]),
     ("microsoft.search/searchservices", &["/endpoint"]),
     ("microsoft.cognitiveservices/accounts", &["/endpoint", "/endpoints"]),
+    ("microsoft.cognitiveservices/accounts/projects", &["/endpoints"]),
     ("microsoft.network/publicipaddresses", &["/dnsSettings/fqdn", "/ipAddress"]),
 ];
 

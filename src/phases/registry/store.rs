@@ -9,7 +9,7 @@
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, Row};
 
-use super::model::{EndpointRow, ReferenceRow, ResourceRow, Snapshot};
+use super::model::{EndpointRow, ObjectRow, ReferenceRow, ResourceRow, Snapshot};
 use crate::db::DbError;
 
 /// Added, updated and removed rows of one table.
@@ -39,6 +39,7 @@ pub struct Diff {
     pub resources: TableDiff<ResourceRow>,
     pub endpoints: TableDiff<EndpointRow>,
     pub references: TableDiff<ReferenceRow>,
+    pub objects: TableDiff<ObjectRow>,
 }
 
 impl Diff {
@@ -54,12 +55,13 @@ impl Diff {
         table(&mut out, "registry resource", &self.resources, |r| r.arm_id.clone());
         table(&mut out, "registry endpoint", &self.endpoints, |e| format!("{}:{}", e.fqdn, e.port));
         table(&mut out, "registry reference", &self.references, |r| r.name.clone());
+        table(&mut out, "registry release object", &self.objects, object_name);
         out
     }
 
     /// Registry rows that change: the phase's `changes`.
     pub fn changes(&self) -> u64 {
-        (self.resources.len() + self.endpoints.len() + self.references.len()) as u64
+        (self.resources.len() + self.endpoints.len() + self.references.len() + self.objects.len()) as u64
     }
 
     /// What changed, by key, as `registry.snapshots.diff` records it.
@@ -68,8 +70,14 @@ impl Diff {
             "resources": self.resources.keys(|r| r.arm_id.clone()),
             "endpoints": self.endpoints.keys(|e| format!("{}:{}", e.fqdn, e.port)),
             "configurationReferences": self.references.keys(|r| r.name.clone()),
+            "releaseObjects": self.objects.keys(object_name),
         })
     }
+}
+
+/// How a release object is named in plans, outputs and the snapshot diff: `kind name`.
+fn object_name(o: &ObjectRow) -> String {
+    format!("{} {}", o.kind, o.name)
 }
 
 /// The diff for the outputs, which stay small: counts, and at most `max` keys per list.
@@ -105,6 +113,7 @@ pub fn diff(current: &Snapshot, wanted: &Snapshot) -> Diff {
         resources: table(&current.resources, &wanted.resources, ResourceRow::key),
         endpoints: table(&current.endpoints, &wanted.endpoints, EndpointRow::key),
         references: table(&current.configuration_references, &wanted.configuration_references, |r| r.name.clone()),
+        objects: table(&current.release_objects, &wanted.release_objects, ObjectRow::key),
     }
 }
 
@@ -173,7 +182,24 @@ pub async fn current(conn: &mut PgConnection) -> Result<Snapshot, DbError> {
         description: r.get("description"),
     })
     .collect();
-    let mut s = Snapshot { resources, endpoints, configuration_references };
+    let release_objects = sqlx::query(
+        "SELECT kind, host, name, version, digest, state, properties::text AS properties FROM registry.release_objects",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(q("reading registry.release_objects"))?
+    .iter()
+    .map(|r| ObjectRow {
+        kind: r.get("kind"),
+        host: r.get("host"),
+        name: r.get("name"),
+        version: r.get("version"),
+        digest: r.get("digest"),
+        state: r.get("state"),
+        properties: json_col(r, "properties"),
+    })
+    .collect();
+    let mut s = Snapshot { resources, endpoints, configuration_references, release_objects };
     s.sort();
     Ok(s)
 }
@@ -280,6 +306,33 @@ pub async fn replace(conn: &mut PgConnection, wanted: &Snapshot, meta: &Meta<'_>
         .execute(&mut *tx)
         .await
         .map_err(q(&r.name))?;
+    }
+    for o in &d.objects.removed {
+        sqlx::query("DELETE FROM registry.release_objects WHERE kind = $1 AND lower(host) = lower($2) AND name = $3")
+            .bind(&o.kind)
+            .bind(&o.host)
+            .bind(&o.name)
+            .execute(&mut *tx)
+            .await
+            .map_err(q(&o.name))?;
+    }
+    for o in d.objects.added.iter().chain(&d.objects.updated) {
+        sqlx::query(
+            "INSERT INTO registry.release_objects (kind, host, name, version, digest, state, properties)
+             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+             ON CONFLICT (kind, lower(host), name) DO UPDATE SET host = EXCLUDED.host, version = EXCLUDED.version,
+               digest = EXCLUDED.digest, state = EXCLUDED.state, properties = EXCLUDED.properties, updated_at = now()",
+        )
+        .bind(&o.kind)
+        .bind(&o.host)
+        .bind(&o.name)
+        .bind(&o.version)
+        .bind(&o.digest)
+        .bind(&o.state)
+        .bind(o.properties.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(q(&o.name))?;
     }
     // Kept with removed_at, so history and health results that point at them stay readable.
     for r in &d.resources.removed {

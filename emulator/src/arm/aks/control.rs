@@ -101,6 +101,9 @@ fn revision_view(r: &Revision) -> Value {
         "values": r.config,
         "description": r.description,
         "updated": r.last_deployed,
+        // What the real `helm template` rendered from the command's chart and values.
+        "manifest": r.manifest,
+        "hooks": r.hooks,
     })
 }
 

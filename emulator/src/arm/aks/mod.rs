@@ -331,6 +331,15 @@ pub fn run_command(st: &Shared, req: &ArmRequest) -> Response {
         Ok(Default::default())
     };
     let fault = st.faults.take_command_fault("aks.runCommand", &req.segs.join("/"));
+    if let Some(CommandFault::Refused { status, code }) = &fault {
+        let message = match code.as_str() {
+            "MissingAADClusterToken" => {
+                "This cluster have Azure Active Directory enabled, .clusterToken is required.".to_owned()
+            }
+            other => format!("The request was refused: {other}."),
+        };
+        return arm_error(*status, code, message);
+    }
     if let Some(CommandFault::KubernetesPerformance { status }) = &fault {
         let id = uuid::Uuid::new_v4().simple().to_string();
         return arm_error(
