@@ -29,15 +29,19 @@ async fn set_import_duration(stack: &Stack, ms: u64) {
     assert!(r.status().is_success(), "{}", r.status());
 }
 
-/// The emulator's import log: each import's target tags, for tags of `release` only (every test
-/// here installs a release of its own, except the first, which counts from a mark).
-async fn imports_of(stack: &Stack, release: &str) -> Vec<String> {
-    let log: Vec<Value> =
-        stack.http().get(format!("{}/imports", stack.control())).send().await.unwrap().json().await.unwrap();
-    log.iter()
+/// The emulator's import log (append-only while these tests run alone): how long it is now.
+async fn import_log(stack: &Stack) -> Vec<Value> {
+    stack.http().get(format!("{}/imports", stack.control())).send().await.unwrap().json().await.unwrap()
+}
+
+/// The target tags of every import the emulator logged after `from` entries.
+async fn imports_after(stack: &Stack, from: usize) -> Vec<String> {
+    import_log(stack)
+        .await
+        .iter()
+        .skip(from)
         .flat_map(|e| e["targetTags"].as_array().cloned().unwrap_or_default())
         .filter_map(|t| t.as_str().map(str::to_owned))
-        .filter(|t| t.ends_with(&format!(":{release}")))
         .collect()
 }
 
@@ -69,6 +73,7 @@ async fn envelope_mode_runs_the_install_over_http_and_the_timer_refreshes_health
     assert_eq!(host.ready["mode"], "envelope");
     set_import_duration(&p.stack, 300).await;
     let mark = p.stack.journal_mark().await;
+    let logged = import_log(&p.stack).await.len();
 
     // Two concurrent requests for one phase: one starts it, the other joins it.
     let (a, b) = tokio::join!(host.post("/api/phase/artifacts"), host.post("/api/phase/artifacts"));
@@ -91,7 +96,7 @@ async fn envelope_mode_runs_the_install_over_http_and_the_timer_refreshes_health
     assert!(outputs["durationMs"].as_u64().unwrap() > 3000, "the phase outlived a request: {outputs}");
     // The outputs the status URL gives are the runner's, byte for byte what the CLI writes.
     assert_eq!(outputs, read_outputs(&outputs_path));
-    let imports = imports_of(&p.stack, &p.release).await;
+    let imports = imports_after(&p.stack, logged).await;
     assert_no_repeats(&imports);
     assert_eq!(imports_since(&p.stack, mark).await, imports.len(), "each import once: the phase ran once");
 
@@ -141,7 +146,10 @@ async fn envelope_mode_runs_the_install_over_http_and_the_timer_refreshes_health
     assert_eq!(s["phases"].as_array().unwrap().len(), 15);
     assert_eq!(s["overall"], "healthy");
     assert_eq!(s["release"]["release"], p.release.as_str());
-    assert!(s["components"].as_array().unwrap().iter().all(|c| c["state"] == "healthy"), "{s}");
+    // A registry resource without checks of its own (the Foundry project) is listed "not checked".
+    let states: Vec<&str> = s["components"].as_array().unwrap().iter().map(|c| c["state"].as_str().unwrap()).collect();
+    assert!(states.iter().all(|st| *st == "healthy" || *st == "not checked"), "{s}");
+    assert!(states.iter().filter(|st| **st == "healthy").count() >= 12, "{s}");
     let html = host.get("/api/status?format=html").await;
     assert!(html.headers["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(html.text.starts_with("<!DOCTYPE html>"));
@@ -169,7 +177,7 @@ async fn proxy_mode_serves_the_status_page_that_a_browser_renders() {
         .iter()
         .map(|c| (c["name"].as_str().unwrap().to_owned(), c["state"].as_str().unwrap().to_owned()))
         .collect();
-    assert_eq!(components.len(), 12, "{components:?}");
+    assert!(components.len() >= 12, "every component the stack serves: {components:?}");
     let ran: Vec<String> = s["phases"]
         .as_array()
         .unwrap()
@@ -223,6 +231,7 @@ async fn two_workers_asked_at_once_run_a_phase_once() {
     let two = Host::start("scaleout-2", &env, &["--proxy"]);
     set_import_duration(&p.stack, 300).await;
     let mark = p.stack.journal_mark().await;
+    let logged = import_log(&p.stack).await.len();
     let (a, b) = tokio::join!(one.post("/api/phase/artifacts"), two.post("/api/phase/artifacts"));
     assert_eq!((a.status, b.status), (202, 202), "{} {}", a.text, b.text);
     let (x, y) = tokio::join!(
@@ -232,7 +241,7 @@ async fn two_workers_asked_at_once_run_a_phase_once() {
     set_import_duration(&p.stack, 0).await;
     assert_eq!(x["status"], "succeeded", "{x}");
     assert_eq!(x, y, "both workers answer with the outputs of the one run");
-    let imports = imports_of(&p.stack, &p.release).await;
+    let imports = imports_after(&p.stack, logged).await;
     assert_no_repeats(&imports);
     assert_eq!(imports_since(&p.stack, mark).await, imports.len(), "one importImage per target");
     let skipped = ["scaleout-1", "scaleout-2"]
@@ -329,6 +338,7 @@ async fn sigterm_and_sigkill_mid_phase_then_a_post_resumes_it_once() {
     let host = Host::start("kill", &env, &[]);
     set_import_duration(&p.stack, 400).await;
     let mark = p.stack.journal_mark().await;
+    let logged = import_log(&p.stack).await.len();
     let imports_reach = |n: usize| {
         let stack = &p.stack;
         async move {
@@ -378,7 +388,7 @@ async fn sigterm_and_sigkill_mid_phase_then_a_post_resumes_it_once() {
     set_import_duration(&p.stack, 0).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     // Every import the release pins, each once across the three runs.
-    let imports = imports_of(&p.stack, &p.release).await;
+    let imports = imports_after(&p.stack, logged).await;
     assert_no_repeats(&imports);
     assert!(imports.iter().any(|t| t.starts_with("vibedata/worker:")), "{imports:?}");
     assert_eq!(imports_since(&p.stack, mark).await, imports.len(), "one importImage per target");
