@@ -178,7 +178,14 @@ async fn route(
         (&Method::GET, "") | (&Method::GET, "healthz") => {
             HttpResponse::json(200, &json!({"ready": true, "version": crate::VERSION}))
         }
-        (&Method::POST, "phase" | "status" | "health") => invocation(f, &function, &body).await,
+        (&Method::POST, "phase" | "status" | "health") => {
+            // The host names each invocation; the id ties this worker's log to the host's.
+            let id = headers.get("x-azure-functions-invocationid").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            let started = Instant::now();
+            let (res, answered) = invocation(f, &function, &body).await;
+            tracing::info!(invocation_id = id, function = %function, status = answered, duration_ms = started.elapsed().as_millis() as u64, "invocation {id} of {function}: {answered}");
+            res
+        }
         (_, "phase" | "status" | "health") => {
             HttpResponse::error(405, "MethodNotAllowed", "the host invokes a function with POST")
                 .with_header("Allow", "POST")
@@ -206,12 +213,13 @@ async fn http_function(f: &Functions, function: &str, req: &HttpRequest) -> Opti
 /// An invocation envelope: the answer is always an envelope (HTTP 200) that carries the
 /// function's own status code, since a non-2xx from the handler fails the invocation itself. Only
 /// an envelope that cannot be read gets a bare 400.
-async fn invocation(f: &Functions, function: &str, body: &[u8]) -> HttpResponse {
+/// Also returns the status the function answered (inside the envelope).
+async fn invocation(f: &Functions, function: &str, body: &[u8]) -> (HttpResponse, u16) {
     match envelope::parse(function, body) {
-        Err(e) => HttpResponse::error(400, "BadInvocation", e.to_string()),
+        Err(e) => (HttpResponse::error(400, "BadInvocation", e.to_string()), 400),
         Ok(Invocation::Timer(_)) => {
             let (outcome, logs) = f.health_timer().await;
-            HttpResponse::json(200, &envelope::timer_result(&outcome, &logs))
+            (HttpResponse::json(200, &envelope::timer_result(&outcome, &logs)), 200)
         }
         Ok(Invocation::Http(req)) => {
             let res = match http_function(f, function, &req).await {
@@ -221,7 +229,7 @@ async fn invocation(f: &Functions, function: &str, body: &[u8]) -> HttpResponse 
                 }
             };
             let logs = vec![format!("{} {function}/{} -> {}", req.method, req.params.join("/"), res.status)];
-            HttpResponse::json(200, &envelope::http_result(&res, &logs))
+            (HttpResponse::json(200, &envelope::http_result(&res, &logs)), res.status)
         }
     }
 }
