@@ -79,7 +79,31 @@ pub enum Command {
     /// Copy one image or index between registries by digest (every platform), verifying each
     /// blob while streaming; tags last.
     Copy(CopyArgs),
+    /// Run as the Azure Functions custom handler (functions phase, status and health).
+    #[command(after_help = SERVE_HELP)]
+    Serve {
+        /// The port to listen on (127.0.0.1 only). The Functions host sets it.
+        #[arg(long, env = "FUNCTIONS_CUSTOMHANDLER_PORT", default_value_t = 8080, value_name = "PORT")]
+        port: u16,
+    },
+    /// Write the Day-0 report (release, phase timeline, component health, endpoints) as one
+    /// self-contained HTML page, read from the ledger and the registry.
+    Report {
+        /// Where to write the page.
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+    },
 }
+
+const SERVE_HELP: &str = "\
+Functions (see functions/ and README.md):
+  POST /api/phase/{name}        start a phase in the background: 202 with its status URL
+  GET  /api/phase/{name}        its progress (202), then its outputs JSON (200)
+  GET  /api/phase/{name}/plan   the dry-run plan JSON
+  GET  /api/status[?format=html] the registry and health as JSON, or the Day-0 page
+  timer health                  refresh health into the registry
+Both host modes are served: invocation envelopes on /<function>, proxied requests on /api/...
+Configuration comes only from the app settings (VIBEDATA_*), never from a request.";
 
 /// `copy SRC DST`: one image or index between two registries, by digest, all platforms.
 #[derive(Debug, Args)]

@@ -18,8 +18,10 @@ pub mod outputs;
 pub mod phases;
 pub mod plan;
 pub mod release;
+pub mod report;
 pub mod run;
 pub mod sequence;
+pub mod serve;
 pub mod stored_release;
 #[cfg(test)]
 mod testserver;

@@ -4,7 +4,7 @@
 use clap::Parser;
 use vibedata_bootstrap::cli::{Cli, Command};
 use vibedata_bootstrap::run::{RunOptions, Target};
-use vibedata_bootstrap::{copy_cmd, logging, plan, run};
+use vibedata_bootstrap::{copy_cmd, logging, plan, report, run, serve};
 
 fn main() {
     let cli = Cli::parse();
@@ -19,6 +19,27 @@ async fn dispatch(cli: Cli) -> i32 {
             // stdout carries the JSON report.
             logging::init(cli.log_format, true);
             copy_cmd::run(&args, cli.config.as_deref()).await
+        }
+        Command::Serve { port } => {
+            // The host collects stdout as the worker's log.
+            logging::init(cli.log_format, false);
+            match serve::serve(serve::ServeOptions { port, config_file: cli.config }).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("vibedata-bootstrap: {e}");
+                    1
+                }
+            }
+        }
+        Command::Report { html } => {
+            logging::init(cli.log_format, true);
+            match report::write_html(&html, cli.config.as_deref()).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("vibedata-bootstrap: {e}");
+                    e.exit_code()
+                }
+            }
         }
         Command::Plan { json } => {
             logging::init(cli.log_format, true);
@@ -37,7 +58,7 @@ async fn dispatch(cli: Cli) -> i32 {
             // A plan printed as JSON owns stdout.
             logging::init(cli.log_format, json);
             let target = Target::parse(&phase).expect("clap accepts only run targets");
-            let opts = RunOptions { dry_run, config_file: cli.config, outputs_dir };
+            let opts = RunOptions { dry_run, config_file: cli.config, outputs_dir, ..RunOptions::default() };
             let ran = run::run(target, &opts).await;
             for o in &ran.outputs {
                 tracing::info!(phase = %o.phase, status = o.status, changes = o.changes, duration_ms = o.duration_ms, dry_run = o.dry_run,

@@ -57,6 +57,15 @@ pub struct RunOptions {
     pub config_file: Option<PathBuf>,
     /// Write `<phase>.json` here as well as to `$AZ_SCRIPTS_OUTPUT_PATH`.
     pub outputs_dir: Option<PathBuf>,
+    /// Set to `true` when the process must stop (the Functions host recycling the worker): the
+    /// running phase is abandoned at its next await, the ledger records it failed and the lock is
+    /// released. Every phase checks the real state first, so the next run picks up from there.
+    pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Skip a phase whose ledger record, read under the lock, says it already succeeded: the
+    /// Functions handler's dedupe across scaled-out workers (another worker may have run it while
+    /// this one waited on the lease). The outputs' summary then names the record
+    /// (`alreadyRecorded`), and nothing is written.
+    pub once: bool,
 }
 
 /// What a run leaves behind.
@@ -120,6 +129,10 @@ pub async fn run(target: Target, opts: &RunOptions) -> Ran {
                 }
                 let phase = selected.next().expect("one selected phase per built step, in order");
                 ran.push(run_one(&ctx, phase.as_ref(), opts).await);
+                if step == Step::Health && !opts.dry_run {
+                    // Bookkeeping, not a change: support reads it after a failed install too.
+                    crate::report::publish(opts.config_file.as_deref()).await;
+                }
                 if ran.error.is_some() {
                     break;
                 }
@@ -199,7 +212,7 @@ async fn run_one(ctx: &Context, phase: &dyn Selected, opts: &RunOptions) -> Fini
         };
         return Finished { output, plan: Some(doc), error: None };
     }
-    let result = run_locked(ctx, phase, &started_at, &changes).await;
+    let result = run_locked(ctx, phase, &started_at, &changes, opts).await;
     finish(id, &started_at, started, false, result, &changes)
 }
 
@@ -209,6 +222,7 @@ async fn run_locked(
     phase: &dyn Selected,
     started_at: &str,
     changes: &Changes,
+    opts: &RunOptions,
 ) -> Result<Report, RunError> {
     let id = phase.step().id();
     let ledger_err = |source: LedgerError| RunError::Ledger { phase: id.into(), source: Box::new(source) };
@@ -220,6 +234,20 @@ async fn run_locked(
             return Err(ledger_err(e.into()));
         }
     };
+    if let Some(done) = previous.as_ref().filter(|p| opts.once && (p.status == "succeeded" || p.status == "unchanged"))
+    {
+        tracing::info!(
+            phase = id,
+            attempt = done.attempt,
+            "the ledger records {id} {} (started {}); not running it again",
+            done.status,
+            done.started_at
+        );
+        let summary =
+            json!({"alreadyRecorded": {"status": done.status, "attempt": done.attempt, "startedAt": done.started_at}});
+        lock.release().await;
+        return Ok(Report { summary });
+    }
     let record = Record {
         deployment_id: ctx.config.deployment_id.clone(),
         phase: id.into(),
@@ -247,9 +275,25 @@ async fn run_locked(
         record: tokio::sync::Mutex::new(record),
     };
     let run = Run { changes, steps: &steps };
-    let result = match phase.plan(ctx, run).await {
-        Ok(plan) => phase.apply(ctx, run, plan).await,
-        Err(e) => Err(e),
+    let work = async {
+        match phase.plan(ctx, run).await {
+            Ok(plan) => phase.apply(ctx, run, plan).await,
+            Err(e) => Err(e),
+        }
+    };
+    let result = match opts.cancel.clone() {
+        None => work.await,
+        Some(mut cancel) => tokio::select! {
+            r = work => r,
+            Ok(_) = cancel.wait_for(|stop| *stop) => {
+                tracing::warn!(phase = id, "stopping: the process was asked to end; the next run resumes from the real state");
+                Err(PhaseError::failed(
+                    crate::error::Code::from("Interrupted"),
+                    id,
+                    "the worker was stopped (SIGTERM) before the phase ended; run it again to resume",
+                ))
+            }
+        },
     };
     let mut record = steps.record.into_inner();
     record.ended_at = Some(outputs::now_rfc3339());

@@ -44,6 +44,9 @@ pub mod paths {
     pub fn ai_ref(release: &str) -> String {
         format!("{release}/ai/definitions")
     }
+
+    /// The Day-0 report the health phase leaves behind (bookkeeping, not a change).
+    pub const DAY0_REPORT: &str = "reports/day0.html";
 }
 
 pub use paths::POINTER;

@@ -21,7 +21,8 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn every_command_has_help_and_version_names_the_commit() {
-    for args in [&["--help"][..], &["plan", "--help"], &["run", "--help"]] {
+    for args in [&["--help"][..], &["plan", "--help"], &["run", "--help"], &["serve", "--help"], &["report", "--help"]]
+    {
         let o = cli(args, &[]);
         assert!(o.status.success(), "{args:?}");
         assert!(text(&o.stdout).contains("Usage"), "{args:?}: {}", text(&o.stdout));

@@ -144,6 +144,11 @@ var functionSettings = concat(
       name: 'AzureWebJobsStorage__clientId'
       value: identityClientId
     }
+    {
+      // The health timer's NCRONTAB (functions/health/function.json reads %VIBEDATA_HEALTH_SCHEDULE%).
+      name: 'VIBEDATA_HEALTH_SCHEDULE'
+      value: '0 */15 * * * *'
+    }
   ],
   map(items(vibedataConfig), item => {
     name: item.key
