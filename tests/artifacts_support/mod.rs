@@ -137,10 +137,23 @@ pub async fn container_exists(stack: &Stack, name: &str) -> bool {
 
 /// Pushes `document` as a release-manifest artifact under `vibedata/release-manifest:<tag>`.
 pub async fn push_document(stack: &Stack, tag: &str, document: &[u8]) {
+    let t = vibedata_bootstrap::release::MANIFEST_ARTIFACT_TYPE;
+    push_artifact(stack, "vibedata/release-manifest", tag, t, t, document).await;
+}
+
+/// Pushes an OCI artifact of one layer (`layer`, of media type `layer_type`) with an empty
+/// config to the publisher registry as `repo:tag`; returns its manifest digest.
+pub async fn push_artifact(
+    stack: &Stack,
+    repo: &str,
+    tag: &str,
+    artifact_type: &str,
+    layer_type: &str,
+    layer: &[u8],
+) -> String {
     let publisher = registry(stack, false);
-    let repo = "vibedata/release-manifest";
     let mut put = Vec::new();
-    for bytes in [Bytes::from_static(b"{}"), Bytes::copy_from_slice(document)] {
+    for bytes in [Bytes::from_static(b"{}"), Bytes::copy_from_slice(layer)] {
         let digest = vibedata_bootstrap::oci::sha256_digest(&bytes);
         let size = bytes.len();
         let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(bytes)]);
@@ -150,14 +163,17 @@ pub async fn push_document(stack: &Stack, tag: &str, document: &[u8]) {
     let ((config, _), (layer, size)) = (put[0].clone(), put[1].clone());
     let manifest = json!({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "artifactType": "application/vnd.vibedata.release.manifest.v1+json",
+        "artifactType": artifact_type,
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
-        "layers": [{"mediaType": "application/vnd.vibedata.release.manifest.v1+json", "digest": layer, "size": size}]
-    });
+        "layers": [{"mediaType": layer_type, "digest": layer, "size": size}]
+    })
+    .to_string();
+    let digest = vibedata_bootstrap::oci::sha256_digest(manifest.as_bytes());
     publisher
-        .put_manifest(repo, tag, Bytes::from(manifest.to_string()), "application/vnd.oci.image.manifest.v1+json")
+        .put_manifest(repo, tag, Bytes::from(manifest), "application/vnd.oci.image.manifest.v1+json")
         .await
         .unwrap();
+    digest
 }
 
 /// The document of the release manifest published under `tag`, parsed.

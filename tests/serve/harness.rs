@@ -180,3 +180,48 @@ pub fn chromium(url: &str, png: &std::path::Path) -> String {
     assert!(dom.status.success(), "chromium --dump-dom: {}", String::from_utf8_lossy(&dom.stderr));
     String::from_utf8(dom.stdout).unwrap()
 }
+
+/// A bad request of the corpus (`tests/corpus/handler-*.json`) and the answer it must get.
+pub struct BadRequest {
+    pub name: String,
+    pub method: String,
+    pub path: String,
+    pub body: Option<Vec<u8>>,
+    pub status: u16,
+    pub code: String,
+}
+
+/// The handler cases of the bad-input corpus; a body may be `{"$repeat": [s, n]}`.
+pub fn bad_requests() -> Vec<BadRequest> {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus"));
+    let mut cases: Vec<BadRequest> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("handler-"))
+        .map(|p| {
+            let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            let r = &v["request"];
+            let body = match &r["body"] {
+                Value::Null => None,
+                Value::String(s) => Some(s.clone().into_bytes()),
+                Value::Object(m) if m.contains_key("$repeat") => {
+                    let (s, n) = (m["$repeat"][0].as_str().unwrap(), m["$repeat"][1].as_u64().unwrap());
+                    Some(s.repeat(n as usize).into_bytes())
+                }
+                other => Some(other.to_string().into_bytes()),
+            };
+            BadRequest {
+                name: p.file_stem().unwrap().to_str().unwrap().to_owned(),
+                method: r["method"].as_str().unwrap().to_owned(),
+                path: r["path"].as_str().unwrap().to_owned(),
+                body,
+                status: v["status"].as_u64().unwrap() as u16,
+                code: v["code"].as_str().unwrap().to_owned(),
+            }
+        })
+        .collect();
+    cases.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(cases.len() >= 9, "the corpus lost handler cases");
+    cases
+}

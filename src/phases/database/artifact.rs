@@ -34,8 +34,10 @@ pub async fn load(ctx: &Context) -> Result<ReleaseMigrations, PhaseError> {
         )
         .await?;
     let origin = format!("release {release} migrations ({digest})");
+    // The error's origin already names the digest; the resource says where the set was read.
+    let resource = format!("{} {}", ctx.config.artifact_container, paths::migrations_ref(&release));
     let set = MigrationSet::from_tar_gz("release", &origin, &layer)
-        .map_err(|e| PhaseError::bad_input(digest.clone(), e.to_string()))?;
+        .map_err(|e| PhaseError::bad_input(resource, e.to_string()))?;
     tracing::info!(release = %release, digest = %digest, files = set.migrations.len(), "release migrations read and verified");
     Ok(ReleaseMigrations { release, manifest_digest, migrations: Some((digest, set)) })
 }
