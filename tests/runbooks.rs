@@ -228,9 +228,24 @@ async fn happy_path_then_an_idempotent_rerun() {
     let py_script = "print('hello from python')\n";
     bed.stage("2026.11.0", &[Rb::ps(&ps, ps_script), Rb::py(&py, py_script)], |_| {}).await;
 
+    let mark = bed.stack.journal_mark().await;
     let o = bed.run(&["run", "runbooks"]);
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("published 2/2 runbooks"), "progress lines:\n{}", stdout(&o));
+    // Published in parallel: each publish operation was still being polled when the other's
+    // publish was sent.
+    let journal = bed.stack.journal_since(mark).await;
+    let span = |name: &str| {
+        let publish = format!("/runbooks/{name}/publish");
+        let seqs: Vec<u64> = journal
+            .iter()
+            .filter(|e| e["path"].as_str().is_some_and(|p| p.contains(&publish)))
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect();
+        (*seqs.iter().min().expect("a publish"), *seqs.iter().max().unwrap())
+    };
+    let (a, b) = (span(&ps), span(&py));
+    assert!(a.0 < b.1 && b.0 < a.1, "the two publishes did not overlap: {a:?} {b:?}");
     let v = bed.outputs();
     assert_eq!(v["status"], "succeeded");
     assert_eq!(v["changes"], 6, "two runbooks, each created, given content and published");
@@ -431,7 +446,9 @@ async fn throttling_server_errors_and_rbac_propagation_are_recovered() {
 
 #[tokio::test]
 async fn sigkill_between_draft_and_publish_then_a_rerun_publishes_each_once() {
-    let bed = Bed::new("kill", &[]);
+    // One runbook at a time, so the kill lands at one known point: the first published, the
+    // second drafted, the third untouched. (In parallel the same resume logic runs per runbook.)
+    let bed = Bed::new("kill", &[("VIBEDATA_RUNBOOK_CONCURRENCY", "1")]);
     let names: Vec<String> = ["Kill-A", "Kill-B", "Kill-C"].iter().map(|n| unique(n)).collect();
     let runbooks: Vec<Rb> = names.iter().map(|n| Rb::ps(n, &format!("Write-Output '{n}'\n"))).collect();
     bed.stage("2026.11.0", &runbooks, |_| {}).await;

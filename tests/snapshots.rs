@@ -159,8 +159,15 @@ async fn contracts_of_every_phase() {
     ];
     names.extend(PORTS.iter().enumerate().map(|(i, ph)| ((base + i as u16).to_string(), *ph)));
 
+    // Everything the runs printed and wrote, searched for secrets at the end.
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let saw = |seen: &mut Vec<(String, String)>, what: String, o: &std::process::Output| {
+        seen.push((format!("{what} stdout"), String::from_utf8_lossy(&o.stdout).into_owned()));
+        seen.push((format!("{what} stderr"), String::from_utf8_lossy(&o.stderr).into_owned()));
+    };
     for phase in PHASES {
         let dry = p.stack.cli(&env, &["run", phase, "--dry-run", "--json"]);
+        saw(&mut seen, format!("{phase} --dry-run"), &dry);
         ok(&dry);
         let plan: Value = serde_json::from_slice(&dry.stdout).expect("stdout is only the plan");
         assert_eq!(plan["phase"], phase);
@@ -169,11 +176,20 @@ async fn contracts_of_every_phase() {
         insta::assert_json_snapshot!(format!("{phase}_dry_run_plan"), redact(&plan, &names, shared));
 
         let (o, first) = p.run(phase, &extra);
+        saw(&mut seen, format!("{phase} first run"), &o);
         ok(&o);
         insta::assert_json_snapshot!(format!("{phase}_outputs"), redact(&first, &names, shared));
 
+        let mark = p.stack.journal_mark().await;
         let (o, again) = p.run(phase, &extra);
+        saw(&mut seen, format!("{phase} rerun"), &o);
         ok(&o);
+        // Idempotent by state: the rerun read everything and wrote nothing, not one request.
+        let writes: Vec<String> = (p.stack.journal_since(mark).await.iter())
+            .filter(|e| e["mutating"] == true)
+            .map(|e| format!("{} {} {}", e["api"], e["method"], e["path"]))
+            .collect();
+        assert!(writes.is_empty(), "{phase} rerun made mutating requests: {writes:#?}");
         assert_eq!(
             (again["status"].as_str(), again["changes"].as_u64()),
             (Some("unchanged"), Some(0)),
@@ -183,9 +199,126 @@ async fn contracts_of_every_phase() {
         // `unmanaged`, on a rerun too.
         let again = if shared { redact_key(&again, "unmanaged") } else { again };
         insta::assert_json_snapshot!(format!("{phase}_rerun_outputs"), redact(&again, &names, false));
+        seen.push((format!("{phase} outputs"), first.to_string()));
+        seen.push((format!("{phase} rerun outputs"), again.to_string()));
     }
 
     let export = p.blob(&format!("registry/{}/registry.json", env["VIBEDATA_DEPLOYMENT_ID"])).await;
     let export: Value = serde_json::from_slice(&export.expect("the registry export exists")).unwrap();
     insta::assert_json_snapshot!("registry_export", redact(&export, &names, false));
+
+    // Secrets: every value the stack seeded or a phase generated, in nothing the runs left behind.
+    for blob in secrets::blob_names(&p).await {
+        let body = p.blob(&blob).await.unwrap_or_default();
+        seen.push((format!("blob {blob}"), String::from_utf8_lossy(&body).into_owned()));
+    }
+    assert!(
+        seen.iter().any(|(what, _)| what.contains("reports/day0.html")),
+        "the Day-0 report is among the blobs searched"
+    );
+    seen.extend(p.registry_rows().await.into_iter().map(|row| ("registry row".to_owned(), row)));
+    let values = secrets::values(&p.stack).await;
+    assert!(values.len() >= 5, "too few secret values to search for: {}", values.len());
+    let found = secrets::found(&seen, &values);
+    assert!(found.is_empty(), "secrets found: {found:#?}");
+}
+
+/// The secret-values search of `contracts_of_every_phase`.
+mod secrets {
+    use super::*;
+    use crate::common::Stack;
+
+    /// Every blob of the platform's artifact container: the ledger, the stored release, the
+    /// registry export, the Day-0 report.
+    pub async fn blob_names(p: &Platform) -> Vec<String> {
+        let url = format!(
+            "{}/{}?restype=container&comp=list&maxresults=5000",
+            p.stack.var("VIBEDATA_STORAGE_BLOB_URL"),
+            p.container
+        );
+        let token = p.stack.token("https://storage.azure.com/").await;
+        let r = p.stack.http().get(url).bearer_auth(token).header("x-ms-version", "2021-12-02").send().await.unwrap();
+        assert!(r.status().is_success(), "listing the artifact container: {}", r.status());
+        let xml = r.text().await.unwrap();
+        let names: Vec<String> = xml
+            .split("<Name>")
+            .skip(1)
+            .filter_map(|s| s.split_once("</Name>"))
+            .map(|(n, _)| n.replace("&amp;", "&"))
+            .collect();
+        assert!(!names.is_empty(), "the artifact container lists no blobs: {xml}");
+        names
+    }
+
+    /// Every Key Vault secret's value, the stack's own passwords and keys, and the managed
+    /// identity header; none of them may leave the place it is used.
+    pub async fn values(stack: &Stack) -> Vec<(String, String)> {
+        let vault = stack.var("VIBEDATA_KEY_VAULT_URL");
+        let token = stack.token("https://vault.azure.net").await;
+        let mut values = Vec::new();
+        let mut next = Some(format!("{vault}/secrets?api-version=7.4"));
+        while let Some(url) = next {
+            let page = stack.get_json(&url, &token).await;
+            for item in page["value"].as_array().into_iter().flatten() {
+                let id = item["id"].as_str().unwrap();
+                let s = stack.get_json(&format!("{id}?api-version=7.4"), &token).await;
+                values.push((format!("Key Vault secret {id}"), s["value"].as_str().unwrap().to_owned()));
+            }
+            next = page["nextLink"].as_str().map(str::to_owned);
+        }
+        for key in [
+            "VIBEDATA_STACK_PUBLISHER_PASSWORD",
+            "VIBEDATA_STACK_POSTGRES_SUPERUSER_PASSWORD",
+            "VIBEDATA_SEARCH_ADMIN_KEY",
+            "IDENTITY_HEADER",
+        ] {
+            values.push((key.to_owned(), stack.var(key).to_owned()));
+        }
+        // The storage account key listKeys answers (Azurite's well-known key), which Airbyte's
+        // connection string carries.
+        values.push((
+            "storage account key".to_owned(),
+            "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==".to_owned(),
+        ));
+        // A value too short to be a secret would match by accident (the health canary's is a word).
+        values.retain(|(_, v)| v.len() >= 12);
+        values
+    }
+
+    /// `(where, which secret)` for every secret value, or bearer token, found in `seen`.
+    pub fn found(seen: &[(String, String)], values: &[(String, String)]) -> Vec<(String, String)> {
+        let mut hits = Vec::new();
+        for (what, text) in seen {
+            for (name, value) in values {
+                if text.contains(value.as_str()) {
+                    hits.push((what.clone(), name.clone()));
+                }
+            }
+            // A JWT: a header and a payload, both base64url JSON objects.
+            let jwt = text.match_indices("eyJ").any(|(i, _)| {
+                let tail = &text[i..];
+                let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).unwrap_or(tail.len());
+                let word = &tail[..end];
+                word.matches('.').count() >= 2 && word.contains(".eyJ")
+            });
+            if jwt {
+                hits.push((what.clone(), "a bearer token (JWT)".to_owned()));
+            }
+        }
+        hits
+    }
+
+    #[test]
+    fn found_names_the_place_and_the_secret_and_sees_tokens() {
+        let values = vec![("pw".to_owned(), "s3cret-value-1234".to_owned())];
+        let seen = vec![
+            ("a".to_owned(), "nothing here".to_owned()),
+            ("b".to_owned(), "password=s3cret-value-1234;".to_owned()),
+            ("c".to_owned(), "Authorization: Bearer eyJhbGciOi.eyJzdWIiOi.c2ln".to_owned()),
+        ];
+        assert_eq!(
+            found(&seen, &values),
+            vec![("b".to_owned(), "pw".to_owned()), ("c".to_owned(), "a bearer token (JWT)".to_owned())]
+        );
+    }
 }

@@ -115,6 +115,10 @@ pub struct Identity {
     pub resource_id: String,
     /// The secret the App Service protocol expects in `X-IDENTITY-HEADER`.
     pub header: String,
+    /// Where to serve the IMDS protocol over plain HTTP (deploymentScripts' path; Azure's address
+    /// is 169.254.169.254:80). Off unless given: only a test's own network namespace may bind it.
+    #[serde(default)]
+    pub imds: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

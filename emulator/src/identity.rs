@@ -1,5 +1,9 @@
-//! Managed identity, App Service / Functions protocol (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`):
-//! `GET /msi/token?resource=...&api-version=2019-08-01&client_id=...`.
+//! Managed identity, in two protocols:
+//! - App Service / Functions (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`):
+//!   `GET /msi/token?resource=...&api-version=2019-08-01&client_id=...`;
+//! - IMDS, what a deploymentScripts container (ACI) has: `GET
+//!   http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=...`
+//!   with `Metadata: true`, on its own plain-HTTP listener ([`imds_router`]).
 //!
 //! Only the configured user-assigned identity exists. Like IMDS, the same identity and audience
 //! get the same token until it is within five minutes of expiry, so clients that cache behave
@@ -153,6 +157,69 @@ pub async fn token(State(st): State<Shared>, headers: HeaderMap, Query(q): Query
         json!({
             "access_token": access_token,
             "expires_on": expires_on.to_string(),
+            "resource": resource,
+            "token_type": "Bearer",
+            "client_id": cfg.identity.client_id,
+        }),
+    )
+}
+
+/// IMDS's error body (`how-to-use-vm-token.md`, "Error handling").
+fn imds_error(status: StatusCode, error: &str, description: &str) -> Response {
+    json(status, json!({"error": error, "error_description": description}))
+}
+
+/// The IMDS listener's router: the token path only, journaled like every other listener.
+pub fn imds_router(state: Shared) -> axum::Router {
+    axum::Router::new()
+        .route("/metadata/identity/oauth2/token", axum::routing::get(imds_token))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::middleware::observe))
+        .with_state(state)
+}
+
+/// `GET /metadata/identity/oauth2/token` (IMDS). Numbers are strings, as IMDS sends them.
+async fn imds_token(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let cfg = &st.config;
+    let metadata = headers.get("metadata").and_then(|h| h.to_str().ok());
+    if !metadata.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return imds_error(StatusCode::BAD_REQUEST, "invalid_request", "Required metadata header not specified");
+    }
+    // 2018-02-01 is the documented version; Azure's Rust SDK sends 2019-08-01.
+    if !matches!(q.get("api-version").map(String::as_str), Some("2018-02-01" | "2019-08-01")) {
+        return imds_error(StatusCode::BAD_REQUEST, "invalid_request", "Invalid or missing api-version");
+    }
+    let Some(resource) = q.get("resource").filter(|r| !r.is_empty()) else {
+        return imds_error(StatusCode::BAD_REQUEST, "invalid_request", "Required query variable 'resource' is missing");
+    };
+    // IMDS names the resource id `msi_res_id` (App Service's is `mi_res_id`). With no id it would
+    // pick the only identity assigned, which is ours.
+    let wanted: Vec<(&str, &String)> =
+        ["client_id", "object_id", "msi_res_id"].into_iter().filter_map(|k| q.get(k).map(|v| (k, v))).collect();
+    let known = match wanted.as_slice() {
+        [("client_id", v)] => v.eq_ignore_ascii_case(&cfg.identity.client_id),
+        [("object_id", v)] => v.eq_ignore_ascii_case(&cfg.identity.principal_id),
+        [("msi_res_id", v)] => v.eq_ignore_ascii_case(&cfg.identity.resource_id),
+        [] => true,
+        _ => return imds_error(StatusCode::BAD_REQUEST, "invalid_request", "Multiple identities specified"),
+    };
+    if !known {
+        return imds_error(StatusCode::BAD_REQUEST, "invalid_request", "Identity not found");
+    }
+    let (access_token, expires_on) = st.identity.token_for(&st, resource);
+    let expires_in = (expires_on - now()).max(0);
+    json(
+        StatusCode::OK,
+        json!({
+            "access_token": access_token,
+            "refresh_token": "",
+            "expires_in": expires_in.to_string(),
+            "expires_on": expires_on.to_string(),
+            "ext_expires_in": expires_in.to_string(),
+            "not_before": now().to_string(),
             "resource": resource,
             "token_type": "Bearer",
             "client_id": cfg.identity.client_id,

@@ -108,6 +108,10 @@ async fn main() -> anyhow::Result<()> {
         loops.push(server::bind(listener.name, port, tls, app).await?);
         tracing::info!(listener = listener.name, port, "listening on https://127.0.0.1:{port}");
     }
+    if let Some(addr) = config.identity.imds {
+        tokio::spawn(server::bind_plain("imds", addr, identity::imds_router(state.clone())).await?);
+        tracing::info!(listener = "imds", %addr, "listening on http://{addr}");
+    }
     for accept_loop in loops {
         tokio::spawn(accept_loop);
     }

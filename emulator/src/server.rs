@@ -53,10 +53,21 @@ pub async fn bind(
     let listener = TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("binding the {name} listener to 127.0.0.1:{port}"))?;
-    Ok(accept_loop(name, listener, tls, app))
+    Ok(accept_loop(name, listener, Some(tls), app))
 }
 
-async fn accept_loop(name: &'static str, listener: TcpListener, tls: TlsAcceptor, app: Router) {
+/// Binds `addr` for plain HTTP, which only IMDS speaks (at 169.254.169.254:80, inside a network
+/// namespace a test made: nothing else may bind outside 127.0.0.1).
+pub async fn bind_plain(
+    name: &'static str,
+    addr: std::net::SocketAddr,
+    app: Router,
+) -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding the {name} listener to {addr}"))?;
+    Ok(accept_loop(name, listener, None, app))
+}
+
+async fn accept_loop(name: &'static str, listener: TcpListener, tls: Option<TlsAcceptor>, app: Router) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -67,6 +78,9 @@ async fn accept_loop(name: &'static str, listener: TcpListener, tls: TlsAcceptor
         };
         let (tls, app) = (tls.clone(), app.clone());
         tokio::spawn(async move {
+            let Some(tls) = tls else {
+                return serve_connection(name, peer, tcp, app).await;
+            };
             let stream = match tls.accept(tcp).await {
                 Ok(stream) => stream,
                 Err(e) => {
@@ -74,23 +88,30 @@ async fn accept_loop(name: &'static str, listener: TcpListener, tls: TlsAcceptor
                     return;
                 }
             };
-            let ctx = ConnCtx { listener: name, abort: Arc::new(Notify::new()) };
-            let abort = ctx.abort.clone();
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(ctx.clone());
-                app.clone().oneshot(req)
-            });
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                result = conn => {
-                    if let Err(e) = result {
-                        tracing::debug!(listener = name, %peer, error = %e, "connection ended with an error");
-                    }
-                }
-                // Dropping `conn` here closes the socket with the request unanswered.
-                _ = abort.notified() => tracing::info!(listener = name, %peer, "connection reset by fault"),
-            }
+            serve_connection(name, peer, stream, app).await
         });
+    }
+}
+
+async fn serve_connection<S>(name: &'static str, peer: std::net::SocketAddr, stream: S, app: Router)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let ctx = ConnCtx { listener: name, abort: Arc::new(Notify::new()) };
+    let abort = ctx.abort.clone();
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ctx.clone());
+        app.clone().oneshot(req)
+    });
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        result = conn => {
+            if let Err(e) = result {
+                tracing::debug!(listener = name, %peer, error = %e, "connection ended with an error");
+            }
+        }
+        // Dropping `conn` here closes the socket with the request unanswered.
+        _ = abort.notified() => tracing::info!(listener = name, %peer, "connection reset by fault"),
     }
 }

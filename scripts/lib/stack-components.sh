@@ -227,7 +227,8 @@ write_emulator_json() {
   RG="$STACK_RESOURCE_GROUP" CLIENT="$STACK_IDENTITY_CLIENT_ID" PRINCIPAL="$STACK_IDENTITY_PRINCIPAL_ID" \
   HEADER="$IDENTITY_HEADER" ACR="$STACK_ACR_NAME" ISSUER="$STACK_TOKEN_ISSUER" \
   AUTOMATION="$STACK_AUTOMATION_ACCOUNT" SEARCHKEY="$SEARCH_ADMIN_KEY" HELM="$HELM_BIN" \
-  PUBPW="$PUBLISHER_PASSWORD" PGPW="$PG_VIBEDATA_PASSWORD" python3 - >"$STACK_DIR/emulator.json" <<'EOF'
+  PUBPW="$PUBLISHER_PASSWORD" PGPW="$PG_VIBEDATA_PASSWORD" IMDS="${VIBEDATA_STACK_IMDS:-}" \
+  python3 - >"$STACK_DIR/emulator.json" <<'EOF'
 import json, os
 e = os.environ
 d, p = e["D"], int(e["P"])
@@ -242,6 +243,8 @@ print(json.dumps({
         "clientId": e["CLIENT"], "principalId": e["PRINCIPAL"], "header": e["HEADER"],
         "resourceId": f"/subscriptions/{e['SUB']}/resourceGroups/{e['RG']}/providers/"
                       "Microsoft.ManagedIdentity/userAssignedIdentities/vibedata-uami",
+        # IMDS over plain HTTP, only inside a network namespace of a test's own (tests/imds.rs).
+        "imds": e["IMDS"] or None,
     },
     "customerRegistry": {"name": e["ACR"], "loginServer": f"127.0.0.1:{p + 8}",
                          "service": e["ACR"], "issuer": e["ISSUER"]},

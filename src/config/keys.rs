@@ -83,6 +83,7 @@ pub static KEYS: &[KeySpec] = &[
     key("VIBEDATA_RUNTIME_ENVIRONMENTS", Need::Optional,
         "runtime environments to ensure, as Name=Language:Version pairs (e.g. PowerShell74=PowerShell:7.4,Python310=Python:3.10; names without dots, as Automation requires of user-created environments)"),
     KeySpec { default: Some("1048576"), ..key("VIBEDATA_RUNBOOK_MAX_BYTES", Need::Optional, "largest runbook script accepted, in bytes") },
+    KeySpec { default: Some("4"), ..key("VIBEDATA_RUNBOOK_CONCURRENCY", Need::Optional, "runbooks published at once (Automation throttles per account; 429s are waited out)") },
     // AI Deployment.
     key("VIBEDATA_SEARCH_SERVICE", Need::Steps(&[Step::Ai]), "the AI Search service the release's indexes go to"),
     key("VIBEDATA_SEARCH_ENDPOINT", Need::Optional, "override the Search endpoint (default https://<service>.search.windows.net)"),

@@ -56,6 +56,8 @@ pub struct RunbooksConfig {
     /// Runtime environments named by configuration; the manifest names the one each runbook uses.
     pub runtime_environments: Vec<RuntimeEnvironment>,
     pub max_script_bytes: u64,
+    /// Runbooks published at once.
+    pub concurrency: usize,
 }
 
 /// How the database phase authenticates to Postgres.
@@ -283,7 +285,8 @@ impl Validator<'_> {
             }
         }
         let max_script_bytes = self.number("VIBEDATA_RUNBOOK_MAX_BYTES", 1, 64 * 1024 * 1024);
-        RunbooksConfig { automation_account, runtime_environments, max_script_bytes }
+        let concurrency = self.number("VIBEDATA_RUNBOOK_CONCURRENCY", 1, 16) as usize;
+        RunbooksConfig { automation_account, runtime_environments, max_script_bytes, concurrency }
     }
 
     pub fn database(&mut self) -> DatabaseConfig {

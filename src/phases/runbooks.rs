@@ -14,10 +14,12 @@ mod plan;
 mod source;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
 use super::preflight::Check;
@@ -121,12 +123,17 @@ impl Phase for Runbooks {
             tracing::info!(environment = %e.name, "created runtime environment {} ({} {})", e.name, e.runtime.language, e.runtime.version);
         }
         let total = release.runbooks.len();
-        let mut done = actions.iter().filter(|a| **a == Action::Skip).count();
-        for (loaded, action) in release.runbooks.iter().zip(&actions).filter(|(_, a)| **a != Action::Skip) {
-            publish(env, &aa, loaded, *action, location.as_deref()).await?;
-            done += 1;
-            tracing::info!(runbook = %loaded.entry.name, action = action.done(), "published {done}/{total} runbooks");
+        // Runbooks are independent, and a publish is a long-running operation (seconds), so they
+        // go in parallel, within a bound: Automation throttles per account. Each call is
+        // recorded as it succeeds; the first failure stops the rest from starting.
+        let done = AtomicUsize::new(actions.iter().filter(|a| **a == Action::Skip).count());
+        let mut jobs = Vec::new();
+        for (loaded, action) in release.runbooks.iter().zip(&actions) {
+            if *action != Action::Skip {
+                jobs.push(publish(env, &aa, loaded, *action, location.as_deref(), (&done, total)));
+            }
         }
+        futures::stream::iter(jobs).buffer_unordered(env.cfg.concurrency).try_collect::<()>().await?;
 
         // Validate: every runbook of the release is Published with our content.
         let mut runbooks = Vec::with_capacity(total);
@@ -229,7 +236,8 @@ async fn published_digest(aa: &Automation, rb: &Runbook) -> Result<Option<String
     }
 }
 
-/// Draft (when the runbook itself must be written), content, publish.
+/// Draft (when the runbook itself must be written), content, publish, then one progress line
+/// (`published 2/4 runbooks`, counted in `done` of `total`).
 /// Each call is recorded as it succeeds, so a failure part-way is reported as what it is.
 async fn publish(
     env: &Env<'_, RunbooksConfig>,
@@ -237,6 +245,7 @@ async fn publish(
     loaded: &Loaded,
     action: Action,
     location: Option<&str>,
+    (done, total): (&AtomicUsize, usize),
 ) -> Result<(), PhaseError> {
     let name = loaded.entry.name.as_str();
     let changed = |call: &str| env.changed(Change::new("runbook", aa.runbook_id(name), call));
@@ -272,6 +281,8 @@ async fn publish(
         Err(e) => return Err(e.into()),
     }
     changed(plan::PUBLISH);
+    let done = done.fetch_add(1, Ordering::Relaxed) + 1;
+    tracing::info!(runbook = name, action = action.done(), "published {done}/{total} runbooks");
     Ok(())
 }
 

@@ -66,6 +66,11 @@ impl Stack {
         b.build().unwrap()
     }
 
+    /// GET `url` with a bearer token; the body as JSON, whatever the status.
+    pub async fn get_json(&self, url: &str, token: &str) -> Value {
+        self.http().get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+    }
+
     pub fn control(&self) -> String {
         self.var("VIBEDATA_EMULATOR_CONTROL").trim_end_matches('/').to_owned()
     }
