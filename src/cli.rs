@@ -105,10 +105,14 @@ Functions (see functions/ and README.md):
 Both host modes are served: invocation envelopes on /<function>, proxied requests on /api/...
 Configuration comes only from the app settings (VIBEDATA_*), never from a request.";
 
-/// `copy SRC DST`: one image or index between two registries, by digest, all platforms.
+/// `copy SRC DST`: one image or index between two registries, by digest, all platforms; with
+/// `--release`, everything a release manifest pins.
 #[derive(Debug, Args)]
 #[command(after_help = "SRC and DST are host[:port]/repository followed by :tag or @sha256:<hex> (SRC needs one).\n\
-Without a tag, DST takes SRC's tag. Credentials are `user:password` in the named environment\n\
+Without a tag, DST takes SRC's tag. With --release, SRC is a release manifest (host/repository:tag) and\n\
+DST a registry, host[:port][/prefix]: the manifest and everything it pins (images, runbooks, migrations,\n\
+charts, AI definitions) go to DST/[prefix/]<repository>:<tag> by digest, --images at a time, in one\n\
+process (one token exchange; a layer shared by two images is mounted, not uploaded twice). Credentials are `user:password` in the named environment\n\
 variables, never on the command line. --dst-acr uses the managed identity (the identity\n\
 configuration `run` reads, and VIBEDATA_ACR_AUTH_ENDPOINT, default https://<DST host>).\n\
 VIBEDATA_CA_FILE names an extra trusted CA. Prints progress on stderr and a JSON report on stdout.\n\
@@ -127,9 +131,15 @@ pub struct CopyArgs {
     /// Authenticate to the target as the managed identity through the ACR token exchange.
     #[arg(long)]
     pub dst_acr: bool,
-    /// Blobs copied at once.
+    /// Blobs copied at once (per image).
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub jobs: usize,
+    /// SRC is a release manifest: copy it and everything it pins to the registry DST.
+    #[arg(long)]
+    pub release: bool,
+    /// With --release: images and artifacts copied at once.
+    #[arg(long, default_value_t = 4, value_name = "N", requires = "release")]
+    pub images: usize,
 }
 
 fn crate_version() -> &'static str {

@@ -1,5 +1,6 @@
 //! `vibedata-bootstrap copy SRC DST`: one image or index between two registries, the data-plane
-//! counterpart of ARM `importImage`, and what `scripts/bench` measures against skopeo.
+//! counterpart of ARM `importImage`, and what `scripts/bench` measures against skopeo; with
+//! `--release`, a whole release in one process (against a loop of skopeo or crane).
 
 use std::io::Write;
 use std::path::Path;
@@ -15,7 +16,10 @@ use crate::cli::CopyArgs;
 use crate::config::{Config, Source};
 use crate::oci::copy::Progress;
 use crate::oci::reference::{ImageRef, Target};
-use crate::oci::{copy, AcrIdentity, CopyOptions, Credentials, Registry, RegistryOptions};
+use crate::oci::release_artifact::{release_document, ReleaseArtifactError};
+use crate::oci::{copy, AcrIdentity, CopyOptions, Credentials, OciError, Registry, RegistryOptions};
+use crate::release;
+use futures::{StreamExt, TryStreamExt};
 
 /// A problem with the arguments or the environment: exit 2, nothing sent.
 struct BadInput(String);
@@ -34,9 +38,12 @@ pub async fn run(args: &CopyArgs, config_file: Option<&Path>) -> i32 {
     let opts = CopyOptions { jobs: args.jobs, progress: Some(progress.clone()), ..Default::default() };
     let started = std::time::Instant::now();
     let result = async {
-        let src = Registry::new(&plan.src.registry, plan.src_creds, plan.http.clone(), &plan.options)?;
-        let dst = Registry::new(&plan.dst.registry, plan.dst_creds, plan.http.clone(), &plan.options)?;
-        copy(
+        let src = Registry::new(&plan.src.registry, plan.src_creds.clone(), plan.http.clone(), &plan.options)?;
+        let dst = Registry::new(&plan.dst.registry, plan.dst_creds.clone(), plan.http.clone(), &plan.options)?;
+        if args.release {
+            return copy_release(&plan, &src, &dst, &opts, args.images).await;
+        }
+        let report = copy(
             &src,
             &plan.src.repository,
             plan.src_ref.as_str(),
@@ -45,19 +52,15 @@ pub async fn run(args: &CopyArgs, config_file: Option<&Path>) -> i32 {
             plan.dst_tag.as_deref(),
             &opts,
         )
-        .await
+        .await?;
+        Ok(serde_json::json!({"source": plan.src.to_string(), "target": plan.dst.to_string(), "report": report}))
     }
     .await;
     ticker.abort();
     print_progress(&progress);
     match result {
-        Ok(report) => {
-            let doc = serde_json::json!({
-                "source": plan.src.to_string(),
-                "target": plan.dst.to_string(),
-                "durationMs": started.elapsed().as_millis() as u64,
-                "report": report,
-            });
+        Ok(mut doc) => {
+            doc["durationMs"] = (started.elapsed().as_millis() as u64).into();
             println!("{doc}");
             0
         }
@@ -66,6 +69,61 @@ pub async fn run(args: &CopyArgs, config_file: Option<&Path>) -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// `--release`: the manifest artifact, then everything it pins, `images` at a time, through the
+/// same two clients (so one token exchange, and blobs already in the target are mounted).
+async fn copy_release(
+    plan: &Plan,
+    src: &Registry,
+    dst: &Registry,
+    opts: &CopyOptions,
+    images: usize,
+) -> Result<serde_json::Value, OciError> {
+    let (repo, tag) = (plan.src.repository.as_str(), plan.src_ref.as_str());
+    let digest = match &plan.src_ref {
+        Target::Digest(d) => d.clone(),
+        Target::Tag(_) => src.manifest_digest(repo, tag).await?.ok_or_else(|| OciError::NotFound {
+            registry: plan.src.registry.clone(),
+            resource: format!("{repo}:{tag}"),
+        })?,
+    };
+    let document = release_document(src, repo, &digest).await.map_err(|e| match e {
+        ReleaseArtifactError::Registry(e) => e,
+        other => OciError::BadReference { reference: format!("{repo}@{digest}"), reason: other.to_string() },
+    })?;
+    let manifest = release::parse(&document, &plan.src.registry, &[])
+        .map_err(|e| OciError::BadReference { reference: format!("{repo}@{digest}"), reason: e.to_string() })?;
+    let target = |r: &str| match plan.dst.repository.as_str() {
+        "" => r.to_owned(),
+        prefix => format!("{prefix}/{r}"),
+    };
+    let mut items: Vec<(String, String, String)> =
+        manifest.pinned().into_iter().map(|p| (p.repository, p.digest, p.tag)).collect();
+    let manifest_tag = plan.dst_tag.clone().unwrap_or_else(|| manifest.release.clone());
+    let copies = items.iter().map(|(r, d, t)| {
+        let dst_repo = target(r);
+        async move {
+            let report = copy(src, r, d, dst, &dst_repo, Some(t), opts).await?;
+            tracing::info!(target = %format!("{dst_repo}:{t}"), digest = %d, "copied");
+            Ok::<_, OciError>(serde_json::json!({"target": format!("{dst_repo}:{t}"), "digest": d, "report": report}))
+        }
+    });
+    let mut copied: Vec<serde_json::Value> =
+        futures::stream::iter(copies).buffer_unordered(images.max(1)).try_collect().await?;
+    // The manifest last: its tag appears only once everything it pins is in place, so a target
+    // that shows the release holds all of it.
+    copy(src, repo, &digest, dst, &target(repo), Some(&manifest_tag), opts).await?;
+    items.push((repo.to_owned(), digest.clone(), manifest_tag.clone()));
+    copied.sort_by(|a, b| a["target"].as_str().cmp(&b["target"].as_str()));
+    Ok(serde_json::json!({
+        "source": plan.src.to_string(),
+        "target": format!("{}/{}", plan.dst.registry, plan.dst.repository),
+        "release": manifest.release,
+        "manifestDigest": digest,
+        "copied": items.len(),
+        "items": copied,
+    }))
 }
 
 struct Plan {
@@ -81,7 +139,11 @@ struct Plan {
 
 fn prepare(args: &CopyArgs, config_file: Option<&Path>) -> Result<Plan, BadInput> {
     let src = ImageRef::parse(&args.src).map_err(|e| BadInput(format!("SRC {:?}: {e}", args.src)))?;
-    let mut dst = ImageRef::parse(&args.dst).map_err(|e| BadInput(format!("DST {:?}: {e}", args.dst)))?;
+    let mut dst = if args.release {
+        registry_prefix(&args.dst)?
+    } else {
+        ImageRef::parse(&args.dst).map_err(|e| BadInput(format!("DST {:?}: {e}", args.dst)))?
+    };
     let src_ref =
         src.target.clone().ok_or_else(|| BadInput(format!("SRC {:?} needs a :tag or @sha256: digest", args.src)))?;
     let dst_tag = match (&dst.target, &src_ref) {
@@ -97,8 +159,10 @@ fn prepare(args: &CopyArgs, config_file: Option<&Path>) -> Result<Plan, BadInput
             return Err(BadInput("DST may name a digest only when SRC names the same one".into()))
         }
     };
-    if !(1..=64).contains(&args.jobs) {
-        return Err(BadInput(format!("--jobs {} is out of range 1..=64", args.jobs)));
+    for (flag, n) in [("--jobs", args.jobs), ("--images", args.images)] {
+        if !(1..=64).contains(&n) {
+            return Err(BadInput(format!("{flag} {n} is out of range 1..=64")));
+        }
     }
 
     let source = Source::load(config_file).map_err(|e| BadInput(e.to_string()))?;
@@ -140,6 +204,23 @@ fn prepare(args: &CopyArgs, config_file: Option<&Path>) -> Result<Plan, BadInput
         creds_from_env(args.dst_creds_env.as_deref())?
     };
     Ok(Plan { src, dst, src_ref, dst_tag, src_creds, dst_creds, http, options })
+}
+
+/// `--release`'s DST: `host[:port]` and an optional repository prefix, no tag or digest.
+fn registry_prefix(raw: &str) -> Result<ImageRef, BadInput> {
+    let bad = |why: &str| BadInput(format!("DST {raw:?}: {why}"));
+    let (host, prefix) = raw.split_once('/').unwrap_or((raw, ""));
+    let prefix = prefix.trim_end_matches('/');
+    if host.is_empty() || !(host.contains('.') || host.contains(':') || host == "localhost") {
+        return Err(bad("with --release, expected a registry host[:port] with an optional /prefix"));
+    }
+    if !prefix.is_empty() {
+        match ImageRef::parse(&format!("{host}/{prefix}")) {
+            Ok(r) if r.target.is_none() => {}
+            _ => return Err(bad("the prefix must be a repository path, without a tag or digest")),
+        }
+    }
+    Ok(ImageRef { registry: host.to_owned(), repository: prefix.to_owned(), target: None })
 }
 
 /// `user:password` from the named environment variable (never from the command line, where any

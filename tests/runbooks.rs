@@ -193,16 +193,13 @@ async fn published(stack: &Stack, name: &str) -> Option<(String, Option<String>)
 /// The emulator's test view of one runbook (`GET /_emulator/automation/runbooks`): state,
 /// content hashes, publish counts; `null` when it does not exist.
 async fn emulator_view(stack: &Stack, name: &str) -> Value {
-    let all: Vec<Value> = stack
-        .http()
-        .get(format!("{}/automation/runbooks", stack.control()))
-        .send()
-        .await
+    let all = stack.control_get("automation/runbooks").await;
+    all.as_array()
         .unwrap()
-        .json()
-        .await
-        .unwrap();
-    all.into_iter().find(|r| r["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name))).unwrap_or(Value::Null)
+        .iter()
+        .find(|r| r["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 /// Mutating Automation calls in the journal since `mark`, as `METHOD path status`.

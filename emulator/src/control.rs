@@ -23,6 +23,7 @@ pub fn routes() -> Router<Shared> {
         .route("/_emulator/identity", axum::routing::put(identity_settings))
         .route("/_emulator/identity/expire", post(expire_tokens))
         .route("/_emulator/lro", get(lro).put(set_lro))
+        .route("/_emulator/latency", get(latency).delete(clear_latency))
         .route("/_emulator/registry-network", get(registry_network).put(set_registry_network))
         .route("/_emulator/import", get(import_settings).put(set_import_settings))
         .route("/_emulator/imports", get(imports).delete(clear_imports))
@@ -37,6 +38,16 @@ pub fn routes() -> Router<Shared> {
 
 async fn journal(State(st): State<Shared>) -> Response {
     Json(st.journal.entries()).into_response()
+}
+
+/// `GET /_emulator/latency`: every operation's simulated latency (`crate::latency`).
+async fn latency() -> Json<Value> {
+    Json(json!(crate::latency::all()))
+}
+
+async fn clear_latency() -> StatusCode {
+    crate::latency::clear();
+    StatusCode::NO_CONTENT
 }
 
 async fn clear_journal(State(st): State<Shared>) -> StatusCode {

@@ -22,6 +22,7 @@ mod http;
 mod identity;
 mod journal;
 mod keyvault;
+mod latency;
 mod listeners;
 mod middleware;
 mod oci_copy;

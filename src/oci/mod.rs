@@ -4,13 +4,15 @@
 //! - [`auth`]: who we are to a registry, and to which hosts each secret may go;
 //! - [`client`]: one registry ([`Registry`]), over `oci-client` plus a few direct calls;
 //! - [`copy`]: copy one image or index by digest, with bounded memory and parallelism;
-//! - [`layout`]: the content-addressed OCI layout under `oci/` in a Blob container.
+//! - [`layout`]: the content-addressed OCI layout under `oci/` in a Blob container;
+//! - [`release_artifact`]: the release manifest document out of its artifact.
 
 pub mod auth;
 pub mod client;
 pub mod copy;
 pub mod layout;
 pub mod reference;
+pub mod release_artifact;
 mod stream;
 mod transport;
 

@@ -81,17 +81,20 @@ impl Stack {
         assert!(r.status().is_success(), "arming {spec}: {}", r.status());
     }
 
+    /// `GET /_emulator/<path>` of the control API, as JSON.
+    pub async fn control_get(&self, path: &str) -> Value {
+        self.http().get(format!("{}/{path}", self.control())).send().await.unwrap().json().await.unwrap()
+    }
+
     /// Journal entries after `since` (a sequence number from [`Stack::journal_mark`]).
     pub async fn journal_since(&self, since: u64) -> Vec<Value> {
-        let all: Vec<Value> =
-            self.http().get(format!("{}/journal", self.control())).send().await.unwrap().json().await.unwrap();
-        all.into_iter().filter(|e| e["seq"].as_u64().unwrap_or(0) > since).collect()
+        let all = self.control_get("journal").await;
+        all.as_array().unwrap().iter().filter(|e| e["seq"].as_u64().unwrap_or(0) > since).cloned().collect()
     }
 
     pub async fn journal_mark(&self) -> u64 {
-        let all: Vec<Value> =
-            self.http().get(format!("{}/journal", self.control())).send().await.unwrap().json().await.unwrap();
-        all.iter().filter_map(|e| e["seq"].as_u64()).max().unwrap_or(0)
+        let all = self.control_get("journal").await;
+        all.as_array().unwrap().iter().filter_map(|e| e["seq"].as_u64()).max().unwrap_or(0)
     }
 
     /// A token from the emulator's identity endpoint, as the runtime would get it.

@@ -9,9 +9,10 @@ use serde_json::json;
 use super::validate;
 use crate::config::ArtifactsConfig;
 use crate::error::PhaseError;
+use crate::oci::release_artifact::{release_document, ReleaseArtifactError};
 use crate::oci::{Descriptor, Layout, Registry};
 use crate::phases::{Change, Env};
-use crate::release::{self, ReleaseManifest};
+use crate::release::ReleaseManifest;
 use crate::stored_release::paths;
 
 /// Artifacts are scripts and SQL; anything bigger is not one of ours.
@@ -46,19 +47,10 @@ pub async fn read_release(
     digest: &str,
     cfg: &ArtifactsConfig,
 ) -> Result<(ReleaseManifest, Bytes), PhaseError> {
-    let m = registry.manifest(repo, digest).await?;
-    let parsed: OciManifest = serde_json::from_slice(&m.bytes)
-        .map_err(|e| bad(cfg, format!("the release manifest artifact is not an OCI manifest: {e}")))?;
-    let layer = parsed.layers.iter().find(|l| l.media_type == release::MANIFEST_ARTIFACT_TYPE).ok_or_else(|| {
-        bad(cfg, format!("the artifact has no layer of media type {}", release::MANIFEST_ARTIFACT_TYPE))
+    let document = release_document(registry, repo, digest).await.map_err(|e| match e {
+        ReleaseArtifactError::Registry(e) => e.into(),
+        other => bad(cfg, other.to_string()),
     })?;
-    if layer.size as usize > release::MAX_MANIFEST_BYTES {
-        return Err(bad(
-            cfg,
-            format!("the manifest is {} bytes, over the {}-byte limit", layer.size, release::MAX_MANIFEST_BYTES),
-        ));
-    }
-    let document = fetch_blob(registry, repo, &layer.digest, release::MAX_MANIFEST_BYTES as u64).await?;
     let manifest = validate(&document, cfg)?;
     Ok((manifest, document))
 }

@@ -365,6 +365,9 @@ pub fn run_command(st: &Shared, req: &ArmRequest) -> Response {
         Err(e) => json!({"invalid": e}),
     };
     let started = crate::http::now_rfc3339();
+    // The command runs for real; only the poll pacing is simulated.
+    let retry_after = st.arm.lock().lro.retry_after;
+    crate::latency::record("aks", "runCommand", &cluster, Plan::default(), retry_after);
     {
         let mut aks = st.aks.lock();
         let mut op = Operation::new((), Plan::default());

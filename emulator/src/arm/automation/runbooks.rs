@@ -213,7 +213,9 @@ pub(super) fn put_draft_content(ctx: &Ctx, data: &mut AutomationData) -> Answer 
     rb.etag = etag;
     let op = RunbookOp { runbook: rb.name.to_ascii_lowercase(), action: Action::Draft };
     let id = uuid::Uuid::new_v4().to_string();
-    data.ops.insert(&id, Operation::new(op, Plan { polls: ctx.lro.polls, ..Plan::default() }));
+    let plan = Plan { polls: ctx.lro.polls, ..Plan::default() };
+    crate::latency::record("automation", "draft", &op.runbook, plan, ctx.lro.retry_after);
+    data.ops.insert(&id, Operation::new(op, plan));
     Ok(lro::accepted(&ctx.operation_url("draft/content", &id), ctx.lro.retry_after))
 }
 
@@ -257,7 +259,9 @@ pub(super) fn publish(ctx: &Ctx, data: &mut AutomationData) -> Answer {
             group: ctx.req.segs[3].clone(),
         },
     };
-    data.ops.insert(&id, Operation::new(op, Plan { polls, min_duration: duration }));
+    let plan = Plan { polls, min_duration: duration };
+    crate::latency::record("automation", "publish", &op.runbook, plan, ctx.lro.retry_after);
+    data.ops.insert(&id, Operation::new(op, plan));
     Ok(lro::accepted(&ctx.operation_url("publish", &id), ctx.lro.retry_after))
 }
 

@@ -244,6 +244,9 @@ pub fn start(st: &Shared, req: &ArmRequest) -> Response {
         error: None,
         ended: None,
     };
+    // The copy runs for real; only the duration it is held to is simulated.
+    let held = Plan { polls: 0, min_duration: job.duration };
+    crate::latency::record("arm.import", "importImage", &record.source_image, held, st.arm.lock().lro.retry_after);
     {
         let mut imports = st.imports.lock();
         imports.ops.insert(&job.op_id, Operation::new((), Plan::default()));
