@@ -113,6 +113,9 @@ pub fn fault_response(action: &Action, api: &str, cfg: &Config, method: &Method,
                     ),
                 )
             }
+            Action::Status { status, .. } => {
+                crate::search::fault_body(*status, "The request was refused (an armed status fault).")
+            }
             _ => crate::search::fault_body(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "An unexpected error occurred while processing the request.",
@@ -127,6 +130,9 @@ pub fn fault_response(action: &Action, api: &str, cfg: &Config, method: &Method,
                 &format!("Rate limit is exceeded. Try again in {retry_after} seconds."),
             ),
             Action::Rbac => crate::foundry::rbac_denied(cfg, api, method.as_str(), path),
+            Action::Status { status, code } => {
+                crate::foundry::fault_body(*status, code, "The request was refused (an armed status fault).")
+            }
             _ => crate::foundry::fault_body(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",

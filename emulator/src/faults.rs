@@ -25,6 +25,9 @@ pub enum Kind {
     Reset,
     Latency,
     Rbac,
+    /// A permanent error: `status` (default 400) with the service's own error body and `code`
+    /// (default `BadRequest`), which no client should retry.
+    Status,
     /// AKS runCommand: the POST answers `KubernetesPerformanceError` (the command pod did not
     /// start within 30 s), with `status` (default 400).
     KubernetesPerformance,
@@ -73,6 +76,11 @@ pub struct FaultSpec {
     /// `refused`: the ARM error code of the answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// `rbac`: the window of `seconds` opens at the first request it matches instead of now, as
+    /// an assignment made just before the call would be (an extension, for tests that cannot time
+    /// a phase's first call).
+    #[serde(default)]
+    pub from_first_call: bool,
 }
 
 struct Armed {
@@ -81,6 +89,8 @@ struct Armed {
     remaining: Option<u32>,
     /// rbac faults end at a time, not after a count.
     until: Option<Instant>,
+    /// An rbac window that opens at its first matching request (`fromFirstCall`).
+    deferred: Option<Duration>,
 }
 
 impl Armed {
@@ -115,6 +125,7 @@ pub enum Action {
     ServerError,
     Reset,
     Rbac,
+    Status { status: StatusCode, code: String },
 }
 
 #[derive(Default)]
@@ -133,12 +144,14 @@ impl Faults {
         if spec.kind == Kind::Latency && spec.latency_ms.is_none() {
             return Err("a latency fault needs latencyMs".into());
         }
-        let (remaining, until) = match spec.kind {
-            Kind::Latency => (spec.count, None),
-            Kind::Rbac => (None, Some(Instant::now() + Duration::from_secs(spec.seconds.unwrap_or(30)))),
-            _ => (Some(spec.count.unwrap_or(1)), None),
+        let window = Duration::from_secs(spec.seconds.unwrap_or(30));
+        let (remaining, until, deferred) = match spec.kind {
+            Kind::Latency => (spec.count, None, None),
+            Kind::Rbac if spec.from_first_call => (None, None, Some(window)),
+            Kind::Rbac => (None, Some(Instant::now() + window), None),
+            _ => (Some(spec.count.unwrap_or(1)), None, None),
         };
-        self.armed.lock().unwrap().push(Armed { spec, remaining, until });
+        self.armed.lock().unwrap().push(Armed { spec, remaining, until, deferred });
         Ok(())
     }
 
@@ -194,7 +207,16 @@ impl Faults {
                 Kind::Throttle => Some(Action::Throttle { retry_after: fault.spec.retry_after.unwrap_or(1) }),
                 Kind::ServerError => Some(Action::ServerError),
                 Kind::Reset => Some(Action::Reset),
-                Kind::Rbac => Some(Action::Rbac),
+                Kind::Rbac => {
+                    if let Some(window) = fault.deferred.take() {
+                        fault.until = Some(Instant::now() + window);
+                    }
+                    Some(Action::Rbac)
+                }
+                Kind::Status => Some(Action::Status {
+                    status: StatusCode::from_u16(fault.spec.status.unwrap_or(400)).unwrap_or(StatusCode::BAD_REQUEST),
+                    code: fault.spec.code.clone().unwrap_or_else(|| "BadRequest".into()),
+                }),
                 Kind::KubernetesPerformance | Kind::CommandFailed | Kind::Refused => None,
             };
             if action.is_some() {
@@ -267,6 +289,11 @@ fn service_response(action: &Action, api: &str, cfg: &Config, method: &Method, p
             ),
         ),
         Action::Rbac => rbac_denied(api, cfg, method, path),
+        Action::Status { status, code } if api == "keyvault" => {
+            kv_error(*status, code, "The request was refused (an armed status fault).", None)
+        }
+        Action::Status { status, code } if is_acr_token => acr_error(*status, code, "refused (an armed status fault)"),
+        Action::Status { status, code } => arm_error(*status, code, "The request was refused (an armed status fault)."),
         Action::Reset => unreachable!("reset faults never produce a response"),
     }
 }
@@ -381,7 +408,30 @@ mod tests {
             status: None,
             reason: None,
             code: None,
+            from_first_call: false,
         }
+    }
+
+    #[test]
+    fn a_deferred_rbac_window_opens_at_its_first_call_and_a_status_fault_is_permanent() {
+        let faults = Faults::default();
+        faults.arm(FaultSpec { seconds: Some(0), from_first_call: true, ..spec("keyvault", Kind::Rbac) }).unwrap();
+        // Armed long before the call, the window is still there when the call comes...
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(matches!(faults.decide("keyvault", "/secrets/x").action, Some(Action::Rbac)));
+        // ...and, zero seconds long, it has closed by the next.
+        assert!(faults.decide("keyvault", "/secrets/x").action.is_none());
+
+        faults
+            .arm(FaultSpec { status: Some(404), code: Some("SecretNotFound".into()), ..spec("keyvault", Kind::Status) })
+            .unwrap();
+        match faults.decide("keyvault", "/secrets/x").action {
+            Some(Action::Status { status, code }) => {
+                assert_eq!((status.as_u16(), code.as_str()), (404, "SecretNotFound"))
+            }
+            _ => panic!("a status fault answers its status"),
+        }
+        assert!(faults.decide("keyvault", "/secrets/x").action.is_none(), "count 1 by default");
     }
 
     #[test]
