@@ -214,7 +214,7 @@ start_registry_customer() {
   if svc_running registry-customer; then running_line registry-customer "127.0.0.1:$port"; return; fi
   port_free registry-customer "$port"
   _registry_config registry-customer "$port" "$REGISTRY_CUSTOMER_HTTP_SECRET" "  token:
-    realm: https://127.0.0.1:$((BASE_PORT + 3))/oauth2/token
+    realm: https://${VIBEDATA_STACK_REALM_HOST:-127.0.0.1}:$((BASE_PORT + 3))/oauth2/token
     service: $STACK_ACR_NAME
     issuer: $STACK_TOKEN_ISSUER
     rootcertbundle: $STACK_DIR/ca/token-bundle.pem"
@@ -333,7 +333,7 @@ export VIBEDATA_STORAGE_BLOB_URL=https://127.0.0.1:$((p + 4))/devstoreaccount1
 export VIBEDATA_ACR_NAME=$STACK_ACR_NAME
 export VIBEDATA_AUTOMATION_ACCOUNT=$STACK_AUTOMATION_ACCOUNT
 export VIBEDATA_ACR_LOGIN_SERVER=127.0.0.1:$((p + 8))
-export VIBEDATA_ACR_AUTH_ENDPOINT=https://127.0.0.1:$((p + 3))
+export VIBEDATA_ACR_AUTH_ENDPOINT=https://${VIBEDATA_STACK_REALM_HOST:-127.0.0.1}:$((p + 3))
 export VIBEDATA_PUBLISHER_REGISTRY=127.0.0.1:$((p + 7))
 export VIBEDATA_PUBLISHER_CREDENTIAL_SECRET=publisher-pull-credential
 export VIBEDATA_IMAGES=vibedata/api,vibedata/auth,vibedata/catalog,vibedata/exporter,vibedata/gateway,vibedata/health-probe,vibedata/ingest,vibedata/notifier,vibedata/query-engine,vibedata/scheduler,vibedata/web,vibedata/worker
