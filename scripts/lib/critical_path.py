@@ -41,7 +41,10 @@ def main(argv):
         bounds[kind] = int(n)
     phases = []
     for f in sorted(outputs.glob("*.json")):
-        doc = json.loads(f.read_text())
+        try:
+            doc = json.loads(f.read_text())
+        except json.JSONDecodeError:
+            continue
         if not isinstance(doc, dict) or "startedAt" not in doc or doc.get("phase") == "preflight":
             continue
         start = ms(doc["startedAt"])
