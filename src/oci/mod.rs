@@ -11,6 +11,7 @@ pub mod client;
 pub mod copy;
 pub mod layout;
 pub mod reference;
+mod referrers;
 mod stream;
 mod transport;
 
@@ -23,6 +24,7 @@ pub use auth::{AcrIdentity, Credentials};
 pub use client::{Manifest, Registry, RegistryOptions};
 pub use copy::{copy, CopyOptions, CopyReport};
 pub use layout::Layout;
+pub use referrers::{Referrers, ReferrersSource};
 
 use crate::azure::AzureError;
 

@@ -24,6 +24,7 @@ use crate::oci::{AcrIdentity, CopyOptions, Credentials, Registry, RegistryOption
 use crate::release::{self, Kind, Pinned, ReleaseManifest};
 use crate::sequence::Step;
 
+mod signature;
 mod storage;
 
 /// What to do with one target tag, decided from its current digest. Pure, so it is unit-tested.
@@ -194,6 +195,7 @@ pub struct Work {
     pinned: Vec<Pinned>,
     /// Indexes into `pinned` of the targets to import, with `force`.
     todo: Vec<(usize, bool)>,
+    provenance: signature::Provenance,
 }
 
 pub struct Artifacts;
@@ -246,6 +248,20 @@ impl Phase for Artifacts {
             )),
             Err(e) => checks.push(Check::fail(name, &e, started)),
         }
+        // The trust store parsed during validation; say what it holds and what is not checked.
+        let v = &cfg.verification;
+        checks.push(Check::pass(
+            "release trust store",
+            match &v.policy {
+                Some(p) => format!(
+                    "{} root certificate(s), {} verification, revocation not checked",
+                    p.roots(),
+                    v.level.as_str()
+                ),
+                None => format!("none: {} verification reports the signature without enforcing it", v.level.as_str()),
+            },
+            std::time::Instant::now(),
+        ));
         checks.push(
             Check::run("publisher credential", ctx.vault.get(&cfg.publisher_credential_secret), |_| {
                 format!("{} readable", cfg.publisher_credential_secret)
@@ -268,6 +284,14 @@ impl Phase for Artifacts {
             )
         })?;
         tracing::info!(manifest = %format!("{mrepo}:{mtag}"), digest = %manifest_digest, "release manifest pinned");
+        // 2. Its signature, before anything else is read from the manifest or moved.
+        let subject = clients.publisher.manifest(mrepo, &manifest_digest).await?;
+        let subject = crate::notary::Descriptor {
+            media_type: subject.media_type,
+            digest: manifest_digest.clone(),
+            size: subject.bytes.len() as u64,
+        };
+        let provenance = signature::verify(&clients.publisher, mrepo, &subject, cfg).await?;
         let manifest_import = match decide(&manifest_digest, clients.current(mrepo, mtag).await?.as_deref(), cfg.mode) {
             Action::Conflict { current } => return Err(conflict(cfg, mrepo, mtag, &current, &manifest_digest)),
             Action::Skip => None,
@@ -275,7 +299,7 @@ impl Phase for Artifacts {
         };
         let (manifest, document) = storage::read_release(&clients.publisher, mrepo, &manifest_digest, cfg).await?;
 
-        // 2. Every pinned target, from its current digest.
+        // 3. Every pinned target, from its current digest.
         let pinned = manifest.pinned();
         let currents = clients.currents(&pinned).await?;
         let mut todo = Vec::new();
@@ -289,7 +313,7 @@ impl Phase for Artifacts {
             }
         }
 
-        // 3. Artifact storage.
+        // 4. Artifact storage.
         let writes = storage::plan(env, &clients.publisher, &manifest, &manifest_digest, mrepo, &document).await?;
 
         let mut changes = Vec::new();
@@ -307,14 +331,15 @@ impl Phase for Artifacts {
                 json!({"kind": p.kind.as_str(), "target": format!("{}:{}", p.repository, p.tag), "digest": p.digest, "force": force})
             })
             .collect();
-        let summary = json!({"release": manifest.release, "manifestDigest": manifest_digest, "imports": imports, "artifactStorageWrites": writes.len()});
+        let summary = json!({"release": manifest.release, "manifestDigest": manifest_digest, "signature": provenance.summary(), "imports": imports, "artifactStorageWrites": writes.len()});
         changes.extend(writes);
-        let work = Work { clients, manifest, manifest_digest, document, manifest_import, pinned, todo };
+        let work = Work { clients, manifest, manifest_digest, document, manifest_import, pinned, todo, provenance };
         Ok(Plan::new(changes, summary, work))
     }
 
     async fn apply(&self, env: &Env<'_, ArtifactsConfig>, plan: Plan<Work>) -> Result<Report, PhaseError> {
-        let Work { clients, manifest, manifest_digest, document, manifest_import, pinned, todo } = plan.work;
+        let Work { clients, manifest, manifest_digest, document, manifest_import, pinned, todo, provenance } =
+            plan.work;
         let cfg = env.cfg;
         let (mrepo, mtag) = (cfg.manifest_repository.as_str(), cfg.manifest_tag.as_str());
         if let Some(force) = manifest_import {
@@ -346,6 +371,7 @@ impl Phase for Artifacts {
             summary: json!({
                 "release": manifest.release,
                 "manifestDigest": manifest_digest,
+                "signature": provenance.summary(),
                 "method": match cfg.method { ImportMethod::ImportImage => "importImage", ImportMethod::Copy => "copy" },
                 "images": {"total": count(Kind::Image), "imported": imported(Kind::Image)},
                 "runbooks": {"total": count(Kind::Runbook), "imported": imported(Kind::Runbook)},

@@ -1,0 +1,158 @@
+//! Listing the referrers of a manifest (OCI distribution-spec 1.1, "Listing Referrers"): the
+//! referrers API, and on a registry without it (a 404, as CNCF distribution 2.8 answers) the
+//! referrers tag schema `<alg>-<hex>`, an ordinary tag holding an image index.
+
+use reqwest::header::ACCEPT;
+use serde::Deserialize;
+
+use super::auth::Scope;
+use super::reference::valid_digest;
+use super::{transport, Descriptor, OciError, Registry, OCI_INDEX};
+
+/// At most this many pages are followed: a registry that keeps answering `rel="next"` is broken.
+const MAX_PAGES: usize = 32;
+
+/// Where a referrers list came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferrersSource {
+    /// `GET /v2/<name>/referrers/<digest>`.
+    Api,
+    /// The tag `sha256-<hex>` (or nothing there: no referrers).
+    TagSchema,
+}
+
+#[derive(Debug, Clone)]
+pub struct Referrers {
+    pub source: ReferrersSource,
+    /// Only those of the requested `artifactType`, whether or not the registry filtered.
+    pub manifests: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+struct Index {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+/// The tag the referrers tag schema keeps the referrers of `digest` under.
+pub fn tag_schema(digest: &str) -> Option<String> {
+    let (alg, hex) = digest.split_once(':')?;
+    Some(format!("{}-{}", &alg[..alg.len().min(32)], &hex[..hex.len().min(64)]))
+}
+
+impl Registry {
+    /// The referrers of `repository@digest` whose `artifactType` is `artifact_type`.
+    pub async fn referrers(&self, repository: &str, digest: &str, artifact_type: &str) -> Result<Referrers, OciError> {
+        if !valid_digest(digest) {
+            return Err(OciError::BadReference { reference: digest.into(), reason: "not a sha256 digest".into() });
+        }
+        let resource = format!("{repository}@{digest} referrers");
+        let mut next =
+            Some(self.url(&format!("/v2/{repository}/referrers/{digest}?artifactType={}", urlencode(artifact_type))));
+        let mut manifests = Vec::new();
+        for page in 0.. {
+            let Some(url) = next.take() else { break };
+            if page == MAX_PAGES {
+                return Err(OciError::Manifest {
+                    resource,
+                    detail: format!("more than {MAX_PAGES} pages of referrers"),
+                });
+            }
+            let resp = self
+                .direct(&[Scope::pull(repository)], &resource, true, || {
+                    self.http.get(url.clone()).header(ACCEPT, OCI_INDEX)
+                })
+                .await?;
+            let status = resp.status().as_u16();
+            if status == 404 && page == 0 {
+                return self.referrers_by_tag(repository, digest, artifact_type).await;
+            }
+            if status != 200 {
+                return Err(transport::from_status(
+                    status,
+                    &resp.text().await.unwrap_or_default(),
+                    self.host(),
+                    &resource,
+                ));
+            }
+            // Without the header the registry did not filter, and we must.
+            let filtered = resp
+                .headers()
+                .get_all("oci-filters-applied")
+                .iter()
+                .any(|v| v.to_str().map(|s| s.split(',').any(|f| f.trim() == "artifactType")).unwrap_or(false));
+            next = resp
+                .headers()
+                .get("link")
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_link)
+                .and_then(|l| self.url("/").join(&l).ok());
+            let body = resp.bytes().await.map_err(|e| OciError::Transport {
+                registry: self.host().into(),
+                resource: resource.clone(),
+                detail: e.to_string(),
+            })?;
+            let index: Index = serde_json::from_slice(&body).map_err(|e| OciError::Manifest {
+                resource: resource.clone(),
+                detail: format!("the referrers answer is not an index ({e})"),
+            })?;
+            manifests.extend(
+                index.manifests.into_iter().filter(|m| filtered || m.artifact_type.as_deref() == Some(artifact_type)),
+            );
+        }
+        Ok(Referrers { source: ReferrersSource::Api, manifests })
+    }
+
+    async fn referrers_by_tag(
+        &self,
+        repository: &str,
+        digest: &str,
+        artifact_type: &str,
+    ) -> Result<Referrers, OciError> {
+        let tag = tag_schema(digest).expect("a valid digest has an algorithm");
+        let none = Referrers { source: ReferrersSource::TagSchema, manifests: Vec::new() };
+        if self.manifest_digest(repository, &tag).await?.is_none() {
+            return Ok(none);
+        }
+        let m = self.manifest(repository, &tag).await?;
+        // "No valid index ⇒ no referrers."
+        let Ok(index) = serde_json::from_slice::<Index>(&m.bytes) else { return Ok(none) };
+        let manifests =
+            index.manifests.into_iter().filter(|m| m.artifact_type.as_deref() == Some(artifact_type)).collect();
+        Ok(Referrers { source: ReferrersSource::TagSchema, manifests })
+    }
+}
+
+/// The target of a `Link: <url>; rel="next"` header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let rel_next =
+            params.split(';').any(|p| matches!(p.trim().replace(' ', "").as_str(), "rel=\"next\"" | "rel=next"));
+        rel_next.then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
+    })
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_schema_and_link_headers() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(tag_schema(&d).unwrap(), format!("sha256-{}", "a".repeat(64)));
+        assert_eq!(
+            next_link(r#"</v2/r/referrers/sha256:1?n=2&last=x>; rel="next""#).as_deref(),
+            Some("/v2/r/referrers/sha256:1?n=2&last=x")
+        );
+        assert_eq!(
+            next_link(r#"<https://x/a>; rel="prev", <https://x/b>; rel="next""#).as_deref(),
+            Some("https://x/b")
+        );
+        assert_eq!(next_link(r#"<https://x/a>; rel="prev""#), None);
+    }
+}
