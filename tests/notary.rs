@@ -203,3 +203,66 @@ async fn audit_mode_reports_an_unsigned_release_loudly_and_goes_on() {
     assert!(s["warning"].as_str().unwrap().contains("AUDIT MODE"), "{s}");
     assert!(s["failures"][0].as_str().unwrap().contains("unsigned"), "{s}");
 }
+
+/// The real `notation` CLI (scripts/setup builds it into .tools/notation/): what it signs, we
+/// verify (JWS and COSE, RSA-3072 self-signed test certificate: a root-only chain), and what the
+/// sample release's fixture signer signs, `notation verify` accepts.
+#[tokio::test]
+async fn notation_round_trip() {
+    let stack = Stack::get();
+    let bin = concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/notation/v1.3.2/notation");
+    assert!(std::path::Path::new(bin).exists(), "{bin} is missing: run scripts/setup");
+    let home = tempfile::tempdir().unwrap();
+    let registry_host = stack.var("VIBEDATA_PUBLISHER_REGISTRY").to_owned();
+    let notation = |args: &[&str]| {
+        let o = std::process::Command::new(bin)
+            .args(args)
+            .env_clear()
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path())
+            .env("SSL_CERT_FILE", stack.var("VIBEDATA_CA_FILE"))
+            .env("NOTATION_USERNAME", stack.var("VIBEDATA_STACK_PUBLISHER_USER"))
+            .env("NOTATION_PASSWORD", stack.var("VIBEDATA_STACK_PUBLISHER_PASSWORD"))
+            .output()
+            .expect("run notation");
+        assert!(
+            o.status.success(),
+            "notation {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    notation(&["cert", "generate-test", "--default", "vibedata-roundtrip"]);
+    let cert = std::fs::read_to_string(home.path().join("notation/localkeys/vibedata-roundtrip.crt")).unwrap();
+    let ids = r#"["x509.subject: C=US, ST=WA, O=Notary, CN=vibedata-roundtrip"]"#;
+    let pid = std::process::id();
+    for (format, envelope) in [("jws", "application/jose+json"), ("cose", "application/cose")] {
+        let tag = format!("notation-{format}-{pid}");
+        let d = document(&stack, &tag, false, "").await;
+        notation(&["sign", "--signature-format", format, &format!("{registry_host}/{REPO}@{d}")]);
+        let s = planned(
+            &stack,
+            "notation",
+            &tag,
+            &[("VIBEDATA_RELEASE_TRUST_STORE", &cert), ("VIBEDATA_RELEASE_TRUSTED_IDENTITIES", ids)],
+        );
+        assert_eq!((s["verified"].as_bool(), s["envelope"].as_str()), (Some(true), Some(envelope)), "{format}: {s}");
+        assert_eq!(s["signer"], "CN=vibedata-roundtrip,O=Notary,L=Seattle,ST=WA,C=US");
+    }
+
+    // The other way round: notation verifies the fixture signatures under the stack's trust store.
+    let tag = format!("notation-verify-{pid}");
+    let d = document(&stack, &tag, true, "").await;
+    let store = home.path().join("notation/truststore/x509/ca/sample");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join("root.pem"), stack.var("VIBEDATA_RELEASE_TRUST_STORE").replace("\\n", "\n")).unwrap();
+    let identities: Value = serde_json::from_str(stack.var("VIBEDATA_RELEASE_TRUSTED_IDENTITIES")).unwrap();
+    let policy = json!({"version": "1.0", "trustPolicies": [{
+        "name": "sample", "registryScopes": ["*"],
+        "signatureVerification": {"level": "strict", "override": {"revocation": "skip"}},
+        "trustStores": ["ca:sample"], "trustedIdentities": identities}]});
+    let policy_file = home.path().join("policy.json");
+    std::fs::write(&policy_file, policy.to_string()).unwrap();
+    notation(&["policy", "import", "--force", policy_file.to_str().unwrap()]);
+    notation(&["verify", &format!("{registry_host}/{REPO}@{d}")]);
+}

@@ -29,7 +29,9 @@ use setup::*;
 const PHASES: [&str; 7] = ["artifacts", "runbooks", "database", "airbyte", "ai", "registry", "health"];
 
 /// Keys whose values change from run to run.
-const VOLATILE_KEYS: &[&str] = &["startedAt", "durationMs", "ms", "checkedAt", "waitedMs", "etag"];
+/// (`signer` and `signingTime` name the fixture signer and its clock: a contract of the signature, not of the snapshot.)
+const VOLATILE_KEYS: &[&str] =
+    &["startedAt", "durationMs", "ms", "checkedAt", "waitedMs", "etag", "signer", "signingTime"];
 
 /// Keys of the runbook phase whose values depend on what other tests published before this one.
 const HISTORY_KEYS: &[&str] =
