@@ -204,65 +204,139 @@ async fn audit_mode_reports_an_unsigned_release_loudly_and_goes_on() {
     assert!(s["failures"][0].as_str().unwrap().contains("unsigned"), "{s}");
 }
 
-/// The real `notation` CLI (scripts/setup builds it into .tools/notation/): what it signs, we
-/// verify (JWS and COSE, RSA-3072 self-signed test certificate: a root-only chain), and what the
-/// sample release's fixture signer signs, `notation verify` accepts.
+/// The real `notation` CLI (scripts/setup builds it into .tools/notation/), with a
+/// configuration directory of its own.
+struct Notation {
+    home: tempfile::TempDir,
+    ca: String,
+}
+
+impl Notation {
+    fn new(stack: &Stack) -> Notation {
+        assert!(std::path::Path::new(NOTATION).exists(), "{NOTATION} is missing: run scripts/setup");
+        Notation { home: tempfile::tempdir().unwrap(), ca: stack.var("VIBEDATA_CA_FILE").to_owned() }
+    }
+
+    fn run(&self, args: &[&str], (user, password): (&str, &str)) {
+        let o = std::process::Command::new(NOTATION)
+            .args(args)
+            .env_clear()
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path())
+            .env("SSL_CERT_FILE", &self.ca)
+            .env("NOTATION_USERNAME", user)
+            .env("NOTATION_PASSWORD", password)
+            .output()
+            .expect("run notation");
+        let said = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success(), "notation {args:?}: {said}");
+    }
+
+    /// Trusts what the stack trusts: the sample release's fixture root and signer.
+    fn trust_the_stack(&self, stack: &Stack) {
+        let store = self.home.path().join("notation/truststore/x509/ca/sample");
+        std::fs::create_dir_all(&store).unwrap();
+        std::fs::write(store.join("root.pem"), stack.var("VIBEDATA_RELEASE_TRUST_STORE").replace("\\n", "\n")).unwrap();
+        let identities: Value = serde_json::from_str(stack.var("VIBEDATA_RELEASE_TRUSTED_IDENTITIES")).unwrap();
+        let policy = json!({"version": "1.0", "trustPolicies": [{
+            "name": "sample", "registryScopes": ["*"],
+            "signatureVerification": {"level": "strict", "override": {"revocation": "skip"}},
+            "trustStores": ["ca:sample"], "trustedIdentities": identities}]});
+        let file = self.home.path().join("policy.json");
+        std::fs::write(&file, policy.to_string()).unwrap();
+        self.run(&["policy", "import", "--force", file.to_str().unwrap()], ("", ""));
+    }
+}
+
+const NOTATION: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/notation/v1.3.2/notation");
+
+fn publisher_login(stack: &Stack) -> (&str, &str) {
+    (stack.var("VIBEDATA_STACK_PUBLISHER_USER"), stack.var("VIBEDATA_STACK_PUBLISHER_PASSWORD"))
+}
+
+/// What notation signs, we verify (JWS and COSE, its RSA-3072 self-signed test certificate: a
+/// root-only chain), and what the sample release's fixture signer signs, `notation verify` accepts.
 #[tokio::test]
 async fn notation_round_trip() {
     let stack = Stack::get();
-    let bin = concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/notation/v1.3.2/notation");
-    assert!(std::path::Path::new(bin).exists(), "{bin} is missing: run scripts/setup");
-    let home = tempfile::tempdir().unwrap();
+    let notation = Notation::new(&stack);
     let registry_host = stack.var("VIBEDATA_PUBLISHER_REGISTRY").to_owned();
-    let notation = |args: &[&str]| {
-        let o = std::process::Command::new(bin)
-            .args(args)
-            .env_clear()
-            .env("HOME", home.path())
-            .env("XDG_CONFIG_HOME", home.path())
-            .env("SSL_CERT_FILE", stack.var("VIBEDATA_CA_FILE"))
-            .env("NOTATION_USERNAME", stack.var("VIBEDATA_STACK_PUBLISHER_USER"))
-            .env("NOTATION_PASSWORD", stack.var("VIBEDATA_STACK_PUBLISHER_PASSWORD"))
-            .output()
-            .expect("run notation");
-        assert!(
-            o.status.success(),
-            "notation {args:?}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
-    notation(&["cert", "generate-test", "--default", "vibedata-roundtrip"]);
-    let cert = std::fs::read_to_string(home.path().join("notation/localkeys/vibedata-roundtrip.crt")).unwrap();
+    notation.run(&["cert", "generate-test", "--default", "vibedata-roundtrip"], ("", ""));
+    let cert = std::fs::read_to_string(notation.home.path().join("notation/localkeys/vibedata-roundtrip.crt")).unwrap();
     let ids = r#"["x509.subject: C=US, ST=WA, O=Notary, CN=vibedata-roundtrip"]"#;
     let pid = std::process::id();
     for (format, envelope) in [("jws", "application/jose+json"), ("cose", "application/cose")] {
         let tag = format!("notation-{format}-{pid}");
         let d = document(&stack, &tag, false, "").await;
-        notation(&["sign", "--signature-format", format, &format!("{registry_host}/{REPO}@{d}")]);
-        let s = planned(
-            &stack,
-            "notation",
-            &tag,
-            &[("VIBEDATA_RELEASE_TRUST_STORE", &cert), ("VIBEDATA_RELEASE_TRUSTED_IDENTITIES", ids)],
+        notation.run(
+            &["sign", "--signature-format", format, &format!("{registry_host}/{REPO}@{d}")],
+            publisher_login(&stack),
         );
+        let extra = [("VIBEDATA_RELEASE_TRUST_STORE", cert.as_str()), ("VIBEDATA_RELEASE_TRUSTED_IDENTITIES", ids)];
+        let s = planned(&stack, "notation", &tag, &extra);
         assert_eq!((s["verified"].as_bool(), s["envelope"].as_str()), (Some(true), Some(envelope)), "{format}: {s}");
         assert_eq!(s["signer"], "CN=vibedata-roundtrip,O=Notary,L=Seattle,ST=WA,C=US");
     }
 
-    // The other way round: notation verifies the fixture signatures under the stack's trust store.
     let tag = format!("notation-verify-{pid}");
     let d = document(&stack, &tag, true, "").await;
-    let store = home.path().join("notation/truststore/x509/ca/sample");
-    std::fs::create_dir_all(&store).unwrap();
-    std::fs::write(store.join("root.pem"), stack.var("VIBEDATA_RELEASE_TRUST_STORE").replace("\\n", "\n")).unwrap();
-    let identities: Value = serde_json::from_str(stack.var("VIBEDATA_RELEASE_TRUSTED_IDENTITIES")).unwrap();
-    let policy = json!({"version": "1.0", "trustPolicies": [{
-        "name": "sample", "registryScopes": ["*"],
-        "signatureVerification": {"level": "strict", "override": {"revocation": "skip"}},
-        "trustStores": ["ca:sample"], "trustedIdentities": identities}]});
-    let policy_file = home.path().join("policy.json");
-    std::fs::write(&policy_file, policy.to_string()).unwrap();
-    notation(&["policy", "import", "--force", policy_file.to_str().unwrap()]);
-    notation(&["verify", &format!("{registry_host}/{REPO}@{d}")]);
+    notation.trust_the_stack(&stack);
+    notation.run(&["verify", &format!("{registry_host}/{REPO}@{d}")], publisher_login(&stack));
+}
+
+/// importImage copies no referrers, so the phase imports the accepted signature by digest
+/// (`untaggedTargetRepositories`) and, the customer registry lacking the referrers API here,
+/// updates its tag-schema index; `notation verify` then succeeds against the customer registry,
+/// and a rerun changes nothing.
+#[tokio::test]
+async fn the_customer_registry_keeps_the_signature_and_notation_verifies_it_there() {
+    let stack = Stack::get();
+    let release = format!("2026.11.13-{}", std::process::id());
+    let d = publish(&stack, &release);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.json");
+    let env = env_for(&stack, "sig-carry", &release, &out, &[]);
+    let o = stack.cli(&env, &["run", "artifacts"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = read_outputs(&out);
+    let sig = v["summary"]["signature"]["signatureDigest"].as_str().unwrap().to_owned();
+    let changed: Vec<_> = v["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] != "image" && c["kind"] != "manifest")
+        .cloned()
+        .collect();
+    assert!(
+        changed.contains(&json!({"kind": "signature", "resource": format!("{REPO}@{sig}"), "action": "import"})),
+        "{changed:?}"
+    );
+    let index_change =
+        json!({"kind": "referrers-index", "resource": format!("{REPO}:{}", schema_tag(&d)), "action": "update"});
+    assert!(changed.contains(&index_change), "{changed:?}");
+    let customer = registry(&stack, true);
+    assert_eq!(customer.manifest_digest(REPO, &sig).await.unwrap(), Some(sig.clone()));
+    let listed = customer.referrers(REPO, &d, NOTARY_SIG).await.unwrap();
+    assert_eq!(listed.manifests.iter().map(|m| m.digest.as_str()).collect::<Vec<_>>(), [sig.as_str()]);
+
+    let o = stack.cli(&env, &["run", "artifacts"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read_outputs(&out)["changes"], 0, "a rerun changes nothing");
+
+    // notation against the customer registry, logged in as `az acr login --expose-token` would.
+    let aad = stack.token("https://management.azure.com/").await;
+    let form = [
+        ("grant_type", "access_token"),
+        ("service", stack.var("VIBEDATA_ACR_NAME")),
+        ("access_token", aad.as_str()),
+        ("tenant", stack.var("VIBEDATA_TENANT_ID")),
+    ];
+    let url = format!("{}/oauth2/exchange", stack.var("VIBEDATA_ACR_AUTH_ENDPOINT"));
+    let answer = stack.http().post(url).form(&form).send().await.unwrap();
+    let exchange: Value = answer.json().await.unwrap();
+    let refresh = exchange["refresh_token"].as_str().expect("a refresh token");
+    let notation = Notation::new(&stack);
+    notation.trust_the_stack(&stack);
+    let target = format!("{}/{REPO}@{d}", stack.var("VIBEDATA_ACR_LOGIN_SERVER"));
+    notation.run(&["verify", &target], ("00000000-0000-0000-0000-000000000000", refresh));
 }

@@ -24,7 +24,7 @@ pub use auth::{AcrIdentity, Credentials};
 pub use client::{Manifest, Registry, RegistryOptions};
 pub use copy::{copy, CopyOptions, CopyReport};
 pub use layout::Layout;
-pub use referrers::{Referrers, ReferrersSource};
+pub use referrers::{schema_index, tag_schema, Referrers, ReferrersSource};
 
 use crate::azure::AzureError;
 

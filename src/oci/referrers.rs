@@ -26,12 +26,20 @@ pub struct Referrers {
     pub source: ReferrersSource,
     /// Only those of the requested `artifactType`, whether or not the registry filtered.
     pub manifests: Vec<Descriptor>,
+    /// On the tag schema, the whole index (every artifact type): what an update must keep.
+    pub index: Vec<Descriptor>,
 }
 
 #[derive(Deserialize)]
 struct Index {
     #[serde(default)]
     manifests: Vec<Descriptor>,
+}
+
+/// The tag-schema index listing `manifests` (what a pusher on a registry without the API writes).
+pub fn schema_index(manifests: &[Descriptor]) -> bytes::Bytes {
+    let v = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
+    bytes::Bytes::from(v.to_string())
 }
 
 /// The tag the referrers tag schema keeps the referrers of `digest` under.
@@ -100,7 +108,7 @@ impl Registry {
                 index.manifests.into_iter().filter(|m| filtered || m.artifact_type.as_deref() == Some(artifact_type)),
             );
         }
-        Ok(Referrers { source: ReferrersSource::Api, manifests })
+        Ok(Referrers { source: ReferrersSource::Api, manifests, index: Vec::new() })
     }
 
     async fn referrers_by_tag(
@@ -110,7 +118,7 @@ impl Registry {
         artifact_type: &str,
     ) -> Result<Referrers, OciError> {
         let tag = tag_schema(digest).expect("a valid digest has an algorithm");
-        let none = Referrers { source: ReferrersSource::TagSchema, manifests: Vec::new() };
+        let none = Referrers { source: ReferrersSource::TagSchema, manifests: Vec::new(), index: Vec::new() };
         if self.manifest_digest(repository, &tag).await?.is_none() {
             return Ok(none);
         }
@@ -118,8 +126,8 @@ impl Registry {
         // "No valid index ⇒ no referrers."
         let Ok(index) = serde_json::from_slice::<Index>(&m.bytes) else { return Ok(none) };
         let manifests =
-            index.manifests.into_iter().filter(|m| m.artifact_type.as_deref() == Some(artifact_type)).collect();
-        Ok(Referrers { source: ReferrersSource::TagSchema, manifests })
+            index.manifests.iter().filter(|m| m.artifact_type.as_deref() == Some(artifact_type)).cloned().collect();
+        Ok(Referrers { source: ReferrersSource::TagSchema, manifests, index: index.manifests })
     }
 }
 

@@ -119,6 +119,26 @@ impl Clients {
         Ok(Clients { cfg, credential, publisher, customer, acr })
     }
 
+    /// An `importImage` of `repo@digest` from the publisher.
+    fn import_of(
+        &self,
+        repo: &str,
+        digest: &str,
+        target_tags: Vec<String>,
+        untagged: Vec<String>,
+        force: bool,
+    ) -> Import {
+        Import {
+            registry_uri: self.cfg.publisher_registry.clone(),
+            username: self.credential.username.clone(),
+            password: self.credential.password.clone(),
+            source_image: format!("{repo}@{digest}"),
+            target_tags,
+            untagged,
+            force,
+        }
+    }
+
     /// Brings `repo@digest` to `repo:tag` in the customer registry, by the configured method.
     async fn import(&self, repo: &str, digest: &str, tag: &str, force: bool) -> Result<(), PhaseError> {
         let run = async {
@@ -126,14 +146,7 @@ impl Clients {
                 ImportMethod::ImportImage => self
                     .acr
                     .import(
-                        &Import {
-                            registry_uri: self.cfg.publisher_registry.clone(),
-                            username: self.credential.username.clone(),
-                            password: self.credential.password.clone(),
-                            source_image: format!("{repo}@{digest}"),
-                            target_tags: vec![format!("{repo}:{tag}")],
-                            force,
-                        },
+                        &self.import_of(repo, digest, vec![format!("{repo}:{tag}")], Vec::new(), force),
                         self.cfg.import_timeout,
                     )
                     .await
@@ -171,6 +184,25 @@ impl Clients {
         }
     }
 
+    /// Brings the signature manifest `repo@digest` into the customer registry by digest only.
+    async fn import_signature(&self, repo: &str, digest: &str) -> Result<(), PhaseError> {
+        match self.cfg.method {
+            ImportMethod::ImportImage => self
+                .acr
+                // By digest, so Force cannot move anything; it is the pattern that carries
+                // referrers (dotnet/docker-tools CopyImageService).
+                .import(&self.import_of(repo, digest, Vec::new(), vec![repo.to_owned()], true), self.cfg.import_timeout)
+                .await
+                .map_err(PhaseError::from),
+            ImportMethod::Copy => {
+                crate::oci::copy(&self.publisher, repo, digest, &self.customer, repo, None, &CopyOptions::default())
+                    .await
+                    .map(|_| ())
+                    .map_err(PhaseError::from)
+            }
+        }
+    }
+
     async fn current(&self, repo: &str, tag: &str) -> Result<Option<String>, PhaseError> {
         Ok(self.customer.manifest_digest(repo, tag).await?)
     }
@@ -196,6 +228,7 @@ pub struct Work {
     /// Indexes into `pinned` of the targets to import, with `force`.
     todo: Vec<(usize, bool)>,
     provenance: signature::Provenance,
+    carry: signature::Carry,
 }
 
 pub struct Artifacts;
@@ -313,13 +346,17 @@ impl Phase for Artifacts {
             }
         }
 
-        // 4. Artifact storage.
+        // 4. The accepted signature, kept beside the manifest in the customer registry.
+        let carry = signature::carry(&clients.customer, mrepo, &manifest_digest, &provenance).await?;
+
+        // 5. Artifact storage.
         let writes = storage::plan(env, &clients.publisher, &manifest, &manifest_digest, mrepo, &document).await?;
 
         let mut changes = Vec::new();
         if let Some(force) = manifest_import {
             changes.push(import_change("manifest", mrepo, mtag, force));
         }
+        changes.extend(carry_changes(mrepo, &carry));
         changes.extend(todo.iter().map(|&(i, force)| {
             let p = &pinned[i];
             import_change(p.kind.as_str(), &p.repository, &p.tag, force)
@@ -333,18 +370,29 @@ impl Phase for Artifacts {
             .collect();
         let summary = json!({"release": manifest.release, "manifestDigest": manifest_digest, "signature": provenance.summary(), "imports": imports, "artifactStorageWrites": writes.len()});
         changes.extend(writes);
-        let work = Work { clients, manifest, manifest_digest, document, manifest_import, pinned, todo, provenance };
+        let work =
+            Work { clients, manifest, manifest_digest, document, manifest_import, pinned, todo, provenance, carry };
         Ok(Plan::new(changes, summary, work))
     }
 
     async fn apply(&self, env: &Env<'_, ArtifactsConfig>, plan: Plan<Work>) -> Result<Report, PhaseError> {
-        let Work { clients, manifest, manifest_digest, document, manifest_import, pinned, todo, provenance } =
+        let Work { clients, manifest, manifest_digest, document, manifest_import, pinned, todo, provenance, carry } =
             plan.work;
         let cfg = env.cfg;
         let (mrepo, mtag) = (cfg.manifest_repository.as_str(), cfg.manifest_tag.as_str());
         if let Some(force) = manifest_import {
             clients.import(mrepo, &manifest_digest, mtag, force).await?;
             env.changed(import_change("manifest", mrepo, mtag, force));
+        }
+        // The signature after its subject (a registry may index the subject on arrival).
+        let mut carried = carry_changes(mrepo, &carry).into_iter();
+        if let Some(digest) = &carry.import {
+            clients.import_signature(mrepo, digest).await?;
+            env.changed(carried.next().expect("one change per carried item"));
+        }
+        if let Some((tag, index)) = &carry.index {
+            clients.customer.put_manifest(mrepo, tag, index.clone(), crate::oci::OCI_INDEX).await?;
+            env.changed(carried.next().expect("one change per carried item"));
         }
 
         // Import, in parallel within the bound; the pipeline backs off on 429.
@@ -383,6 +431,18 @@ impl Phase for Artifacts {
             }),
         })
     }
+}
+
+/// The customer-registry writes that keep the accepted signature, in the order apply makes them.
+fn carry_changes(repo: &str, carry: &signature::Carry) -> Vec<Change> {
+    let mut changes = Vec::new();
+    if let Some(digest) = &carry.import {
+        changes.push(Change::new("signature", format!("{repo}@{digest}"), "import"));
+    }
+    if let Some((tag, _)) = &carry.index {
+        changes.push(Change::new("referrers-index", format!("{repo}:{tag}"), "update"));
+    }
+    changes
 }
 
 fn import_change(kind: &'static str, repo: &str, tag: &str, force: bool) -> Change {

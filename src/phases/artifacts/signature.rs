@@ -18,8 +18,8 @@ const MAX_ENVELOPE_BYTES: u64 = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Provenance {
     pub level: VerificationLevel,
-    /// The accepted signature manifest's digest and what it told.
-    pub accepted: Option<(String, Verified)>,
+    /// The accepted signature manifest (as its referrers entry) and what it told.
+    pub accepted: Option<(crate::oci::Descriptor, Verified)>,
     /// Why the others (or all, in audit mode) were not accepted.
     pub failures: Vec<String>,
     pub source: Option<ReferrersSource>,
@@ -34,11 +34,11 @@ impl Provenance {
             "scheme": "notary.x509",
             "revocation": "not checked (CRL/OCSP are off; certificates must be valid now)",
         });
-        if let Some((digest, ok)) = &self.accepted {
+        if let Some((d, ok)) = &self.accepted {
             v["signer"] = ok.signer.clone().into();
             v["envelope"] = ok.envelope.media_type().into();
             v["signingTime"] = notary::rfc3339(ok.signing_time).into();
-            v["signatureDigest"] = digest.clone().into();
+            v["signatureDigest"] = d.digest.clone().into();
         }
         if let Some(s) = self.source {
             v["discovery"] = match s {
@@ -105,7 +105,7 @@ async fn attempt(
         match one(publisher, repo, subject, policy, &r.digest).await? {
             Ok(v) => {
                 tracing::info!(signer = %v.signer, envelope = v.envelope.media_type(), signature = %r.digest, "release manifest signature verified");
-                p.accepted = Some((r.digest.clone(), v));
+                p.accepted = Some((r.clone(), v));
                 return Ok(Ok(()));
             }
             Err(e) => {
@@ -162,4 +162,33 @@ async fn one(
     };
     Ok(notary::verify_envelope(&layer.media_type, &envelope, subject, policy, SystemTime::now())
         .map_err(|e| e.to_string()))
+}
+
+/// What the customer registry still needs to keep the accepted signature beside the manifest.
+#[derive(Debug, Clone, Default)]
+pub struct Carry {
+    /// The signature manifest's digest, when the customer registry lacks it.
+    pub import: Option<String>,
+    /// On a registry without the referrers API: the tag-schema index to write, whole.
+    pub index: Option<(String, bytes::Bytes)>,
+}
+
+/// Reads the customer registry: is the accepted signature there, and does its referrers index
+/// (when it has no referrers API) list it?
+pub async fn carry(customer: &Registry, repo: &str, subject: &str, p: &Provenance) -> Result<Carry, PhaseError> {
+    let Some((sig, _)) = &p.accepted else { return Ok(Carry::default()) };
+    let import = customer.manifest_digest(repo, &sig.digest).await?.is_none().then(|| sig.digest.clone());
+    let referrers = customer.referrers(repo, subject, SIGNATURE_ARTIFACT_TYPE).await?;
+    let index = match referrers.source {
+        // ACR indexes a manifest's subject on arrival.
+        ReferrersSource::Api => None,
+        ReferrersSource::TagSchema if referrers.index.iter().any(|d| d.digest == sig.digest) => None,
+        ReferrersSource::TagSchema => {
+            let mut entries = referrers.index;
+            entries.push(sig.clone());
+            let tag = crate::oci::tag_schema(subject).expect("a pinned digest");
+            Some((tag, crate::oci::schema_index(&entries)))
+        }
+    };
+    Ok(Carry { import, index })
 }
