@@ -130,6 +130,10 @@ pub struct CopyArgs {
     /// Blobs copied at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub jobs: usize,
+    /// Copy the source's referrers too (signatures, SBOMs), by digest, and update the target's
+    /// referrers tag-schema index when it has no referrers API.
+    #[arg(long)]
+    pub referrers: bool,
 }
 
 fn crate_version() -> &'static str {

@@ -36,7 +36,7 @@ pub async fn run(args: &CopyArgs, config_file: Option<&Path>) -> i32 {
     let result = async {
         let src = Registry::new(&plan.src.registry, plan.src_creds, plan.http.clone(), &plan.options)?;
         let dst = Registry::new(&plan.dst.registry, plan.dst_creds, plan.http.clone(), &plan.options)?;
-        copy(
+        let report = copy(
             &src,
             &plan.src.repository,
             plan.src_ref.as_str(),
@@ -45,19 +45,28 @@ pub async fn run(args: &CopyArgs, config_file: Option<&Path>) -> i32 {
             plan.dst_tag.as_deref(),
             &opts,
         )
-        .await
+        .await?;
+        let referrers = if args.referrers {
+            copy_referrers(&src, &plan.src.repository, &dst, &plan.dst.repository, &report.digest, &opts).await?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, crate::oci::OciError>((report, referrers))
     }
     .await;
     ticker.abort();
     print_progress(&progress);
     match result {
-        Ok(report) => {
-            let doc = serde_json::json!({
+        Ok((report, referrers)) => {
+            let mut doc = serde_json::json!({
                 "source": plan.src.to_string(),
                 "target": plan.dst.to_string(),
                 "durationMs": started.elapsed().as_millis() as u64,
                 "report": report,
             });
+            if args.referrers {
+                doc["referrers"] = referrers.into();
+            }
             println!("{doc}");
             0
         }
@@ -66,6 +75,26 @@ pub async fn run(args: &CopyArgs, config_file: Option<&Path>) -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// Copies every referrer of `digest` (by digest: they are untagged), then the target's tag-schema
+/// index when it needs one; returns the referrers' digests.
+async fn copy_referrers(
+    src: &Registry,
+    src_repo: &str,
+    dst: &Registry,
+    dst_repo: &str,
+    digest: &str,
+    opts: &CopyOptions,
+) -> Result<Vec<String>, crate::oci::OciError> {
+    let found = src.all_referrers(src_repo, digest).await?.manifests;
+    for r in &found {
+        copy(src, src_repo, &r.digest, dst, dst_repo, None, opts).await?;
+    }
+    if let Some((tag, index)) = dst.referrers_update(dst_repo, digest, &found).await? {
+        dst.put_manifest(dst_repo, &tag, index, crate::oci::OCI_INDEX).await?;
+    }
+    Ok(found.into_iter().map(|r| r.digest).collect())
 }
 
 struct Plan {

@@ -340,3 +340,29 @@ async fn the_customer_registry_keeps_the_signature_and_notation_verifies_it_ther
     let target = format!("{}/{REPO}@{d}", stack.var("VIBEDATA_ACR_LOGIN_SERVER"));
     notation.run(&["verify", &target], ("00000000-0000-0000-0000-000000000000", refresh));
 }
+
+/// `copy --referrers` carries the signatures (by digest) and writes the target's tag-schema index.
+#[tokio::test]
+async fn copy_with_referrers_carries_the_signatures() {
+    let stack = Stack::get();
+    let tag = format!("copy-{}", std::process::id());
+    let d = document(&stack, &tag, true, "").await;
+    let src = format!("{}/{REPO}@{d}", stack.var("VIBEDATA_PUBLISHER_REGISTRY"));
+    let dst_repo = format!("copied/{tag}");
+    let dst = format!("{}/{dst_repo}", stack.var("VIBEDATA_ACR_LOGIN_SERVER"));
+    let creds =
+        format!("{}:{}", stack.var("VIBEDATA_STACK_PUBLISHER_USER"), stack.var("VIBEDATA_STACK_PUBLISHER_PASSWORD"));
+    let mut env = stack.env_for("sig-copy", &[]);
+    env.insert("NOTARY_TEST_PUB".into(), creds);
+    let o = stack.cli(&env, &["copy", &src, &dst, "--src-creds-env", "NOTARY_TEST_PUB", "--dst-acr", "--referrers"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let doc: Value = serde_json::from_slice(&o.stdout).expect("one JSON document");
+    let copied: Vec<String> = serde_json::from_value(doc["referrers"].clone()).unwrap();
+    assert_eq!(copied.len(), 2, "JWS and COSE: {doc}");
+    let listed = registry(&stack, true).referrers(&dst_repo, &d, NOTARY_SIG).await.unwrap();
+    let mut got: Vec<_> = listed.manifests.into_iter().map(|m| m.digest).collect();
+    let mut want = copied.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}

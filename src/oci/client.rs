@@ -88,7 +88,7 @@ impl Registry {
         Self::with_origin(login_server, origin, credentials, http, opts)
     }
 
-    fn with_origin(
+    pub(crate) fn with_origin(
         host: &str,
         origin: Url,
         credentials: Credentials,

@@ -51,12 +51,45 @@ pub fn tag_schema(digest: &str) -> Option<String> {
 impl Registry {
     /// The referrers of `repository@digest` whose `artifactType` is `artifact_type`.
     pub async fn referrers(&self, repository: &str, digest: &str, artifact_type: &str) -> Result<Referrers, OciError> {
+        self.referrers_of(repository, digest, Some(artifact_type)).await
+    }
+
+    /// Every referrer of `repository@digest`, of any type.
+    pub async fn all_referrers(&self, repository: &str, digest: &str) -> Result<Referrers, OciError> {
+        self.referrers_of(repository, digest, None).await
+    }
+
+    /// The tag-schema index `repository` needs so that it lists `added` among `subject`'s
+    /// referrers, or `None` when it serves the referrers API (it indexes `subject` itself) or
+    /// already lists them all. Every entry it had is kept.
+    pub async fn referrers_update(
+        &self,
+        repository: &str,
+        subject: &str,
+        added: &[Descriptor],
+    ) -> Result<Option<(String, bytes::Bytes)>, OciError> {
+        let r = self.all_referrers(repository, subject).await?;
+        let missing: Vec<_> = added.iter().filter(|a| !r.index.iter().any(|d| d.digest == a.digest)).cloned().collect();
+        if r.source == ReferrersSource::Api || missing.is_empty() {
+            return Ok(None);
+        }
+        let mut entries = r.index;
+        entries.extend(missing);
+        Ok(Some((tag_schema(subject).expect("a valid digest"), schema_index(&entries))))
+    }
+
+    async fn referrers_of(
+        &self,
+        repository: &str,
+        digest: &str,
+        artifact_type: Option<&str>,
+    ) -> Result<Referrers, OciError> {
         if !valid_digest(digest) {
             return Err(OciError::BadReference { reference: digest.into(), reason: "not a sha256 digest".into() });
         }
         let resource = format!("{repository}@{digest} referrers");
-        let mut next =
-            Some(self.url(&format!("/v2/{repository}/referrers/{digest}?artifactType={}", urlencode(artifact_type))));
+        let query = artifact_type.map(|t| format!("?artifactType={}", urlencode(t))).unwrap_or_default();
+        let mut next = Some(self.url(&format!("/v2/{repository}/referrers/{digest}{query}")));
         let mut manifests = Vec::new();
         for page in 0.. {
             let Some(url) = next.take() else { break };
@@ -104,9 +137,9 @@ impl Registry {
                 resource: resource.clone(),
                 detail: format!("the referrers answer is not an index ({e})"),
             })?;
-            manifests.extend(
-                index.manifests.into_iter().filter(|m| filtered || m.artifact_type.as_deref() == Some(artifact_type)),
-            );
+            let wanted =
+                |m: &Descriptor| artifact_type.is_none() || filtered || m.artifact_type.as_deref() == artifact_type;
+            manifests.extend(index.manifests.into_iter().filter(wanted));
         }
         Ok(Referrers { source: ReferrersSource::Api, manifests, index: Vec::new() })
     }
@@ -115,7 +148,7 @@ impl Registry {
         &self,
         repository: &str,
         digest: &str,
-        artifact_type: &str,
+        artifact_type: Option<&str>,
     ) -> Result<Referrers, OciError> {
         let tag = tag_schema(digest).expect("a valid digest has an algorithm");
         let none = Referrers { source: ReferrersSource::TagSchema, manifests: Vec::new(), index: Vec::new() };
@@ -125,8 +158,12 @@ impl Registry {
         let m = self.manifest(repository, &tag).await?;
         // "No valid index ⇒ no referrers."
         let Ok(index) = serde_json::from_slice::<Index>(&m.bytes) else { return Ok(none) };
-        let manifests =
-            index.manifests.iter().filter(|m| m.artifact_type.as_deref() == Some(artifact_type)).cloned().collect();
+        let manifests = index
+            .manifests
+            .iter()
+            .filter(|m| artifact_type.is_none() || m.artifact_type.as_deref() == artifact_type)
+            .cloned()
+            .collect();
         Ok(Referrers { source: ReferrersSource::TagSchema, manifests, index: index.manifests })
     }
 }
@@ -148,6 +185,89 @@ fn urlencode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testserver::{Reply, TestServer};
+    use serde_json::json;
+
+    const SIG: &str = "application/vnd.cncf.notary.signature";
+
+    fn d(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    fn entry(c: char, t: &str) -> serde_json::Value {
+        json!({"mediaType": super::super::OCI_MANIFEST, "digest": d(c), "size": 1, "artifactType": t})
+    }
+
+    fn registry(srv: &TestServer) -> Registry {
+        let origin = url::Url::parse(&format!("http://{}", srv.addr)).unwrap();
+        let opts = super::super::RegistryOptions::default();
+        let host = srv.addr.to_string();
+        Registry::with_origin(&host, origin, super::super::Credentials::Anonymous, reqwest::Client::new(), &opts)
+            .unwrap()
+    }
+
+    fn index(entries: Vec<serde_json::Value>) -> serde_json::Value {
+        json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+    }
+
+    #[tokio::test]
+    async fn the_api_is_paged_by_link_and_filtered_here_unless_the_registry_says_it_filtered() {
+        let srv = TestServer::start(|r| {
+            if r.target == "/v2/" {
+                return Reply::new(200);
+            }
+            let filtered = r.target.contains("/filtered/");
+            if r.target.contains("page=2") {
+                return Reply::new(200).json(index(vec![entry('c', SIG)]));
+            }
+            let first = Reply::new(200).json(index(vec![entry('a', SIG), entry('b', "application/spdx+json")]));
+            match filtered {
+                true => first.header("OCI-Filters-Applied", "artifactType"),
+                false => first.header("Link", &format!("</v2/repo/referrers/{}?page=2>; rel=\"next\"", d('0'))),
+            }
+        });
+        let reg = registry(&srv);
+        let got = reg.referrers("repo", &d('0'), SIG).await.unwrap();
+        assert_eq!(got.source, ReferrersSource::Api);
+        assert_eq!(
+            got.manifests.iter().map(|m| m.digest.clone()).collect::<Vec<_>>(),
+            [d('a'), d('c')],
+            "page 2 followed, spdx dropped"
+        );
+        let asked =
+            srv.requests.lock().unwrap().iter().find(|r| r.target.contains("/referrers/")).unwrap().target.clone();
+        assert!(asked.contains("artifactType=application%2Fvnd.cncf.notary.signature"), "{asked}");
+        // With OCI-Filters-Applied the registry's answer is taken as it is.
+        let got = reg.referrers("filtered/repo", &d('0'), SIG).await.unwrap();
+        assert_eq!(got.manifests.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_404_falls_back_to_the_tag_schema() {
+        let tag = tag_schema(&d('0')).unwrap();
+        let srv = TestServer::start(move |r| {
+            if r.target == "/v2/" {
+                Reply::new(200)
+            } else if r.target.contains("/referrers/") {
+                Reply::new(404)
+            } else if r.target.contains(&tag) && r.target.starts_with("/v2/signed/") {
+                let body = index(vec![entry('a', SIG), entry('b', "application/spdx+json")]).to_string();
+                let digest = super::super::sha256_digest(body.as_bytes());
+                let mut reply =
+                    Reply::new(200).header("Content-Type", OCI_INDEX).header("Docker-Content-Digest", &digest);
+                reply.body = body;
+                reply
+            } else {
+                Reply::new(404)
+            }
+        });
+        let reg = registry(&srv);
+        let none = reg.referrers("unsigned", &d('0'), SIG).await.unwrap();
+        assert_eq!((none.source, none.manifests.len()), (ReferrersSource::TagSchema, 0));
+        let got = reg.referrers("signed", &d('0'), SIG).await.unwrap();
+        assert_eq!(got.manifests.iter().map(|m| m.digest.clone()).collect::<Vec<_>>(), [d('a')]);
+        assert_eq!(got.index.len(), 2, "the whole index is kept for an update");
+    }
 
     #[test]
     fn tag_schema_and_link_headers() {

@@ -178,17 +178,6 @@ pub struct Carry {
 pub async fn carry(customer: &Registry, repo: &str, subject: &str, p: &Provenance) -> Result<Carry, PhaseError> {
     let Some((sig, _)) = &p.accepted else { return Ok(Carry::default()) };
     let import = customer.manifest_digest(repo, &sig.digest).await?.is_none().then(|| sig.digest.clone());
-    let referrers = customer.referrers(repo, subject, SIGNATURE_ARTIFACT_TYPE).await?;
-    let index = match referrers.source {
-        // ACR indexes a manifest's subject on arrival.
-        ReferrersSource::Api => None,
-        ReferrersSource::TagSchema if referrers.index.iter().any(|d| d.digest == sig.digest) => None,
-        ReferrersSource::TagSchema => {
-            let mut entries = referrers.index;
-            entries.push(sig.clone());
-            let tag = crate::oci::tag_schema(subject).expect("a pinned digest");
-            Some((tag, crate::oci::schema_index(&entries)))
-        }
-    };
+    let index = customer.referrers_update(repo, subject, std::slice::from_ref(sig)).await?;
     Ok(Carry { import, index })
 }
