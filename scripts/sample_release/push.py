@@ -146,7 +146,7 @@ def push_release(rel: Release, layout: Path, registry: str, creds: str | None,
 
 
 def _registry_call(base: str, ctx, auth: str | None, method: str, path: str, body: bytes | None = None,
-                   content_type: str | None = None):
+                   content_type: str | None = None, accept: str | None = None):
     import urllib.error
     import urllib.request
     req = urllib.request.Request(path if path.startswith("https://") else base + path, data=body, method=method)
@@ -154,6 +154,8 @@ def _registry_call(base: str, ctx, auth: str | None, method: str, path: str, bod
         req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
     if content_type:
         req.add_header("Content-Type", content_type)
+    if accept:
+        req.add_header("Accept", accept)
     try:
         with urllib.request.urlopen(req, context=ctx, timeout=60) as resp:
             return resp.status, dict(resp.headers), resp.read()
@@ -207,15 +209,29 @@ def push_signatures(registry: str, creds: str | None, cert_dir: str | None, repo
                                              "application/octet-stream")
             check(status, f"uploading {repo}@{digest}", body)
         digest = sign._digest(manifest)
+        manifests.append(manifest)
+        # A second push touches nothing: what is already there by digest stays.
+        if _remote_digest(base, ctx, creds, repo, digest) == digest:
+            results.append({"repository": repo, "tag": None, "digest": digest, "status": "unchanged signature"})
+            continue
         status, _, body = _registry_call(base, ctx, creds, "PUT", f"/v2/{repo}/manifests/{digest}", manifest,
                                          "application/vnd.oci.image.manifest.v1+json")
         check(status, f"pushing the signature {repo}@{digest}", body)
-        manifests.append(manifest)
         results.append({"repository": repo, "tag": None, "digest": digest, "status": "signature"})
     index = sign.referrers_index(manifests)
     tag = sign.tag_schema(subject["digest"])
+    if _remote_digest(base, ctx, creds, repo, tag) == sign._digest(index):
+        results.append({"repository": repo, "tag": tag, "digest": sign._digest(index), "status": "unchanged index"})
+        return results
     status, _, body = _registry_call(base, ctx, creds, "PUT", f"/v2/{repo}/manifests/{tag}", index,
                                      "application/vnd.oci.image.index.v1+json")
     check(status, f"pushing the referrers index {repo}:{tag}", body)
     results.append({"repository": repo, "tag": tag, "digest": sign._digest(index), "status": "referrers-index"})
     return results
+
+
+def _remote_digest(base: str, ctx, creds: str | None, repo: str, reference: str) -> str | None:
+    status, headers, _ = _registry_call(base, ctx, creds, "HEAD", f"/v2/{repo}/manifests/{reference}",
+                                        accept="application/vnd.oci.image.manifest.v1+json, "
+                                               "application/vnd.oci.image.index.v1+json")
+    return {k.lower(): v for k, v in headers.items()}.get("docker-content-digest") if status == 200 else None
