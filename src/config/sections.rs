@@ -467,7 +467,7 @@ impl Validator<'_> {
                     crate::notary::NotaryError::BadIdentity(_) => "VIBEDATA_RELEASE_TRUSTED_IDENTITIES",
                     _ => "VIBEDATA_RELEASE_TRUST_STORE",
                 };
-                self.problem(key, e.to_string());
+                self.problem(key, format!("is not usable: {e}"));
                 ReleaseVerification { level, policy: None }
             }
         }
