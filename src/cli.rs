@@ -140,6 +140,10 @@ pub struct CopyArgs {
     /// With --release: images and artifacts copied at once.
     #[arg(long, default_value_t = 4, value_name = "N", requires = "release")]
     pub images: usize,
+    /// Copy the source's referrers too (signatures, SBOMs), by digest, and update the target's
+    /// referrers tag-schema index when it has no referrers API.
+    #[arg(long)]
+    pub referrers: bool,
 }
 
 fn crate_version() -> &'static str {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod ledger;
 pub mod logging;
 pub mod names;
+pub mod notary;
 pub mod oci;
 pub mod outputs;
 pub mod phases;

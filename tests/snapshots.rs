@@ -29,7 +29,9 @@ use setup::*;
 const PHASES: [&str; 7] = ["artifacts", "runbooks", "database", "airbyte", "ai", "registry", "health"];
 
 /// Keys whose values change from run to run.
-const VOLATILE_KEYS: &[&str] = &["startedAt", "durationMs", "ms", "checkedAt", "waitedMs", "etag"];
+/// (`signer` and `signingTime` name the fixture signer and its clock: a contract of the signature, not of the snapshot.)
+const VOLATILE_KEYS: &[&str] =
+    &["startedAt", "durationMs", "ms", "checkedAt", "waitedMs", "etag", "signer", "signingTime"];
 
 /// Keys of the runbook phase whose values depend on what other tests published before this one.
 const HISTORY_KEYS: &[&str] =
@@ -90,19 +92,24 @@ fn redact_names(s: &str, names: &[(String, &str)]) -> String {
 }
 
 /// Digests of what carries the release name (the manifest, the artifacts) differ per release;
-/// the release here differs per process.
+/// the release here differs per process. So does the referrers tag schema's tag (`sha256-<hex>`).
 fn redact_digests(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(i) = rest.find("sha256:") {
+    while let Some(i) = rest.find("sha256") {
         out.push_str(&rest[..i]);
-        let hex = rest[i + 7..].chars().take_while(char::is_ascii_hexdigit).count();
-        if hex == 64 {
-            out.push_str("sha256:[digest]");
-            rest = &rest[i + 7 + 64..];
-        } else {
-            out.push_str("sha256:");
-            rest = &rest[i + 7..];
+        let after = &rest[i + 6..];
+        let sep = after.chars().next().filter(|c| *c == ':' || *c == '-');
+        let hex = after.get(1..).map(|h| h.chars().take_while(char::is_ascii_hexdigit).count()).unwrap_or(0);
+        match sep {
+            Some(c) if hex == 64 => {
+                out.push_str(&format!("sha256{c}[digest]"));
+                rest = &after[65..];
+            }
+            _ => {
+                out.push_str("sha256");
+                rest = after;
+            }
         }
     }
     out.push_str(rest);

@@ -71,6 +71,9 @@ pub struct Import {
     /// `repo@sha256:...`
     pub source_image: String,
     pub target_tags: Vec<String>,
+    /// Repositories that receive the manifest by digest only (a signature: ACR indexes its
+    /// `subject`, so the referrers API finds it).
+    pub untagged: Vec<String>,
     pub force: bool,
 }
 
@@ -78,7 +81,10 @@ pub struct Import {
 #[serde(rename_all = "camelCase")]
 struct ImportBody<'a> {
     source: Source<'a>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
     target_tags: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    untagged_target_repositories: &'a [String],
     mode: &'static str,
 }
 
@@ -126,9 +132,11 @@ impl Acr {
                 credentials: Credentials { username: import.username.as_deref(), password: import.password.expose() },
             },
             target_tags: &import.target_tags,
+            untagged_target_repositories: &import.untagged,
             mode: if import.force { "Force" } else { "NoForce" },
         };
-        let resource = format!("{} ({} -> {})", self.id, import.source_image, import.target_tags.join(","));
+        let targets = if import.target_tags.is_empty() { &import.untagged } else { &import.target_tags };
+        let resource = format!("{} ({} -> {})", self.id, import.source_image, targets.join(","));
         // A POST, but safe to repeat: by digest, and a repeat of a finished NoForce import fails
         // on the existing tag, which the caller checks against the digest.
         let req = Request::new(Method::POST, self.arm.url(&path, API_VERSION), resource).json(&body).idempotent();
@@ -156,6 +164,19 @@ mod tests {
         assert!(private.restricted() && private.trusted_services_allowed(), "bypass defaults to AzureServices");
     }
 
+    fn body_of(i: &Import) -> ImportBody<'_> {
+        ImportBody {
+            source: Source {
+                registry_uri: &i.registry_uri,
+                source_image: &i.source_image,
+                credentials: Credentials { username: Some("u"), password: "p" },
+            },
+            target_tags: &i.target_tags,
+            untagged_target_repositories: &i.untagged,
+            mode: "Force",
+        }
+    }
+
     #[test]
     fn the_body_follows_the_spec_and_debug_hides_the_password() {
         let i = Import {
@@ -164,22 +185,23 @@ mod tests {
             password: Secret::new("hunter2"),
             source_image: "vibedata/api@sha256:abc".into(),
             target_tags: vec!["vibedata/api:1".into()],
+            untagged: vec![],
             force: false,
         };
         assert!(!format!("{i:?}").contains("hunter2"));
-        let body = ImportBody {
-            source: Source {
-                registry_uri: &i.registry_uri,
-                source_image: &i.source_image,
-                credentials: Credentials { username: Some("u"), password: "p" },
-            },
-            target_tags: &i.target_tags,
-            mode: "NoForce",
-        };
+        let body = ImportBody { mode: "NoForce", ..body_of(&i) };
         let v = serde_json::to_value(body).unwrap();
         assert_eq!(v["source"]["registryUri"], "pub.azurecr.io");
         assert_eq!(v["source"]["credentials"]["password"], "p");
         assert_eq!(v["targetTags"][0], "vibedata/api:1");
         assert_eq!(v["mode"], "NoForce");
+        assert!(v.get("untaggedTargetRepositories").is_none(), "empty lists are left out");
+        let untagged = ["vibedata/release-manifest".to_owned()];
+        let sig = ImportBody { target_tags: &[], untagged_target_repositories: &untagged, ..body_of(&i) };
+        let v = serde_json::to_value(sig).unwrap();
+        assert_eq!(
+            (v.get("targetTags"), &v["untaggedTargetRepositories"][0]),
+            (None, &serde_json::json!("vibedata/release-manifest"))
+        );
     }
 }

@@ -52,7 +52,7 @@ pub struct Registry {
     host: String,
     origin: Url,
     auth: Authenticator,
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     oci: oci_client::Client,
     policy: RetryPolicy,
     /// Repositories of this registry known to hold a blob (pushed, mounted or seen in this process,
@@ -88,7 +88,7 @@ impl Registry {
         Self::with_origin(login_server, origin, credentials, http, opts)
     }
 
-    fn with_origin(
+    pub(crate) fn with_origin(
         host: &str,
         origin: Url,
         credentials: Credentials,
@@ -153,7 +153,7 @@ impl Registry {
         self.auth.authorize(&[Scope::push(repository)]).await.map(|_| ())
     }
 
-    fn url(&self, path: &str) -> Url {
+    pub(super) fn url(&self, path: &str) -> Url {
         self.origin.join(path).expect("registry path")
     }
 
@@ -211,7 +211,7 @@ impl Registry {
     }
 
     /// A direct request with our token, retried per the policy, once more after a 401.
-    async fn direct(
+    pub(super) async fn direct(
         &self,
         scopes: &[Scope],
         resource: &str,
