@@ -153,6 +153,11 @@ impl Registry {
         self.auth.authorize(&[Scope::push(repository)]).await.map(|_| ())
     }
 
+    /// What pushing to `repository` needs granted (see `Authenticator::permission`).
+    pub(crate) fn permission_for_push(&self, repository: &str) -> &'static crate::azure::permission::Permission {
+        self.auth.permission(&[Scope::push(repository)])
+    }
+
     fn url(&self, path: &str) -> Url {
         self.origin.join(path).expect("registry path")
     }
@@ -195,7 +200,7 @@ impl Registry {
     {
         let mut refreshed = false;
         loop {
-            let result = transport::retry(&self.policy, resource, || async {
+            let result = transport::retry(&self.policy, resource, self.auth.permission(scopes), || async {
                 self.prime(repository, op, scopes).await?;
                 call().await.map_err(|e| transport::from_oci(e, &self.host, repository, resource))
             })
@@ -221,7 +226,8 @@ impl Registry {
         let mut refreshed = false;
         loop {
             let authz = self.auth.authorize(scopes).await?;
-            let resp = transport::send(&self.policy, &self.host, resource, idempotent, || match &authz {
+            let permission = self.auth.permission(scopes);
+            let resp = transport::send(&self.policy, &self.host, resource, idempotent, permission, || match &authz {
                 Authz::None => build(),
                 Authz::Basic { username, password } => build().basic_auth(username, Some(password.expose())),
                 Authz::Bearer(t) => build().header(AUTHORIZATION, format!("Bearer {}", t.expose())),
@@ -381,6 +387,8 @@ impl Registry {
             })
             .await?;
         let location = self.upload_location(resp, 202, &resource).await?;
+        // The PATCH and PUT below continue the session the POST opened (and recorded): they
+        // need the same permission, and go around no loop because a stream cannot be replayed.
         let authz = self.auth.authorize(&scopes).await?;
         let patch = self
             .with_authz(self.http.patch(location.clone()), &authz, &location)

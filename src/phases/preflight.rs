@@ -109,13 +109,17 @@ pub async fn shared(ctx: &Context, extra_scopes: &[String], ledger_probe: Ledger
 
     let rg = cfg.resource_group_id();
     checks.push(
-        Check::run("resource manager", ctx.arm.get::<serde_json::Value>(&rg, "2021-04-01"), |v| {
-            format!(
-                "read {} ({})",
-                rg,
-                v.pointer("/properties/provisioningState").and_then(|s| s.as_str()).unwrap_or("no state")
-            )
-        })
+        Check::run(
+            "resource manager",
+            ctx.arm.get::<serde_json::Value>(&rg, "2021-04-01", &crate::azure::arm::GROUP_READ),
+            |v| {
+                format!(
+                    "read {} ({})",
+                    rg,
+                    v.pointer("/properties/provisioningState").and_then(|s| s.as_str()).unwrap_or("no state")
+                )
+            },
+        )
         .await,
     );
 
