@@ -99,7 +99,9 @@ const CLUSTER_RELEASE: &[Need] = &[
 const RELEASE_OBJECTS_READ: &[Need] =
     &[on(search::INDEX_READ, SEARCH), on(foundry::AGENTS_READ, PROJECT), on(foundry::INDEXES_READ, PROJECT)];
 
+/// The registry tables live in Postgres, whose password is in the vault.
 const REGISTRY_PHASE: &[Need] = &[
+    on(keyvault::GET_SECRET, VAULT),
     on(discovery::LIST, GROUP),
     on(discovery::READ_ANY, GROUP),
     on(discovery::ZONE_GROUPS, GROUP),
