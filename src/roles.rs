@@ -4,57 +4,31 @@
 
 use std::sync::OnceLock;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::azure::permission::{matches, Kind, Permission};
+use crate::azure::permission::{Kind, Permission};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Role {
-    pub id: String,
-    pub name: String,
-    pub source: String,
-    #[serde(default)]
-    pub actions: Vec<String>,
-    #[serde(default)]
-    pub not_actions: Vec<String>,
-    #[serde(default)]
-    pub data_actions: Vec<String>,
-    #[serde(default)]
-    pub not_data_actions: Vec<String>,
-    /// Never suggested; warned about when assigned (Owner, Contributor...).
-    #[serde(default)]
-    pub broad: bool,
-}
+pub use vibedata_rbac::Role;
 
-impl Role {
-    /// Whether the role grants `p`: a matching action minus notActions (data actions likewise);
-    /// actions never grant data actions.
-    pub fn grants(&self, p: &Permission) -> bool {
-        let (allow, deny) = match p.kind {
-            Kind::Action => (&self.actions, &self.not_actions),
-            Kind::DataAction => (&self.data_actions, &self.not_data_actions),
-            Kind::NoRbac => return false,
-        };
-        allow.iter().any(|a| matches(a, p.name)) && !deny.iter().any(|d| matches(d, p.name))
-    }
-
-    /// How much the role grants, roughly: wildcards count for many. The narrowest cover wins.
-    fn breadth(&self) -> usize {
-        self.actions.iter().chain(&self.data_actions).map(|a| if a.contains('*') { 20 } else { 1 }).sum()
+/// Whether `role` grants `p` (a no-RBAC call is granted by no role).
+pub fn grants(role: &Role, p: &Permission) -> bool {
+    match p.kind {
+        Kind::Action => role.grants(vibedata_rbac::Kind::Action, p.name),
+        Kind::DataAction => role.grants(vibedata_rbac::Kind::DataAction, p.name),
+        Kind::NoRbac => false,
     }
 }
 
-#[derive(Deserialize)]
-struct File {
-    roles: Vec<Role>,
+/// How much a role grants, roughly: wildcards count for many. The narrowest cover wins.
+fn breadth(role: &Role) -> usize {
+    role.actions.iter().chain(&role.data_actions).map(|a| if a.contains('*') { 20 } else { 1 }).sum()
 }
 
 /// The roles of the data file.
 pub fn builtin() -> &'static [Role] {
     static ROLES: OnceLock<Vec<Role>> = OnceLock::new();
     ROLES.get_or_init(|| {
-        let file: File =
+        let file: vibedata_rbac::RolesFile =
             serde_json::from_str(include_str!("../infra/roles/builtin-roles.json")).expect("the role data file parses");
         file.roles
     })
@@ -77,11 +51,11 @@ pub fn suggest(needs: &[Permission]) -> (Vec<Suggested>, Vec<Permission>) {
     loop {
         let best = candidates
             .iter()
-            .map(|r| (r, left.iter().filter(|p| r.grants(p)).count()))
+            .map(|r| (r, left.iter().filter(|p| grants(r, p)).count()))
             .filter(|(_, n)| *n > 0)
-            .max_by(|(a, na), (b, nb)| na.cmp(nb).then(b.breadth().cmp(&a.breadth())));
+            .max_by(|(a, na), (b, nb)| na.cmp(nb).then(breadth(b).cmp(&breadth(a))));
         let Some((role, _)) = best else { break };
-        left.retain(|p| !role.grants(p));
+        left.retain(|p| !grants(role, p));
         chosen.push(Suggested { name: role.name.clone(), id: role.id.clone() });
     }
     (chosen, left)
@@ -111,12 +85,12 @@ mod tests {
             ("Storage Blob Data Reader", &blob::BLOB_WRITE, false),
         ];
         for (name, p, want) in cases {
-            assert_eq!(role(name).grants(p), *want, "{name} grants {}", p.name);
+            assert_eq!(grants(role(name), p), *want, "{name} grants {}", p.name);
         }
         let guarded =
             Role { not_actions: vec!["Microsoft.Authorization/*/Write".into()], ..role("Contributor").clone() };
         let write = Permission::action("microsoft.authorization/roleAssignments/write", "x");
-        assert!(!guarded.grants(&write), "notActions subtract, in any case");
+        assert!(!grants(&guarded, &write), "notActions subtract, in any case");
     }
 
     #[test]

@@ -63,27 +63,7 @@ impl Permission {
 pub const UNDECLARED: Permission =
     Permission { kind: Kind::NoRbac, name: "(undeclared)", resource_type: "(unknown)", confirmed: false };
 
-/// Azure's wildcard match: `*` is any run of characters, `/` included; case is ignored.
-pub fn matches(pattern: &str, name: &str) -> bool {
-    let p = pattern.to_ascii_lowercase();
-    let n = name.to_ascii_lowercase();
-    let parts: Vec<&str> = p.split('*').collect();
-    if parts.len() == 1 {
-        return p == n;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !n.starts_with(first) || n.len() < first.len() + last.len() || !n.ends_with(last) {
-        return false;
-    }
-    let mut rest = &n[first.len()..n.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
-        }
-    }
-    true
-}
+pub use vibedata_rbac::wildcard as matches;
 
 tokio::task_local! {
     /// The permission of the SDK call running in this task (see [`declare`]).
@@ -141,38 +121,6 @@ pub fn record(permission: &Permission, concrete: Option<&str>, resource: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wildcards_span_slashes_and_case_is_ignored() {
-        let cases = [
-            ("*/read", "Microsoft.ContainerRegistry/registries/pull/read", true),
-            ("*", "Microsoft.ContainerRegistry/registries/importImage/action", true),
-            (
-                "Microsoft.Automation/automationAccounts/*",
-                "microsoft.automation/automationaccounts/runbooks/write",
-                true,
-            ),
-            (
-                "Microsoft.ContainerService/managedClusters/runcommand/action",
-                "Microsoft.ContainerService/managedClusters/runCommand/action",
-                true,
-            ),
-            ("*/read", "Microsoft.Storage/storageAccounts/listKeys/action", false),
-            ("Microsoft.KeyVault/vaults/secrets/*", "Microsoft.KeyVault/vaults/secrets/getSecret/action", true),
-            ("Microsoft.KeyVault/vaults/secrets/*", "Microsoft.KeyVault/vaults/read", false),
-            (
-                "Microsoft.Search/searchServices/indexes/documents/*",
-                "Microsoft.Search/searchServices/indexes/write",
-                false,
-            ),
-            ("a*b*c", "axxbyyc", true),
-            ("a*b*c", "axxcyyb", false),
-            ("ab*ba", "aba", false),
-        ];
-        for (pattern, name, want) in cases {
-            assert_eq!(matches(pattern, name), want, "{pattern} vs {name}");
-        }
-    }
 
     #[tokio::test]
     async fn a_declaration_is_seen_only_inside_its_call() {
