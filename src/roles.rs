@@ -34,6 +34,18 @@ pub fn builtin() -> &'static [Role] {
     })
 }
 
+/// The narrowest non-broad built-in role granting `name`, as an action or else as a data action:
+/// the role an authorization failure suggests.
+pub fn narrowest_for(name: &str) -> Option<Suggested> {
+    [vibedata_rbac::Kind::Action, vibedata_rbac::Kind::DataAction].into_iter().find_map(|kind| {
+        builtin()
+            .iter()
+            .filter(|r| !r.broad && r.grants(kind, name))
+            .min_by_key(|r| breadth(r))
+            .map(|r| Suggested { name: r.name.clone(), id: r.id.clone() })
+    })
+}
+
 /// A suggested role, as `plan --permissions` prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Suggested {

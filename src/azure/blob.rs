@@ -208,8 +208,12 @@ pub fn sdk_error(resource: &str, e: azure_core::Error) -> AzureError {
         ErrorKind::HttpResponse { status, error_code, .. } => {
             let status = u16::from(*status);
             let code = error_code.clone().unwrap_or_else(|| format!("Http{status}"));
-            let message =
-                super::pipeline::error_chain(&e).lines().next().unwrap_or_default().chars().take(300).collect();
+            let chain = super::pipeline::error_chain(&e);
+            let mut message: String = chain.lines().next().unwrap_or_default().chars().take(300).collect();
+            // Key Vault names the missing action on a later line of its message: keep it.
+            if let Some(action) = super::error::action_in_message(&chain).filter(|a| !message.contains(a)) {
+                message.push_str(&format!(" Action: '{action}'"));
+            }
             if status == 401 || status == 403 {
                 AzureError::Unauthorized {
                     status,

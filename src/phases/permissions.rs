@@ -39,6 +39,7 @@ const PROJECT: &str = "VIBEDATA_FOUNDRY_PROJECT";
 /// and the ledger record.
 const SHARED: &[Need] = &[
     on(arm::GROUP_READ, GROUP),
+    on(super::preflight::PERMISSIONS_READ, GROUP),
     on(blob::CONTAINER_READ, LEDGER),
     on(blob::CONTAINER_WRITE, LEDGER),
     on(blob::BLOB_READ, LEDGER),
