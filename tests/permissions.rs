@@ -2,7 +2,8 @@
 //! table) and exactly the call that needs it fails, with the service's own denial, exit 1, the
 //! action in the last stderr line, and outputs that name what was done.
 //!
-//! Bounded in CI: one permission per enforcing service (ARM, Automation, Key Vault). With
+//! Bounded in CI: one permission per enforcing service (the ACR token service, ARM, Automation,
+//! Key Vault). With
 //! `VIBEDATA_REMOVAL_FULL=1`, every ARM and Key Vault permission of those phases that the
 //! emulator enforces runs too (Storage is Azurite's, which enforces no RBAC).
 //!
@@ -34,6 +35,8 @@ struct Case {
 /// run recovers), so the next case starts from the state it needs.
 const BOUNDED: &[Case] = &[
     Case { phase: "artifacts", kind: "action", name: "Microsoft.ContainerRegistry/registries/importImage/action" },
+    // After the import: a rerun still reads every tag back (by the identity's registry token).
+    Case { phase: "artifacts", kind: "action", name: "Microsoft.ContainerRegistry/registries/pull/read" },
     Case { phase: "runbooks", kind: "action", name: "Microsoft.Automation/automationAccounts/runbooks/publish/action" },
     Case { phase: "database", kind: "dataAction", name: "Microsoft.KeyVault/vaults/secrets/getSecret/action" },
 ];
@@ -74,7 +77,10 @@ async fn removal(p: &Platform, case: &Case) {
 
     let (o, again) = p.run(case.phase, &[RBAC_DEADLINE]);
     ok(&o);
-    assert_eq!(again["status"], "succeeded", "{what}: the rerun with the permission back: {again}");
+    assert!(
+        again["status"] == "succeeded" || again["status"] == "unchanged",
+        "{what}: the rerun with the permission back: {again}"
+    );
 }
 
 #[tokio::test]

@@ -237,7 +237,18 @@ pub async fn token_post(State(st): State<Shared>, req: Request) -> Response {
         _ => return bad_request("grant_type must be refresh_token, access_token or password"),
     };
     let scopes: Vec<&str> = form.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()).collect();
-    json(StatusCode::OK, json!({"access_token": issue_access_token(&st, &subject, &scopes)}))
+    let mut resp = json(StatusCode::OK, json!({"access_token": issue_access_token(&st, &subject, &scopes)}));
+    // A scope withheld by the grant table is journaled as the refusal it is.
+    let asked =
+        |a: &str| scopes.iter().any(|s| s.rsplit(':').next().is_some_and(|acts| acts.split(',').any(|x| x == a)));
+    if let Some(a) = withheld(&st).into_iter().find(|a| asked(a)) {
+        let name = if a == "pull" { "pull/read" } else { "push/write" };
+        resp.extensions_mut().insert(crate::journal::Note {
+            mutating: None,
+            detail: Some(json!({"denied": format!("Microsoft.ContainerRegistry/registries/{name}")})),
+        });
+    }
+    resp
 }
 
 /// Username/password as ACR takes them: the null GUID with a refresh token, or an AAD token

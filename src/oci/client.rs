@@ -210,7 +210,7 @@ impl Registry {
                     refreshed = true;
                     self.auth.invalidate().await;
                 }
-                other => return other,
+                other => return other.map_err(|e| self.explain_denied(e, scopes)),
             }
         }
     }
@@ -233,12 +233,49 @@ impl Registry {
                 Authz::Bearer(t) => build().header(AUTHORIZATION, format!("Bearer {}", t.expose())),
             })
             .await?;
-            if resp.status().as_u16() == 401 && !refreshed {
+            let status = resp.status().as_u16();
+            if status == 401 && !refreshed {
                 refreshed = true;
                 self.auth.invalidate().await;
                 continue;
             }
+            if status == 401 || status == 403 {
+                let code = if status == 401 { "UNAUTHORIZED" } else { "DENIED" };
+                let denied = OciError::Denied {
+                    registry: self.host.clone(),
+                    resource: resource.to_owned(),
+                    status,
+                    code: code.into(),
+                };
+                return Err(self.explain_denied(denied, scopes));
+            }
             return Ok(resp);
+        }
+    }
+
+    /// A refusal with the managed identity names the permission it lacked (the registry only
+    /// says 401: ACR issued a token without the scope the identity's roles do not cover).
+    fn explain_denied(&self, e: OciError, scopes: &[Scope]) -> OciError {
+        let permission = self.auth.permission(scopes);
+        match e {
+            OciError::Denied { registry, resource, status, code }
+                if permission.kind != crate::azure::permission::Kind::NoRbac =>
+            {
+                let abac: Vec<&str> = crate::azure::acr::abac(permission).iter().map(|p| p.name).collect();
+                let role = crate::roles::narrowest_for(permission.name).map(|r| format!(" ({} {})", r.name, r.id));
+                OciError::Denied {
+                    registry,
+                    resource: format!(
+                        "{resource}: the identity needs {} (in ABAC mode {}); hint: assign it a role that grants it{} on the registry",
+                        permission.name,
+                        abac.join(" and "),
+                        role.unwrap_or_default()
+                    ),
+                    status,
+                    code,
+                }
+            }
+            other => other,
         }
     }
 
