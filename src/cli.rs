@@ -58,6 +58,10 @@ pub enum Command {
         /// Machine-readable output (the contract `infra/` and the tests read).
         #[arg(long)]
         json: bool,
+        /// Instead of the phases: what each built phase's identity needs granted (each permission,
+        /// the resource it applies to, the narrowest built-in roles that cover them).
+        #[arg(long)]
+        permissions: bool,
     },
     /// Run one imperative phase, `preflight`, or `all` built phases in RFC-60 order.
     #[command(after_help = RUN_HELP)]

@@ -20,6 +20,7 @@ pub mod phases;
 pub mod plan;
 pub mod release;
 pub mod report;
+pub mod roles;
 pub mod run;
 pub mod sequence;
 pub mod serve;

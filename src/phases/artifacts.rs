@@ -270,15 +270,22 @@ impl Phase for Artifacts {
                     started,
                 ));
             }
-            Ok(r) => checks.push(Check::pass(
-                name,
-                if r.properties.restricted() {
-                    "restricted; trusted services allowed"
-                } else {
-                    "public access allowed"
-                },
-                started,
-            )),
+            Ok(r) => {
+                checks.push(Check::pass(
+                    name,
+                    if r.properties.restricted() {
+                        "restricted; trusted services allowed"
+                    } else {
+                        "public access allowed"
+                    },
+                    started,
+                ));
+                checks.push(Check::pass(
+                    "customer registry role assignment mode",
+                    role_mode(r.properties.role_assignment_mode.as_deref()),
+                    started,
+                ));
+            }
             Err(e) => checks.push(Check::fail(name, &e, started)),
         }
         // The trust store parsed during validation; say what it holds and what is not checked.
@@ -517,5 +524,28 @@ mod tests {
         assert_eq!((pair.username.as_deref(), pair.password.expose()), (Some("u"), "p"));
         let token = PullCredential::parse(&Secret::new("eyJtoken"));
         assert_eq!((token.username, token.password.expose()), (None, "eyJtoken"));
+    }
+}
+
+/// The ACR's `roleAssignmentMode` and the data-plane permission strings that fit it: legacy roles
+/// (AcrPull, Reader's `*/read`) are not honoured in ABAC mode (specs/permissions.md §4).
+fn role_mode(mode: Option<&str>) -> String {
+    let legacy = crate::azure::acr::PULL;
+    match mode {
+        Some(m) if m.eq_ignore_ascii_case("AbacRepositoryPermissions") => {
+            let abac: Vec<&str> = crate::azure::acr::abac(&legacy).iter().map(|p| p.name).collect();
+            format!("{m}: reading tags back needs the data actions {}", abac.join(" and "))
+        }
+        m => format!("{}: reading tags back needs {}", m.unwrap_or("LegacyRegistryPermissions (default)"), legacy.name),
+    }
+}
+
+#[cfg(test)]
+mod role_mode_tests {
+    #[test]
+    fn the_mode_picks_the_strings() {
+        assert!(super::role_mode(None).ends_with("Microsoft.ContainerRegistry/registries/pull/read"));
+        let abac = super::role_mode(Some("AbacRepositoryPermissions"));
+        assert!(abac.contains("repositories/content/read") && abac.contains("repositories/metadata/read"), "{abac}");
     }
 }
