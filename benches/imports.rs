@@ -80,6 +80,7 @@ async fn main() {
         password: Secret::new(env["VIBEDATA_STACK_PUBLISHER_PASSWORD"].clone()),
         source_image: format!("vibedata/api@{digest}"),
         target_tags: vec![],
+        untagged: vec![],
         force: true,
     };
     http.put(format!("{control}/import"))

@@ -28,6 +28,12 @@ param publisherRegistry string = 'vibedatapublisher.azurecr.io'
 @description('repository:tag of the release manifest in the publisher registry.')
 param releaseManifest string = 'vibedata/release-manifest:latest'
 
+@description('The publisher\'s root certificate(s), PEM, that the release manifest\'s Notary signature must chain to. The publisher pins them in the package; without them Artifact Bootstrap refuses to import (strict verification).')
+param releaseTrustStore string = ''
+
+@description('JSON array of the trusted release signers, each "x509.subject: C=.., O=.., CN=..".')
+param releaseTrustedIdentities string = '[]'
+
 @description('Raise to rerun every bootstrap step with unchanged inputs (it is part of each step\'s forceUpdateTag).')
 @minValue(0)
 param retryAttempt int = 0
@@ -87,6 +93,8 @@ var artifactsConfig = {
   VIBEDATA_PUBLISHER_CREDENTIAL_SECRET: publisherCredentialSecretName
   VIBEDATA_IMAGES: join(images, ',')
   VIBEDATA_RELEASE_MANIFEST: releaseManifest
+  VIBEDATA_RELEASE_TRUST_STORE: releaseTrustStore
+  VIBEDATA_RELEASE_TRUSTED_IDENTITIES: releaseTrustedIdentities
 }
 
 var automationConfig = {

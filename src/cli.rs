@@ -58,6 +58,10 @@ pub enum Command {
         /// Machine-readable output (the contract `infra/` and the tests read).
         #[arg(long)]
         json: bool,
+        /// Instead of the phases: what each built phase's identity needs granted (each permission,
+        /// the resource it applies to, the narrowest built-in roles that cover them).
+        #[arg(long)]
+        permissions: bool,
     },
     /// Run one imperative phase, `preflight`, or `all` built phases in RFC-60 order.
     #[command(after_help = RUN_HELP)]
@@ -140,6 +144,10 @@ pub struct CopyArgs {
     /// With --release: images and artifacts copied at once.
     #[arg(long, default_value_t = 4, value_name = "N", requires = "release")]
     pub images: usize,
+    /// Copy the source's referrers too (signatures, SBOMs), by digest, and update the target's
+    /// referrers tag-schema index when it has no referrers API.
+    #[arg(long)]
+    pub referrers: bool,
 }
 
 fn crate_version() -> &'static str {

@@ -41,7 +41,7 @@ pub async fn run(args: &CopyArgs, config_file: Option<&Path>) -> i32 {
         let src = Registry::new(&plan.src.registry, plan.src_creds.clone(), plan.http.clone(), &plan.options)?;
         let dst = Registry::new(&plan.dst.registry, plan.dst_creds.clone(), plan.http.clone(), &plan.options)?;
         if args.release {
-            return copy_release(&plan, &src, &dst, &opts, args.images).await;
+            return copy_release(&plan, &src, &dst, &opts, args.images, args.referrers).await;
         }
         let report = copy(
             &src,
@@ -53,7 +53,17 @@ pub async fn run(args: &CopyArgs, config_file: Option<&Path>) -> i32 {
             &opts,
         )
         .await?;
-        Ok(serde_json::json!({"source": plan.src.to_string(), "target": plan.dst.to_string(), "report": report}))
+        let referrers = if args.referrers {
+            copy_referrers(&src, &plan.src.repository, &dst, &plan.dst.repository, &report.digest, &opts).await?
+        } else {
+            Vec::new()
+        };
+        let mut doc =
+            serde_json::json!({"source": plan.src.to_string(), "target": plan.dst.to_string(), "report": report});
+        if args.referrers {
+            doc["referrers"] = referrers.into();
+        }
+        Ok(doc)
     }
     .await;
     ticker.abort();
@@ -79,6 +89,7 @@ async fn copy_release(
     dst: &Registry,
     opts: &CopyOptions,
     images: usize,
+    referrers: bool,
 ) -> Result<serde_json::Value, OciError> {
     let (repo, tag) = (plan.src.repository.as_str(), plan.src_ref.as_str());
     let digest = match &plan.src_ref {
@@ -114,6 +125,9 @@ async fn copy_release(
     // The manifest last: its tag appears only once everything it pins is in place, so a target
     // that shows the release holds all of it.
     copy(src, repo, &digest, dst, &target(repo), Some(&manifest_tag), opts).await?;
+    // The release's signatures with it, so that the target can verify it later.
+    let signatures =
+        if referrers { copy_referrers(src, repo, dst, &target(repo), &digest, opts).await? } else { Vec::new() };
     items.push((repo.to_owned(), digest.clone(), manifest_tag.clone()));
     copied.sort_by(|a, b| a["target"].as_str().cmp(&b["target"].as_str()));
     Ok(serde_json::json!({
@@ -123,7 +137,28 @@ async fn copy_release(
         "manifestDigest": digest,
         "copied": items.len(),
         "items": copied,
+        "referrers": signatures,
     }))
+}
+
+/// Copies every referrer of `digest` (by digest: they are untagged), then the target's tag-schema
+/// index when it needs one; returns the referrers' digests.
+async fn copy_referrers(
+    src: &Registry,
+    src_repo: &str,
+    dst: &Registry,
+    dst_repo: &str,
+    digest: &str,
+    opts: &CopyOptions,
+) -> Result<Vec<String>, OciError> {
+    let found = src.all_referrers(src_repo, digest).await?.manifests;
+    for r in &found {
+        copy(src, src_repo, &r.digest, dst, dst_repo, None, opts).await?;
+    }
+    if let Some((tag, index)) = dst.referrers_update(dst_repo, digest, &found).await? {
+        dst.put_manifest(dst_repo, &tag, index, crate::oci::OCI_INDEX).await?;
+    }
+    Ok(found.into_iter().map(|r| r.digest).collect())
 }
 
 struct Plan {

@@ -41,7 +41,15 @@ async fn dispatch(cli: Cli) -> i32 {
                 }
             }
         }
-        Command::Plan { json } => {
+        Command::Plan { json, permissions: true } => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan::permissions_json()).expect("permissions serialize"));
+            } else {
+                print!("{}", plan::permissions_table());
+            }
+            0
+        }
+        Command::Plan { json, permissions: false } => {
             logging::init(cli.log_format, true);
             let (statuses, note) = match run::recorded_statuses(cli.config.as_deref()).await {
                 Ok(s) => (s, None),

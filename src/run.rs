@@ -115,6 +115,7 @@ pub async fn run(target: Target, opts: &RunOptions) -> Ran {
             let run = Run { changes: &none, steps: &NoSteps };
             for p in &selected {
                 checks.extend(p.checks(&ctx, run).await);
+                checks.push(preflight::effective_permissions(&ctx, p.step()).await);
             }
             let result = checks_report("preflight", checks, &steps);
             ran.push(finish("preflight", &started_at, started, opts.dry_run, result, &none));
@@ -183,6 +184,7 @@ async fn run_one(ctx: &Context, phase: &dyn Selected, opts: &RunOptions) -> Fini
     let attach = |error: PhaseError| RunError::phase(id, error);
     let mut checks = preflight::shared(ctx, &phase.scopes(&ctx.config), probe(opts)).await;
     checks.extend(phase.checks(ctx, Run { changes: &changes, steps: &NoSteps }).await);
+    checks.push(preflight::effective_permissions(ctx, phase.step()).await);
     if let Err(e) = checks_report(id, checks, &[phase.step()]) {
         return finish(id, &started_at, started, opts.dry_run, Err(e), &changes);
     }

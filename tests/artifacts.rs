@@ -38,10 +38,11 @@ async fn happy_path_then_an_idempotent_rerun() {
     assert_eq!(v["summary"]["runbooks"]["total"], 4);
     assert_eq!((v["summary"]["charts"]["total"].as_u64(), v["summary"]["ai"]["total"].as_u64()), (Some(1), Some(1)));
     assert!(stdout(&o).contains("imported 16/16 images"), "progress lines");
-    // The manifest and the 22 release-tagged targets went through importImage, by digest, and
-    // the chart too unless an earlier release on this stack brought its version already.
+    // The manifest, its accepted signature (by digest only) and the 22 release-tagged targets
+    // went through importImage, by digest, and the chart too unless an earlier release on this
+    // stack brought its version already.
     let imports = imports_since(&stack, mark).await;
-    assert_eq!(imports.len(), 23 + chart, "{imports:?}");
+    assert_eq!(imports.len(), 24 + chart, "{imports:?}");
 
     // Every target tag is at its pinned digest in the customer registry.
     let customer = registry(&stack, true);

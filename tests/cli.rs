@@ -148,3 +148,90 @@ fn plan_json_snapshot() {
     let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
     insta::assert_json_snapshot!("plan_json", plan);
 }
+
+/// README's permissions table, rendered from `plan --permissions --json`: one row per phase and
+/// resource. `VIBEDATA_UPDATE_README=1` rewrites the block instead of comparing.
+fn permissions_markdown(plan: &Value) -> String {
+    let mut out = String::from(
+        "| phase | resource (configuration key) | checked on | narrowest roles | permissions († unconfirmed) |\n|---|---|---|---|---|\n",
+    );
+    for phase in plan.as_array().unwrap() {
+        for a in phase["assignments"].as_array().unwrap() {
+            let resource = a["resource"].as_str().unwrap();
+            let mut roles: Vec<String> = a["roles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| format!("{} `{}`", r["name"].as_str().unwrap(), r["id"].as_str().unwrap()))
+                .collect();
+            if !a["noBuiltInRole"].as_array().unwrap().is_empty() {
+                roles.push("a custom role".into());
+            }
+            let perms: Vec<String> = phase["permissions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["resource"] == resource)
+                .map(|p| {
+                    let kind = match p["kind"].as_str().unwrap() {
+                        "action" => "A",
+                        "dataAction" => "DA",
+                        _ => "none",
+                    };
+                    let mark = if p["confirmed"] == true { "" } else { " †" };
+                    format!("{kind} `{}`{mark}", p["name"].as_str().unwrap())
+                })
+                .collect();
+            let roles = if roles.is_empty() { "— (not Azure RBAC)".to_owned() } else { roles.join(", ") };
+            out.push_str(&format!(
+                "| {} | `{resource}` | `{}` | {roles} | {} |\n",
+                phase["phase"].as_str().unwrap(),
+                a["scope"].as_str().unwrap(),
+                perms.join("<br>")
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn readme_permissions_table_matches_plan_permissions() {
+    let o = cli(&["plan", "--permissions", "--json"], &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let table = permissions_markdown(&plan);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    let readme = std::fs::read_to_string(path).unwrap();
+    let (start, end) = ("<!-- permissions:start (tests/cli.rs writes this) -->\n", "<!-- permissions:end -->");
+    let from = readme.find(start).expect("README has the permissions block") + start.len();
+    let to = readme[from..].find(end).expect("the block ends") + from;
+    if std::env::var_os("VIBEDATA_UPDATE_README").is_some() {
+        std::fs::write(path, format!("{}{table}{}", &readme[..from], &readme[to..])).unwrap();
+    } else {
+        assert_eq!(readme[from..to], table, "README's permissions table is stale: rerun with VIBEDATA_UPDATE_README=1");
+    }
+    // Every built phase is there, each with the ledger it writes.
+    for phase in ["artifacts", "runbooks", "database", "airbyte", "registry", "health", "ai"] {
+        assert!(table.contains(&format!("| {phase} | `VIBEDATA_LEDGER_CONTAINER` |")), "{phase}");
+    }
+}
+
+#[test]
+fn plan_permissions_names_the_importer_role_not_contributor() {
+    let o = cli(&["plan", "--permissions", "--json"], &[]);
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let artifacts = plan.as_array().unwrap().iter().find(|p| p["phase"] == "artifacts").unwrap();
+    let roles: Vec<&str> =
+        artifacts["suggestedRoles"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert!(roles.contains(&"577a9874-89fd-4f24-9dbd-b5034d0ad23a"), "{roles:?}");
+    assert!(!roles.contains(&"b24988ac-6180-42a0-ab88-20f7382dd24c"), "never Contributor");
+    let pull = artifacts["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Microsoft.ContainerRegistry/registries/pull/read")
+        .expect("the ACR data-plane read");
+    assert_eq!(pull["abacMode"][0]["name"], "Microsoft.ContainerRegistry/registries/repositories/content/read");
+    let text = text(&cli(&["plan", "--permissions"], &[]).stdout);
+    assert!(text.contains("Container Registry Data Importer and Data Reader (577a9874"), "{text}");
+}

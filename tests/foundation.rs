@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use common::*;
 use reqwest::Method;
 use serde_json::json;
+use vibedata_bootstrap::azure::arm::GROUP_READ;
+use vibedata_bootstrap::azure::discovery::LIST;
 use vibedata_bootstrap::azure::identity::Secret;
+use vibedata_bootstrap::azure::permission::Permission;
 use vibedata_bootstrap::azure::pipeline::Request;
 use vibedata_bootstrap::azure::AzureError;
 use vibedata_bootstrap::config::{Config, Source};
@@ -96,6 +99,14 @@ async fn dry_run_mutates_nothing_not_even_the_ledger() {
     assert!(ctx.ledger.container().get(&format!("deployments/{deployment}/preflight.json")).await.unwrap().is_some());
 }
 
+/// What the test's own deployment and group calls need (no phase makes them).
+const DEPLOY: Permission =
+    Permission::action("Microsoft.Resources/deployments/write", "Microsoft.Resources/resourceGroups");
+const DEPLOY_READ: Permission =
+    Permission::action("Microsoft.Resources/deployments/read", "Microsoft.Resources/resourceGroups");
+const GROUP_DELETE: Permission =
+    Permission::action("Microsoft.Resources/subscriptions/resourceGroups/delete", "Microsoft.Resources/resourceGroups");
+
 #[tokio::test]
 async fn both_long_running_operation_styles_complete() {
     let stack = Stack::get();
@@ -104,14 +115,16 @@ async fn both_long_running_operation_styles_complete() {
 
     // PUT deployment: 201 + Azure-AsyncOperation.
     let dep = format!("{}/providers/Microsoft.Resources/deployments/dep1", rg_path(&stack, &rg));
-    let req = Request::new(Method::PUT, ctx.arm.url(&dep, "2021-04-01"), dep.clone())
+    let req = Request::new(Method::PUT, ctx.arm.url(&dep, "2021-04-01"), dep.clone(), &DEPLOY)
+        .polled_with(&DEPLOY_READ)
         .json(&json!({"properties": {"mode": "Incremental", "template": {}, "parameters": {}}}));
     let body = ctx.arm.call(req, Duration::from_secs(60)).await.unwrap().expect("final resource");
     assert_eq!(body["properties"]["provisioningState"], "Succeeded");
 
     // A deployment that fails reports the operation's error.
     let bad = format!("{}/providers/Microsoft.Resources/deployments/dep-fail", rg_path(&stack, &rg));
-    let req = Request::new(Method::PUT, ctx.arm.url(&bad, "2021-04-01"), bad.clone())
+    let req = Request::new(Method::PUT, ctx.arm.url(&bad, "2021-04-01"), bad.clone(), &DEPLOY)
+        .polled_with(&DEPLOY_READ)
         .json(&json!({"properties": {"mode": "Incremental", "template": {}, "parameters": {"fail": {"value": true}}}}));
     match ctx.arm.call(req, Duration::from_secs(60)).await {
         Err(AzureError::OperationFailed { status, .. }) => assert_eq!(status, "Failed"),
@@ -121,10 +134,17 @@ async fn both_long_running_operation_styles_complete() {
     // DELETE resource group: 202 + Location.
     let path = rg_path(&stack, &rg);
     ctx.arm
-        .call(Request::new(Method::DELETE, ctx.arm.url(&path, "2021-04-01"), path.clone()), Duration::from_secs(60))
+        .call(
+            Request::new(Method::DELETE, ctx.arm.url(&path, "2021-04-01"), path.clone(), &GROUP_DELETE)
+                .polled_with(&GROUP_READ),
+            Duration::from_secs(60),
+        )
         .await
         .unwrap();
-    assert!(ctx.arm.get_opt::<serde_json::Value>(&path, "2021-04-01").await.unwrap().is_none(), "group still there");
+    assert!(
+        ctx.arm.get_opt::<serde_json::Value>(&path, "2021-04-01", &GROUP_READ).await.unwrap().is_none(),
+        "group still there"
+    );
 }
 
 #[tokio::test]
@@ -132,9 +152,9 @@ async fn paging_follows_next_link() {
     let stack = Stack::get();
     let ctx = context(&stack, "paging", &[]);
     let path = format!("{}/resources", rg_path(&stack, stack.var("VIBEDATA_RESOURCE_GROUP")));
-    let items: Vec<serde_json::Value> = ctx.arm.list(&path, "2021-04-01").await.unwrap();
+    let items: Vec<serde_json::Value> = ctx.arm.list(&path, "2021-04-01", &LIST).await.unwrap();
     let mark = stack.journal_mark().await;
-    let again: Vec<serde_json::Value> = ctx.arm.list(&path, "2021-04-01").await.unwrap();
+    let again: Vec<serde_json::Value> = ctx.arm.list(&path, "2021-04-01", &LIST).await.unwrap();
     let pages = stack.journal_since(mark).await.into_iter().filter(|e| e["api"] == "arm.resources").count();
     assert_eq!(items.len(), again.len());
     assert!(pages > 1, "expected several pages, got {pages} for {} items", items.len());
@@ -154,7 +174,8 @@ async fn survives(stack: &Stack, test: &str, fault: serde_json::Value) -> (u64, 
     stack.arm_fault(spec).await;
     let mark = stack.journal_mark().await;
     let started = Instant::now();
-    let got: serde_json::Value = ctx.arm.get(&path, "2021-04-01").await.unwrap_or_else(|e| panic!("{test}: {e}"));
+    let got: serde_json::Value =
+        ctx.arm.get(&path, "2021-04-01", &GROUP_READ).await.unwrap_or_else(|e| panic!("{test}: {e}"));
     assert_eq!(got["name"], rg.as_str());
     let attempts =
         stack.journal_since(mark).await.into_iter().filter(|e| e["path"].as_str().unwrap_or("").ends_with(&rg)).count();
@@ -246,7 +267,7 @@ async fn a_token_is_never_sent_to_another_host() {
     let ctx = context(&stack, "token-host", &[]);
     // The vault's URL: a different origin from ARM's.
     let url = url::Url::parse(&format!("{}/subscriptions", stack.var("VIBEDATA_KEY_VAULT_URL"))).unwrap();
-    match ctx.arm.send(Request::new(Method::GET, url, "elsewhere")).await {
+    match ctx.arm.send(Request::new(Method::GET, url, "elsewhere", &GROUP_READ)).await {
         Err(AzureError::TokenHostMismatch { .. }) => {}
         other => panic!("expected a refusal, got {:?}", other.map(|r| r.status())),
     }

@@ -40,8 +40,17 @@ async fn imports_after(stack: &Stack, from: usize) -> Vec<String> {
         .await
         .iter()
         .skip(from)
-        .flat_map(|e| e["targetTags"].as_array().cloned().unwrap_or_default())
-        .filter_map(|t| t.as_str().map(str::to_owned))
+        .flat_map(|e| {
+            let list = |k: &str| -> Vec<String> {
+                e[k].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)).collect()
+            };
+            // A signature is imported by digest only: its target is `repo@digest`.
+            let digest = e["sourceImage"].as_str().and_then(|s| s.split_once('@')).map(|(_, d)| d.to_owned());
+            let untagged = list("untaggedTargetRepositories")
+                .into_iter()
+                .map(|r| format!("{r}@{}", digest.clone().unwrap_or_default()));
+            list("targetTags").into_iter().chain(untagged).collect::<Vec<_>>()
+        })
         .collect()
 }
 

@@ -29,7 +29,9 @@ use setup::*;
 const PHASES: [&str; 7] = ["artifacts", "runbooks", "database", "airbyte", "ai", "registry", "health"];
 
 /// Keys whose values change from run to run.
-const VOLATILE_KEYS: &[&str] = &["startedAt", "durationMs", "ms", "checkedAt", "waitedMs", "etag"];
+/// (`signer` and `signingTime` name the fixture signer and its clock: a contract of the signature, not of the snapshot.)
+const VOLATILE_KEYS: &[&str] =
+    &["startedAt", "durationMs", "ms", "checkedAt", "waitedMs", "etag", "signer", "signingTime"];
 
 /// Keys of the runbook phase whose values depend on what other tests published before this one.
 const HISTORY_KEYS: &[&str] =
@@ -90,23 +92,54 @@ fn redact_names(s: &str, names: &[(String, &str)]) -> String {
 }
 
 /// Digests of what carries the release name (the manifest, the artifacts) differ per release;
-/// the release here differs per process.
+/// the release here differs per process. So does the referrers tag schema's tag (`sha256-<hex>`).
 fn redact_digests(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(i) = rest.find("sha256:") {
+    while let Some(i) = rest.find("sha256") {
         out.push_str(&rest[..i]);
-        let hex = rest[i + 7..].chars().take_while(char::is_ascii_hexdigit).count();
-        if hex == 64 {
-            out.push_str("sha256:[digest]");
-            rest = &rest[i + 7 + 64..];
-        } else {
-            out.push_str("sha256:");
-            rest = &rest[i + 7..];
+        let after = &rest[i + 6..];
+        let sep = after.chars().next().filter(|c| *c == ':' || *c == '-');
+        let hex = after.get(1..).map(|h| h.chars().take_while(char::is_ascii_hexdigit).count()).unwrap_or(0);
+        match sep {
+            Some(c) if hex == 64 => {
+                out.push_str(&format!("sha256{c}[digest]"));
+                rest = &after[65..];
+            }
+            _ => {
+                out.push_str("sha256");
+                rest = after;
+            }
         }
     }
     out.push_str(rest);
     out
+}
+
+/// Every call a phase made declared a permission, and that permission is in the phase's set as
+/// `plan --permissions --json` prints it (a declared pattern covers the exact string recorded).
+fn calls_are_declared(phase: &str, recording: &std::path::Path, declared: &Value) {
+    let text = std::fs::read_to_string(recording).unwrap_or_default();
+    let calls: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("a recorded call")).collect();
+    assert!(calls.len() > 3, "{phase}: only {} calls recorded", calls.len());
+    let set = declared
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["phase"] == phase))
+        .unwrap_or_else(|| panic!("{phase} in plan --permissions"))["permissions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut outside = std::collections::BTreeSet::new();
+    for call in &calls {
+        let (kind, name, pattern) = (&call["kind"], call["name"].as_str().unwrap(), call["declared"].as_str().unwrap());
+        assert_ne!(pattern, "(undeclared)", "{phase}: a call declared no permission: {call}");
+        let inside = set.iter().any(|p| p["kind"] == *kind && p["name"] == pattern);
+        let exact = vibedata_bootstrap::azure::permission::matches(pattern, name);
+        if !inside || !exact {
+            outside.insert(format!("{kind} {name} ({})", call["resource"]));
+        }
+    }
+    assert!(outside.is_empty(), "{phase}: calls outside its declared permissions: {outside:#?}");
 }
 
 #[tokio::test]
@@ -165,7 +198,16 @@ async fn contracts_of_every_phase() {
         seen.push((format!("{what} stdout"), String::from_utf8_lossy(&o.stdout).into_owned()));
         seen.push((format!("{what} stderr"), String::from_utf8_lossy(&o.stderr).into_owned()));
     };
+    let declared: Value = serde_json::from_slice(&p.stack.cli(&env, &["plan", "--permissions", "--json"]).stdout)
+        .expect("plan --permissions --json");
     for phase in PHASES {
+        // Every call of the three runs below is recorded with the permission it declared.
+        let recording = std::env::temp_dir().join(format!("vibedata-{}-{phase}.permissions.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&recording);
+        let recording_env = recording.to_str().unwrap().to_owned();
+        let mut extra = extra.to_vec();
+        extra.push(("VIBEDATA_RECORD_PERMISSIONS", recording_env.as_str()));
+        let env = p.env(&extra);
         let dry = p.stack.cli(&env, &["run", phase, "--dry-run", "--json"]);
         saw(&mut seen, format!("{phase} --dry-run"), &dry);
         ok(&dry);
@@ -201,6 +243,7 @@ async fn contracts_of_every_phase() {
         insta::assert_json_snapshot!(format!("{phase}_rerun_outputs"), redact(&again, &names, false));
         seen.push((format!("{phase} outputs"), first.to_string()));
         seen.push((format!("{phase} rerun outputs"), again.to_string()));
+        calls_are_declared(phase, &recording, &declared);
     }
 
     let export = p.blob(&format!("registry/{}/registry.json", env["VIBEDATA_DEPLOYMENT_ID"])).await;

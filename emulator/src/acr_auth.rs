@@ -120,7 +120,22 @@ fn check_refresh_token(st: &AppState, token: &str) -> Result<Claims, Response> {
 
 /// Parses `repository:<name>:<actions>` / `registry:catalog:*` scopes (each parameter may also
 /// hold several, space-separated) into the JWT `access` array, granting what was asked.
-fn access_for(scopes: &[&str]) -> Value {
+/// The registry-token actions the grant table withholds: ACR issues a token without a scope
+/// the identity's roles do not cover, and the registry then answers 401 (insufficient scope).
+fn withheld(st: &AppState) -> Vec<&'static str> {
+    use crate::grants::{Kind, Permission};
+    let denies = |name: &str| st.grants.denies(&Permission { kind: Kind::Action, name: name.into() });
+    let mut out = Vec::new();
+    if denies("Microsoft.ContainerRegistry/registries/pull/read") {
+        out.push("pull");
+    }
+    if denies("Microsoft.ContainerRegistry/registries/push/write") {
+        out.push("push");
+    }
+    out
+}
+
+fn access_for(scopes: &[&str], withheld: &[&str]) -> Value {
     let mut access = Vec::new();
     for scope in scopes.iter().flat_map(|s| s.split_whitespace()) {
         let Some((kind, rest)) = scope.split_once(':') else {
@@ -129,7 +144,7 @@ fn access_for(scopes: &[&str]) -> Value {
         let Some((name, actions)) = rest.rsplit_once(':') else {
             continue;
         };
-        let actions: Vec<&str> = actions.split(',').filter(|a| !a.is_empty()).collect();
+        let actions: Vec<&str> = actions.split(',').filter(|a| !a.is_empty() && !withheld.contains(a)).collect();
         access.push(json!({"type": kind, "name": name, "actions": actions}));
     }
     Value::Array(access)
@@ -148,7 +163,7 @@ pub(crate) fn issue_access_token(st: &AppState, subject: &str, scopes: &[&str]) 
         // A single string: the CNCF registry calls an array "malformed token".
         "aud": reg.service,
         "version": "1.0",
-        "access": access_for(scopes),
+        "access": access_for(scopes, &withheld(st)),
     });
     st.signer.sign(&st.signer.x5c_header(), &claims)
 }
@@ -222,7 +237,18 @@ pub async fn token_post(State(st): State<Shared>, req: Request) -> Response {
         _ => return bad_request("grant_type must be refresh_token, access_token or password"),
     };
     let scopes: Vec<&str> = form.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()).collect();
-    json(StatusCode::OK, json!({"access_token": issue_access_token(&st, &subject, &scopes)}))
+    let mut resp = json(StatusCode::OK, json!({"access_token": issue_access_token(&st, &subject, &scopes)}));
+    // A scope withheld by the grant table is journaled as the refusal it is.
+    let asked =
+        |a: &str| scopes.iter().any(|s| s.rsplit(':').next().is_some_and(|acts| acts.split(',').any(|x| x == a)));
+    if let Some(a) = withheld(&st).into_iter().find(|a| asked(a)) {
+        let name = if a == "pull" { "pull/read" } else { "push/write" };
+        resp.extensions_mut().insert(crate::journal::Note {
+            mutating: None,
+            detail: Some(json!({"denied": format!("Microsoft.ContainerRegistry/registries/{name}")})),
+        });
+    }
+    resp
 }
 
 /// Username/password as ACR takes them: the null GUID with a refresh token, or an AAD token

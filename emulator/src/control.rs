@@ -21,6 +21,7 @@ pub fn routes() -> Router<Shared> {
         .route("/_emulator/journal", get(journal).delete(clear_journal))
         .route("/_emulator/faults", get(faults).post(arm_fault).delete(clear_faults))
         .route("/_emulator/identity", axum::routing::put(identity_settings))
+        .route("/_emulator/grants", get(grants).put(set_grants).delete(clear_grants))
         .route("/_emulator/identity/expire", post(expire_tokens))
         .route("/_emulator/lro", get(lro).put(set_lro))
         .route("/_emulator/latency", get(latency).delete(clear_latency))
@@ -34,6 +35,26 @@ pub fn routes() -> Router<Shared> {
             get(fail_publish_list).post(arm_fail_publish).delete(clear_fail_publish),
         )
         .merge(crate::arm::aks::control::routes())
+}
+
+/// `{"denied": [{"kind": "action"|"dataAction", "name": "…"}]}`: what the stack identity lacks.
+#[derive(serde::Deserialize, serde::Serialize)]
+struct GrantSettings {
+    denied: Vec<crate::grants::Permission>,
+}
+
+async fn grants(State(st): State<Shared>) -> Json<GrantSettings> {
+    Json(GrantSettings { denied: st.grants.denied() })
+}
+
+async fn set_grants(State(st): State<Shared>, Json(g): Json<GrantSettings>) -> Json<GrantSettings> {
+    st.grants.set_denied(g.denied);
+    Json(GrantSettings { denied: st.grants.denied() })
+}
+
+async fn clear_grants(State(st): State<Shared>) -> StatusCode {
+    st.grants.set_denied(Vec::new());
+    StatusCode::NO_CONTENT
 }
 
 async fn journal(State(st): State<Shared>) -> Response {

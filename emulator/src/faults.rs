@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderValue, Method, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -298,21 +298,23 @@ fn service_response(action: &Action, api: &str, cfg: &Config, method: &Method, p
     }
 }
 
-/// 403 as a fresh role assignment that has not propagated yet looks: ARM's `AuthorizationFailed`
-/// text naming client, action and scope; Key Vault's `ForbiddenByRbac` text for the vault.
+/// 403 as a fresh role assignment that has not propagated yet looks, for the permission the
+/// request needs (`crate::grants::required`).
 fn rbac_denied(api: &str, cfg: &Config, method: &Method, path: &str) -> Response {
-    let verb = match *method {
-        Method::GET | Method::HEAD => "read",
-        Method::DELETE => "delete",
-        _ => "write",
-    };
+    let segs = crate::providers::segments(path);
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let need = crate::grants::required(method, &segs, api).unwrap_or(crate::grants::Permission {
+        kind: crate::grants::Kind::Action,
+        name: "Microsoft.Resources/subscriptions/resourceGroups/read".into(),
+    });
+    denied(api, cfg, &need.name, path)
+}
+
+/// The service's own answer to a caller without `action`: ARM's `AuthorizationFailed` naming
+/// client, action and scope; Key Vault's `Forbidden` + `ForbiddenByRbac` text for the vault; the
+/// ACR token service's `DENIED`; AI Search's bare 403.
+pub fn denied(api: &str, cfg: &Config, action: &str, path: &str) -> Response {
     if api == "keyvault" {
-        let action = match *method {
-            Method::GET if path.trim_end_matches('/') == "/secrets" => "readMetadata",
-            Method::GET => "getSecret",
-            Method::DELETE => "delete",
-            _ => "setSecret",
-        };
         let vault = inventory::key_vault_name(cfg);
         let resource = format!(
             "/subscriptions/{}/resourcegroups/{}/providers/microsoft.keyvault/vaults/{}{}",
@@ -324,7 +326,7 @@ fn rbac_denied(api: &str, cfg: &Config, method: &Method, path: &str) -> Response
         let message = format!(
             "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role \
              definitions were changed recently, please observe propagation time.\r\nCaller: appid={};oid={};iss={};\
-             xms_mirid={}\r\nAction: 'Microsoft.KeyVault/vaults/secrets/{}/action'\r\nResource: '{}'\r\nAssignment: \
+             xms_mirid={}\r\nAction: '{}'\r\nResource: '{}'\r\nAssignment: \
              (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: null \r\nVault: {};location={}\r\n",
             cfg.identity.client_id,
             cfg.identity.principal_id,
@@ -340,21 +342,10 @@ fn rbac_denied(api: &str, cfg: &Config, method: &Method, path: &str) -> Response
     if api == "acr.exchange" || api == "acr.token" {
         return acr_error(StatusCode::FORBIDDEN, "DENIED", "requested access to the resource is denied");
     }
-    let action = match api {
-        "arm.resourceGroups" => format!("Microsoft.Resources/subscriptions/resourceGroups/{verb}"),
-        "arm.resources" => "Microsoft.Resources/subscriptions/resourceGroups/resources/read".to_owned(),
-        "arm.deployments" => format!("Microsoft.Resources/deployments/{verb}"),
-        "arm.operations" => "Microsoft.Resources/subscriptions/operationresults/read".to_owned(),
-        "acr.registries" => format!("Microsoft.ContainerRegistry/registries/{verb}"),
-        "acr.importImage" => "Microsoft.ContainerRegistry/registries/importImage/action".to_owned(),
-        "automation" => automation_action(path, method, verb),
-        "aks.runCommand" if *method == Method::POST => {
-            "Microsoft.ContainerService/managedClusters/runCommand/action".to_owned()
-        }
-        "aks.runCommand" => "Microsoft.ContainerService/managedClusters/commandResults/read".to_owned(),
-        "aks.managedClusters" => format!("Microsoft.ContainerService/managedClusters/{verb}"),
-        _ => format!("Microsoft.Resources/{verb}"),
-    };
+    if api == "search.indexes" {
+        // AI Search answers a missing role with a 403 and no error code.
+        return (StatusCode::FORBIDDEN, "").into_response();
+    }
     let scope = path.strip_suffix("/resources").unwrap_or(path);
     arm_error(
         StatusCode::FORBIDDEN,
@@ -365,31 +356,6 @@ fn rbac_denied(api: &str, cfg: &Config, method: &Method, path: &str) -> Response
             cfg.identity.client_id, cfg.identity.principal_id, action, scope
         ),
     )
-}
-
-/// The Automation RBAC action of a request (`Microsoft.Automation/automationAccounts/runbooks/publish/action`, ...).
-fn automation_action(path: &str, method: &Method, verb: &str) -> String {
-    let lower = path.to_ascii_lowercase();
-    let segs: Vec<&str> = lower.split('/').filter(|s| !s.is_empty()).collect();
-    let rest =
-        segs.iter().position(|s| *s == "automationaccounts").map_or(&[][..], |i| &segs[(i + 2).min(segs.len())..]);
-    let base = "Microsoft.Automation/automationAccounts";
-    let action = match rest {
-        ["runbooks", _, "draft", "content", "operationresults", ..] => {
-            "runbooks/draft/operationResults/read".to_owned()
-        }
-        ["runbooks", _, "publish", "operationresults", ..] => "runbooks/publish/operationResults/read".to_owned(),
-        ["runbooks", _, "draft", "content"] if *method == Method::GET => "runbooks/draft/readContent/action".to_owned(),
-        ["runbooks", _, "draft", "content"] => "runbooks/draft/writeContent/action".to_owned(),
-        ["runbooks", _, "draft", "undoedit"] => "runbooks/draft/undoEdit/action".to_owned(),
-        ["runbooks", _, "draft"] => "runbooks/draft/read".to_owned(),
-        ["runbooks", _, "publish"] => "runbooks/publish/action".to_owned(),
-        ["runbooks", _, "content"] => "runbooks/readContent/action".to_owned(),
-        ["runbooks", ..] => format!("runbooks/{verb}"),
-        ["runtimeenvironments", ..] => format!("runtimeEnvironments/{verb}"),
-        _ => verb.to_owned(),
-    };
-    format!("{base}/{action}")
 }
 
 #[cfg(test)]

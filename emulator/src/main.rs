@@ -18,6 +18,7 @@ mod config;
 mod control;
 mod faults;
 mod foundry;
+mod grants;
 mod http;
 mod identity;
 mod journal;

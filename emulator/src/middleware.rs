@@ -30,6 +30,7 @@ pub async fn observe(State(st): State<Shared>, mut req: Request, next: Next) -> 
         Some(m) => (m.api.api, m.api.effect.mutating(&method)),
         None => (providers::UNKNOWN, providers::Effect::ByMethod.mutating(&method)),
     };
+    let matched_api = matched.as_ref().map(|m| m.api.api);
     if let Some(m) = matched {
         req.extensions_mut().insert(m);
     }
@@ -49,6 +50,23 @@ pub async fn observe(State(st): State<Shared>, mut req: Request, next: Next) -> 
     let decision = st.faults.decide(api, &path);
     if let Some(delay) = decision.delay {
         tokio::time::sleep(delay).await;
+    }
+    // A permission the grant table lacks: the service's own denial, as a missing role gets.
+    let need = matched_api
+        .and_then(|a| crate::grants::required(&method, &segs.iter().map(String::as_str).collect::<Vec<_>>(), a));
+    // Only a caller that presented a credential is authorised: an anonymous request (Key
+    // Vault's challenge round) gets the service's 401 as before.
+    let authenticated = req.headers().contains_key(axum::http::header::AUTHORIZATION);
+    let denied = need.filter(|n| authenticated && st.grants.denies(n));
+    if decision.action.is_none() {
+        if let Some(n) = denied {
+            let response = faults::denied(api, &st.config, &n.name, &path);
+            entry.status = Some(response.status().as_u16());
+            entry.detail = Some(serde_json::json!({"denied": n.name}));
+            tracing::info!(listener, %method, path, api, action = %n.name, "denied by the grant table");
+            st.journal.record(entry);
+            return response;
+        }
     }
     let response = match decision.action {
         Some(Action::Reset) => {

@@ -13,6 +13,8 @@ pub struct AppState {
     pub signer: Signer,
     pub journal: Journal,
     pub faults: Faults,
+    /// What the stack identity is denied (`grants.rs`).
+    pub grants: crate::grants::Grants,
     pub identity: identity::IdentityState,
     pub vault: keyvault::Vault,
     pub arm: arm::ArmState,
@@ -42,6 +44,7 @@ impl AppState {
             foundry: crate::foundry::FoundryState::new(&config),
             journal: Journal::default(),
             faults: Faults::default(),
+            grants: crate::grants::Grants::default(),
             signer,
             config,
         }

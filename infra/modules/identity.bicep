@@ -25,6 +25,38 @@ resource groupReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+// Registry Bootstrap lists each web app's settings (`POST {site}/config/appsettings/list`) to
+// record configuration references; Reader's `*/read` does not cover that action, and the only
+// built-in roles that do (Website Contributor, Contributor) can change the apps.
+resource appSettingsReaderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(resourceGroup().id, 'vibedata-app-settings-reader')
+  properties: {
+    roleName: 'Vibedata app settings reader ${uniqueString(resourceGroup().id)}'
+    description: 'List the settings of the web apps in the platform resource group.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: [
+          'Microsoft.Web/sites/config/list/action'
+        ]
+        notActions: []
+      }
+    ]
+    assignableScopes: [
+      resourceGroup().id
+    ]
+  }
+}
+
+resource appSettingsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(resourceGroup().id, identity.id, appSettingsReaderRole.id)
+  properties: {
+    roleDefinitionId: appSettingsReaderRole.id
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 output id string = identity.id
 output name string = identity.name
 output clientId string = identity.properties.clientId

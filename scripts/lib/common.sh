@@ -15,6 +15,9 @@ HELM_LAYER_VERSION="2.1.0"
 HELM_VERSION="v3.17.2"
 HELM_SHA256="9e7a767efb3f9e334758ae066b4af355c01539663c7fffb30eed2b6213a4735e"
 HELM_BIN="${VIBEDATA_HELM:-$REPO_ROOT/.tools/helm/$HELM_VERSION/helm}"
+# The Notary Project CLI, for the signed-release round trip (tests/notary.rs); built from the Go module proxy.
+NOTATION_VERSION="v1.3.2"
+NOTATION_BIN="${VIBEDATA_NOTATION:-$REPO_ROOT/.tools/notation/$NOTATION_VERSION/notation}"
 PG_BIN="${VIBEDATA_PG_BIN:-/usr/lib/postgresql/15/bin}"
 
 _prog="$(basename "${0:-vibedata}")"

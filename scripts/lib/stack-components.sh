@@ -313,6 +313,10 @@ write_env_file() {
       "export VIBEDATA_AIRBYTE_STORAGE_ACCOUNT=" + inv["names"]["storageAccount"],
       "export VIBEDATA_AIRBYTE_STORAGE_BLOB_URL=https://127.0.0.1:'"$((p + 4))"'/devstoreaccount1",
       "export VIBEDATA_ENDPOINT_PORTS=" + inv["endpointPorts"]])')
+  # The sample release's fixture signer (scripts/sample_release/sign.py), so that the stack verifies
+  # the signed sample release in strict mode.
+  local trust
+  trust=$("$REPO_ROOT/scripts/sample-release" trust) || die "scripts/sample-release trust failed"
   cat >"$d/env.tmp" <<EOF
 export VIBEDATA_STACK_DIR=$d
 export VIBEDATA_STACK_BASE_PORT=$p
@@ -351,6 +355,7 @@ export VIBEDATA_DNS_SERVER=127.0.0.1:$((p + 10))
 export VIBEDATA_STACK_APPS_ENDPOINT=https://127.0.0.1:$((p + 11))
 export VIBEDATA_SEARCH_ENDPOINT=https://127.0.0.1:$((p + 12))
 export VIBEDATA_SEARCH_ADMIN_KEY=$SEARCH_ADMIN_KEY
+${trust}
 ${inv}
 EOF
   chmod 600 "$d/env.tmp" && mv "$d/env.tmp" "$d/env"

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from . import release as rl
-from .push import PushError, push_release
+from .push import PushError, push_release, sign_remote
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -76,7 +76,11 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sample-release", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--push", action="store_true", help="same as `push` with all defaults")
-    sub = p.add_subparsers(dest="command", metavar="{build,push}")
+    sub = p.add_subparsers(dest="command", metavar="{build,push,trust,sign}")
+    g = sub.add_parser("sign", help="push the fixture signatures of an already pushed manifest (tests)")
+    g.add_argument("--repository", default="vibedata/release-manifest", help="repository (default vibedata/release-manifest)")
+    g.add_argument("--tag", required=True, help="the tag whose manifest to sign")
+    sub.add_parser("trust", help="print the export lines of the fixture signer's trust store and identity")
     b = sub.add_parser("build", help="write the OCI layout and print a JSON summary")
     _add_build_args(b)
     u = sub.add_parser("push", help="build if needed, push with skopeo, verify digests")
@@ -110,6 +114,24 @@ def main(argv: list[str] | None = None) -> int:
     # and push the same blobs at once; CNCF distribution's filesystem driver answers concurrent
     # uploads of one digest with "digest invalid". One invocation at a time on this machine; the
     # next finds everything in place and is a fast no-op.
+    if args.command == "trust":
+        # One line each, for env files read line by line: the PEM's newlines escaped as \\n.
+        from . import sign
+        pem = sign.trust_store_pem().replace("\n", "\\n")
+        print(f"export VIBEDATA_RELEASE_TRUST_STORE='{pem}'")
+        print("export VIBEDATA_RELEASE_TRUSTED_IDENTITIES='" + json.dumps([sign.TRUSTED_IDENTITY]) + "'")
+        return EXIT_OK
+    if args.command == "sign":
+        env = stack_env()
+        creds = f"{env['VIBEDATA_STACK_PUBLISHER_USER']}:{env.get('VIBEDATA_STACK_PUBLISHER_PASSWORD', '')}"
+        cert_dir = str(Path(env["VIBEDATA_STACK_DIR"]) / "ca" / "certs.d")
+        try:
+            out = sign_remote(env["VIBEDATA_PUBLISHER_REGISTRY"], creds, cert_dir, args.repository, args.tag)
+        except (PushError, OSError) as err:
+            print(f"sample-release: sign failed: {err}", file=sys.stderr)
+            return EXIT_FAIL
+        print(json.dumps(out, indent=2, sort_keys=True))
+        return EXIT_OK
     lock = open(os.path.join(tempfile.gettempdir(), "vibedata-sample-release.lock"), "w")
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:

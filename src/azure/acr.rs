@@ -10,11 +10,60 @@ use serde::{Deserialize, Serialize};
 
 use super::arm::Arm;
 use super::identity::Secret;
+use super::permission::{Kind, Permission};
 use super::pipeline::Request;
 use super::AzureError;
 
 /// The api-version of the 2023-07-01 stable spec that `importImage` is documented in.
 pub const API_VERSION: &str = "2023-07-01";
+
+pub const REGISTRY: &str = "Microsoft.ContainerRegistry/registries";
+
+/// [`Acr::get`].
+pub const READ: Permission = Permission::action("Microsoft.ContainerRegistry/registries/read", REGISTRY);
+/// [`Acr::import`]: the control-plane action, not a data role (`Azure/acr#237`).
+pub const IMPORT: Permission =
+    Permission::action("Microsoft.ContainerRegistry/registries/importImage/action", REGISTRY);
+/// Polling the import's `Location` (`…/providers/Microsoft.ContainerRegistry/locations/{l}/operationResults/…`,
+/// a subscription-level path). Not in the Data Importer role; whether ARM demands it is untested.
+pub const IMPORT_POLL: Permission = Permission::action(
+    "Microsoft.ContainerRegistry/locations/operationResults/read",
+    "Microsoft.ContainerRegistry/locations",
+)
+.unconfirmed();
+/// Registry data-plane reads with the managed identity (tag → digest, manifests, blobs), in a
+/// registry in *RBAC Registry Permissions* (legacy) mode; see [`abac`] for the other mode.
+pub const PULL: Permission = Permission::action("Microsoft.ContainerRegistry/registries/pull/read", REGISTRY);
+/// Registry data-plane writes with the managed identity (`vibedata-bootstrap copy --dst-acr`).
+pub const PUSH: Permission = Permission::action("Microsoft.ContainerRegistry/registries/push/write", REGISTRY);
+/// A registry reached with its own credentials (the publisher's repository token): no Azure
+/// role in this tenant authorises it.
+pub const CREDENTIALS: Permission = Permission {
+    kind: Kind::NoRbac,
+    name: "registry credentials (repository-scoped token of the registry itself)",
+    resource_type: "container registry",
+    confirmed: true,
+};
+
+/// The strings that replace a legacy registry permission in a registry whose
+/// `roleAssignmentMode` is `AbacRepositoryPermissions` (legacy roles are not honoured there).
+pub fn abac(legacy: &Permission) -> Vec<Permission> {
+    const CONTENT_READ: Permission =
+        Permission::data("Microsoft.ContainerRegistry/registries/repositories/content/read", REGISTRY);
+    const METADATA_READ: Permission =
+        Permission::data("Microsoft.ContainerRegistry/registries/repositories/metadata/read", REGISTRY);
+    const CONTENT_WRITE: Permission =
+        Permission::data("Microsoft.ContainerRegistry/registries/repositories/content/write", REGISTRY);
+    const METADATA_WRITE: Permission =
+        Permission::data("Microsoft.ContainerRegistry/registries/repositories/metadata/write", REGISTRY);
+    if legacy == &PULL {
+        vec![CONTENT_READ, METADATA_READ]
+    } else if legacy == &PUSH {
+        vec![CONTENT_WRITE, METADATA_WRITE]
+    } else {
+        vec![*legacy]
+    }
+}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -28,6 +77,9 @@ pub struct RegistryResource {
 pub struct RegistryProperties {
     #[serde(default)]
     pub login_server: Option<String>,
+    /// `AbacRepositoryPermissions` or `LegacyRegistryPermissions` (absent: legacy).
+    #[serde(default)]
+    pub role_assignment_mode: Option<String>,
     #[serde(default)]
     pub public_network_access: Option<String>,
     #[serde(default)]
@@ -71,6 +123,9 @@ pub struct Import {
     /// `repo@sha256:...`
     pub source_image: String,
     pub target_tags: Vec<String>,
+    /// Repositories that receive the manifest by digest only (a signature: ACR indexes its
+    /// `subject`, so the referrers API finds it).
+    pub untagged: Vec<String>,
     pub force: bool,
 }
 
@@ -78,7 +133,10 @@ pub struct Import {
 #[serde(rename_all = "camelCase")]
 struct ImportBody<'a> {
     source: Source<'a>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
     target_tags: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    untagged_target_repositories: &'a [String],
     mode: &'static str,
 }
 
@@ -113,7 +171,7 @@ impl Acr {
     }
 
     pub async fn get(&self) -> Result<RegistryResource, AzureError> {
-        self.arm.get(&self.id, API_VERSION).await
+        self.arm.get(&self.id, API_VERSION, &READ).await
     }
 
     /// Imports and waits for the operation, at most `deadline`.
@@ -126,12 +184,17 @@ impl Acr {
                 credentials: Credentials { username: import.username.as_deref(), password: import.password.expose() },
             },
             target_tags: &import.target_tags,
+            untagged_target_repositories: &import.untagged,
             mode: if import.force { "Force" } else { "NoForce" },
         };
-        let resource = format!("{} ({} -> {})", self.id, import.source_image, import.target_tags.join(","));
+        let targets = if import.target_tags.is_empty() { &import.untagged } else { &import.target_tags };
+        let resource = format!("{} ({} -> {})", self.id, import.source_image, targets.join(","));
         // A POST, but safe to repeat: by digest, and a repeat of a finished NoForce import fails
         // on the existing tag, which the caller checks against the digest.
-        let req = Request::new(Method::POST, self.arm.url(&path, API_VERSION), resource).json(&body).idempotent();
+        let req = Request::new(Method::POST, self.arm.url(&path, API_VERSION), resource, &IMPORT)
+            .json(&body)
+            .idempotent()
+            .polled_with(&IMPORT_POLL);
         self.arm.call(req, deadline).await.map(|_| ())
     }
 }
@@ -156,6 +219,19 @@ mod tests {
         assert!(private.restricted() && private.trusted_services_allowed(), "bypass defaults to AzureServices");
     }
 
+    fn body_of(i: &Import) -> ImportBody<'_> {
+        ImportBody {
+            source: Source {
+                registry_uri: &i.registry_uri,
+                source_image: &i.source_image,
+                credentials: Credentials { username: Some("u"), password: "p" },
+            },
+            target_tags: &i.target_tags,
+            untagged_target_repositories: &i.untagged,
+            mode: "Force",
+        }
+    }
+
     #[test]
     fn the_body_follows_the_spec_and_debug_hides_the_password() {
         let i = Import {
@@ -164,22 +240,23 @@ mod tests {
             password: Secret::new("hunter2"),
             source_image: "vibedata/api@sha256:abc".into(),
             target_tags: vec!["vibedata/api:1".into()],
+            untagged: vec![],
             force: false,
         };
         assert!(!format!("{i:?}").contains("hunter2"));
-        let body = ImportBody {
-            source: Source {
-                registry_uri: &i.registry_uri,
-                source_image: &i.source_image,
-                credentials: Credentials { username: Some("u"), password: "p" },
-            },
-            target_tags: &i.target_tags,
-            mode: "NoForce",
-        };
+        let body = ImportBody { mode: "NoForce", ..body_of(&i) };
         let v = serde_json::to_value(body).unwrap();
         assert_eq!(v["source"]["registryUri"], "pub.azurecr.io");
         assert_eq!(v["source"]["credentials"]["password"], "p");
         assert_eq!(v["targetTags"][0], "vibedata/api:1");
         assert_eq!(v["mode"], "NoForce");
+        assert!(v.get("untaggedTargetRepositories").is_none(), "empty lists are left out");
+        let untagged = ["vibedata/release-manifest".to_owned()];
+        let sig = ImportBody { target_tags: &[], untagged_target_repositories: &untagged, ..body_of(&i) };
+        let v = serde_json::to_value(sig).unwrap();
+        assert_eq!(
+            (v.get("targetTags"), &v["untaggedTargetRepositories"][0]),
+            (None, &serde_json::json!("vibedata/release-manifest"))
+        );
     }
 }

@@ -15,11 +15,23 @@ use url::Url;
 
 use super::arm::{Arm, LroStyle};
 use super::identity::Secret;
+use super::permission::Permission;
 use super::pipeline::Request;
 use super::AzureError;
 
 /// The api-version used for managedClusters (stable; the SDKs send newer ones, same shapes).
 pub const API_VERSION: &str = "2025-10-01";
+
+const CLUSTER: &str = "Microsoft.ContainerService/managedClusters";
+
+/// [`Aks::get`].
+pub const READ: Permission = Permission::action("Microsoft.ContainerService/managedClusters/read", CLUSTER);
+/// [`Aks::submit`].
+pub const RUN_COMMAND: Permission =
+    Permission::action("Microsoft.ContainerService/managedClusters/runCommand/action", CLUSTER);
+/// [`Aks::wait`]: not held by the Cluster Admin role (`Azure/AKS#3462`).
+pub const COMMAND_RESULTS: Permission =
+    Permission::action("Microsoft.ContainerService/managedClusters/commandResults/read", CLUSTER);
 
 /// The AKS AAD server application: the audience of `clusterToken` for an Entra-enabled
 /// cluster, the same id in every cloud.
@@ -147,7 +159,7 @@ impl Aks {
     }
 
     pub async fn get(&self) -> Result<Cluster, AzureError> {
-        self.arm.get(&self.id, API_VERSION).await
+        self.arm.get(&self.id, API_VERSION, &READ).await
     }
 
     /// Submits `command` with `context` (zip bytes) and returns where its result is polled,
@@ -166,7 +178,9 @@ impl Aks {
         };
         // A runCommand is not idempotent as a request (each POST starts a pod); the phase makes
         // it idempotent by state, so a POST lost in flight is not repeated blindly.
-        let req = Request::new(Method::POST, self.arm.url(&path, API_VERSION), &path).json(&body);
+        let req = Request::new(Method::POST, self.arm.url(&path, API_VERSION), &path, &RUN_COMMAND)
+            .json(&body)
+            .polled_with(&COMMAND_RESULTS);
         let started = self.arm.start(req).await?;
         let location = match (&started.style, &started.location) {
             (LroStyle::Location(url), _) | (_, Some(url)) => url.clone(),
@@ -188,7 +202,7 @@ impl Aks {
     /// [`AzureError::OperationFailed`] with the service's `reason` as its code.
     pub async fn wait(&self, submitted: &Submitted, deadline: Duration) -> Result<CommandResult, AzureError> {
         let resource = format!("{}/commandResults/{}", self.id, submitted.id);
-        let body = self.arm.follow(submitted.location.clone(), &resource, deadline).await?;
+        let body = self.arm.follow(submitted.location.clone(), &resource, deadline, &COMMAND_RESULTS).await?;
         let body =
             body.ok_or_else(|| AzureError::Decode { resource: resource.clone(), detail: "no command result".into() })?;
         serde_json::from_value(body).map_err(|e| AzureError::Decode { resource, detail: e.to_string() })

@@ -10,9 +10,14 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
+use super::permission::{Permission, UNDECLARED};
 use super::pipeline::{Audience, Pipeline, Request};
 use super::retry::{parse_retry_after, Poll};
 use super::AzureError;
+
+/// `GET` of the resource group (preflight's harmless read, the registry's snapshot).
+pub const GROUP_READ: Permission =
+    Permission::action("Microsoft.Resources/subscriptions/resourceGroups/read", "Microsoft.Resources/resourceGroups");
 
 #[derive(Clone)]
 pub struct Arm {
@@ -33,6 +38,8 @@ pub struct Started {
     path: String,
     api_version: String,
     resource: String,
+    /// What each poll (and the final read) needs; [`UNDECLARED`] when the request named none.
+    poll: &'static Permission,
     at: Instant,
 }
 
@@ -71,14 +78,30 @@ impl Arm {
         self.pipeline.send(Some(&self.audience), req).await
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str, api_version: &str) -> Result<T, AzureError> {
-        let resp = self.send(Request::new(Method::GET, self.url(path, api_version), path)).await?;
-        decode(resp, path).await
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        api_version: &str,
+        permission: &'static Permission,
+    ) -> Result<T, AzureError> {
+        self.get_as(Request::new(Method::GET, self.url(path, api_version), path, permission)).await
+    }
+
+    /// A GET built by the caller (a pattern permission with its exact string).
+    pub async fn get_as<T: DeserializeOwned>(&self, req: Request) -> Result<T, AzureError> {
+        let resource = req.resource.clone();
+        let resp = self.send(req).await?;
+        decode(resp, &resource).await
     }
 
     /// Like [`Arm::get`], but a 404 is `None` rather than an error.
-    pub async fn get_opt<T: DeserializeOwned>(&self, path: &str, api_version: &str) -> Result<Option<T>, AzureError> {
-        match self.get(path, api_version).await {
+    pub async fn get_opt<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        api_version: &str,
+        permission: &'static Permission,
+    ) -> Result<Option<T>, AzureError> {
+        match self.get(path, api_version, permission).await {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
@@ -86,13 +109,18 @@ impl Arm {
     }
 
     /// Every item of a paged list, following `nextLink` verbatim until it is absent.
-    pub async fn list<T: DeserializeOwned>(&self, path: &str, api_version: &str) -> Result<Vec<T>, AzureError> {
+    pub async fn list<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        api_version: &str,
+        permission: &'static Permission,
+    ) -> Result<Vec<T>, AzureError> {
         let mut items = Vec::new();
         let mut next = Some(self.url(path, api_version));
         let mut pages = 0usize;
         while let Some(url) = next.take() {
             pages += 1;
-            let resp = self.send(Request::new(Method::GET, url, path)).await?;
+            let resp = self.send(Request::new(Method::GET, url, path, permission)).await?;
             let page: Page<T> = decode(resp, path).await?;
             items.extend(page.value);
             if let Some(link) = page.next_link.filter(|l| !l.is_empty()) {
@@ -124,6 +152,7 @@ impl Arm {
     /// can record where the operation lives (a runCommand id, from `Location`) before waiting.
     pub async fn start(&self, req: Request) -> Result<Started, AzureError> {
         let resource = req.resource.clone();
+        let poll = req.poll.unwrap_or(&UNDECLARED);
         let method = req.method.clone();
         let path = req.url.path().to_owned();
         let api_version =
@@ -133,7 +162,18 @@ impl Arm {
         let location = header_url(resp.headers(), LOCATION.as_str());
         let retry_after = retry_after(resp.headers());
         let body = body_json(resp, &resource).await?;
-        Ok(Started { style, location, retry_after, body, method, path, api_version, resource, at: Instant::now() })
+        Ok(Started {
+            style,
+            location,
+            retry_after,
+            body,
+            method,
+            path,
+            api_version,
+            resource,
+            poll,
+            at: Instant::now(),
+        })
     }
 
     /// Waits for a [`Arm::start`]ed operation to end (at most `deadline` from its start).
@@ -142,25 +182,34 @@ impl Arm {
         match s.style {
             LroStyle::Done => Ok(s.body),
             LroStyle::AsyncOperation(url) => {
-                let status = self.poll_async_operation(url, &s.resource, s.at, &mut poll, s.retry_after).await?;
+                let status =
+                    self.poll_async_operation(url, &s.resource, s.at, &mut poll, s.retry_after, s.poll).await?;
                 if s.method == Method::PUT || s.method == Method::PATCH {
-                    return self.get(&s.path, &s.api_version).await.map(Some);
+                    return self.get(&s.path, &s.api_version, s.poll).await.map(Some);
                 }
                 match (s.method == Method::POST, s.location) {
-                    (true, Some(url)) => self.poll_location(url, &s.resource, s.at, &mut poll, None).await,
+                    (true, Some(url)) => self.poll_location(url, &s.resource, s.at, &mut poll, None, s.poll).await,
                     (true, None) => Ok(Some(status)),
                     (false, _) => Ok(None),
                 }
             }
-            LroStyle::Location(url) => self.poll_location(url, &s.resource, s.at, &mut poll, s.retry_after).await,
+            LroStyle::Location(url) => {
+                self.poll_location(url, &s.resource, s.at, &mut poll, s.retry_after, s.poll).await
+            }
         }
     }
 
     /// Polls an operation's `Location` to its end: how a rerun resumes an operation an earlier
     /// run started and recorded.
-    pub async fn follow(&self, location: Url, resource: &str, deadline: Duration) -> Result<Option<Value>, AzureError> {
+    pub async fn follow(
+        &self,
+        location: Url,
+        resource: &str,
+        deadline: Duration,
+        permission: &'static Permission,
+    ) -> Result<Option<Value>, AzureError> {
         let mut poll = Poll::operation(deadline);
-        self.poll_location(location, resource, Instant::now(), &mut poll, Some(Duration::ZERO)).await
+        self.poll_location(location, resource, Instant::now(), &mut poll, Some(Duration::ZERO), permission).await
     }
 
     /// Polls an `Azure-AsyncOperation` status resource to a terminal status; returns its document.
@@ -171,10 +220,11 @@ impl Arm {
         started: Instant,
         poll: &mut Poll,
         mut wait: Option<Duration>,
+        permission: &'static Permission,
     ) -> Result<Value, AzureError> {
         loop {
             sleep_within(poll, wait, started, resource).await?;
-            let resp = self.send(Request::new(Method::GET, url.clone(), resource)).await?;
+            let resp = self.send(Request::new(Method::GET, url.clone(), resource, permission)).await?;
             wait = retry_after(resp.headers());
             let doc: Value = decode(resp, resource).await?;
             let status = doc.get("status").and_then(Value::as_str).unwrap_or_default();
@@ -195,10 +245,11 @@ impl Arm {
         started: Instant,
         poll: &mut Poll,
         mut wait: Option<Duration>,
+        permission: &'static Permission,
     ) -> Result<Option<Value>, AzureError> {
         loop {
             sleep_within(poll, wait, started, resource).await?;
-            let resp = self.send(Request::new(Method::GET, url.clone(), resource)).await;
+            let resp = self.send(Request::new(Method::GET, url.clone(), resource, permission)).await;
             let resp = match resp {
                 Ok(r) => r,
                 // A Location poll that fails reports the operation's failure in ARM's error body.
@@ -345,7 +396,8 @@ mod tests {
     }
 
     fn post(arm: &Arm, path: &str) -> Request {
-        Request::new(Method::POST, arm.url(path, "2025-10-01"), path)
+        const P: Permission = Permission::action("x/action", "x");
+        Request::new(Method::POST, arm.url(path, "2025-10-01"), path, &P).polled_with(&P)
     }
 
     #[tokio::test]

@@ -13,10 +13,43 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::arm::Arm;
+use super::permission::Permission;
 use super::pipeline::Request;
 use super::AzureError;
 
 pub const API_VERSION: &str = "2024-10-23";
+
+const ACCOUNT: &str = "Microsoft.Automation/automationAccounts";
+
+/// [`Automation::account`].
+pub const ACCOUNT_READ: Permission = Permission::action("Microsoft.Automation/automationAccounts/read", ACCOUNT);
+/// [`Automation::runbooks`], [`Automation::runbook`].
+pub const RUNBOOK_READ: Permission =
+    Permission::action("Microsoft.Automation/automationAccounts/runbooks/read", ACCOUNT);
+/// [`Automation::published_content`] (`Runbook_GetContent`).
+pub const CONTENT_READ: Permission =
+    Permission::action("Microsoft.Automation/automationAccounts/runbooks/content/read", ACCOUNT).unconfirmed();
+/// [`Automation::put_draft_runbook`].
+pub const RUNBOOK_WRITE: Permission =
+    Permission::action("Microsoft.Automation/automationAccounts/runbooks/write", ACCOUNT);
+/// [`Automation::put_draft_content`].
+pub const DRAFT_CONTENT_WRITE: Permission =
+    Permission::action("Microsoft.Automation/automationAccounts/runbooks/draft/content/write", ACCOUNT);
+/// Polling the draft-content operation.
+pub const DRAFT_POLL: Permission =
+    Permission::action("Microsoft.Automation/automationAccounts/runbooks/draft/operationResults/read", ACCOUNT);
+/// [`Automation::publish`].
+pub const PUBLISH: Permission =
+    Permission::action("Microsoft.Automation/automationAccounts/runbooks/publish/action", ACCOUNT);
+/// Polling the publish operation.
+pub const PUBLISH_POLL: Permission =
+    Permission::action("Microsoft.Automation/automationAccounts/runbooks/operationResults/read", ACCOUNT);
+/// [`Automation::runtime_environment`]: not listed in Microsoft's operations page (2026-02).
+pub const RUNTIME_READ: Permission =
+    Permission::action("Microsoft.Automation/automationAccounts/runtimeEnvironments/read", ACCOUNT).unconfirmed();
+/// [`Automation::create_runtime_environment`]: not listed either; `automationAccounts/*` grants it.
+pub const RUNTIME_WRITE: Permission =
+    Permission::action("Microsoft.Automation/automationAccounts/runtimeEnvironments/write", ACCOUNT).unconfirmed();
 
 /// The media type the spec declares for draft content. The Az SDKs send it for Python runbooks
 /// too, so we do the same.
@@ -143,22 +176,22 @@ impl Automation {
     }
 
     pub async fn account(&self) -> Result<Account, AzureError> {
-        self.arm.get(&self.id, API_VERSION).await
+        self.arm.get(&self.id, API_VERSION, &ACCOUNT_READ).await
     }
 
     /// Every runbook in the account, following `nextLink`.
     pub async fn runbooks(&self) -> Result<Vec<Runbook>, AzureError> {
-        self.arm.list(&format!("{}/runbooks", self.id), API_VERSION).await
+        self.arm.list(&format!("{}/runbooks", self.id), API_VERSION, &RUNBOOK_READ).await
     }
 
     pub async fn runbook(&self, name: &str) -> Result<Option<Runbook>, AzureError> {
-        self.arm.get_opt(&self.runbook_id(name), API_VERSION).await
+        self.arm.get_opt(&self.runbook_id(name), API_VERSION, &RUNBOOK_READ).await
     }
 
     /// The published script (`Runbook_GetContent`), or `None` when nothing is published.
     pub async fn published_content(&self, name: &str) -> Result<Option<Bytes>, AzureError> {
         let path = format!("{}/content", self.runbook_id(name));
-        let req = Request::new(Method::GET, self.arm.url(&path, API_VERSION), &path);
+        let req = Request::new(Method::GET, self.arm.url(&path, API_VERSION), &path, &CONTENT_READ);
         let resp = match self.arm.send(req).await {
             Ok(r) => r,
             Err(e) if e.is_not_found() => return Ok(None),
@@ -190,7 +223,9 @@ impl Automation {
         if let Some(location) = spec.location {
             body["location"] = location.into();
         }
-        let req = Request::new(Method::PUT, self.arm.url(&id, API_VERSION), &id).json(&body);
+        let req = Request::new(Method::PUT, self.arm.url(&id, API_VERSION), &id, &RUNBOOK_WRITE)
+            .json(&body)
+            .polled_with(&RUNBOOK_READ);
         self.arm.call(req, Duration::from_secs(60)).await.map(|_| ())
     }
 
@@ -198,8 +233,10 @@ impl Automation {
     /// long-running operation, waited for within `deadline`).
     pub async fn put_draft_content(&self, name: &str, script: Bytes, deadline: Duration) -> Result<(), AzureError> {
         let path = format!("{}/draft/content", self.runbook_id(name));
-        let req = Request::new(Method::PUT, self.arm.url(&path, API_VERSION), self.runbook_id(name))
-            .body(script, CONTENT_TYPE);
+        let req =
+            Request::new(Method::PUT, self.arm.url(&path, API_VERSION), self.runbook_id(name), &DRAFT_CONTENT_WRITE)
+                .body(script, CONTENT_TYPE)
+                .polled_with(&DRAFT_POLL);
         self.arm.call(req, deadline).await.map(|_| ())
     }
 
@@ -210,12 +247,13 @@ impl Automation {
     /// rather than publishing blindly again.
     pub async fn publish(&self, name: &str, deadline: Duration) -> Result<(), AzureError> {
         let path = format!("{}/publish", self.runbook_id(name));
-        let req = Request::new(Method::POST, self.arm.url(&path, API_VERSION), self.runbook_id(name));
+        let req = Request::new(Method::POST, self.arm.url(&path, API_VERSION), self.runbook_id(name), &PUBLISH)
+            .polled_with(&PUBLISH_POLL);
         self.arm.call(req, deadline).await.map(|_| ())
     }
 
     pub async fn runtime_environment(&self, name: &str) -> Result<Option<RuntimeEnvironment>, AzureError> {
-        self.arm.get_opt(&self.runtime_environment_id(name), API_VERSION).await
+        self.arm.get_opt(&self.runtime_environment_id(name), API_VERSION, &RUNTIME_READ).await
     }
 
     /// Creates a runtime environment (synchronous PUT). Language and version are immutable once
@@ -231,7 +269,9 @@ impl Automation {
         if let Some(location) = location {
             body["location"] = location.into();
         }
-        let req = Request::new(Method::PUT, self.arm.url(&id, API_VERSION), &id).json(&body);
+        let req = Request::new(Method::PUT, self.arm.url(&id, API_VERSION), &id, &RUNTIME_WRITE)
+            .json(&body)
+            .polled_with(&RUNTIME_READ);
         self.arm.call(req, Duration::from_secs(60)).await.map(|_| ())
     }
 }

@@ -15,8 +15,25 @@ use bytes::Bytes;
 use url::Url;
 
 use super::identity::Tokens;
+use super::permission::{declare, Permission};
 use super::retry::RetryPolicy;
 use super::AzureError;
+
+const ACCOUNT: &str = "Microsoft.Storage/storageAccounts";
+
+/// [`Container::ensure`]: creating a container is a control-plane action, even over the Blob
+/// endpoint.
+pub const CONTAINER_WRITE: Permission =
+    Permission::action("Microsoft.Storage/storageAccounts/blobServices/containers/write", ACCOUNT);
+/// [`Container::exists`] (container properties).
+pub const CONTAINER_READ: Permission =
+    Permission::action("Microsoft.Storage/storageAccounts/blobServices/containers/read", ACCOUNT);
+/// [`Container::get`], [`Container::blob_exists`], [`Container::list_page`].
+pub const BLOB_READ: Permission =
+    Permission::data("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read", ACCOUNT);
+/// [`Container::put`], [`Container::create_if_missing`], and the lease calls (the lock).
+pub const BLOB_WRITE: Permission =
+    Permission::data("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write", ACCOUNT);
 
 #[derive(Clone)]
 pub struct Container {
@@ -71,7 +88,7 @@ impl Container {
 
     /// Creates the container unless it exists. Returns whether it was created.
     pub async fn ensure(&self) -> Result<bool, AzureError> {
-        match self.client.create(None).await {
+        match declare(&CONTAINER_WRITE, self.client.create(None)).await {
             Ok(_) => Ok(true),
             Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(false),
             Err(e) => Err(sdk_error(&self.name, e)),
@@ -79,7 +96,7 @@ impl Container {
     }
 
     pub async fn exists(&self) -> Result<bool, AzureError> {
-        self.client.exists().await.map_err(|e| sdk_error(&self.name, e))
+        declare(&CONTAINER_READ, self.client.exists()).await.map_err(|e| sdk_error(&self.name, e))
     }
 
     /// Lists one page of at most `max` blobs and returns how many it held: the container exists
@@ -91,7 +108,7 @@ impl Container {
             ..Default::default()
         };
         let mut pages = self.client.list_blobs(Some(options)).map_err(|e| sdk_error(&self.name, e))?.into_pages();
-        match pages.try_next().await.map_err(|e| sdk_error(&self.name, e))? {
+        match declare(&BLOB_READ, pages.try_next()).await.map_err(|e| sdk_error(&self.name, e))? {
             Some(page) => Ok(page.into_model().map_err(|e| sdk_error(&self.name, e))?.blob_items.len()),
             None => Ok(0),
         }
@@ -100,7 +117,7 @@ impl Container {
     /// Whether a blob exists (a HEAD: nothing is downloaded). Used by the OCI layout to skip
     /// content-addressed blobs it already holds.
     pub async fn blob_exists(&self, name: &str) -> Result<bool, AzureError> {
-        self.blob(name)?.exists().await.map_err(|e| sdk_error(name, e))
+        declare(&BLOB_READ, self.blob(name)?.exists()).await.map_err(|e| sdk_error(name, e))
     }
 
     /// Reads a whole blob; `None` when it does not exist.
@@ -108,7 +125,7 @@ impl Container {
         let blob = self.blob(name)?;
         let options =
             BlobClientDownloadOptions { parallel: Some(std::num::NonZero::new(1).expect("1")), ..Default::default() };
-        match blob.download(Some(options)).await {
+        match declare(&BLOB_READ, blob.download(Some(options))).await {
             Ok(r) => r.body.collect().await.map(Some).map_err(|e| sdk_error(name, e)),
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(None),
             Err(e) => Err(sdk_error(name, e)),
@@ -130,7 +147,7 @@ impl Container {
             lease_id: lease.map(|l| l.id.clone()),
             ..Default::default()
         };
-        blob.upload(RequestContent::from(content.to_vec()), Some(options))
+        declare(&BLOB_WRITE, blob.upload(RequestContent::from(content.to_vec()), Some(options)))
             .await
             .map(|_| ())
             .map_err(|e| sdk_error(name, e))
@@ -140,7 +157,7 @@ impl Container {
     pub async fn create_if_missing(&self, name: &str) -> Result<(), AzureError> {
         let blob = self.blob(name)?;
         let options = BlobClientUploadOptions { if_none_match: Some("*".to_owned().into()), ..Default::default() };
-        match blob.upload(RequestContent::from(Vec::new()), Some(options)).await {
+        match declare(&BLOB_WRITE, blob.upload(RequestContent::from(Vec::new()), Some(options))).await {
             Ok(_) => Ok(()),
             Err(e) if matches!(e.http_status(), Some(StatusCode::Conflict) | Some(StatusCode::PreconditionFailed)) => {
                 Ok(())
@@ -159,7 +176,7 @@ impl Container {
         let blob = self.blob(name)?;
         let options =
             BlobClientAcquireLeaseOptions { proposed_lease_id: Some(proposed_id.to_owned()), ..Default::default() };
-        match blob.acquire_lease(duration.as_secs() as i32, Some(options)).await {
+        match declare(&BLOB_WRITE, blob.acquire_lease(duration.as_secs() as i32, Some(options))).await {
             Ok(resp) => {
                 let id = resp.lease_id().ok().flatten().unwrap_or_else(|| proposed_id.to_owned());
                 Ok(Some(Lease { blob: name.to_owned(), id }))
@@ -170,16 +187,14 @@ impl Container {
     }
 
     pub async fn renew_lease(&self, lease: &Lease) -> Result<(), AzureError> {
-        self.blob(&lease.blob)?
-            .renew_lease(lease.id.clone(), None)
+        declare(&BLOB_WRITE, self.blob(&lease.blob)?.renew_lease(lease.id.clone(), None))
             .await
             .map(|_| ())
             .map_err(|e| sdk_error(&lease.blob, e))
     }
 
     pub async fn release_lease(&self, lease: &Lease) -> Result<(), AzureError> {
-        self.blob(&lease.blob)?
-            .release_lease(lease.id.clone(), None)
+        declare(&BLOB_WRITE, self.blob(&lease.blob)?.release_lease(lease.id.clone(), None))
             .await
             .map(|_| ())
             .map_err(|e| sdk_error(&lease.blob, e))
@@ -193,8 +208,12 @@ pub fn sdk_error(resource: &str, e: azure_core::Error) -> AzureError {
         ErrorKind::HttpResponse { status, error_code, .. } => {
             let status = u16::from(*status);
             let code = error_code.clone().unwrap_or_else(|| format!("Http{status}"));
-            let message =
-                super::pipeline::error_chain(&e).lines().next().unwrap_or_default().chars().take(300).collect();
+            let chain = super::pipeline::error_chain(&e);
+            let mut message: String = chain.lines().next().unwrap_or_default().chars().take(300).collect();
+            // Key Vault names the missing action on a later line of its message: keep it.
+            if let Some(action) = super::error::action_in_message(&chain).filter(|a| !message.contains(a)) {
+                message.push_str(&format!(" Action: '{action}'"));
+            }
             if status == 401 || status == 403 {
                 AzureError::Unauthorized {
                     status,

@@ -15,11 +15,31 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::arm::{decode, Arm};
+use super::permission::Permission;
 use super::pipeline::Request;
 use super::AzureError;
 
 /// `Resources_ListByResourceGroup` (runtime-contracts §5.1).
 pub const LIST_API: &str = "2021-04-01";
+
+const GROUP: &str = "Microsoft.Resources/resourceGroups";
+
+/// [`Discovery::list`].
+pub const LIST: Permission =
+    Permission::action("Microsoft.Resources/subscriptions/resourceGroups/resources/read", GROUP);
+/// Each endpoint-carrying resource's GET: its type's `read` (the exact string is recorded per call).
+pub const READ_ANY: Permission = Permission::action("*/read", GROUP);
+/// A private endpoint's DNS zone groups.
+pub const ZONE_GROUPS: Permission = Permission::action(
+    "Microsoft.Network/privateEndpoints/privateDnsZoneGroups/read",
+    "Microsoft.Network/privateEndpoints",
+);
+/// The endpoint's NIC, the last source of its private IPs.
+pub const NIC_READ: Permission =
+    Permission::action("Microsoft.Network/networkInterfaces/read", "Microsoft.Network/networkInterfaces");
+/// A web app's settings (`config/appsettings/list`, a POST): not in Reader.
+pub const APP_SETTINGS: Permission =
+    Permission::action("Microsoft.Web/sites/config/list/action", "Microsoft.Web/sites").unconfirmed();
 /// Network RP: private endpoints, their zone groups, NICs, public IPs, application gateways.
 pub const NETWORK_API: &str = "2024-05-01";
 pub const PRIVATE_ENDPOINT: &str = "microsoft.network/privateendpoints";
@@ -212,7 +232,7 @@ impl Discovery {
 
     /// Every resource of the group, following `nextLink` verbatim.
     pub async fn list(&self) -> Result<Vec<Listed>, AzureError> {
-        self.arm.list(&format!("{}/resources", self.group_id), LIST_API).await
+        self.arm.list(&format!("{}/resources", self.group_id), LIST_API, &LIST).await
     }
 
     /// Lists the group, then reads every endpoint-carrying resource, `concurrency` at a time.
@@ -236,7 +256,7 @@ impl Discovery {
             .flat_map(|f| f.prop("/networkInterfaces").and_then(Value::as_array).cloned().unwrap_or_default())
             .filter_map(|n| n.get("id").and_then(Value::as_str).map(str::to_owned))
             .collect();
-        let gets: Vec<_> = wanted.iter().map(|id| self.arm.get::<Value>(id, NETWORK_API)).collect();
+        let gets: Vec<_> = wanted.iter().map(|id| self.arm.get::<Value>(id, NETWORK_API, &NIC_READ)).collect();
         let nics: Vec<Value> = futures::stream::iter(gets).buffered(self.concurrency).try_collect().await?;
         let requests = resources
             .iter()
@@ -252,9 +272,11 @@ impl Discovery {
         let Some(api) = api_version(&listed.resource_type) else {
             return Ok(Found { listed, body: None, zone_groups: Vec::new(), app_settings: None });
         };
-        let body: Value = self.arm.get(&listed.id, api).await?;
+        let read = Request::new(Method::GET, self.arm.url(&listed.id, api), &listed.id, &READ_ANY)
+            .concrete(format!("{}/read", listed.resource_type));
+        let body: Value = self.arm.get_as(read).await?;
         let zone_groups = if listed.is(PRIVATE_ENDPOINT) {
-            self.arm.list(&format!("{}/privateDnsZoneGroups", listed.id), NETWORK_API).await?
+            self.arm.list(&format!("{}/privateDnsZoneGroups", listed.id), NETWORK_API, &ZONE_GROUPS).await?
         } else {
             Vec::new()
         };
@@ -268,8 +290,10 @@ impl Discovery {
     /// answer holds values; repeating it is harmless.
     async fn app_settings(&self, site_id: &str) -> Result<Map<String, Value>, AzureError> {
         let path = format!("{site_id}/config/appsettings/list");
-        let resp =
-            self.arm.send(Request::new(Method::POST, self.arm.url(&path, WEB_API), site_id).idempotent()).await?;
+        let resp = self
+            .arm
+            .send(Request::new(Method::POST, self.arm.url(&path, WEB_API), site_id, &APP_SETTINGS).idempotent())
+            .await?;
         let v: Value = decode(resp, site_id).await?;
         Ok(v.get("properties").and_then(Value::as_object).cloned().unwrap_or_default())
     }

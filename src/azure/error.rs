@@ -59,7 +59,8 @@ impl AzureError {
                 };
                 match action_in_message(message) {
                     Some(action) => format!(
-                        "HTTP {status}{waited}: the identity may not perform {action}; hint: assign it a role that grants {action} on this scope or one above it (a new assignment can take up to 10 minutes; VIBEDATA_RBAC_DEADLINE_SECS waits longer)"
+                        "HTTP {status}{waited}: the identity may not perform {action}; hint: assign it a role that grants {action}{} on this scope or one above it (a new assignment can take up to 10 minutes; VIBEDATA_RBAC_DEADLINE_SECS waits longer)",
+                        crate::roles::narrowest_for(action).map(|r| format!(" ({} {})", r.name, r.id)).unwrap_or_default()
                     ),
                     None => format!(
                         "HTTP {status}{waited}: {message}; hint: the identity lacks a role on this resource, or its assignment has not propagated yet (VIBEDATA_RBAC_DEADLINE_SECS waits longer)"
@@ -115,8 +116,11 @@ impl AzureError {
 }
 
 /// ARM's AuthorizationFailed message names the action: "... to perform action 'X' over scope ...".
-fn action_in_message(message: &str) -> Option<&str> {
-    let start = message.find("perform action '")? + "perform action '".len();
+/// The action an authorization failure names: ARM's "perform action '…'", Key Vault's
+/// "Action: '…'".
+pub(crate) fn action_in_message(message: &str) -> Option<&str> {
+    let (start, marker) = ["perform action '", "Action: '"].iter().find_map(|m| message.find(m).map(|i| (i, *m)))?;
+    let start = start + marker.len();
     let end = message[start..].find('\'')?;
     Some(&message[start..start + end])
 }

@@ -10,10 +10,30 @@ use serde_json::{json, Value};
 use url::Url;
 
 use super::arm::decode;
+use super::permission::Permission;
 use super::pipeline::{Audience, Pipeline, Request};
 use super::AzureError;
 
 pub const API_VERSION: &str = "v1";
+
+const PROJECT: &str = "Microsoft.CognitiveServices/accounts/projects";
+
+/// The project's ARM resource (`GET …/accounts/{a}/projects/{p}`), read for its endpoint.
+pub const PROJECT_READ: Permission =
+    Permission::action("Microsoft.CognitiveServices/accounts/projects/read", PROJECT).unconfirmed();
+/// [`Project::agent`], [`Project::agent_version`], [`Project::agent_names`]. Foundry User
+/// (`53ca6127-…`) holds the agent data actions; the exact strings were not read in its JSON.
+pub const AGENTS_READ: Permission =
+    Permission::data("Microsoft.CognitiveServices/accounts/AIServices/agents/read", PROJECT).unconfirmed();
+/// [`Project::create_version`].
+pub const AGENTS_WRITE: Permission =
+    Permission::data("Microsoft.CognitiveServices/accounts/AIServices/agents/write", PROJECT).unconfirmed();
+/// [`Project::index_asset`], [`Project::index_names`].
+pub const INDEXES_READ: Permission =
+    Permission::data("Microsoft.CognitiveServices/accounts/AIServices/indexes/read", PROJECT).unconfirmed();
+/// [`Project::put_index_asset`].
+pub const INDEXES_WRITE: Permission =
+    Permission::data("Microsoft.CognitiveServices/accounts/AIServices/indexes/write", PROJECT).unconfirmed();
 pub const SCOPE: &str = "https://ai.azure.com/.default";
 
 #[derive(Clone)]
@@ -42,8 +62,8 @@ impl Project {
         url
     }
 
-    async fn get_opt(&self, path: &str) -> Result<Option<Value>, AzureError> {
-        let req = Request::new(Method::GET, self.url(path, &[]), format!("{}{path}", self.endpoint));
+    async fn get_opt(&self, path: &str, permission: &'static Permission) -> Result<Option<Value>, AzureError> {
+        let req = Request::new(Method::GET, self.url(path, &[]), format!("{}{path}", self.endpoint), permission);
         match self.pipeline.send(Some(&self.audience), req).await {
             Ok(resp) => decode(resp, path).await.map(Some),
             Err(e) if e.is_not_found() => Ok(None),
@@ -53,11 +73,11 @@ impl Project {
 
     /// `GET /agents/{name}`: the agent with its latest version, or `None`.
     pub async fn agent(&self, name: &str) -> Result<Option<Value>, AzureError> {
-        self.get_opt(&format!("/agents/{name}")).await
+        self.get_opt(&format!("/agents/{name}"), &AGENTS_READ).await
     }
 
     pub async fn agent_version(&self, name: &str, version: &str) -> Result<Option<Value>, AzureError> {
-        self.get_opt(&format!("/agents/{name}/versions/{version}")).await
+        self.get_opt(&format!("/agents/{name}/versions/{version}"), &AGENTS_READ).await
     }
 
     /// `POST /agents/{name}/versions`: a new version (and the agent, when it is new).
@@ -75,7 +95,9 @@ impl Project {
         if let Some(d) = description {
             body["description"] = json!(d);
         }
-        let mut req = Request::new(Method::POST, self.url(&path, &[]), format!("{}{path}", self.endpoint)).json(&body);
+        let mut req =
+            Request::new(Method::POST, self.url(&path, &[]), format!("{}{path}", self.endpoint), &AGENTS_WRITE)
+                .json(&body);
         if let Some(f) = features {
             req = req.header(HeaderName::from_static("foundry-features"), f);
         }
@@ -92,7 +114,12 @@ impl Project {
             if let Some(a) = &after {
                 query.push(("after", a));
             }
-            let req = Request::new(Method::GET, self.url("/agents", &query), format!("{}/agents", self.endpoint));
+            let req = Request::new(
+                Method::GET,
+                self.url("/agents", &query),
+                format!("{}/agents", self.endpoint),
+                &AGENTS_READ,
+            );
             let resp = self.pipeline.send(Some(&self.audience), req).await?;
             let page: Value = decode(resp, "/agents").await?;
             let data = page["data"].as_array().cloned().unwrap_or_default();
@@ -107,7 +134,7 @@ impl Project {
 
     /// `GET /indexes/{name}/versions/{version}`: an index asset, or `None`.
     pub async fn index_asset(&self, name: &str, version: &str) -> Result<Option<Value>, AzureError> {
-        self.get_opt(&format!("/indexes/{name}/versions/{version}")).await
+        self.get_opt(&format!("/indexes/{name}/versions/{version}"), &INDEXES_READ).await
     }
 
     /// `PATCH /indexes/{name}/versions/{version}`: creates or updates the asset.
@@ -115,7 +142,7 @@ impl Project {
         let path = format!("/indexes/{name}/versions/{version}");
         let body = bytes::Bytes::from(serde_json::to_vec(asset).expect("serializes"));
         // Naturally idempotent: the same name and version hold the same asset.
-        let req = Request::new(Method::PATCH, self.url(&path, &[]), format!("{}{path}", self.endpoint))
+        let req = Request::new(Method::PATCH, self.url(&path, &[]), format!("{}{path}", self.endpoint), &INDEXES_WRITE)
             .body(body, "application/merge-patch+json")
             .idempotent();
         let resp = self.pipeline.send(Some(&self.audience), req).await?;
@@ -124,7 +151,8 @@ impl Project {
 
     /// Every index asset's name.
     pub async fn index_names(&self) -> Result<Vec<String>, AzureError> {
-        let req = Request::new(Method::GET, self.url("/indexes", &[]), format!("{}/indexes", self.endpoint));
+        let req =
+            Request::new(Method::GET, self.url("/indexes", &[]), format!("{}/indexes", self.endpoint), &INDEXES_READ);
         let resp = self.pipeline.send(Some(&self.audience), req).await?;
         let page: Value = decode(resp, "/indexes").await?;
         Ok(page["value"]

@@ -12,8 +12,20 @@ use url::Url;
 
 use super::blob::sdk_error;
 use super::identity::{Secret, Tokens};
+use super::permission::{declare, Permission};
 use super::retry::{Poll, RetryPolicy};
 use super::AzureError;
+
+const VAULT: &str = "Microsoft.KeyVault/vaults";
+
+/// [`Vault::get`], [`Vault::get_opt`], and the wait for a recovered secret.
+pub const GET_SECRET: Permission = Permission::data("Microsoft.KeyVault/vaults/secrets/getSecret/action", VAULT);
+/// [`Vault::probe`]: names only, no values.
+pub const READ_METADATA: Permission = Permission::data("Microsoft.KeyVault/vaults/secrets/readMetadata/action", VAULT);
+/// [`Vault::set`].
+pub const SET_SECRET: Permission = Permission::data("Microsoft.KeyVault/vaults/secrets/setSecret/action", VAULT);
+/// [`Vault::set`]'s recovery of a soft-deleted name.
+pub const RECOVER: Permission = Permission::data("Microsoft.KeyVault/vaults/secrets/recover/action", VAULT);
 
 /// How long a recovered secret may take to become readable.
 const RECOVERY_DEADLINE: Duration = Duration::from_secs(45);
@@ -49,7 +61,9 @@ impl Vault {
 
     /// The current value of a secret.
     pub async fn get(&self, name: &str) -> Result<Secret, AzureError> {
-        let resp = self.client.get_secret(name, None).await.map_err(|e| sdk_error(&self.resource(name), e))?;
+        let resp = declare(&GET_SECRET, self.client.get_secret(name, None))
+            .await
+            .map_err(|e| sdk_error(&self.resource(name), e))?;
         let secret = resp.into_model().map_err(|e| sdk_error(&self.resource(name), e))?;
         secret
             .value
@@ -70,7 +84,7 @@ impl Vault {
     pub async fn probe(&self) -> Result<(), AzureError> {
         use futures::StreamExt;
         let mut pager = self.client.list_secret_properties(None).map_err(|e| sdk_error(self.url.as_str(), e))?;
-        match pager.next().await {
+        match declare(&READ_METADATA, pager.next()).await {
             None | Some(Ok(_)) => Ok(()),
             Some(Err(e)) => Err(sdk_error(self.url.as_str(), e)),
         }
@@ -86,7 +100,7 @@ impl Vault {
             // recover, the original error stands.
             Err(conflict @ AzureError::Service { status: 409, .. }) => {
                 tracing::info!(secret = name, "secret name is soft-deleted; recovering it before setting it");
-                if let Err(e) = self.client.recover_deleted_secret(name, None).await {
+                if let Err(e) = declare(&RECOVER, self.client.recover_deleted_secret(name, None)).await {
                     tracing::warn!(secret = name, error = %sdk_error(&self.resource(name), e), "recovery failed");
                     return Err(conflict);
                 }
@@ -101,7 +115,10 @@ impl Vault {
         let params = SetSecretParameters { value: Some(value.expose().to_owned()), ..Default::default() };
         let content: RequestContent<SetSecretParameters> =
             params.try_into().map_err(|e| sdk_error(&self.resource(name), e))?;
-        self.client.set_secret(name, content, None).await.map(|_| ()).map_err(|e| sdk_error(&self.resource(name), e))
+        declare(&SET_SECRET, self.client.set_secret(name, content, None))
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_error(&self.resource(name), e))
     }
 
     /// A recovered secret is not readable at once; Key Vault documents polling until it is.
@@ -109,7 +126,7 @@ impl Vault {
         let started = std::time::Instant::now();
         let mut poll = Poll::new(RECOVERY_DEADLINE, Duration::from_millis(100), Duration::from_secs(2));
         loop {
-            match self.client.get_secret(name, None).await {
+            match declare(&GET_SECRET, self.client.get_secret(name, None)).await {
                 Ok(_) => return Ok(()),
                 Err(e) if e.http_status() == Some(StatusCode::NotFound) => match poll.next(started.elapsed(), None) {
                     Some(wait) => tokio::time::sleep(wait).await,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod foundry;
 pub mod identity;
 pub mod keyvault;
+pub mod permission;
 pub mod pipeline;
 pub mod request_loop;
 pub mod retry;

@@ -12,6 +12,7 @@ use reqwest::{Method, Response};
 use url::Url;
 
 use super::identity::Tokens;
+use super::permission::Permission;
 use super::request_loop::{self, Attempt, Exchange};
 use super::retry::{is_authorization_failure, parse_retry_after, Outcome, RetryPolicy, TransportFault};
 use super::{error::parse_error, AzureError};
@@ -44,10 +45,17 @@ pub struct Request {
     /// The service answers a missing role with a 403 that carries no code (AI Search does): such
     /// a 403 is waited out as RBAC propagation like a coded one.
     pub bare_403_is_rbac: bool,
+    /// What the call needs granted (see `azure::permission`).
+    pub permission: &'static Permission,
+    /// The exact string, where `permission` is a pattern (discovery's `*/read`).
+    pub concrete: Option<String>,
+    /// What polling the long-running operation this request may start needs; `None` where the
+    /// request starts none.
+    pub poll: Option<&'static Permission>,
 }
 
 impl Request {
-    pub fn new(method: Method, url: Url, resource: impl Into<String>) -> Request {
+    pub fn new(method: Method, url: Url, resource: impl Into<String>, permission: &'static Permission) -> Request {
         let idempotent = method != Method::POST && method != Method::PATCH;
         Request {
             method,
@@ -58,7 +66,22 @@ impl Request {
             resource: resource.into(),
             timeout: None,
             bare_403_is_rbac: false,
+            permission,
+            concrete: None,
+            poll: None,
         }
+    }
+
+    /// The exact permission string, where the declaration is a pattern.
+    pub fn concrete(mut self, name: String) -> Request {
+        self.concrete = Some(name);
+        self
+    }
+
+    /// What polling the operation this request starts needs (its `Location` or status resource).
+    pub fn polled_with(mut self, permission: &'static Permission) -> Request {
+        self.poll = Some(permission);
+        self
     }
 
     pub fn json(mut self, body: &impl serde::Serialize) -> Request {
@@ -139,6 +162,8 @@ impl Pipeline {
             resource: &req.resource,
             idempotent: req.idempotent,
             refresh: Some(&refresh),
+            permission: req.permission,
+            concrete: req.concrete.as_deref(),
         };
         let done = request_loop::run(exchange, || self.attempt(audience, &req)).await;
         match done.value {

@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use super::permission::{self, Permission};
 use super::retry::{Decision, Outcome, RetryPolicy};
 
 /// How one logical request is retried.
@@ -23,6 +24,10 @@ pub struct Exchange<'a> {
     /// where a 401/403 is the caller's to handle: a registry's 401 means a stale registry token,
     /// which the client replaces at once, not a role assignment still propagating.
     pub refresh: Option<&'a (dyn Fn() + Send + Sync)>,
+    /// What the request needs granted: no request goes around the loop without one.
+    pub permission: &'a Permission,
+    /// The exact string, where `permission` is a pattern (`*/read` for any type's read).
+    pub concrete: Option<&'a str>,
 }
 
 /// What one attempt produced.
@@ -54,6 +59,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Attempt<T>>,
 {
+    permission::record(x.permission, x.concrete, x.resource);
     let mut state = x.policy.start();
     let mut announced = false;
     // What was really slept on RBAC: without `refresh` the policy's count is not waited.
@@ -107,6 +113,8 @@ mod tests {
     use super::*;
     use crate::azure::retry::TransportFault;
 
+    const P: Permission = Permission::action("x/read", "x");
+
     fn policy() -> RetryPolicy {
         RetryPolicy {
             max_retries: 2,
@@ -131,7 +139,7 @@ mod tests {
     async fn retries_until_success_and_hands_back_the_last_attempt() {
         let n = AtomicU32::new(0);
         let p = policy();
-        let x = Exchange { policy: &p, resource: "r", idempotent: true, refresh: None };
+        let x = Exchange { policy: &p, resource: "r", idempotent: true, refresh: None, permission: &P, concrete: None };
         let done = run(x, || async {
             let i = n.fetch_add(1, Ordering::SeqCst);
             let o = if i < 2 { Outcome::Transport(TransportFault::Reset) } else { status(200, "") };
@@ -148,7 +156,14 @@ mod tests {
             refreshed.fetch_add(1, Ordering::SeqCst);
         };
         let p = policy();
-        let x = Exchange { policy: &p, resource: "r", idempotent: true, refresh: Some(&refresh) };
+        let x = Exchange {
+            policy: &p,
+            resource: "r",
+            idempotent: true,
+            refresh: Some(&refresh),
+            permission: &P,
+            concrete: None,
+        };
         let done = run(x, || async { Attempt::new(status(403, "AuthorizationFailed"), ()) }).await;
         assert!(
             done.rbac_waited >= p.rbac_deadline && done.rbac_waited < p.rbac_deadline * 2,
@@ -163,7 +178,7 @@ mod tests {
     async fn without_a_refresh_an_authorization_failure_is_handed_back_at_once() {
         let n = AtomicU32::new(0);
         let p = policy();
-        let x = Exchange { policy: &p, resource: "r", idempotent: true, refresh: None };
+        let x = Exchange { policy: &p, resource: "r", idempotent: true, refresh: None, permission: &P, concrete: None };
         let done = run(x, || async {
             n.fetch_add(1, Ordering::SeqCst);
             Attempt::new(status(401, "UNAUTHORIZED"), ())

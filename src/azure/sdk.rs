@@ -37,7 +37,15 @@ impl Policy for RetryAdapter {
         let resource = request.url().path().to_owned();
         let tokens = self.tokens.clone();
         let refresh = move || tokens.refresh();
-        let exchange = Exchange { policy: &self.policy, resource: &resource, idempotent, refresh: Some(&refresh) };
+        let permission = super::permission::declared();
+        let exchange = Exchange {
+            policy: &self.policy,
+            resource: &resource,
+            idempotent,
+            refresh: Some(&refresh),
+            permission,
+            concrete: None,
+        };
         // The loop needs the request for every attempt; the SDK hands it to us mutably once.
         let request = tokio::sync::Mutex::new(request);
         let done = request_loop::run(exchange, || async {

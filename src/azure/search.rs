@@ -11,10 +11,21 @@ use serde_json::Value;
 use url::Url;
 
 use super::arm::decode;
+use super::permission::Permission;
 use super::pipeline::{Audience, Pipeline, Request};
 use super::AzureError;
 
 pub const API_VERSION: &str = "2025-09-01";
+
+const SERVICE: &str = "Microsoft.Search/searchServices";
+
+/// [`Search::get`], [`Search::names`]: an index definition read on the data plane, authorised
+/// by a control-plane action of Search Service Contributor (`searchServices/*`).
+pub const INDEX_READ: Permission =
+    Permission::action("Microsoft.Search/searchServices/indexes/read", SERVICE).unconfirmed();
+/// [`Search::put`].
+pub const INDEX_WRITE: Permission =
+    Permission::action("Microsoft.Search/searchServices/indexes/write", SERVICE).unconfirmed();
 pub const SCOPE: &str = "https://search.azure.com/.default";
 
 #[derive(Clone)]
@@ -56,13 +67,13 @@ impl Search {
         url
     }
 
-    fn request(&self, method: Method, name: &str) -> Request {
-        Request::new(method, self.url(name), format!("{}indexes/{name}", self.endpoint)).bare_403_is_rbac()
+    fn request(&self, method: Method, name: &str, permission: &'static Permission) -> Request {
+        Request::new(method, self.url(name), format!("{}indexes/{name}", self.endpoint), permission).bare_403_is_rbac()
     }
 
     /// The index, or `None` when the service has none of that name.
     pub async fn get(&self, name: &str) -> Result<Option<Stored>, AzureError> {
-        match self.pipeline.send(Some(&self.audience), self.request(Method::GET, name)).await {
+        match self.pipeline.send(Some(&self.audience), self.request(Method::GET, name, &INDEX_READ)).await {
             Ok(resp) => {
                 let etag = etag(&resp);
                 let definition: Value = decode(resp, name).await?;
@@ -83,7 +94,7 @@ impl Search {
             Condition::At(etag) => (HeaderName::from_static("if-match"), etag.to_owned()),
         };
         let req = self
-            .request(Method::PUT, name)
+            .request(Method::PUT, name, &INDEX_WRITE)
             .json(definition)
             .header(header, &value)
             .header(HeaderName::from_static("prefer"), "return=representation");
@@ -101,7 +112,7 @@ impl Search {
         let base = self.endpoint.as_str().trim_end_matches('/');
         let mut url = Url::parse(&format!("{base}/indexes")).expect("the indexes URL");
         url.query_pairs_mut().append_pair("api-version", API_VERSION).append_pair("$select", "name");
-        let req = Request::new(Method::GET, url, format!("{}indexes", self.endpoint)).bare_403_is_rbac();
+        let req = Request::new(Method::GET, url, format!("{}indexes", self.endpoint), &INDEX_READ).bare_403_is_rbac();
         let resp = self.pipeline.send(Some(&self.audience), req).await?;
         let list: Value = decode(resp, "indexes").await?;
         Ok(list["value"]

@@ -6,10 +6,15 @@ use serde::Deserialize;
 
 use super::arm::{decode, Arm};
 use super::identity::Secret;
+use super::permission::Permission;
 use super::pipeline::Request;
 use super::AzureError;
 
 pub const API_VERSION: &str = "2023-05-01";
+
+/// [`first_key`].
+pub const LIST_KEYS: Permission =
+    Permission::action("Microsoft.Storage/storageAccounts/listKeys/action", "Microsoft.Storage/storageAccounts");
 
 #[derive(Deserialize)]
 struct Keys {
@@ -32,7 +37,7 @@ pub async fn first_key(arm: &Arm, subscription: &str, group: &str, account: &str
         "/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Storage/storageAccounts/{account}/listKeys"
     );
     // Safe to repeat: listing keys changes nothing.
-    let req = Request::new(Method::POST, arm.url(&path, API_VERSION), &path).idempotent();
+    let req = Request::new(Method::POST, arm.url(&path, API_VERSION), &path, &LIST_KEYS).idempotent();
     let resp = arm.send(req).await?;
     let keys: Keys = decode(resp, &path).await?;
     match keys.keys.into_iter().find(|k| k.key_name == "key1") {

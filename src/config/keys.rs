@@ -78,6 +78,12 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { default: Some("NoForce"), ..key("VIBEDATA_IMPORT_MODE", Need::Optional, "NoForce, or Force to move tags that point elsewhere") },
     KeySpec { default: Some("600"), ..key("VIBEDATA_IMPORT_TIMEOUT_SECS", Need::Optional, "deadline of one import") },
     KeySpec { default: Some("import-image"), ..key("VIBEDATA_IMPORT_METHOD", Need::Optional, "import-image (ARM) or copy (data plane)") },
+    key("VIBEDATA_RELEASE_TRUST_STORE", Need::Optional,
+        "PEM text of the publisher root certificate(s) the release manifest's Notary signature must chain to (required in strict mode; a one-line value may write newlines as \\n)"),
+    key("VIBEDATA_RELEASE_TRUSTED_IDENTITIES", Need::Optional,
+        "JSON array of trusted signers, each \"x509.subject: C=.., O=.., CN=..\" (the leaf subject must hold every attribute of one)"),
+    KeySpec { default: Some("strict"), ..key("VIBEDATA_RELEASE_VERIFICATION", Need::Optional,
+        "strict (an unverified release is refused) or audit (verify, report, go on: rehearsals only, refused without explicit endpoints)") },
     // Runbook Bootstrap.
     key("VIBEDATA_AUTOMATION_ACCOUNT", Need::Steps(&[Step::Runbooks, Step::Health]), "the Automation Account"),
     key("VIBEDATA_RUNTIME_ENVIRONMENTS", Need::Optional,

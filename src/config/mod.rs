@@ -25,7 +25,7 @@ use crate::sequence::Step;
 pub use keys::{required_for, KeySpec, Need, KEYS};
 pub use sections::{
     AiConfig, AirbyteConfig, ArtifactsConfig, DatabaseConfig, DbAuth, FailOn, HealthConfig, ImportMethod, ImportMode,
-    RegistryConfig, RunbooksConfig, RuntimeEnvironment,
+    RegistryConfig, ReleaseVerification, RunbooksConfig, RuntimeEnvironment, VerificationLevel,
 };
 pub use source::{ConfigError, Problem, Source};
 pub use validator::Validator;
@@ -288,14 +288,85 @@ mod tests {
             ("VIBEDATA_PUBLISHER_REGISTRY", "publisher.azurecr.io"),
             ("VIBEDATA_PUBLISHER_CREDENTIAL_SECRET", "publisher-pull"),
             ("VIBEDATA_IMAGES", "vibedata/api, vibedata/web"),
+            ("VIBEDATA_RELEASE_TRUST_STORE", ROOT_PEM),
+            ("VIBEDATA_RELEASE_TRUSTED_IDENTITIES", r#"["x509.subject: CN=CodeSigningLeaf"]"#),
         ]);
         let (_, a) = Config::validate_with(&src(&pairs), &[Step::Artifacts], |v, cloud| v.artifacts(cloud)).unwrap();
+        assert_eq!(a.verification.level, VerificationLevel::Strict);
         assert_eq!(a.images, ["vibedata/api", "vibedata/web"]);
         assert_eq!(a.acr_login_server, "vibedatacustomer.azurecr.io");
         assert_eq!(a.acr_auth_endpoint.as_str(), "https://vibedatacustomer.azurecr.io/");
         assert_eq!((a.manifest_repository.as_str(), a.manifest_tag.as_str()), ("vibedata/release-manifest", "latest"));
         assert_eq!(a.concurrency, 8);
         assert_eq!(a.mode, ImportMode::NoForce);
+    }
+
+    const ROOT_PEM: &str = include_str!("../../tests/fixtures/notary/x509/rootCert.pem");
+
+    #[test]
+    fn release_verification_settings() {
+        let escaped = ROOT_PEM.replace('\n', "\\n");
+        let ids = r#"["x509.subject: CN=CodeSigningLeaf"]"#;
+        // (extra keys, the problem's key or None, the level)
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, VerificationLevel);
+        let cases: &[Case] = &[
+            (
+                &[("VIBEDATA_RELEASE_TRUST_STORE", ROOT_PEM), ("VIBEDATA_RELEASE_TRUSTED_IDENTITIES", ids)],
+                None,
+                VerificationLevel::Strict,
+            ),
+            (
+                &[("VIBEDATA_RELEASE_TRUST_STORE", &escaped), ("VIBEDATA_RELEASE_TRUSTED_IDENTITIES", ids)],
+                None,
+                VerificationLevel::Strict,
+            ),
+            (&[], Some("VIBEDATA_RELEASE_TRUST_STORE"), VerificationLevel::Strict),
+            (
+                &[("VIBEDATA_RELEASE_TRUST_STORE", "not pem"), ("VIBEDATA_RELEASE_TRUSTED_IDENTITIES", ids)],
+                Some("VIBEDATA_RELEASE_TRUST_STORE"),
+                VerificationLevel::Strict,
+            ),
+            (
+                &[("VIBEDATA_RELEASE_TRUST_STORE", ROOT_PEM)],
+                Some("VIBEDATA_RELEASE_TRUSTED_IDENTITIES"),
+                VerificationLevel::Strict,
+            ),
+            (
+                &[("VIBEDATA_RELEASE_TRUST_STORE", ROOT_PEM), ("VIBEDATA_RELEASE_TRUSTED_IDENTITIES", r#"["CN=x"]"#)],
+                Some("VIBEDATA_RELEASE_TRUSTED_IDENTITIES"),
+                VerificationLevel::Strict,
+            ),
+            (
+                &[("VIBEDATA_RELEASE_VERIFICATION", "audit")],
+                Some("VIBEDATA_RELEASE_VERIFICATION"),
+                VerificationLevel::Audit,
+            ),
+            (
+                &[("VIBEDATA_RELEASE_VERIFICATION", "audit"), ("VIBEDATA_ARM_ENDPOINT", "https://127.0.0.1:1")],
+                None,
+                VerificationLevel::Audit,
+            ),
+            (
+                &[("VIBEDATA_RELEASE_VERIFICATION", "lenient")],
+                Some("VIBEDATA_RELEASE_VERIFICATION"),
+                VerificationLevel::Strict,
+            ),
+        ];
+        for (extra, problem, level) in cases {
+            let mut pairs = MINIMAL.to_vec();
+            pairs.extend([
+                ("VIBEDATA_ACR_NAME", "vibedatacustomer"),
+                ("VIBEDATA_PUBLISHER_REGISTRY", "publisher.azurecr.io"),
+                ("VIBEDATA_PUBLISHER_CREDENTIAL_SECRET", "publisher-pull"),
+                ("VIBEDATA_IMAGES", "vibedata/api"),
+            ]);
+            pairs.extend(extra.iter().copied());
+            match (Config::validate_with(&src(&pairs), &[Step::Artifacts], |v, cloud| v.artifacts(cloud)), problem) {
+                (Ok((_, a)), None) => assert_eq!(a.verification.level, *level, "{extra:?}"),
+                (Err(e), Some(key)) => assert!(e.problems.iter().any(|p| p.key == *key), "{extra:?}: {e}"),
+                (got, want) => panic!("{extra:?}: got {:?}, wanted a problem with {want:?}", got.map(|_| ())),
+            }
+        }
     }
 
     #[test]

@@ -39,6 +39,33 @@ pub struct ArtifactsConfig {
     pub mode: ImportMode,
     pub import_timeout: Duration,
     pub method: ImportMethod,
+    pub verification: ReleaseVerification,
+}
+
+/// What a failed release signature does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerificationLevel {
+    /// Nothing is imported unless one signature verifies.
+    Strict,
+    /// Failures are reported and the install goes on (rehearsals only).
+    Audit,
+}
+
+impl VerificationLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerificationLevel::Strict => "strict",
+            VerificationLevel::Audit => "audit",
+        }
+    }
+}
+
+/// How the release manifest's signature is checked.
+#[derive(Debug, Clone)]
+pub struct ReleaseVerification {
+    pub level: VerificationLevel,
+    /// Absent only in audit mode without a trust store.
+    pub policy: Option<crate::notary::TrustPolicy>,
 }
 
 /// A runtime environment the Runbook Bootstrap ensures exists.
@@ -372,7 +399,9 @@ impl Validator<'_> {
                 ImportMethod::ImportImage
             }
         };
+        let verification = self.release_verification();
         ArtifactsConfig {
+            verification,
             acr_name,
             acr_login_server,
             acr_auth_endpoint,
@@ -385,6 +414,65 @@ impl Validator<'_> {
             mode,
             import_timeout,
             method,
+        }
+    }
+}
+
+impl Validator<'_> {
+    /// `VIBEDATA_RELEASE_*`: the trust store and identities parse, strict has a trust store, and
+    /// audit runs only against explicit endpoints (a rehearsal, never a customer install).
+    fn release_verification(&mut self) -> ReleaseVerification {
+        let level = match self.or_default("VIBEDATA_RELEASE_VERIFICATION").as_str() {
+            "strict" => VerificationLevel::Strict,
+            "audit" => VerificationLevel::Audit,
+            other => {
+                self.problem("VIBEDATA_RELEASE_VERIFICATION", format!("is {other:?}; expected strict or audit"));
+                VerificationLevel::Strict
+            }
+        };
+        if level == VerificationLevel::Audit && self.raw("VIBEDATA_ARM_ENDPOINT").is_none() {
+            self.problem(
+                "VIBEDATA_RELEASE_VERIFICATION",
+                "is audit, which is for rehearsals only: it needs explicit endpoints (VIBEDATA_ARM_ENDPOINT, the local stack)".into(),
+            );
+        }
+        let store = self.raw("VIBEDATA_RELEASE_TRUST_STORE").map(|s| s.trim()).filter(|s| !s.is_empty());
+        let identities = self.raw("VIBEDATA_RELEASE_TRUSTED_IDENTITIES").map(str::to_owned);
+        let Some(store) = store else {
+            if level == VerificationLevel::Strict {
+                self.problem(
+                    "VIBEDATA_RELEASE_TRUST_STORE",
+                    "is not set; strict release verification (the default) needs the publisher's root certificate(s) as PEM".into(),
+                );
+            }
+            return ReleaseVerification { level, policy: None };
+        };
+        // A one-line value (an env file, an app setting) may carry its newlines escaped.
+        let pem = if store.contains('\n') { store.to_owned() } else { store.replace("\\n", "\n") };
+        let ids: Vec<String> = match identities.as_deref().map(serde_json::from_str::<Vec<String>>) {
+            Some(Ok(ids)) if !ids.is_empty() => ids,
+            Some(Ok(_)) | None => {
+                self.problem(
+                    "VIBEDATA_RELEASE_TRUSTED_IDENTITIES",
+                    "is not set or empty; list the trusted signers with the trust store".into(),
+                );
+                return ReleaseVerification { level, policy: None };
+            }
+            Some(Err(e)) => {
+                self.problem("VIBEDATA_RELEASE_TRUSTED_IDENTITIES", format!("is not a JSON array of strings ({e})"));
+                return ReleaseVerification { level, policy: None };
+            }
+        };
+        match crate::notary::TrustPolicy::new(&pem, &ids) {
+            Ok(p) => ReleaseVerification { level, policy: Some(p) },
+            Err(e) => {
+                let key = match e {
+                    crate::notary::NotaryError::BadIdentity(_) => "VIBEDATA_RELEASE_TRUSTED_IDENTITIES",
+                    _ => "VIBEDATA_RELEASE_TRUST_STORE",
+                };
+                self.problem(key, format!("is not usable: {e}"));
+                ReleaseVerification { level, policy: None }
+            }
         }
     }
 }

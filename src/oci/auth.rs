@@ -21,7 +21,9 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{transport, OciError};
+use crate::azure::acr;
 use crate::azure::identity::{Secret, Tokens};
+use crate::azure::permission::Permission;
 use crate::azure::retry::RetryPolicy;
 
 /// How we authenticate to one registry.
@@ -191,6 +193,16 @@ impl Authenticator {
         Authenticator { registry: registry.to_owned(), origin, creds, http, policy, state: Default::default() }
     }
 
+    /// What a registry call for `scopes` needs granted: with the managed identity, the ACR's
+    /// pull or push permission; with the registry's own credentials, no Azure role.
+    pub(crate) fn permission(&self, scopes: &[Scope]) -> &'static Permission {
+        match &self.creds {
+            Credentials::AcrIdentity(_) if scopes.iter().any(|s| s.push) => &acr::PUSH,
+            Credentials::AcrIdentity(_) => &acr::PULL,
+            _ => &acr::CREDENTIALS,
+        }
+    }
+
     /// The `Authorization` for requests needing `scopes`, negotiating a token when none is cached.
     /// Concurrent callers wait for one negotiation rather than each running their own.
     pub async fn authorize(&self, scopes: &[Scope]) -> Result<Authz, OciError> {
@@ -262,7 +274,10 @@ impl Authenticator {
     /// before anything is sent to it.
     async fn challenge(&self) -> Result<Challenge, OciError> {
         let url = self.origin.join("/v2/").expect("static path");
-        let resp = transport::send(&self.policy, &self.registry, "/v2/", true, || self.http.get(url.clone())).await?;
+        let permission = self.permission(&[]);
+        let resp =
+            transport::send(&self.policy, &self.registry, "/v2/", true, permission, || self.http.get(url.clone()))
+                .await?;
         match resp.status().as_u16() {
             200..=299 => return Ok(Challenge::Open),
             401 => {}
@@ -310,7 +325,7 @@ impl Authenticator {
         if let Some(t) = acr.tenant.as_deref() {
             form.push(("tenant", t));
         }
-        let body = self.post_form(&url, &form).await?;
+        let body = self.post_form(&url, &form, &[]).await?;
         body.refresh_token
             .map(Secret::new)
             .ok_or_else(|| self.auth_error("the exchange answered without a refresh_token".into()))
@@ -328,7 +343,7 @@ impl Authenticator {
         let params: Vec<String> = scopes.iter().map(Scope::as_param).collect();
         let mut form = vec![("grant_type", "refresh_token"), ("service", service), ("refresh_token", refresh.expose())];
         form.extend(params.iter().map(|p| ("scope", p.as_str())));
-        let body = self.post_form(&url, &form).await?;
+        let body = self.post_form(&url, &form, scopes).await?;
         let token = body
             .access_token
             .ok_or_else(|| self.auth_error("the token endpoint answered without an access_token".into()))?;
@@ -354,7 +369,8 @@ impl Authenticator {
             // Only ever to the registry the password belongs to.
             guard_origin("the registry password", &url, &self.origin)?;
         }
-        let resp = transport::send(&self.policy, &self.registry, realm.path(), true, || match creds {
+        let permission = self.permission(scopes);
+        let resp = transport::send(&self.policy, &self.registry, realm.path(), true, permission, || match creds {
             Credentials::Basic { username, password } => {
                 self.http.get(url.clone()).basic_auth(username, Some(password.expose()))
             }
@@ -370,11 +386,13 @@ impl Authenticator {
         Ok((Secret::new(token), lifetime))
     }
 
-    async fn post_form(&self, url: &Url, form: &[(&str, &str)]) -> Result<TokenResponse, OciError> {
+    async fn post_form(&self, url: &Url, form: &[(&str, &str)], scopes: &[Scope]) -> Result<TokenResponse, OciError> {
         // Not idempotent in the HTTP sense, but harmless to repeat: each call only mints a token.
-        let resp =
-            transport::send(&self.policy, &self.registry, url.path(), true, || self.http.post(url.clone()).form(form))
-                .await?;
+        let permission = self.permission(scopes);
+        let resp = transport::send(&self.policy, &self.registry, url.path(), true, permission, || {
+            self.http.post(url.clone()).form(form)
+        })
+        .await?;
         self.token_body(resp, url.path()).await
     }
 

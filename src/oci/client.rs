@@ -52,7 +52,7 @@ pub struct Registry {
     host: String,
     origin: Url,
     auth: Authenticator,
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     oci: oci_client::Client,
     policy: RetryPolicy,
     /// Repositories of this registry known to hold a blob (pushed, mounted or seen in this process,
@@ -88,7 +88,7 @@ impl Registry {
         Self::with_origin(login_server, origin, credentials, http, opts)
     }
 
-    fn with_origin(
+    pub(crate) fn with_origin(
         host: &str,
         origin: Url,
         credentials: Credentials,
@@ -153,7 +153,12 @@ impl Registry {
         self.auth.authorize(&[Scope::push(repository)]).await.map(|_| ())
     }
 
-    fn url(&self, path: &str) -> Url {
+    /// What pushing to `repository` needs granted (see `Authenticator::permission`).
+    pub(crate) fn permission_for_push(&self, repository: &str) -> &'static crate::azure::permission::Permission {
+        self.auth.permission(&[Scope::push(repository)])
+    }
+
+    pub(super) fn url(&self, path: &str) -> Url {
         self.origin.join(path).expect("registry path")
     }
 
@@ -195,7 +200,7 @@ impl Registry {
     {
         let mut refreshed = false;
         loop {
-            let result = transport::retry(&self.policy, resource, || async {
+            let result = transport::retry(&self.policy, resource, self.auth.permission(scopes), || async {
                 self.prime(repository, op, scopes).await?;
                 call().await.map_err(|e| transport::from_oci(e, &self.host, repository, resource))
             })
@@ -205,13 +210,13 @@ impl Registry {
                     refreshed = true;
                     self.auth.invalidate().await;
                 }
-                other => return other,
+                other => return other.map_err(|e| self.explain_denied(e, scopes)),
             }
         }
     }
 
     /// A direct request with our token, retried per the policy, once more after a 401.
-    async fn direct(
+    pub(super) async fn direct(
         &self,
         scopes: &[Scope],
         resource: &str,
@@ -221,18 +226,56 @@ impl Registry {
         let mut refreshed = false;
         loop {
             let authz = self.auth.authorize(scopes).await?;
-            let resp = transport::send(&self.policy, &self.host, resource, idempotent, || match &authz {
+            let permission = self.auth.permission(scopes);
+            let resp = transport::send(&self.policy, &self.host, resource, idempotent, permission, || match &authz {
                 Authz::None => build(),
                 Authz::Basic { username, password } => build().basic_auth(username, Some(password.expose())),
                 Authz::Bearer(t) => build().header(AUTHORIZATION, format!("Bearer {}", t.expose())),
             })
             .await?;
-            if resp.status().as_u16() == 401 && !refreshed {
+            let status = resp.status().as_u16();
+            if status == 401 && !refreshed {
                 refreshed = true;
                 self.auth.invalidate().await;
                 continue;
             }
+            if status == 401 || status == 403 {
+                let code = if status == 401 { "UNAUTHORIZED" } else { "DENIED" };
+                let denied = OciError::Denied {
+                    registry: self.host.clone(),
+                    resource: resource.to_owned(),
+                    status,
+                    code: code.into(),
+                };
+                return Err(self.explain_denied(denied, scopes));
+            }
             return Ok(resp);
+        }
+    }
+
+    /// A refusal with the managed identity names the permission it lacked (the registry only
+    /// says 401: ACR issued a token without the scope the identity's roles do not cover).
+    fn explain_denied(&self, e: OciError, scopes: &[Scope]) -> OciError {
+        let permission = self.auth.permission(scopes);
+        match e {
+            OciError::Denied { registry, resource, status, code }
+                if permission.kind != crate::azure::permission::Kind::NoRbac =>
+            {
+                let abac: Vec<&str> = crate::azure::acr::abac(permission).iter().map(|p| p.name).collect();
+                let role = crate::roles::narrowest_for(permission.name).map(|r| format!(" ({} {})", r.name, r.id));
+                OciError::Denied {
+                    registry,
+                    resource: format!(
+                        "{resource}: the identity needs {} (in ABAC mode {}); hint: assign it a role that grants it{} on the registry",
+                        permission.name,
+                        abac.join(" and "),
+                        role.unwrap_or_default()
+                    ),
+                    status,
+                    code,
+                }
+            }
+            other => other,
         }
     }
 
@@ -381,6 +424,8 @@ impl Registry {
             })
             .await?;
         let location = self.upload_location(resp, 202, &resource).await?;
+        // The PATCH and PUT below continue the session the POST opened (and recorded): they
+        // need the same permission, and go around no loop because a stream cannot be replayed.
         let authz = self.auth.authorize(&scopes).await?;
         let patch = self
             .with_authz(self.http.patch(location.clone()), &authz, &location)

@@ -220,7 +220,7 @@ async fn copy_blob(
         }
     }
     let resource = format!("{src_repo}@{}", blob.digest);
-    let uploaded = transport::retry(dst.policy(), &resource, || async {
+    let uploaded = transport::retry(dst.policy(), &resource, dst.permission_for_push(dst_repo), || async {
         let stream = src.blob_stream(src_repo, &blob.digest).await?;
         let verified = Verify::new(Box::pin(stream), &blob.digest, progress.bytes.clone());
         let result = dst.upload_blob(dst_repo, &blob.digest, verified).await;

@@ -12,6 +12,7 @@ pub mod client;
 pub mod copy;
 pub mod layout;
 pub mod reference;
+mod referrers;
 pub mod release_artifact;
 mod stream;
 mod transport;
@@ -25,6 +26,7 @@ pub use auth::{AcrIdentity, Credentials};
 pub use client::{Manifest, Registry, RegistryOptions};
 pub use copy::{copy, CopyOptions, CopyReport};
 pub use layout::Layout;
+pub use referrers::{schema_index, tag_schema, Referrers, ReferrersSource};
 
 use crate::azure::AzureError;
 

@@ -13,6 +13,7 @@ use reqwest::header::RETRY_AFTER;
 
 use super::OciError;
 use crate::azure::error::parse_error;
+use crate::azure::permission::Permission;
 use crate::azure::pipeline::{classify, error_chain};
 use crate::azure::request_loop::{self, Attempt, Exchange};
 use crate::azure::retry::{is_retried_status, parse_retry_after, Outcome, RetryPolicy, TransportFault};
@@ -25,9 +26,10 @@ pub(crate) async fn send(
     registry: &str,
     resource: &str,
     idempotent: bool,
+    permission: &'static Permission,
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, OciError> {
-    let exchange = Exchange { policy, resource, idempotent, refresh: None };
+    let exchange = Exchange { policy, resource, idempotent, refresh: None, permission, concrete: None };
     let done = request_loop::run(exchange, || async {
         match build().send().await {
             Ok(resp) => {
@@ -69,12 +71,17 @@ pub(crate) async fn send(
 /// Runs `op` again while it fails transiently, per `policy`. For whole operations that cannot be
 /// retried request by request: an `oci-client` call (it does not retry and drops `Retry-After`,
 /// so the policy's backoff is used), or a streamed blob copy that broke halfway.
-pub(crate) async fn retry<T, F, Fut>(policy: &RetryPolicy, what: &str, mut op: F) -> Result<T, OciError>
+pub(crate) async fn retry<T, F, Fut>(
+    policy: &RetryPolicy,
+    what: &str,
+    permission: &'static Permission,
+    mut op: F,
+) -> Result<T, OciError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, OciError>>,
 {
-    let exchange = Exchange { policy, resource: what, idempotent: true, refresh: None };
+    let exchange = Exchange { policy, resource: what, idempotent: true, refresh: None, permission, concrete: None };
     let done = request_loop::run(exchange, || {
         let fut = op();
         async move {

@@ -24,6 +24,7 @@ use crate::oci::{AcrIdentity, CopyOptions, Credentials, Registry, RegistryOption
 use crate::release::{self, Kind, Pinned, ReleaseManifest};
 use crate::sequence::Step;
 
+mod signature;
 mod storage;
 
 /// What to do with one target tag, decided from its current digest. Pure, so it is unit-tested.
@@ -118,6 +119,26 @@ impl Clients {
         Ok(Clients { cfg, credential, publisher, customer, acr })
     }
 
+    /// An `importImage` of `repo@digest` from the publisher.
+    fn import_of(
+        &self,
+        repo: &str,
+        digest: &str,
+        target_tags: Vec<String>,
+        untagged: Vec<String>,
+        force: bool,
+    ) -> Import {
+        Import {
+            registry_uri: self.cfg.publisher_registry.clone(),
+            username: self.credential.username.clone(),
+            password: self.credential.password.clone(),
+            source_image: format!("{repo}@{digest}"),
+            target_tags,
+            untagged,
+            force,
+        }
+    }
+
     /// Brings `repo@digest` to `repo:tag` in the customer registry, by the configured method.
     async fn import(&self, repo: &str, digest: &str, tag: &str, force: bool) -> Result<(), PhaseError> {
         let run = async {
@@ -125,14 +146,7 @@ impl Clients {
                 ImportMethod::ImportImage => self
                     .acr
                     .import(
-                        &Import {
-                            registry_uri: self.cfg.publisher_registry.clone(),
-                            username: self.credential.username.clone(),
-                            password: self.credential.password.clone(),
-                            source_image: format!("{repo}@{digest}"),
-                            target_tags: vec![format!("{repo}:{tag}")],
-                            force,
-                        },
+                        &self.import_of(repo, digest, vec![format!("{repo}:{tag}")], Vec::new(), force),
                         self.cfg.import_timeout,
                     )
                     .await
@@ -170,6 +184,25 @@ impl Clients {
         }
     }
 
+    /// Brings the signature manifest `repo@digest` into the customer registry by digest only.
+    async fn import_signature(&self, repo: &str, digest: &str) -> Result<(), PhaseError> {
+        match self.cfg.method {
+            ImportMethod::ImportImage => self
+                .acr
+                // By digest, so Force cannot move anything; it is the pattern that carries
+                // referrers (dotnet/docker-tools CopyImageService).
+                .import(&self.import_of(repo, digest, Vec::new(), vec![repo.to_owned()], true), self.cfg.import_timeout)
+                .await
+                .map_err(PhaseError::from),
+            ImportMethod::Copy => {
+                crate::oci::copy(&self.publisher, repo, digest, &self.customer, repo, None, &CopyOptions::default())
+                    .await
+                    .map(|_| ())
+                    .map_err(PhaseError::from)
+            }
+        }
+    }
+
     async fn current(&self, repo: &str, tag: &str) -> Result<Option<String>, PhaseError> {
         Ok(self.customer.manifest_digest(repo, tag).await?)
     }
@@ -194,6 +227,8 @@ pub struct Work {
     pinned: Vec<Pinned>,
     /// Indexes into `pinned` of the targets to import, with `force`.
     todo: Vec<(usize, bool)>,
+    provenance: signature::Provenance,
+    carry: signature::Carry,
 }
 
 pub struct Artifacts;
@@ -235,17 +270,38 @@ impl Phase for Artifacts {
                     started,
                 ));
             }
-            Ok(r) => checks.push(Check::pass(
-                name,
-                if r.properties.restricted() {
-                    "restricted; trusted services allowed"
-                } else {
-                    "public access allowed"
-                },
-                started,
-            )),
+            Ok(r) => {
+                checks.push(Check::pass(
+                    name,
+                    if r.properties.restricted() {
+                        "restricted; trusted services allowed"
+                    } else {
+                        "public access allowed"
+                    },
+                    started,
+                ));
+                checks.push(Check::pass(
+                    "customer registry role assignment mode",
+                    role_mode(r.properties.role_assignment_mode.as_deref()),
+                    started,
+                ));
+            }
             Err(e) => checks.push(Check::fail(name, &e, started)),
         }
+        // The trust store parsed during validation; say what it holds and what is not checked.
+        let v = &cfg.verification;
+        checks.push(Check::pass(
+            "release trust store",
+            match &v.policy {
+                Some(p) => format!(
+                    "{} root certificate(s), {} verification, revocation not checked",
+                    p.roots(),
+                    v.level.as_str()
+                ),
+                None => format!("none: {} verification reports the signature without enforcing it", v.level.as_str()),
+            },
+            std::time::Instant::now(),
+        ));
         checks.push(
             Check::run("publisher credential", ctx.vault.get(&cfg.publisher_credential_secret), |_| {
                 format!("{} readable", cfg.publisher_credential_secret)
@@ -268,6 +324,14 @@ impl Phase for Artifacts {
             )
         })?;
         tracing::info!(manifest = %format!("{mrepo}:{mtag}"), digest = %manifest_digest, "release manifest pinned");
+        // 2. Its signature, before anything else is read from the manifest or moved.
+        let subject = clients.publisher.manifest(mrepo, &manifest_digest).await?;
+        let subject = crate::notary::Descriptor {
+            media_type: subject.media_type,
+            digest: manifest_digest.clone(),
+            size: subject.bytes.len() as u64,
+        };
+        let provenance = signature::verify(&clients.publisher, mrepo, &subject, cfg).await?;
         let manifest_import = match decide(&manifest_digest, clients.current(mrepo, mtag).await?.as_deref(), cfg.mode) {
             Action::Conflict { current } => return Err(conflict(cfg, mrepo, mtag, &current, &manifest_digest)),
             Action::Skip => None,
@@ -275,7 +339,7 @@ impl Phase for Artifacts {
         };
         let (manifest, document) = storage::read_release(&clients.publisher, mrepo, &manifest_digest, cfg).await?;
 
-        // 2. Every pinned target, from its current digest.
+        // 3. Every pinned target, from its current digest.
         let pinned = manifest.pinned();
         let currents = clients.currents(&pinned).await?;
         let mut todo = Vec::new();
@@ -289,13 +353,17 @@ impl Phase for Artifacts {
             }
         }
 
-        // 3. Artifact storage.
+        // 4. The accepted signature, kept beside the manifest in the customer registry.
+        let carry = signature::carry(&clients.customer, mrepo, &manifest_digest, &provenance).await?;
+
+        // 5. Artifact storage.
         let writes = storage::plan(env, &clients.publisher, &manifest, &manifest_digest, mrepo, &document).await?;
 
         let mut changes = Vec::new();
         if let Some(force) = manifest_import {
             changes.push(import_change("manifest", mrepo, mtag, force));
         }
+        changes.extend(carry_changes(mrepo, &carry));
         changes.extend(todo.iter().map(|&(i, force)| {
             let p = &pinned[i];
             import_change(p.kind.as_str(), &p.repository, &p.tag, force)
@@ -307,19 +375,31 @@ impl Phase for Artifacts {
                 json!({"kind": p.kind.as_str(), "target": format!("{}:{}", p.repository, p.tag), "digest": p.digest, "force": force})
             })
             .collect();
-        let summary = json!({"release": manifest.release, "manifestDigest": manifest_digest, "imports": imports, "artifactStorageWrites": writes.len()});
+        let summary = json!({"release": manifest.release, "manifestDigest": manifest_digest, "signature": provenance.summary(), "imports": imports, "artifactStorageWrites": writes.len()});
         changes.extend(writes);
-        let work = Work { clients, manifest, manifest_digest, document, manifest_import, pinned, todo };
+        let work =
+            Work { clients, manifest, manifest_digest, document, manifest_import, pinned, todo, provenance, carry };
         Ok(Plan::new(changes, summary, work))
     }
 
     async fn apply(&self, env: &Env<'_, ArtifactsConfig>, plan: Plan<Work>) -> Result<Report, PhaseError> {
-        let Work { clients, manifest, manifest_digest, document, manifest_import, pinned, todo } = plan.work;
+        let Work { clients, manifest, manifest_digest, document, manifest_import, pinned, todo, provenance, carry } =
+            plan.work;
         let cfg = env.cfg;
         let (mrepo, mtag) = (cfg.manifest_repository.as_str(), cfg.manifest_tag.as_str());
         if let Some(force) = manifest_import {
             clients.import(mrepo, &manifest_digest, mtag, force).await?;
             env.changed(import_change("manifest", mrepo, mtag, force));
+        }
+        // The signature after its subject (a registry may index the subject on arrival).
+        let mut carried = carry_changes(mrepo, &carry).into_iter();
+        if let Some(digest) = &carry.import {
+            clients.import_signature(mrepo, digest).await?;
+            env.changed(carried.next().expect("one change per carried item"));
+        }
+        if let Some((tag, index)) = &carry.index {
+            clients.customer.put_manifest(mrepo, tag, index.clone(), crate::oci::OCI_INDEX).await?;
+            env.changed(carried.next().expect("one change per carried item"));
         }
 
         // Import, in parallel within the bound; the pipeline backs off on 429.
@@ -346,6 +426,7 @@ impl Phase for Artifacts {
             summary: json!({
                 "release": manifest.release,
                 "manifestDigest": manifest_digest,
+                "signature": provenance.summary(),
                 "method": match cfg.method { ImportMethod::ImportImage => "importImage", ImportMethod::Copy => "copy" },
                 "images": {"total": count(Kind::Image), "imported": imported(Kind::Image)},
                 "runbooks": {"total": count(Kind::Runbook), "imported": imported(Kind::Runbook)},
@@ -357,6 +438,18 @@ impl Phase for Artifacts {
             }),
         })
     }
+}
+
+/// The customer-registry writes that keep the accepted signature, in the order apply makes them.
+fn carry_changes(repo: &str, carry: &signature::Carry) -> Vec<Change> {
+    let mut changes = Vec::new();
+    if let Some(digest) = &carry.import {
+        changes.push(Change::new("signature", format!("{repo}@{digest}"), "import"));
+    }
+    if let Some((tag, _)) = &carry.index {
+        changes.push(Change::new("referrers-index", format!("{repo}:{tag}"), "update"));
+    }
+    changes
 }
 
 fn import_change(kind: &'static str, repo: &str, tag: &str, force: bool) -> Change {
@@ -431,5 +524,28 @@ mod tests {
         assert_eq!((pair.username.as_deref(), pair.password.expose()), (Some("u"), "p"));
         let token = PullCredential::parse(&Secret::new("eyJtoken"));
         assert_eq!((token.username, token.password.expose()), (None, "eyJtoken"));
+    }
+}
+
+/// The ACR's `roleAssignmentMode` and the data-plane permission strings that fit it: legacy roles
+/// (AcrPull, Reader's `*/read`) are not honoured in ABAC mode (specs/permissions.md §4).
+fn role_mode(mode: Option<&str>) -> String {
+    let legacy = crate::azure::acr::PULL;
+    match mode {
+        Some(m) if m.eq_ignore_ascii_case("AbacRepositoryPermissions") => {
+            let abac: Vec<&str> = crate::azure::acr::abac(&legacy).iter().map(|p| p.name).collect();
+            format!("{m}: reading tags back needs the data actions {}", abac.join(" and "))
+        }
+        m => format!("{}: reading tags back needs {}", m.unwrap_or("LegacyRegistryPermissions (default)"), legacy.name),
+    }
+}
+
+#[cfg(test)]
+mod role_mode_tests {
+    #[test]
+    fn the_mode_picks_the_strings() {
+        assert!(super::role_mode(None).ends_with("Microsoft.ContainerRegistry/registries/pull/read"));
+        let abac = super::role_mode(Some("AbacRepositoryPermissions"));
+        assert!(abac.contains("repositories/content/read") && abac.contains("repositories/metadata/read"), "{abac}");
     }
 }

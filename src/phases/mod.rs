@@ -13,6 +13,7 @@ pub mod artifacts;
 pub mod contract;
 pub mod database;
 pub mod health;
+pub mod permissions;
 pub mod preflight;
 pub mod registry;
 pub mod runbooks;

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::azure::permission::{matches, Kind, Permission};
 use crate::azure::AzureError;
 use crate::context::Context;
 
@@ -109,13 +110,17 @@ pub async fn shared(ctx: &Context, extra_scopes: &[String], ledger_probe: Ledger
 
     let rg = cfg.resource_group_id();
     checks.push(
-        Check::run("resource manager", ctx.arm.get::<serde_json::Value>(&rg, "2021-04-01"), |v| {
-            format!(
-                "read {} ({})",
-                rg,
-                v.pointer("/properties/provisioningState").and_then(|s| s.as_str()).unwrap_or("no state")
-            )
-        })
+        Check::run(
+            "resource manager",
+            ctx.arm.get::<serde_json::Value>(&rg, "2021-04-01", &crate::azure::arm::GROUP_READ),
+            |v| {
+                format!(
+                    "read {} ({})",
+                    rg,
+                    v.pointer("/properties/provisioningState").and_then(|s| s.as_str()).unwrap_or("no state")
+                )
+            },
+        )
         .await,
     );
 
@@ -148,4 +153,59 @@ pub async fn shared(ctx: &Context, extra_scopes: &[String], ledger_probe: Ledger
 
     checks.push(Check::run("key vault", ctx.vault.probe(), |_| format!("{} readable", cfg.key_vault_url)).await);
     checks
+}
+
+/// What reading the identity's effective permissions needs (`Permissions_ListForResourceGroup`).
+pub const PERMISSIONS_READ: Permission =
+    Permission::action("Microsoft.Authorization/permissions/read", "Microsoft.Resources/resourceGroups");
+
+/// The effective-permissions check: the identity's permissions at the resource group (ARM's
+/// `GET {group}/providers/Microsoft.Authorization/permissions`) against what `step` needs.
+/// Advisory: it passes and names what is missing, because assignments on a single resource, and
+/// deny assignments, are not in the group's answer; the call that needs a missing permission
+/// fails on its own, naming the action.
+pub async fn effective_permissions(ctx: &Context, step: crate::sequence::Step) -> Check {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "camelCase", default)]
+    struct Grant {
+        actions: Vec<String>,
+        not_actions: Vec<String>,
+        data_actions: Vec<String>,
+        not_data_actions: Vec<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct List {
+        value: Vec<Grant>,
+    }
+    let path = format!("{}/providers/Microsoft.Authorization/permissions", ctx.config.resource_group_id());
+    let read = ctx.arm.get::<List>(&path, "2022-04-01", &PERMISSIONS_READ);
+    Check::run("effective permissions", read, |list| {
+        let grants = |kind: Kind, name: &str| {
+            list.value.iter().any(|g| {
+                let (allow, deny) = match kind {
+                    Kind::Action => (&g.actions, &g.not_actions),
+                    _ => (&g.data_actions, &g.not_data_actions),
+                };
+                allow.iter().any(|a| matches(a, name)) && !deny.iter().any(|d| matches(d, name))
+            })
+        };
+        let needs = crate::phases::permissions::of(step);
+        let missing: Vec<&str> = needs
+            .iter()
+            .filter(|n| n.permission.kind != Kind::NoRbac && !n.permission.name.contains('*'))
+            .filter(|n| !grants(n.permission.kind, n.permission.name))
+            .map(|n| n.permission.name)
+            .collect();
+        if missing.is_empty() {
+            format!("every one of {} permissions is granted at the group", needs.len())
+        } else {
+            tracing::warn!(
+                missing = missing.len(),
+                "not granted at the group (may be granted on the resource): {}",
+                missing.join(", ")
+            );
+            format!("not granted at the group (may be granted on the resource): {}", missing.join(", "))
+        }
+    })
+    .await
 }

@@ -86,7 +86,7 @@ impl Phase for Registry {
         let mut checks = vec![
             Check::run(
                 "resource group readable",
-                env.ctx.arm.get::<Value>(&group, crate::azure::discovery::LIST_API),
+                env.ctx.arm.get::<Value>(&group, crate::azure::discovery::LIST_API, &crate::azure::arm::GROUP_READ),
                 |_| format!("{group} readable"),
             )
             .await,

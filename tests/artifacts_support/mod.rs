@@ -135,10 +135,27 @@ pub async fn container_exists(stack: &Stack, name: &str) -> bool {
     r.status().is_success()
 }
 
-/// Pushes `document` as a release-manifest artifact under `vibedata/release-manifest:<tag>`.
+/// Pushes `document` as a release-manifest artifact under `vibedata/release-manifest:<tag>`,
+/// signed by the sample release's fixture signer (so that what a case tests is the document).
 pub async fn push_document(stack: &Stack, tag: &str, document: &[u8]) {
+    push_unsigned_document(stack, tag, document).await;
+    sign(stack, "vibedata/release-manifest", tag);
+}
+
+/// `push_document` without the signatures.
+pub async fn push_unsigned_document(stack: &Stack, tag: &str, document: &[u8]) -> String {
     let t = vibedata_bootstrap::release::MANIFEST_ARTIFACT_TYPE;
-    push_artifact(stack, "vibedata/release-manifest", tag, t, t, document).await;
+    push_artifact(stack, "vibedata/release-manifest", tag, t, t, document).await
+}
+
+/// Pushes the fixture signatures (JWS and COSE, scripts/sample_release/sign.py) of `repo:tag`.
+pub fn sign(stack: &Stack, repo: &str, tag: &str) {
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sample-release"))
+        .args(["sign", "--repository", repo, "--tag", tag])
+        .envs(&stack.env)
+        .output()
+        .expect("scripts/sample-release sign");
+    assert!(out.status.success(), "sample-release sign: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Pushes an OCI artifact of one layer (`layer`, of media type `layer_type`) with an empty

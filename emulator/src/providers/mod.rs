@@ -234,6 +234,10 @@ pub static APIS: &[Api] = &[
     row("POST", prov!("Microsoft.Web/sites/{name}/config/appsettings/list"), "arm.resources", SITE_CONFIG, Read, Arm(platform::app_settings)),
     row("GET", prov!("Microsoft.Web/sites/{name}/config/web"), "arm.resources", SITE_CONFIG, Read, Arm(platform::site_config)),
     row("GET", prov!("Microsoft.Web/sites/{name}/config/slotConfigNames"), "arm.resources", SITE_CONFIG, Read, Arm(platform::site_config)),
+    // Effective permissions (`Permissions_ListForResourceGroup`, `Permissions_ListForResource`):
+    // from the grant table.
+    row("GET", prov!("Microsoft.Authorization/permissions"), "arm.permissions", Unchecked, Read, Arm(crate::grants::effective)),
+    row("GET", prov!("{resourceProviderNamespace}/{resourceType}/{resourceName}/providers/Microsoft.Authorization/permissions"), "arm.permissions", Unchecked, Read, Arm(crate::grants::effective)),
     // Any inventory resource by id, and every inventory type's collection in the group and in
     // the subscription (api-versions per resource type).
     row("GET", prov!("Microsoft.ContainerRegistry/{resourceType}/{resourceName}"), "acr.registries", Named, Read, Arm(resources::get)),

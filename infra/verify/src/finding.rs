@@ -45,4 +45,5 @@ pub mod rule {
     pub const NO_PLAIN_SECRET: &str = "no-plain-secret";
     pub const UI_DEFINITION: &str = "ui-definition";
     pub const PACKAGE: &str = "package";
+    pub const ROLE_COVERAGE: &str = "role-coverage";
 }

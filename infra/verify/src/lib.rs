@@ -8,6 +8,7 @@
 //! names against the resource providers' schemas, expressions' values, API behaviour.
 
 pub mod bicep;
+pub mod coverage;
 pub mod finding;
 pub mod order;
 pub mod package;
@@ -33,6 +34,11 @@ pub fn check(t: &Template, plan: &[plan::Phase]) -> Vec<Finding> {
     out.extend(order::check(t, plan));
     out.extend(steps::check(t, plan));
     out.extend(rules::check(t));
+    let (coverage, warnings) = coverage::check(t, plan);
+    out.extend(coverage);
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
     let ui_path = t.root.join(uidef::UI_DEFINITION);
     match std::fs::read_to_string(&ui_path) {
         Ok(text) => out.extend(uidef::check(t.main(), uidef::UI_DEFINITION, &text)),

@@ -17,6 +17,27 @@ pub struct Phase {
     pub built: bool,
     #[serde(default)]
     pub required_config: Vec<String>,
+    /// From `plan --permissions --json`: what the phase's identity needs granted.
+    #[serde(default)]
+    pub permissions: Vec<Need>,
+}
+
+/// One permission of a phase, as `plan --permissions --json` prints it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Need {
+    /// `action`, `dataAction` or `noRbac`.
+    pub kind: String,
+    pub name: String,
+    /// The configuration key naming the resource it applies to.
+    pub resource: String,
+    #[serde(default)]
+    pub confirmed: bool,
+}
+
+#[derive(Deserialize)]
+struct PhasePermissions {
+    phase: String,
+    permissions: Vec<Need>,
 }
 
 impl Phase {
@@ -64,10 +85,21 @@ pub fn from_json(text: &str) -> Result<Vec<Phase>, PlanError> {
     Ok(phases)
 }
 
-/// Runs `<binary> plan --json`.
+/// Runs `<binary> plan --json` and `<binary> plan --permissions --json`.
 pub fn from_binary(binary: &Path) -> Result<Vec<Phase>, PlanError> {
+    let mut phases = from_json(&run(binary, &["plan", "--json"])?)?;
+    let perms: Vec<PhasePermissions> = serde_json::from_str(&run(binary, &["plan", "--permissions", "--json"])?)?;
+    for p in perms {
+        if let Some(phase) = phases.iter_mut().find(|x| x.id == p.phase) {
+            phase.permissions = p.permissions;
+        }
+    }
+    Ok(phases)
+}
+
+fn run(binary: &Path, args: &[&str]) -> Result<String, PlanError> {
     let out = Command::new(binary)
-        .args(["plan", "--json"])
+        .args(args)
         .env_remove("VIBEDATA_CONFIG_FILE")
         .output()
         .map_err(|source| PlanError::Spawn { path: binary.to_owned(), source })?;
@@ -78,7 +110,7 @@ pub fn from_binary(binary: &Path) -> Result<Vec<Phase>, PlanError> {
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         });
     }
-    from_json(&String::from_utf8_lossy(&out.stdout))
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The `vibedata-bootstrap` binary of this build: `VIBEDATA_BOOTSTRAP_BIN`, else the one in the
@@ -108,6 +140,7 @@ mod tests {
             command: None,
             built: false,
             required_config: vec![],
+            permissions: vec![],
         };
         assert_eq!(p("prereqs-identity").module_symbol(), "prereqsIdentity");
         assert_eq!(p("app-gateway").module_symbol(), "appGateway");

@@ -306,7 +306,11 @@ fn a_key_vault_without_purge_protection_is_a_key_vault_recovery_failure() {
 #[test]
 fn a_role_assignment_without_principal_type_fails() {
     let c = Copy::new();
-    c.edit("modules/identity.bicep", "    principalType: 'ServicePrincipal'\n", "");
+    c.edit(
+        "modules/identity.bicep",
+        "PrincipalNotFound.\n    principalType: 'ServicePrincipal'\n",
+        "PrincipalNotFound.\n",
+    );
     c.edit("modules/identity.bicep", "name: guid(resourceGroup().id, identity.id, readerRoleId)", "name: 'reader'");
     let findings = check(&c);
     assert_finds(
@@ -454,5 +458,142 @@ fn a_key_missing_from_the_function_app_is_a_step_config_failure() {
         rule::STEP_CONFIG,
         MAIN,
         &["the function app's settings (vibedataConfig) lack VIBEDATA_HEALTH_CANARY_SECRET"],
+    );
+}
+
+// --- role coverage ---------------------------------------------------------------------------
+
+const FOUNDATION: &str = "modules/foundation.bicep";
+
+/// The block of one role assignment in foundation.bicep, by symbol.
+fn assignment_block(symbol: &str) -> String {
+    let text = std::fs::read_to_string(common::infra_root().join(FOUNDATION)).unwrap();
+    let start = text.find(&format!("resource {symbol} ")).unwrap_or_else(|| panic!("{symbol} in {FOUNDATION}"));
+    let end = text[start..].find("\n}\n").unwrap() + start + 3;
+    text[start..end].to_owned()
+}
+
+#[test]
+fn removing_the_registry_importer_assignment_leaves_import_uncovered() {
+    let c = Copy::new();
+    c.edit(FOUNDATION, &assignment_block("registryImporter"), "");
+    assert_finds(
+        &check(&c),
+        rule::ROLE_COVERAGE,
+        MAIN,
+        &["`Microsoft.ContainerRegistry/registries/importImage/action` of phase artifacts on VIBEDATA_ACR_NAME"],
+    );
+}
+
+#[test]
+fn removing_the_automation_assignment_leaves_publish_uncovered() {
+    let c = Copy::new();
+    c.edit(FOUNDATION, &assignment_block("automationContributor"), "");
+    assert_finds(&check(&c), rule::ROLE_COVERAGE, MAIN, &["runbooks/publish/action` of phase runbooks"]);
+}
+
+#[test]
+fn removing_the_blob_assignment_leaves_the_ledger_uncovered_in_every_phase() {
+    let c = Copy::new();
+    c.edit(FOUNDATION, &assignment_block("blobContributor"), "");
+    let findings = check(&c);
+    for phase in ["artifacts", "runbooks", "database", "airbyte", "registry", "health", "ai"] {
+        assert_finds(
+            &findings,
+            rule::ROLE_COVERAGE,
+            MAIN,
+            &["containers/blobs/write`", &format!("phase {phase} on VIBEDATA_LEDGER_CONTAINER")],
+        );
+    }
+}
+
+#[test]
+fn removing_the_vault_assignment_leaves_secrets_uncovered() {
+    let c = Copy::new();
+    let kv = std::fs::read_to_string(common::infra_root().join("modules/key-vault.bicep")).unwrap();
+    let start = kv.find("resource secretsOfficer ").unwrap();
+    let end = kv[start..].find("\n}\n").unwrap() + start + 3;
+    c.edit("modules/key-vault.bicep", &kv[start..end], "");
+    let findings = check(&c);
+    assert_finds(
+        &findings,
+        rule::ROLE_COVERAGE,
+        MAIN,
+        &["`Microsoft.KeyVault/vaults/secrets/setSecret/action` of phase airbyte"],
+    );
+    assert_finds(&findings, rule::ROLE_COVERAGE, MAIN, &["secrets/getSecret/action` of phase database"]);
+}
+
+#[test]
+fn an_action_role_never_grants_data_actions() {
+    // Contributor instead of Secrets Officer: `*` holds every action and no data action.
+    let c = Copy::new();
+    c.edit(
+        "modules/key-vault.bicep",
+        "var secretsOfficerRoleId = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'",
+        "var secretsOfficerRoleId = 'b24988ac-6180-42a0-ab88-20f7382dd24c'",
+    );
+    assert_finds(
+        &check(&c),
+        rule::ROLE_COVERAGE,
+        MAIN,
+        &["dataAction `Microsoft.KeyVault/vaults/secrets/getSecret/action`"],
+    );
+    let t = vibedata_infra_verify::Template::load(c.path()).unwrap();
+    let (_, warnings) = vibedata_infra_verify::coverage::check(&t, &common::plan());
+    assert!(warnings.iter().any(|w| w.contains("`secretsOfficer` assigns Contributor")), "{warnings:?}");
+}
+
+#[test]
+fn a_custom_role_is_read_action_by_action() {
+    // The run-command role without runCommand/action, for every phase that runs a command.
+    // (Without commandResults/read nothing fails: Reader's `*/read` on the group holds it.)
+    let c = Copy::new();
+    c.edit("modules/airbyte.bicep", "          'Microsoft.ContainerService/managedClusters/runCommand/action'\n", "");
+    let findings = check(&c);
+    for phase in ["airbyte", "registry", "health", "ai"] {
+        assert_finds(
+            &findings,
+            rule::ROLE_COVERAGE,
+            MAIN,
+            &["managedClusters/runCommand/action`", &format!("phase {phase} on VIBEDATA_AKS_CLUSTER")],
+        );
+    }
+}
+
+#[test]
+fn a_role_on_the_wrong_resource_does_not_cover() {
+    // The importer role on the Automation account instead of the registry.
+    let c = Copy::new();
+    let block = assignment_block("registryImporter");
+    c.edit(FOUNDATION, &block, &block.replace("scope: registry", "scope: automation"));
+    assert_finds(&check(&c), rule::ROLE_COVERAGE, MAIN, &["importImage/action` of phase artifacts"]);
+}
+
+#[test]
+fn removing_the_app_settings_role_leaves_discovery_uncovered() {
+    let c = Copy::new();
+    c.edit("modules/identity.bicep", "          'Microsoft.Web/sites/config/list/action'\n", "");
+    assert_finds(
+        &check(&c),
+        rule::ROLE_COVERAGE,
+        MAIN,
+        &["`Microsoft.Web/sites/config/list/action` of phase registry"],
+    );
+}
+
+#[test]
+fn a_role_missing_from_the_data_file_is_a_finding() {
+    let c = Copy::new();
+    c.edit(
+        "modules/key-vault.bicep",
+        "var secretsOfficerRoleId = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'",
+        "var secretsOfficerRoleId = '00000000-0000-0000-0000-000000000001'",
+    );
+    assert_finds(
+        &check(&c),
+        rule::ROLE_COVERAGE,
+        "modules/key-vault.bicep",
+        &["role 00000000-0000-0000-0000-000000000001 is not in"],
     );
 }

@@ -290,7 +290,7 @@ async fn project_endpoint(env: &Env<'_, AiConfig>) -> Result<Url, PhaseError> {
         return Ok(u.clone());
     }
     let id = project_id(env);
-    let project: Value = env.ctx.arm.get(&id, PROJECTS_API).await?;
+    let project: Value = env.ctx.arm.get(&id, PROJECTS_API, &crate::azure::foundry::PROJECT_READ).await?;
     let raw = project.pointer("/properties/endpoints/AI Foundry API").and_then(Value::as_str).ok_or_else(|| {
         PhaseError::failed(Code::ProjectEndpointMissing, &id, "the project has no endpoints[\"AI Foundry API\"]")
     })?;

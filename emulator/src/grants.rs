@@ -1,0 +1,288 @@
+//! The grant table: which RBAC permissions the stack identity lacks, and the permission each
+//! request needs.
+//!
+//! Azure authorises every ARM call by an action derived from its path (`{namespace}/{type}/…/
+//! {read|write|delete}`, a POST's last segment + `/action`) and the data planes by data actions.
+//! [`required`] derives the same strings, with the irregular ones Microsoft's operations pages
+//! list (azure-reference `specs/permissions.md` §1). The table starts with everything granted:
+//! a test removes strings (`PUT /_emulator/grants`), and the request that needs one gets the
+//! service's own denial (`crate::faults::denied`); `GET {scope}/providers/Microsoft.Authorization/
+//! permissions` answers from it. Storage is Azurite's, which the emulator is not in front of: no
+//! Blob permission is enforced (emulator/README.md).
+
+use std::sync::Mutex;
+
+use axum::http::Method;
+use serde::{Deserialize, Serialize};
+
+/// Action or data action, as role definitions separate them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Kind {
+    Action,
+    DataAction,
+}
+
+/// One permission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permission {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl Permission {
+    fn action(name: impl Into<String>) -> Permission {
+        Permission { kind: Kind::Action, name: name.into() }
+    }
+
+    fn data(name: impl Into<String>) -> Permission {
+        Permission { kind: Kind::DataAction, name: name.into() }
+    }
+}
+
+/// What the stack identity is denied (everything else is granted).
+#[derive(Debug, Default)]
+pub struct Grants {
+    denied: Mutex<Vec<Permission>>,
+}
+
+impl Grants {
+    pub fn set_denied(&self, denied: Vec<Permission>) {
+        *self.denied.lock().expect("grants lock") = denied;
+    }
+
+    pub fn denied(&self) -> Vec<Permission> {
+        self.denied.lock().expect("grants lock").clone()
+    }
+
+    /// Whether `p` is missing (matched as Azure does: `*` spans `/`, case ignored).
+    pub fn denies(&self, p: &Permission) -> bool {
+        self.denied
+            .lock()
+            .expect("grants lock")
+            .iter()
+            .any(|d| d.kind == p.kind && vibedata_rbac::wildcard(&d.name, &p.name))
+    }
+}
+
+/// `GET {scope}/providers/Microsoft.Authorization/permissions`: everything but what is denied.
+pub fn effective(st: &crate::state::Shared, _: &crate::arm::ArmRequest) -> axum::response::Response {
+    let denied = st.grants.denied();
+    let names = |k: Kind| denied.iter().filter(|d| d.kind == k).map(|d| d.name.clone()).collect::<Vec<_>>();
+    crate::http::json(
+        axum::http::StatusCode::OK,
+        serde_json::json!({"value": [{
+            "actions": ["*"],
+            "notActions": names(Kind::Action),
+            "dataActions": ["*"],
+            "notDataActions": names(Kind::DataAction),
+        }]}),
+    )
+}
+
+/// The permission a request needs, or `None` for what RBAC does not guard (token issuance,
+/// subscription and provider discovery, the apps' probes, `/_emulator`).
+pub fn required(method: &Method, segs: &[&str], api: &str) -> Option<Permission> {
+    let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let l: Vec<&str> = lower.iter().map(String::as_str).collect();
+    match api {
+        "keyvault" => return Some(Permission::data(format!("Microsoft.KeyVault/vaults/{}", vault_action(method, &l)))),
+        "search.indexes" => {
+            let verb = if matches!(*method, Method::GET | Method::HEAD) { "read" } else { "write" };
+            return Some(Permission::action(format!("Microsoft.Search/searchServices/indexes/{verb}")));
+        }
+        _ => {}
+    }
+    if l.first() != Some(&"subscriptions") || l.len() < 3 {
+        return None;
+    }
+    // `/subscriptions/{s}/resourcegroups/{rg}` and its resource list.
+    match &l[2..] {
+        ["resourcegroups", _] => {
+            return Some(Permission::action(format!(
+                "Microsoft.Resources/subscriptions/resourceGroups/{}",
+                verb(method)
+            )))
+        }
+        ["resourcegroups", _, "resources"] => {
+            return Some(Permission::action("Microsoft.Resources/subscriptions/resourceGroups/resources/read"))
+        }
+        _ => {}
+    }
+    if l.contains(&"microsoft.authorization") {
+        return None;
+    }
+    let p = l.iter().position(|s| *s == "providers")?;
+    let namespace = segs.get(p + 1)?;
+    let rest = &segs[p + 2..];
+    if rest.is_empty() || namespace.eq_ignore_ascii_case("Microsoft.Authorization") {
+        return None;
+    }
+    if let Some(irregular) = irregular(namespace, &l[p + 2..], method) {
+        return Some(Permission::action(irregular));
+    }
+    // Alternating type/name; a trailing odd segment on a POST is the action.
+    let mut types: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while i < rest.len() {
+        if i + 1 == rest.len() && *method == Method::POST {
+            return Some(Permission::action(format!("{namespace}/{}/{}/action", types.join("/"), rest[i])));
+        }
+        types.push(rest[i]);
+        i += 2;
+    }
+    Some(Permission::action(format!("{namespace}/{}/{}", types.join("/"), verb(method))))
+}
+
+fn verb(method: &Method) -> &'static str {
+    match *method {
+        Method::GET | Method::HEAD => "read",
+        Method::DELETE => "delete",
+        _ => "write",
+    }
+}
+
+/// Key Vault's secret data actions (the Key Vault Secrets User / Officer role pages).
+fn vault_action(method: &Method, l: &[&str]) -> &'static str {
+    match (method, l) {
+        (&Method::GET, ["secrets"]) | (&Method::GET, ["secrets", _, "versions"]) => "secrets/readMetadata/action",
+        (&Method::GET, ["secrets", ..]) => "secrets/getSecret/action",
+        (&Method::POST, ["deletedsecrets", _, "recover"]) => "secrets/recover/action",
+        (&Method::DELETE, ["deletedsecrets", ..]) => "secrets/purge/action",
+        (&Method::GET, ["deletedsecrets", ..]) => "secrets/readMetadata/action",
+        (&Method::DELETE, ["secrets", ..]) => "secrets/delete",
+        (&Method::POST, ["secrets", _, "backup"]) => "secrets/backup/action",
+        _ => "secrets/setSecret/action",
+    }
+}
+
+/// The strings that do not follow the type/name rule (specs/permissions.md §1 [P]).
+fn irregular(namespace: &str, l: &[&str], method: &Method) -> Option<String> {
+    if !namespace.eq_ignore_ascii_case("Microsoft.Automation") {
+        return None;
+    }
+    let base = "Microsoft.Automation/automationAccounts/runbooks";
+    Some(match l {
+        ["automationaccounts", _, "runbooks", _, "draft", "content"] => {
+            format!("{base}/draft/content/{}", verb(method))
+        }
+        ["automationaccounts", _, "runbooks", _, "publish", "operationresults", ..] => {
+            format!("{base}/operationResults/read")
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn need(method: Method, path: &str, api: &str) -> Option<String> {
+        let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        required(&method, &segs, api).map(|p| p.name)
+    }
+
+    #[test]
+    fn arm_actions_follow_the_path() {
+        let rg = "/subscriptions/s/resourceGroups/rg";
+        let p = |t: &str| format!("{rg}/providers/{t}");
+        let cases = [
+            (Method::GET, rg.to_owned(), "Microsoft.Resources/subscriptions/resourceGroups/read"),
+            (Method::GET, format!("{rg}/resources"), "Microsoft.Resources/subscriptions/resourceGroups/resources/read"),
+            (
+                Method::POST,
+                p("Microsoft.ContainerRegistry/registries/r/importImage"),
+                "Microsoft.ContainerRegistry/registries/importImage/action",
+            ),
+            (
+                Method::GET,
+                p("Microsoft.ContainerRegistry/locations/l/operationResults/x"),
+                "Microsoft.ContainerRegistry/locations/operationResults/read",
+            ),
+            (
+                Method::GET,
+                p("Microsoft.Automation/automationAccounts/a/runbooks/r"),
+                "Microsoft.Automation/automationAccounts/runbooks/read",
+            ),
+            (
+                Method::PUT,
+                p("Microsoft.Automation/automationAccounts/a/runbooks/r/draft/content"),
+                "Microsoft.Automation/automationAccounts/runbooks/draft/content/write",
+            ),
+            (
+                Method::GET,
+                p("Microsoft.Automation/automationAccounts/a/runbooks/r/draft/content/operationResults/x"),
+                "Microsoft.Automation/automationAccounts/runbooks/draft/operationResults/read",
+            ),
+            (
+                Method::POST,
+                p("Microsoft.Automation/automationAccounts/a/runbooks/r/publish"),
+                "Microsoft.Automation/automationAccounts/runbooks/publish/action",
+            ),
+            (
+                Method::GET,
+                p("Microsoft.Automation/automationAccounts/a/runbooks/r/publish/operationResults/x"),
+                "Microsoft.Automation/automationAccounts/runbooks/operationResults/read",
+            ),
+            (
+                Method::POST,
+                p("Microsoft.ContainerService/managedClusters/c/runCommand"),
+                "Microsoft.ContainerService/managedClusters/runCommand/action",
+            ),
+            (
+                Method::GET,
+                p("Microsoft.ContainerService/managedClusters/c/commandResults/x"),
+                "Microsoft.ContainerService/managedClusters/commandResults/read",
+            ),
+            (
+                Method::POST,
+                p("Microsoft.Storage/storageAccounts/s/listKeys"),
+                "Microsoft.Storage/storageAccounts/listKeys/action",
+            ),
+            (
+                Method::POST,
+                p("Microsoft.Web/sites/w/config/appsettings/list"),
+                "Microsoft.Web/sites/config/list/action",
+            ),
+            (
+                Method::GET,
+                p("Microsoft.Network/privateEndpoints/e/privateDnsZoneGroups"),
+                "Microsoft.Network/privateEndpoints/privateDnsZoneGroups/read",
+            ),
+        ];
+        for (m, path, want) in cases {
+            assert_eq!(need(m.clone(), &path, "arm").as_deref(), Some(want), "{m} {path}");
+        }
+        assert_eq!(need(Method::GET, "/subscriptions/s/providers/Microsoft.Web", "arm"), None);
+        assert_eq!(need(Method::GET, &format!("{rg}/providers/Microsoft.Authorization/permissions"), "arm"), None);
+    }
+
+    #[test]
+    fn vault_data_actions() {
+        assert_eq!(
+            need(Method::GET, "/secrets/pw", "keyvault").as_deref(),
+            Some("Microsoft.KeyVault/vaults/secrets/getSecret/action")
+        );
+        assert_eq!(
+            need(Method::GET, "/secrets", "keyvault").as_deref(),
+            Some("Microsoft.KeyVault/vaults/secrets/readMetadata/action")
+        );
+        assert_eq!(
+            need(Method::PUT, "/secrets/pw", "keyvault").as_deref(),
+            Some("Microsoft.KeyVault/vaults/secrets/setSecret/action")
+        );
+        assert_eq!(
+            need(Method::POST, "/deletedsecrets/pw/recover", "keyvault").as_deref(),
+            Some("Microsoft.KeyVault/vaults/secrets/recover/action")
+        );
+    }
+
+    #[test]
+    fn a_denied_pattern_matches_as_azure_does() {
+        let g = Grants::default();
+        g.set_denied(vec![Permission::action("microsoft.automation/automationAccounts/runbooks/*")]);
+        assert!(g.denies(&Permission::action("Microsoft.Automation/automationAccounts/runbooks/publish/action")));
+        assert!(!g.denies(&Permission::data("Microsoft.Automation/automationAccounts/runbooks/publish/action")));
+        assert!(!g.denies(&Permission::action("Microsoft.Automation/automationAccounts/read")));
+    }
+}

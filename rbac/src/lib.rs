@@ -1,0 +1,121 @@
+//! Azure RBAC matching, shared by the binary (`plan --permissions` suggests roles) and
+//! `infra/verify` (the template's assignments cover every phase): one role-definition shape and
+//! one wildcard rule, so the two cannot disagree on what a role grants.
+
+use serde::Deserialize;
+
+/// Azure's wildcard match: `*` is any run of characters, `/` included; case is ignored.
+pub fn wildcard(pattern: &str, name: &str) -> bool {
+    let (p, n) = (pattern.to_ascii_lowercase(), name.to_ascii_lowercase());
+    let parts: Vec<&str> = p.split('*').collect();
+    if parts.len() == 1 {
+        return p == n;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if n.len() < first.len() + last.len() || !n.starts_with(first) || !n.ends_with(last) {
+        return false;
+    }
+    let mut rest = &n[first.len()..n.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Whether a permission is an action or a data action: a role's actions never grant data
+/// actions, nor the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Action,
+    DataAction,
+}
+
+/// A role definition (`infra/roles/builtin-roles.json`, or a custom role of the template).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Role {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub actions: Vec<String>,
+    #[serde(default)]
+    pub not_actions: Vec<String>,
+    #[serde(default)]
+    pub data_actions: Vec<String>,
+    #[serde(default)]
+    pub not_data_actions: Vec<String>,
+    /// Never suggested; warned about when assigned (Owner, Contributor...).
+    #[serde(default)]
+    pub broad: bool,
+}
+
+impl Role {
+    /// A matching action minus notActions (data actions likewise).
+    pub fn grants(&self, kind: Kind, name: &str) -> bool {
+        let (allow, deny) = match kind {
+            Kind::Action => (&self.actions, &self.not_actions),
+            Kind::DataAction => (&self.data_actions, &self.not_data_actions),
+        };
+        allow.iter().any(|a| wildcard(a, name)) && !deny.iter().any(|d| wildcard(d, name))
+    }
+}
+
+/// The data file's shape.
+#[derive(Debug, Deserialize)]
+pub struct RolesFile {
+    pub roles: Vec<Role>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_span_slashes_and_case_is_ignored() {
+        let cases = [
+            ("*/read", "Microsoft.ContainerRegistry/registries/pull/read", true),
+            ("*", "Microsoft.ContainerRegistry/registries/importImage/action", true),
+            (
+                "Microsoft.Automation/automationAccounts/*",
+                "microsoft.automation/automationaccounts/runbooks/write",
+                true,
+            ),
+            (
+                "Microsoft.ContainerService/managedClusters/runcommand/action",
+                "Microsoft.ContainerService/managedClusters/runCommand/action",
+                true,
+            ),
+            ("*/read", "Microsoft.Storage/storageAccounts/listKeys/action", false),
+            ("Microsoft.KeyVault/vaults/secrets/*", "Microsoft.KeyVault/vaults/secrets/getSecret/action", true),
+            ("Microsoft.KeyVault/vaults/secrets/*", "Microsoft.KeyVault/vaults/read", false),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxcyyb", false),
+            ("ab*ba", "aba", false),
+        ];
+        for (pattern, name, want) in cases {
+            assert_eq!(wildcard(pattern, name), want, "{pattern} vs {name}");
+        }
+    }
+
+    #[test]
+    fn actions_never_grant_data_actions_and_not_actions_subtract() {
+        let r = Role {
+            id: "x".into(),
+            name: "x".into(),
+            source: String::new(),
+            actions: vec!["*".into()],
+            not_actions: vec!["Microsoft.Authorization/*/Write".into()],
+            data_actions: vec![],
+            not_data_actions: vec![],
+            broad: true,
+        };
+        assert!(r.grants(Kind::Action, "Microsoft.ContainerRegistry/registries/importImage/action"));
+        assert!(!r.grants(Kind::DataAction, "Microsoft.KeyVault/vaults/secrets/getSecret/action"));
+        assert!(!r.grants(Kind::Action, "microsoft.authorization/roleAssignments/write"));
+    }
+}

@@ -1,0 +1,151 @@
+//! The removal suite: take one permission away from the stack identity (the emulator's grant
+//! table) and exactly the call that needs it fails, with the service's own denial, exit 1, the
+//! action in the last stderr line, and outputs that name what was done.
+//!
+//! Bounded in CI: one permission per enforcing service (the ACR token service, ARM, Automation,
+//! Key Vault). With
+//! `VIBEDATA_REMOVAL_FULL=1`, every ARM and Key Vault permission of those phases that the
+//! emulator enforces runs too (Storage is Azurite's, which enforces no RBAC).
+//!
+//! Runs alone in nextest (.config/nextest.toml): the grant table is the emulator's, for everyone.
+
+mod common;
+#[allow(dead_code)]
+#[path = "registry/setup.rs"]
+mod setup;
+#[allow(dead_code)]
+#[path = "database/support.rs"]
+mod support;
+
+use common::Stack;
+use serde_json::{json, Value};
+use setup::*;
+
+/// How long a denied call is waited out as RBAC propagation before it fails.
+const RBAC_DEADLINE: (&str, &str) = ("VIBEDATA_RBAC_DEADLINE_SECS", "2");
+
+struct Case {
+    phase: &'static str,
+    kind: &'static str,
+    name: &'static str,
+}
+
+/// In RFC-60 order, on one platform: after each case the permission is given back and the phase
+/// runs again, which must succeed (the refusal was the only obstacle, and a rerun after a partial
+/// run recovers), so the next case starts from the state it needs.
+const BOUNDED: &[Case] = &[
+    Case { phase: "artifacts", kind: "action", name: "Microsoft.ContainerRegistry/registries/importImage/action" },
+    // After the import: a rerun still reads every tag back (by the identity's registry token).
+    Case { phase: "artifacts", kind: "action", name: "Microsoft.ContainerRegistry/registries/pull/read" },
+    Case { phase: "runbooks", kind: "action", name: "Microsoft.Automation/automationAccounts/runbooks/publish/action" },
+    Case { phase: "database", kind: "dataAction", name: "Microsoft.KeyVault/vaults/secrets/getSecret/action" },
+];
+
+async fn set_denied(p: &Platform, denied: Value) {
+    let r = p
+        .stack
+        .http()
+        .put(format!("{}/grants", p.stack.control()))
+        .json(&json!({"denied": denied}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "setting the grant table: {}", r.status());
+}
+
+/// Runs `case` on `p` and checks what the brief promises; then gives the permission back.
+async fn removal(p: &Platform, case: &Case) {
+    if case.phase == "runbooks" {
+        // The stack has one Automation account: what an earlier test published would be
+        // `unchanged` and need no publish. Start it empty.
+        let r = p.stack.http().delete(format!("{}/automation/runbooks", p.stack.control())).send().await.unwrap();
+        assert!(r.status().is_success(), "emptying the Automation account: {}", r.status());
+    }
+    set_denied(p, json!([{"kind": case.kind, "name": case.name}])).await;
+    let mark = p.stack.journal_mark().await;
+    let (o, outputs) = p.run(case.phase, &[RBAC_DEADLINE]);
+    let journal = p.stack.journal_since(mark).await;
+    set_denied(p, json!([])).await;
+
+    let what = format!("{} without {}", case.phase, case.name);
+    assert_eq!(o.status.code(), Some(1), "{what}: exit\n{}", common::stderr(&o));
+    let last = common::last_stderr_line(&o);
+    assert!(last.contains(case.name), "{what}: the last stderr line names the action: {last}");
+    assert!(last.contains("hint: assign it a role"), "{what}: and suggests a role: {last}");
+    // Exactly that permission was refused, and nothing else was.
+    let denied: Vec<&str> = journal.iter().filter_map(|e| e["detail"]["denied"].as_str()).collect();
+    assert!(!denied.is_empty() && denied.iter().all(|d| *d == case.name), "{what}: denied calls {denied:?}");
+    assert!(journal.iter().all(|e| e["status"] != 403 || e["detail"]["denied"].is_string()), "{what}: no other 403");
+    // The outputs say the run failed, name the action, and count what was done before.
+    assert_eq!(outputs["status"], "failed", "{what}: outputs {outputs}");
+    assert!(outputs["changes"].is_u64(), "{what}: outputs count what was done: {outputs}");
+    assert!(outputs.to_string().contains(case.name), "{what}: outputs name the action: {outputs}");
+
+    let (o, again) = p.run(case.phase, &[RBAC_DEADLINE]);
+    ok(&o);
+    assert!(
+        again["status"] == "succeeded" || again["status"] == "unchanged",
+        "{what}: the rerun with the permission back: {again}"
+    );
+}
+
+#[tokio::test]
+async fn removing_one_permission_fails_exactly_the_call_that_needs_it() {
+    let started = std::time::Instant::now();
+    let p = Platform::with_release("perm", &format!("2026.12.80-{}", std::process::id())).await;
+    p.publish();
+    set_denied(&p, json!([])).await;
+    for case in BOUNDED {
+        removal(&p, case).await;
+    }
+    p.drop().await;
+    eprintln!("removal suite: {:?}", started.elapsed());
+}
+
+/// The full size, behind `VIBEDATA_REMOVAL_FULL=1` (minutes: one platform per permission).
+#[tokio::test]
+async fn full_removal_of_every_enforced_permission() {
+    if std::env::var_os("VIBEDATA_REMOVAL_FULL").is_none() {
+        eprintln!("VIBEDATA_REMOVAL_FULL is not set: the bounded suite above runs in CI");
+        return;
+    }
+    let started = std::time::Instant::now();
+    full().await;
+    eprintln!("full removal suite: {:?}", started.elapsed());
+}
+
+/// Every enforced permission of artifacts, runbooks and database, one run each: the phase fails
+/// naming it, or (a permission of a path this run does not take) succeeds untouched.
+async fn full() {
+    let o = Stack::get().cli(&Stack::get().env_for("perm-plan", &[]), &["plan", "--permissions", "--json"]);
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut n = 10;
+    for (phase, before) in [("artifacts", &[][..]), ("runbooks", &["artifacts"][..]), ("database", &["artifacts"][..])]
+    {
+        let perms = plan.as_array().unwrap().iter().find(|p| p["phase"] == phase).unwrap()["permissions"].clone();
+        for perm in perms.as_array().unwrap() {
+            let name = perm["name"].as_str().unwrap();
+            let enforced = !name.starts_with("Microsoft.Storage/") && perm["kind"] != "noRbac" && !name.contains('*');
+            if !enforced {
+                continue;
+            }
+            let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
+            let kind: &'static str = Box::leak(perm["kind"].as_str().unwrap().to_owned().into_boxed_str());
+            let release = format!("2026.12.{n}-{}", std::process::id());
+            let p = Platform::with_release(&format!("permf{n}"), &release).await;
+            p.publish();
+            for b in before {
+                ok(&p.run(b, &[RBAC_DEADLINE]).0);
+            }
+            set_denied(&p, json!([{"kind": kind, "name": name}])).await;
+            let (o, _) = p.run(phase, &[RBAC_DEADLINE]);
+            set_denied(&p, json!([])).await;
+            if !o.status.success() {
+                let last = common::last_stderr_line(&o);
+                assert!(last.contains(name), "{phase} without {name}: {last}");
+            }
+            p.drop().await;
+            n += 1;
+        }
+    }
+}
