@@ -18,6 +18,7 @@ var roles = {
   blobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   fileDataPrivilegedContributor: '69566ab7-960f-475b-8e7c-b3118f30c6bd'
   registryImporter: '577a9874-89fd-4f24-9dbd-b5034d0ad23a'
+  registryPush: '8311e382-0749-4cb8-b61a-304f252e45ec'
   automationContributor: 'f353d9bd-d4a6-484e-a77a-8050b599b867'
 }
 
@@ -160,6 +161,18 @@ resource registryImporter 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   scope: registry
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.registryImporter)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The release's signature is carried into the registry by digest; where the registry has no
+// referrers API its tag-schema index (sha256-<hex>) is pushed, which the importer role cannot do.
+resource registryPush 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(registry.id, principalId, roles.registryPush)
+  scope: registry
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.registryPush)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

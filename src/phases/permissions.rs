@@ -61,6 +61,8 @@ const ARTIFACTS_PHASE: &[Need] = &[
     on(acr::IMPORT, ACR),
     on(acr::IMPORT_POLL, ACR),
     on(acr::PULL, ACR),
+    // On a registry without the referrers API, the signature's tag-schema index is pushed.
+    on(acr::PUSH, ACR),
     on(blob::CONTAINER_READ, ARTIFACTS),
     on(blob::CONTAINER_WRITE, ARTIFACTS),
     on(blob::BLOB_READ, ARTIFACTS),
