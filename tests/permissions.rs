@@ -2,10 +2,15 @@
 //! table) and exactly the call that needs it fails, with the service's own denial, exit 1, the
 //! action in the last stderr line, and outputs that name what was done.
 //!
-//! Bounded in CI: one permission per enforcing service (the ACR token service, ARM, Automation,
-//! Key Vault). With
-//! `VIBEDATA_REMOVAL_FULL=1`, every ARM and Key Vault permission of those phases that the
-//! emulator enforces runs too (Storage is Azurite's, which enforces no RBAC).
+//! The stack identity holds the template's role assignments (the emulator's grant table is
+//! seeded from infra/roles/bootstrap-grants.json), so every phase passing here also proves that
+//! those grants suffice on the stack.
+//!
+//! Bounded in CI: every phase of the Day-0 sequence loses one permission it needs (the ACR token
+//! service, ARM, Automation, Key Vault, AKS runCommand, AI Search, the network reads). With
+//! `VIBEDATA_REMOVAL_FULL=1`, every ARM and Key Vault permission of artifacts, runbooks and
+//! database that the emulator enforces runs too (Storage is Azurite's, which enforces no RBAC;
+//! the Foundry data plane's strings are unconfirmed and not enforced).
 //!
 //! Runs alone in nextest (.config/nextest.toml): the grant table is the emulator's, for everyone.
 
@@ -30,16 +35,30 @@ struct Case {
     name: &'static str,
 }
 
-/// In RFC-60 order, on one platform: after each case the permission is given back and the phase
-/// runs again, which must succeed (the refusal was the only obstacle, and a rerun after a partial
-/// run recovers), so the next case starts from the state it needs.
+/// In RFC-60 order, on one platform, every phase: after each case the permission is given back
+/// and the phase runs again, which must succeed (the refusal was the only obstacle, and a rerun
+/// after a partial run recovers), so the next case starts from the state it needs.
 const BOUNDED: &[Case] = &[
     Case { phase: "artifacts", kind: "action", name: "Microsoft.ContainerRegistry/registries/importImage/action" },
     // After the import: a rerun still reads every tag back (by the identity's registry token).
     Case { phase: "artifacts", kind: "action", name: "Microsoft.ContainerRegistry/registries/pull/read" },
     Case { phase: "runbooks", kind: "action", name: "Microsoft.Automation/automationAccounts/runbooks/publish/action" },
     Case { phase: "database", kind: "dataAction", name: "Microsoft.KeyVault/vaults/secrets/getSecret/action" },
+    Case { phase: "airbyte", kind: "action", name: "Microsoft.ContainerService/managedClusters/runCommand/action" },
+    Case { phase: "ai", kind: "action", name: "Microsoft.Search/searchServices/indexes/write" },
+    Case { phase: "registry", kind: "action", name: "Microsoft.Network/privateEndpoints/privateDnsZoneGroups/read" },
+    Case { phase: "health", kind: "action", name: "Microsoft.Automation/automationAccounts/runbooks/read" },
 ];
+
+/// Airbyte's names of this platform (its database, user and password secret).
+fn airbyte_names(p: &Platform) -> [(&'static str, String); 3] {
+    let db = format!("{}_ab", p.db);
+    [
+        ("VIBEDATA_AIRBYTE_DATABASE", db.clone()),
+        ("VIBEDATA_AIRBYTE_DB_USER", db),
+        ("VIBEDATA_AIRBYTE_DB_PASSWORD_SECRET", format!("{}-ab-pw", p.db.replace('_', "-"))),
+    ]
+}
 
 async fn set_denied(p: &Platform, denied: Value) {
     let r = p
@@ -61,9 +80,12 @@ async fn removal(p: &Platform, case: &Case) {
         let r = p.stack.http().delete(format!("{}/automation/runbooks", p.stack.control())).send().await.unwrap();
         assert!(r.status().is_success(), "emptying the Automation account: {}", r.status());
     }
+    let names = airbyte_names(p);
+    let mut extra: Vec<(&str, &str)> = names.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    extra.push(RBAC_DEADLINE);
     set_denied(p, json!([{"kind": case.kind, "name": case.name}])).await;
     let mark = p.stack.journal_mark().await;
-    let (o, outputs) = p.run(case.phase, &[RBAC_DEADLINE]);
+    let (o, outputs) = p.run(case.phase, &extra);
     let journal = p.stack.journal_since(mark).await;
     set_denied(p, json!([])).await;
 
@@ -81,7 +103,7 @@ async fn removal(p: &Platform, case: &Case) {
     assert!(outputs["changes"].is_u64(), "{what}: outputs count what was done: {outputs}");
     assert!(outputs.to_string().contains(case.name), "{what}: outputs name the action: {outputs}");
 
-    let (o, again) = p.run(case.phase, &[RBAC_DEADLINE]);
+    let (o, again) = p.run(case.phase, &extra);
     ok(&o);
     assert!(
         again["status"] == "succeeded" || again["status"] == "unchanged",
@@ -95,6 +117,9 @@ async fn removing_one_permission_fails_exactly_the_call_that_needs_it() {
     let p = Platform::with_release("perm", &format!("2026.12.80-{}", std::process::id())).await;
     p.publish();
     set_denied(&p, json!([])).await;
+    reset_airbyte(&p.stack).await;
+    let r = p.stack.http().delete(format!("{}/ai", p.stack.control())).send().await.unwrap();
+    assert!(r.status().is_success(), "resetting the AI planes: {}", r.status());
     for case in BOUNDED {
         removal(&p, case).await;
     }

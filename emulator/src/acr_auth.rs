@@ -122,9 +122,10 @@ fn check_refresh_token(st: &AppState, token: &str) -> Result<Claims, Response> {
 /// hold several, space-separated) into the JWT `access` array, granting what was asked.
 /// The registry-token actions the grant table withholds: ACR issues a token without a scope
 /// the identity's roles do not cover, and the registry then answers 401 (insufficient scope).
-fn withheld(st: &AppState) -> Vec<&'static str> {
+fn withheld(st: &AppState, subject: &str) -> Vec<&'static str> {
     use crate::grants::{Kind, Permission};
-    let denies = |name: &str| st.grants.denies(&Permission { kind: Kind::Action, name: name.into() });
+    let denies =
+        |name: &str| st.grants.denies(&Permission { kind: Kind::Action, name: name.into() }, Some(subject), &st.config);
     let mut out = Vec::new();
     if denies("Microsoft.ContainerRegistry/registries/pull/read") {
         out.push("pull");
@@ -163,7 +164,7 @@ pub(crate) fn issue_access_token(st: &AppState, subject: &str, scopes: &[&str]) 
         // A single string: the CNCF registry calls an array "malformed token".
         "aud": reg.service,
         "version": "1.0",
-        "access": access_for(scopes, &withheld(st)),
+        "access": access_for(scopes, &withheld(st, subject)),
     });
     st.signer.sign(&st.signer.x5c_header(), &claims)
 }
@@ -241,7 +242,7 @@ pub async fn token_post(State(st): State<Shared>, req: Request) -> Response {
     // A scope withheld by the grant table is journaled as the refusal it is.
     let asked =
         |a: &str| scopes.iter().any(|s| s.rsplit(':').next().is_some_and(|acts| acts.split(',').any(|x| x == a)));
-    if let Some(a) = withheld(&st).into_iter().find(|a| asked(a)) {
+    if let Some(a) = withheld(&st, &subject).into_iter().find(|a| asked(a)) {
         let name = if a == "pull" { "pull/read" } else { "push/write" };
         resp.extensions_mut().insert(crate::journal::Note {
             mutating: None,

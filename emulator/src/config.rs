@@ -59,6 +59,10 @@ pub struct Config {
     /// The Foundry project data plane's knobs (`foundry/`).
     #[serde(default)]
     pub foundry: crate::foundry::FoundryConfig,
+    /// The stack identity's role assignments (`grants.rs`): a `vibedata_rbac::GrantsFile`
+    /// (scripts/stack names infra/roles/bootstrap-grants.json). None: everything is granted.
+    #[serde(default)]
+    pub grants: Option<PathBuf>,
     /// AKS runCommand: the real `helm` and the knobs `PUT /_emulator/aks` changes at run time.
     #[serde(default)]
     pub aks: crate::arm::aks::AksSettings,
@@ -119,6 +123,19 @@ pub struct Identity {
     /// is 169.254.169.254:80). Off unless given: only a test's own network namespace may bind it.
     #[serde(default)]
     pub imds: Option<std::net::SocketAddr>,
+    /// A second identity: the deployer (the Marketplace deployment's principal, Owner of the
+    /// managed resource group), whose tokens the grant table never restricts. Tests set up and
+    /// inspect the platform with it, as the template would; the binary under test uses the
+    /// bootstrap identity above.
+    #[serde(default)]
+    pub deployer: Option<Principal>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Principal {
+    pub client_id: String,
+    pub principal_id: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,11 +4,20 @@
 //! Azure authorises every ARM call by an action derived from its path (`{namespace}/{type}/…/
 //! {read|write|delete}`, a POST's last segment + `/action`) and the data planes by data actions.
 //! [`required`] derives the same strings, with the irregular ones Microsoft's operations pages
-//! list (azure-reference `specs/permissions.md` §1). The table starts with everything granted:
-//! a test removes strings (`PUT /_emulator/grants`), and the request that needs one gets the
+//! list (azure-reference `specs/permissions.md` §1).
+//!
+//! The table is the stack identity's role assignments: `emulator.json`'s `grants` names the
+//! file the local stack seeds it from (`infra/roles/bootstrap-grants.json`, the template's
+//! assignments to the bootstrap identity, expanded by `vibedata-infra-verify grants`), so the
+//! stack authorises what a real install's identity could do and no more. Without that key
+//! everything is granted (a config of a test's own). The table is the bootstrap identity's:
+//! the deployer's tokens (`identity.deployer`, the principal that deploys the template and owns
+//! the managed resource group) are never refused, so tests set the platform up as a deployment
+//! would and only the binary under test is held to the template's grants. On top, a test removes strings
+//! (`PUT /_emulator/grants`). The request that needs a permission not granted gets the
 //! service's own denial (`crate::faults::denied`); `GET {scope}/providers/Microsoft.Authorization/
-//! permissions` answers from it. Storage is Azurite's, which the emulator is not in front of: no
-//! Blob permission is enforced (emulator/README.md).
+//! permissions` answers from the table. Storage is Azurite's, which the emulator is not in front
+//! of: no Blob permission is enforced (emulator/README.md).
 
 use std::sync::Mutex;
 
@@ -40,13 +49,24 @@ impl Permission {
     }
 }
 
-/// What the stack identity is denied (everything else is granted).
+/// The stack identity's grants: its seeded assignments (none: everything), less what a test
+/// denied.
 #[derive(Debug, Default)]
 pub struct Grants {
+    seeded: Option<vibedata_rbac::GrantsFile>,
     denied: Mutex<Vec<Permission>>,
 }
 
 impl Grants {
+    /// The table `emulator.json`'s `grants` file seeds (none: everything granted).
+    pub fn load(path: Option<&std::path::Path>) -> anyhow::Result<Grants> {
+        use anyhow::Context;
+        let Some(path) = path else { return Ok(Grants::default()) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading grants {}", path.display()))?;
+        let file = serde_json::from_str(&text).with_context(|| format!("parsing grants {}", path.display()))?;
+        Ok(Grants { seeded: Some(file), denied: Mutex::default() })
+    }
+
     pub fn set_denied(&self, denied: Vec<Permission>) {
         *self.denied.lock().expect("grants lock") = denied;
     }
@@ -55,29 +75,60 @@ impl Grants {
         self.denied.lock().expect("grants lock").clone()
     }
 
-    /// Whether `p` is missing (matched as Azure does: `*` spans `/`, case ignored).
-    pub fn denies(&self, p: &Permission) -> bool {
+    /// Whether `p` is missing for the caller whose token names `caller` (its `oid`): no seeded
+    /// assignment grants it, or a test denied it (matched as Azure does: `*` spans `/`, case
+    /// ignored). The deployer is refused nothing.
+    pub fn denies(&self, p: &Permission, caller: Option<&str>, cfg: &crate::config::Config) -> bool {
+        let deployer = cfg.identity.deployer.as_ref().map(|d| d.principal_id.as_str());
+        let is_deployer = caller.zip(deployer).is_some_and(|(c, d)| c.eq_ignore_ascii_case(d));
+        !is_deployer && self.denies_bootstrap(p)
+    }
+
+    /// Whether `p` is missing for the bootstrap identity.
+    fn denies_bootstrap(&self, p: &Permission) -> bool {
+        let kind = match p.kind {
+            Kind::Action => vibedata_rbac::Kind::Action,
+            Kind::DataAction => vibedata_rbac::Kind::DataAction,
+        };
+        if self.seeded.as_ref().is_some_and(|f| !f.grants(kind, &p.name)) {
+            return true;
+        }
         self.denied
             .lock()
             .expect("grants lock")
             .iter()
             .any(|d| d.kind == p.kind && vibedata_rbac::wildcard(&d.name, &p.name))
     }
+
+    /// The role lists ARM's permissions list gives at the resource group: the assignments made
+    /// there (those on a single resource are not in it, as in Azure), less what is denied.
+    fn at_group(&self) -> Vec<serde_json::Value> {
+        let denied = self.denied();
+        let names = |k: Kind| denied.iter().filter(|d| d.kind == k).map(|d| d.name.clone()).collect::<Vec<_>>();
+        let entry = |actions: &[String], not_actions: &[String], data: &[String], not_data: &[String]| {
+            let join = |a: &[String], b: Vec<String>| a.iter().cloned().chain(b).collect::<Vec<_>>();
+            serde_json::json!({
+                "actions": actions,
+                "notActions": join(not_actions, names(Kind::Action)),
+                "dataActions": data,
+                "notDataActions": join(not_data, names(Kind::DataAction)),
+            })
+        };
+        match &self.seeded {
+            None => vec![entry(&["*".into()], &[], &["*".into()], &[])],
+            Some(f) => f
+                .assignments
+                .iter()
+                .filter(|a| a.scope == vibedata_rbac::Scope::ResourceGroup)
+                .map(|a| entry(&a.role.actions, &a.role.not_actions, &a.role.data_actions, &a.role.not_data_actions))
+                .collect(),
+        }
+    }
 }
 
-/// `GET {scope}/providers/Microsoft.Authorization/permissions`: everything but what is denied.
+/// `GET {scope}/providers/Microsoft.Authorization/permissions`: the group's grants.
 pub fn effective(st: &crate::state::Shared, _: &crate::arm::ArmRequest) -> axum::response::Response {
-    let denied = st.grants.denied();
-    let names = |k: Kind| denied.iter().filter(|d| d.kind == k).map(|d| d.name.clone()).collect::<Vec<_>>();
-    crate::http::json(
-        axum::http::StatusCode::OK,
-        serde_json::json!({"value": [{
-            "actions": ["*"],
-            "notActions": names(Kind::Action),
-            "dataActions": ["*"],
-            "notDataActions": names(Kind::DataAction),
-        }]}),
-    )
+    crate::http::json(axum::http::StatusCode::OK, serde_json::json!({"value": st.grants.at_group()}))
 }
 
 /// The permission a request needs, or `None` for what RBAC does not guard (token issuance,
@@ -281,8 +332,34 @@ mod tests {
     fn a_denied_pattern_matches_as_azure_does() {
         let g = Grants::default();
         g.set_denied(vec![Permission::action("microsoft.automation/automationAccounts/runbooks/*")]);
-        assert!(g.denies(&Permission::action("Microsoft.Automation/automationAccounts/runbooks/publish/action")));
-        assert!(!g.denies(&Permission::data("Microsoft.Automation/automationAccounts/runbooks/publish/action")));
-        assert!(!g.denies(&Permission::action("Microsoft.Automation/automationAccounts/read")));
+        assert!(
+            g.denies_bootstrap(&Permission::action("Microsoft.Automation/automationAccounts/runbooks/publish/action"))
+        );
+        assert!(
+            !g.denies_bootstrap(&Permission::data("Microsoft.Automation/automationAccounts/runbooks/publish/action"))
+        );
+        assert!(!g.denies_bootstrap(&Permission::action("Microsoft.Automation/automationAccounts/read")));
+    }
+
+    #[test]
+    fn a_seeded_table_grants_only_what_its_assignments_do() {
+        let dir = std::env::temp_dir().join(format!("grants-{}.json", std::process::id()));
+        let file = serde_json::json!({"about": "", "assignments": [
+            {"source": "a", "scope": "resourceGroup", "role": {"id": "r", "name": "Reader", "actions": ["*/read"]}},
+            {"source": "b", "scope": {"resourceType": "Microsoft.KeyVault/vaults"},
+             "role": {"id": "k", "name": "Secrets User", "dataActions": ["Microsoft.KeyVault/vaults/secrets/getSecret/action"]}},
+        ]});
+        std::fs::write(&dir, file.to_string()).unwrap();
+        let g = Grants::load(Some(&dir)).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert!(!g.denies_bootstrap(&Permission::action("Microsoft.Automation/automationAccounts/runbooks/read")));
+        assert!(!g.denies_bootstrap(&Permission::data("Microsoft.KeyVault/vaults/secrets/getSecret/action")));
+        assert!(g.denies_bootstrap(&Permission::data("Microsoft.KeyVault/vaults/secrets/setSecret/action")));
+        assert!(
+            g.denies_bootstrap(&Permission::action("Microsoft.Automation/automationAccounts/runbooks/publish/action"))
+        );
+        // A test's denial applies on top of the seed.
+        g.set_denied(vec![Permission::action("*/read")]);
+        assert!(g.denies_bootstrap(&Permission::action("Microsoft.Automation/automationAccounts/runbooks/read")));
     }
 }

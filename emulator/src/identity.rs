@@ -5,7 +5,8 @@
 //!   http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=...`
 //!   with `Metadata: true`, on its own plain-HTTP listener ([`imds_router`]).
 //!
-//! Only the configured user-assigned identity exists. Like IMDS, the same identity and audience
+//! The configured user-assigned identity exists, and the deployer's when configured (by
+//! `client_id` or `object_id`/`principal_id`; its tokens pass the grant table, `grants.rs`). Like IMDS, the same identity and audience
 //! get the same token until it is within five minutes of expiry, so clients that cache behave
 //! as in Azure. Tokens are v1 AAD access tokens that Azurite (`--oauth basic`) accepts.
 
@@ -67,9 +68,9 @@ impl IdentityState {
         self.inner.lock().unwrap().revoked.contains(uti)
     }
 
-    /// The token for `resource`, from the cache when it is still far from expiry.
-    pub fn token_for(&self, st: &AppState, resource: &str) -> (String, i64) {
-        let key = resource.trim_end_matches('/').to_ascii_lowercase();
+    /// `who`'s token for `resource`, from the cache when it is still far from expiry.
+    pub fn token_for(&self, st: &AppState, resource: &str, who: Who) -> (String, i64) {
+        let key = format!("{who:?} {}", resource.trim_end_matches('/').to_ascii_lowercase());
         let now = now();
         let mut inner = self.inner.lock().unwrap();
         if let Some(hit) = inner.cache.get(&key) {
@@ -82,6 +83,7 @@ impl IdentityState {
         let uti = uuid::Uuid::new_v4().simple().to_string();
         let cfg = &st.config;
         let issuer = cfg.issuer();
+        let (client, principal) = who.ids(cfg);
         let claims = json!({
             // Azurite requires exactly `https://storage.azure.com`, so no trailing slash.
             "aud": resource.trim_end_matches('/'),
@@ -90,22 +92,55 @@ impl IdentityState {
             "nbf": now,
             "exp": expires_on,
             "aio": "emulator",
-            "appid": cfg.identity.client_id,
+            "appid": client,
             "appidacr": "2",
             "idp": issuer,
             "idtyp": "app",
-            "oid": cfg.identity.principal_id,
+            "oid": principal,
             "rh": "emulator",
-            "sub": cfg.identity.principal_id,
+            "sub": principal,
             "tid": cfg.tenant_id,
             "uti": uti,
             "ver": "1.0",
-            "xms_mirid": cfg.identity.resource_id,
+            "xms_mirid": if who == Who::Bootstrap { Some(&cfg.identity.resource_id) } else { None },
         });
         let token = st.signer.sign(&st.signer.aad_header(), &claims);
         inner.issued.push(uti);
         inner.cache.insert(key, Issued { token: token.clone(), expires_on });
         (token, expires_on)
+    }
+}
+
+/// Which identity a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// The user-assigned identity of the deploymentScripts (the binary's).
+    Bootstrap,
+    /// `identity.deployer`: the tests' stand-in for the deployment's own principal.
+    Deployer,
+}
+
+impl Who {
+    fn ids(self, cfg: &crate::config::Config) -> (&str, &str) {
+        match (self, &cfg.identity.deployer) {
+            (Who::Deployer, Some(d)) => (&d.client_id, &d.principal_id),
+            _ => (&cfg.identity.client_id, &cfg.identity.principal_id),
+        }
+    }
+
+    /// The identity `key = value` names, if any.
+    fn named(cfg: &crate::config::Config, key: &str, value: &str) -> Option<Who> {
+        let i = &cfg.identity;
+        let is = |a: &str| value.eq_ignore_ascii_case(a);
+        let deployer = |f: fn(&crate::config::Principal) -> &str| i.deployer.as_ref().is_some_and(|d| is(f(d)));
+        match key {
+            "client_id" if is(&i.client_id) => Some(Who::Bootstrap),
+            "client_id" if deployer(|d| &d.client_id) => Some(Who::Deployer),
+            "principal_id" | "object_id" if is(&i.principal_id) => Some(Who::Bootstrap),
+            "principal_id" | "object_id" if deployer(|d| &d.principal_id) => Some(Who::Deployer),
+            "mi_res_id" | "msi_res_id" if is(&i.resource_id) => Some(Who::Bootstrap),
+            _ => None,
+        }
     }
 }
 
@@ -137,10 +172,8 @@ pub async fn token(State(st): State<Shared>, headers: HeaderMap, Query(q): Query
         .filter_map(|k| q.get(k).map(|v| (k, v)))
         .collect();
     let known = match wanted.as_slice() {
-        [("client_id", v)] => v.eq_ignore_ascii_case(&cfg.identity.client_id),
-        [("principal_id" | "object_id", v)] => v.eq_ignore_ascii_case(&cfg.identity.principal_id),
-        [("mi_res_id", v)] => v.eq_ignore_ascii_case(&cfg.identity.resource_id),
-        [] => false,
+        [(k, v)] => Who::named(cfg, k, v),
+        [] => None,
         _ => {
             return msi_error(
                 StatusCode::BAD_REQUEST,
@@ -148,10 +181,10 @@ pub async fn token(State(st): State<Shared>, headers: HeaderMap, Query(q): Query
             )
         }
     };
-    if !known {
+    let Some(who) = known else {
         return msi_error(StatusCode::BAD_REQUEST, "Unable to load the proper Managed Identity.");
-    }
-    let (access_token, expires_on) = st.identity.token_for(&st, resource);
+    };
+    let (access_token, expires_on) = st.identity.token_for(&st, resource, who);
     json(
         StatusCode::OK,
         json!({
@@ -159,7 +192,7 @@ pub async fn token(State(st): State<Shared>, headers: HeaderMap, Query(q): Query
             "expires_on": expires_on.to_string(),
             "resource": resource,
             "token_type": "Bearer",
-            "client_id": cfg.identity.client_id,
+            "client_id": who.ids(cfg).0,
         }),
     )
 }
@@ -200,16 +233,14 @@ async fn imds_token(
     let wanted: Vec<(&str, &String)> =
         ["client_id", "object_id", "msi_res_id"].into_iter().filter_map(|k| q.get(k).map(|v| (k, v))).collect();
     let known = match wanted.as_slice() {
-        [("client_id", v)] => v.eq_ignore_ascii_case(&cfg.identity.client_id),
-        [("object_id", v)] => v.eq_ignore_ascii_case(&cfg.identity.principal_id),
-        [("msi_res_id", v)] => v.eq_ignore_ascii_case(&cfg.identity.resource_id),
-        [] => true,
+        [(k, v)] => Who::named(cfg, k, v),
+        [] => Some(Who::Bootstrap),
         _ => return imds_error(StatusCode::BAD_REQUEST, "invalid_request", "Multiple identities specified"),
     };
-    if !known {
+    let Some(who) = known else {
         return imds_error(StatusCode::BAD_REQUEST, "invalid_request", "Identity not found");
-    }
-    let (access_token, expires_on) = st.identity.token_for(&st, resource);
+    };
+    let (access_token, expires_on) = st.identity.token_for(&st, resource, who);
     let expires_in = (expires_on - now()).max(0);
     json(
         StatusCode::OK,
@@ -222,7 +253,7 @@ async fn imds_token(
             "not_before": now().to_string(),
             "resource": resource,
             "token_type": "Bearer",
-            "client_id": cfg.identity.client_id,
+            "client_id": who.ids(cfg).0,
         }),
     )
 }

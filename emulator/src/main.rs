@@ -95,7 +95,8 @@ async fn main() -> anyhow::Result<()> {
     let signer = tokens::Signer::load(&config.token_signing.cert, &config.token_signing.key)
         .context("loading the token-signing certificate and key")?;
     let tls = server::tls_acceptor(&config.tls).context("loading the TLS certificate and key")?;
-    let state: Shared = Arc::new(AppState::new(config.clone(), signer));
+    let grants = grants::Grants::load(config.grants.as_deref())?;
+    let state: Shared = Arc::new(AppState::new(config.clone(), signer, grants));
     let app = router(state.clone());
 
     let mut loops = Vec::new();

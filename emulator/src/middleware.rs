@@ -15,6 +15,17 @@ use crate::providers;
 use crate::server::ConnCtx;
 use crate::state::Shared;
 
+/// The `oid` of the bearer token a request presents (read, not verified: the service checks the
+/// token itself; this only picks whose grants apply).
+fn caller_oid(headers: &axum::http::HeaderMap) -> Option<String> {
+    use base64::Engine;
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').nth(1)?).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&payload).ok()?;
+    claims.get("oid")?.as_str().map(str::to_owned)
+}
+
 pub async fn observe(State(st): State<Shared>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     if path == "/_emulator" || path.starts_with("/_emulator/") {
@@ -57,7 +68,8 @@ pub async fn observe(State(st): State<Shared>, mut req: Request, next: Next) -> 
     // Only a caller that presented a credential is authorised: an anonymous request (Key
     // Vault's challenge round) gets the service's 401 as before.
     let authenticated = req.headers().contains_key(axum::http::header::AUTHORIZATION);
-    let denied = need.filter(|n| authenticated && st.grants.denies(n));
+    let caller = caller_oid(req.headers());
+    let denied = need.filter(|n| authenticated && st.grants.denies(n, caller.as_deref(), &st.config));
     if decision.action.is_none() {
         if let Some(n) = denied {
             let response = faults::denied(api, &st.config, &n.name, &path);

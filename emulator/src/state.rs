@@ -13,7 +13,7 @@ pub struct AppState {
     pub signer: Signer,
     pub journal: Journal,
     pub faults: Faults,
-    /// What the stack identity is denied (`grants.rs`).
+    /// What the stack identity is granted (`grants.rs`).
     pub grants: crate::grants::Grants,
     pub identity: identity::IdentityState,
     pub vault: keyvault::Vault,
@@ -31,7 +31,7 @@ pub struct AppState {
 pub type Shared = Arc<AppState>;
 
 impl AppState {
-    pub fn new(config: Config, signer: Signer) -> AppState {
+    pub fn new(config: Config, signer: Signer, grants: crate::grants::Grants) -> AppState {
         AppState {
             identity: identity::IdentityState::default(),
             vault: keyvault::Vault::seeded(&config.secrets),
@@ -44,7 +44,7 @@ impl AppState {
             foundry: crate::foundry::FoundryState::new(&config),
             journal: Journal::default(),
             faults: Faults::default(),
-            grants: crate::grants::Grants::default(),
+            grants,
             signer,
             config,
         }

@@ -71,3 +71,16 @@ cargo_locked() {
     printf -- '--locked'
   fi
 }
+
+# cargo-cyclonedx (scripts/package's SBOM), pinned, in .tools/: installed by scripts/setup so that
+# the package step of scripts/test times packaging, not a cold `cargo install`.
+CYCLONEDX_VERSION="0.5.9"
+CYCLONEDX_ROOT="$REPO_ROOT/.tools/cargo-cyclonedx-$CYCLONEDX_VERSION"
+
+# ensure_cyclonedx: install cargo-cyclonedx into $CYCLONEDX_ROOT unless it is there.
+ensure_cyclonedx() {
+  [[ -x "$CYCLONEDX_ROOT/bin/cargo-cyclonedx" ]] && return 0
+  log "installing cargo-cyclonedx $CYCLONEDX_VERSION into ${CYCLONEDX_ROOT#"$REPO_ROOT"/} (once, a few minutes)"
+  cargo install --locked --quiet --root "$CYCLONEDX_ROOT" "cargo-cyclonedx@$CYCLONEDX_VERSION" \
+    || die "cargo install cargo-cyclonedx@$CYCLONEDX_VERSION failed"
+}

@@ -26,7 +26,9 @@ stack_az() {
     export PYTHONPATH="$REPO_ROOT/scripts/lib/az-site${PYTHONPATH:+:$PYTHONPATH}"
     mkdir -p "$AZURE_CONFIG_DIR"
     stamp="$AZURE_CONFIG_DIR/.vibedata-stack"
-    want="$VIBEDATA_ARM_ENDPOINT $VIBEDATA_IDENTITY_CLIENT_ID $VIBEDATA_SUBSCRIPTION_ID"
+    # az logs in as the deployer (the template's own principal, Owner of the managed resource
+    # group): someone inspecting the stack is not held to the bootstrap identity's grants.
+    want="$VIBEDATA_ARM_ENDPOINT $VIBEDATA_STACK_DEPLOYER_CLIENT_ID $VIBEDATA_SUBSCRIPTION_ID"
     if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
       local out
       "$az" cloud set --name AzureCloud >/dev/null 2>&1 || true
@@ -34,7 +36,7 @@ stack_az() {
       out=$("$az" cloud register --name VibedataStack --endpoint-resource-manager "$VIBEDATA_ARM_ENDPOINT" 2>&1) \
         || die "az cloud register failed: $out"
       "$az" cloud set --name VibedataStack --only-show-errors >/dev/null
-      out=$("$az" login --identity --client-id "$VIBEDATA_IDENTITY_CLIENT_ID" --only-show-errors 2>&1) \
+      out=$("$az" login --identity --client-id "$VIBEDATA_STACK_DEPLOYER_CLIENT_ID" --only-show-errors 2>&1) \
         || die "az login --identity failed: $out"
       "$az" account set --subscription "$VIBEDATA_SUBSCRIPTION_ID"
       printf '%s\n' "$want" >"$stamp"

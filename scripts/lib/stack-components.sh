@@ -7,6 +7,10 @@ STACK_TENANT_ID="7d1c3f0e-5b0a-4c35-9a51-0d5f6c2e8a01"
 STACK_SUBSCRIPTION_ID="3b8f9d2a-61c4-4e0b-8f7a-2c9e5d4b1a02"
 STACK_IDENTITY_CLIENT_ID="5e2a7c91-0d3b-4f68-a1c4-9b7e6d5f3a03"
 STACK_IDENTITY_PRINCIPAL_ID="9c4e1b7d-2a6f-4d83-b5e0-3f1a8c6d2b04"
+# The deployer: the principal that deploys the template (Owner of the managed resource group).
+# Tests set the platform up and inspect it with it; the grant table never restricts it.
+STACK_DEPLOYER_CLIENT_ID="0f6b2d84-7c1e-4a39-b8d5-6e3a9c1f7b05"
+STACK_DEPLOYER_PRINCIPAL_ID="a87d3e15-4b9c-4f20-9e6a-1c5b8d2f4e06"
 STACK_RESOURCE_GROUP="mrg-vibedata-local"
 STACK_ACR_NAME="vibedatacustomer"
 STACK_AUTOMATION_ACCOUNT="aa-vibedata-local"
@@ -228,6 +232,8 @@ write_emulator_json() {
   HEADER="$IDENTITY_HEADER" ACR="$STACK_ACR_NAME" ISSUER="$STACK_TOKEN_ISSUER" \
   AUTOMATION="$STACK_AUTOMATION_ACCOUNT" SEARCHKEY="$SEARCH_ADMIN_KEY" HELM="$HELM_BIN" \
   PUBPW="$PUBLISHER_PASSWORD" PGPW="$PG_VIBEDATA_PASSWORD" IMDS="${VIBEDATA_STACK_IMDS:-}" \
+  GRANTS="$REPO_ROOT/infra/roles/bootstrap-grants.json" \
+  DEPLOYER_CLIENT="$STACK_DEPLOYER_CLIENT_ID" DEPLOYER_PRINCIPAL="$STACK_DEPLOYER_PRINCIPAL_ID" \
   python3 - >"$STACK_DIR/emulator.json" <<'EOF'
 import json, os
 e = os.environ
@@ -245,6 +251,7 @@ print(json.dumps({
                       "Microsoft.ManagedIdentity/userAssignedIdentities/vibedata-uami",
         # IMDS over plain HTTP, only inside a network namespace of a test's own (tests/imds.rs).
         "imds": e["IMDS"] or None,
+        "deployer": {"clientId": e["DEPLOYER_CLIENT"], "principalId": e["DEPLOYER_PRINCIPAL"]},
     },
     "customerRegistry": {"name": e["ACR"], "loginServer": f"127.0.0.1:{p + 8}",
                          "service": e["ACR"], "issuer": e["ISSUER"]},
@@ -258,6 +265,9 @@ print(json.dumps({
                   "registry": p + 8, "postgres": p + 9},
     },
     "automationAccount": e["AUTOMATION"],
+    # The stack identity holds exactly the template's role assignments to the bootstrap
+    # identity (emulator/src/grants.rs; kept current by infra/verify's grants_file test).
+    "grants": e["GRANTS"],
     # AKS runCommand renders charts with the real helm (scripts/setup installs it); without it
     # `helm template`/`lint` in a command fail with a message saying so.
     "aks": {"helm": e["HELM"] if os.access(e["HELM"], os.X_OK) else None},
@@ -330,6 +340,7 @@ export VIBEDATA_RESOURCE_GROUP=$STACK_RESOURCE_GROUP
 export VIBEDATA_LOCATION=eastus
 export VIBEDATA_DEPLOYMENT_ID=local
 export VIBEDATA_IDENTITY_CLIENT_ID=$STACK_IDENTITY_CLIENT_ID
+export VIBEDATA_STACK_DEPLOYER_CLIENT_ID=$STACK_DEPLOYER_CLIENT_ID
 export VIBEDATA_ARM_ENDPOINT=https://127.0.0.1:$p
 export VIBEDATA_KEY_VAULT_URL=https://127.0.0.1:$((p + 1))
 export VIBEDATA_KEY_VAULT_VERIFY_CHALLENGE_RESOURCE=false

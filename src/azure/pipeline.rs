@@ -170,6 +170,20 @@ impl Pipeline {
             Sent::Answered(resp) => Ok(resp),
             Sent::Refused(e) => Err(e),
             Sent::Failed { status, code, message } => Err(match status {
+                // A 403 that names no action (AI Search answers a bare 403) is still the
+                // identity lacking what this call declares: name that, so the hint can.
+                403 if super::error::action_in_message(&message).is_none() && self.declared(&req).is_some() => {
+                    AzureError::Unauthorized {
+                        status,
+                        code,
+                        message: format!(
+                            "{message}; this call needs permission to perform action '{}'",
+                            self.declared(&req).unwrap_or_default()
+                        ),
+                        resource: req.resource.clone(),
+                        waited: done.rbac_waited,
+                    }
+                }
                 _ if is_authorization_failure(status, Some(&code)) => AzureError::Unauthorized {
                     status,
                     code,
@@ -185,6 +199,13 @@ impl Pipeline {
                 resource: req.resource.clone(),
             }),
         }
+    }
+
+    /// The Azure RBAC permission `req` declares, as its exact string (none for a pattern, or for a
+    /// call Azure RBAC does not guard).
+    fn declared<'r>(&self, req: &'r Request) -> Option<&'r str> {
+        let name = req.concrete.as_deref().unwrap_or(req.permission.name);
+        (req.permission.kind != super::permission::Kind::NoRbac && !name.contains('*')).then_some(name)
     }
 
     async fn attempt(&self, audience: Option<&Audience>, req: &Request) -> Attempt<Sent> {

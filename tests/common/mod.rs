@@ -97,7 +97,9 @@ impl Stack {
         all.as_array().unwrap().iter().filter_map(|e| e["seq"].as_u64()).max().unwrap_or(0)
     }
 
-    /// A token from the emulator's identity endpoint, as the runtime would get it.
+    /// A token of the deployer (the principal that deploys the template; the emulator's grant
+    /// table never restricts it) from the identity endpoint: tests set up and inspect the
+    /// platform with it, while the binary under test holds only the template's grants.
     pub async fn token(&self, resource: &str) -> String {
         let v: Value = self
             .http()
@@ -105,7 +107,7 @@ impl Stack {
             .query(&[
                 ("resource", resource),
                 ("api-version", "2019-08-01"),
-                ("client_id", self.var("VIBEDATA_IDENTITY_CLIENT_ID")),
+                ("client_id", self.var("VIBEDATA_STACK_DEPLOYER_CLIENT_ID")),
             ])
             .header("X-IDENTITY-HEADER", self.var("IDENTITY_HEADER"))
             .send()

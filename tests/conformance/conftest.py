@@ -56,7 +56,9 @@ def credential(stack):
     issued so far, and a shared credential would keep serving a revoked one from its cache."""
     from azure.identity import ManagedIdentityCredential
 
-    return ManagedIdentityCredential(client_id=stack["VIBEDATA_IDENTITY_CLIENT_ID"])
+    # The deployer: the emulator's grant table never restricts it (the bootstrap identity holds
+    # only the template's roles, which are for the binary, not for these conformance checks).
+    return ManagedIdentityCredential(client_id=stack["VIBEDATA_STACK_DEPLOYER_CLIENT_ID"])
 
 
 class Control:

@@ -72,7 +72,7 @@ def image_tag(stack, ca, emulator_config):
     """A tag under which the chart's three images exist in the customer registry."""
     from azure.identity import ManagedIdentityCredential
 
-    credential = ManagedIdentityCredential(client_id=stack["VIBEDATA_IDENTITY_CLIENT_ID"])
+    credential = ManagedIdentityCredential(client_id=stack["VIBEDATA_STACK_DEPLOYER_CLIENT_ID"])
     pusher = CustomerPusher(stack, ca, Customer(stack, ca, emulator_config["customerRegistry"], credential))
     tag = "2.2.0-" + os.urandom(3).hex()
     for component in ("server", "worker", "bootloader"):

@@ -110,7 +110,7 @@ def test_login_shows_the_stack_subscription(az, stack):
     assert account["environmentName"] == "VibedataStack"
     assert account["state"] == "Enabled"
     assert account["user"] == {
-        "assignedIdentityInfo": f"MSIClient-{stack['VIBEDATA_IDENTITY_CLIENT_ID']}",
+        "assignedIdentityInfo": f"MSIClient-{stack['VIBEDATA_STACK_DEPLOYER_CLIENT_ID']}",
         "name": "userAssignedIdentity",
         "type": "servicePrincipal",
     }

@@ -66,7 +66,7 @@ def customer_image(stack, ca, emulator_config):
     """`<login server>/<repo>@<digest>` of a small image pushed to the customer registry."""
     from azure.identity import ManagedIdentityCredential
 
-    aad = ManagedIdentityCredential(client_id=stack["VIBEDATA_IDENTITY_CLIENT_ID"]).get_token(
+    aad = ManagedIdentityCredential(client_id=stack["VIBEDATA_STACK_DEPLOYER_CLIENT_ID"]).get_token(
         "https://management.azure.com/.default"
     ).token
     auth = stack["VIBEDATA_ACR_AUTH_ENDPOINT"]

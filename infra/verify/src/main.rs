@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use vibedata_infra_verify::{package, plan, Template};
 
 const USAGE: &str = "usage: vibedata-infra-verify check [--infra DIR] [--bootstrap BIN | --plan-json FILE]
+       vibedata-infra-verify grants [--infra DIR]   (the assignments to the bootstrap identity, expanded, as JSON)
        vibedata-infra-verify package DIR [--infra DIR] [--bootstrap BIN | --plan-json FILE] [--no-compile] [--no-functions]";
 
 struct Args {
@@ -48,6 +49,12 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn run(args: &Args) -> Result<usize, String> {
+    if args.command == "grants" {
+        let template = Template::load(&args.infra).map_err(|e| e.to_string())?;
+        let file = vibedata_infra_verify::coverage::grants_file(&template)?;
+        println!("{}", serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?);
+        return Ok(0);
+    }
     let phases = match (&args.plan_json, &args.bootstrap) {
         (Some(f), _) => {
             let text = std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;

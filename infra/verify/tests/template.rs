@@ -36,3 +36,24 @@ fn every_file_parses_without_error_nodes() {
         assert!(f.syntax_errors.is_empty(), "{}: {:?}", f.path, f.syntax_errors);
     }
 }
+
+/// The local stack seeds the emulator's grant table from `infra/roles/bootstrap-grants.json`, so
+/// it must be what the template grants today. `VIBEDATA_UPDATE_GRANTS=1` rewrites it.
+#[test]
+fn grants_file_matches_the_template() {
+    let root = common::infra_root();
+    let t = Template::load(&root).expect("infra/ loads");
+    let file = vibedata_infra_verify::coverage::grants_file(&t).expect("every assignment expands");
+    assert!(file.assignments.len() >= 10, "the bootstrap identity's assignments: {}", file.assignments.len());
+    let want = serde_json::to_string_pretty(&file).unwrap() + "\n";
+    let path = root.join(vibedata_infra_verify::coverage::GRANTS_FILE);
+    if std::env::var_os("VIBEDATA_UPDATE_GRANTS").is_some() {
+        std::fs::write(&path, &want).unwrap();
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "{} is not what infra/ grants; regenerate it: VIBEDATA_UPDATE_GRANTS=1 cargo nextest run -p vibedata-infra-verify grants_file",
+        path.display()
+    );
+}
