@@ -1,5 +1,6 @@
 //! Signed releases over the local stack: the release manifest's Notary signature is verified in
-//! the publisher registry (CNCF distribution, so through the referrers tag schema) before
+//! the publisher registry (CNCF distribution, so through the referrers tag schema; through the
+//! referrers API where the run names the emulator's front of it, `publisherReferrers`) before
 //! anything is imported. Signatures are the sample release's fixture signatures
 //! (scripts/sample_release/sign.py) or broken ones pushed here; each refused case must import
 //! nothing and write no artifact storage.
@@ -55,38 +56,46 @@ async fn put_index(stack: &Stack, digest: &str, entries: Vec<Value>) {
         .unwrap();
 }
 
+const BOGUS_ENVELOPE: &[u8] = br#"{"payload":"e30","protected":"e30","header":{},"signature":"AA"}"#;
+
+/// The bytes of a manifest of `subject` (artifact type `artifact`) whose envelope is not a
+/// signature, made distinct by `n`.
+fn bogus_manifest(subject: &str, n: usize, artifact: &str) -> String {
+    let digest = vibedata_bootstrap::oci::sha256_digest;
+    json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "artifactType": artifact,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest(b"{}"), "size": 2},
+        "layers": [{"mediaType": "application/jose+json", "digest": digest(BOGUS_ENVELOPE), "size": BOGUS_ENVELOPE.len()}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject, "size": 1},
+        "annotations": {"n": n.to_string()},
+    })
+    .to_string()
+}
+
 /// A signature manifest of `subject` whose envelope is not a signature; returns its index entry.
 async fn bogus(stack: &Stack, subject: &str, n: usize) -> Value {
+    bogus_as(stack, subject, n, NOTARY_SIG).await
+}
+
+/// [`bogus`] with another artifact type.
+async fn bogus_as(stack: &Stack, subject: &str, n: usize, artifact: &str) -> Value {
     let publisher = registry(stack, false);
-    let envelope = Bytes::from_static(br#"{"payload":"e30","protected":"e30","header":{},"signature":"AA"}"#);
-    let mut descriptors = Vec::new();
-    for blob in [Bytes::from_static(b"{}"), envelope] {
+    for blob in [Bytes::from_static(b"{}"), Bytes::from_static(BOGUS_ENVELOPE)] {
         let digest = vibedata_bootstrap::oci::sha256_digest(&blob);
         if !publisher.blob_exists(REPO, &digest).await.unwrap() {
-            let size = blob.len();
             publisher
                 .upload_blob(REPO, &digest, futures::stream::iter(vec![Ok::<_, std::io::Error>(blob)]))
                 .await
                 .unwrap();
-            descriptors.push((digest, size));
-        } else {
-            descriptors.push((digest, blob.len()));
         }
     }
-    let m = json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "artifactType": NOTARY_SIG,
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": descriptors[0].0, "size": 2},
-        "layers": [{"mediaType": "application/jose+json", "digest": descriptors[1].0, "size": descriptors[1].1}],
-        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject, "size": 1},
-        "annotations": {"n": n.to_string()},
-    })
-    .to_string();
+    let m = bogus_manifest(subject, n, artifact);
     let digest = vibedata_bootstrap::oci::sha256_digest(m.as_bytes());
     publisher
         .put_manifest(REPO, &digest, Bytes::from(m.clone()), "application/vnd.oci.image.manifest.v1+json")
         .await
         .unwrap();
-    json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": m.len(), "artifactType": NOTARY_SIG})
+    json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": m.len(), "artifactType": artifact})
 }
 
 /// `run artifacts` for `tag`: exit 2, the last line names the manifest digest and `expect`, and
@@ -365,4 +374,99 @@ async fn copy_with_referrers_carries_the_signatures() {
     got.sort();
     want.sort();
     assert_eq!(got, want);
+}
+
+/// `PUT /_emulator/referrers` (the front's knobs), or `DELETE` with `None`.
+async fn referrers_knobs(stack: &Stack, knobs: Option<Value>) {
+    let url = format!("{}/referrers", stack.control());
+    let r = match knobs {
+        Some(k) => stack.http().put(url).json(&k).send().await.unwrap(),
+        None => stack.http().delete(url).send().await.unwrap(),
+    };
+    assert!(r.status().is_success(), "referrers knobs: {}", r.status());
+}
+
+/// The front's referrers answers since `mark`, for `digest`.
+async fn referrers_calls(stack: &Stack, mark: u64, digest: &str) -> Vec<Value> {
+    let path = format!("/v2/{REPO}/referrers/{digest}");
+    let calls: Vec<Value> = stack
+        .journal_since(mark)
+        .await
+        .into_iter()
+        .filter(|e| e["api"] == "registry.referrers" && e["path"] == path.as_str())
+        .collect();
+    for c in &calls {
+        assert_eq!((c["listener"].as_str(), c["status"].as_u64()), (Some("publisherReferrers"), Some(200)), "{c}");
+        assert!(c["query"].as_str().unwrap_or("").contains("artifactType="), "{c}");
+    }
+    calls
+}
+
+/// Through the emulator's front of the publisher registry (the referrers API, as ACR serves
+/// it): a signed release verifies whether the registry filters by `artifactType` or the client
+/// must, and when the good signature is on the second page behind a bad one; it imports through
+/// the front; an unsigned one is refused.
+#[tokio::test]
+async fn through_the_referrers_api_signed_releases_verify_on_any_page_and_unsigned_ones_are_refused() {
+    let stack = Stack::get();
+    referrers_knobs(&stack, None).await;
+    let pid = std::process::id();
+    let front = stack.var("VIBEDATA_STACK_PUBLISHER_REFERRERS").to_owned();
+    let via = [("VIBEDATA_PUBLISHER_REGISTRY", front.as_str())];
+    let tag = format!("api-{pid}");
+    let d = document(&stack, &tag, true, "").await;
+    // A referrer that is no signature: the registry's filter or the client's drops it.
+    bogus_as(&stack, &d, 0, "application/vnd.example.sbom").await;
+
+    // Filters applied, and a real import whose source is the front.
+    let mark = stack.journal_mark().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.json");
+    let o = stack.cli(&env_for(&stack, "sig-api", &tag, &out, &via), &["run", "artifacts"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = read_outputs(&out)["summary"]["signature"].clone();
+    assert_eq!((s["verified"].as_bool(), s["discovery"].as_str()), (Some(true), Some("referrers API")), "{s}");
+    let calls = referrers_calls(&stack, mark, &d).await;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["detail"], json!({"descriptors": 2, "filtersApplied": true, "next": null}));
+    let imports = imports_since(&stack, mark).await;
+    assert!(!imports.is_empty(), "nothing imported");
+    let proxied = stack.journal_since(mark).await.into_iter().filter(|e| e["api"] == "registry.proxy").count();
+    assert!(proxied > 0, "the release manifest was not read through the front");
+
+    // No filter: every referrer comes back, without OCI-Filters-Applied, and the client filters.
+    referrers_knobs(&stack, Some(json!({"filters": false}))).await;
+    let mark = stack.journal_mark().await;
+    let s = planned(&stack, "api", &tag, &via);
+    assert_eq!((s["verified"].as_bool(), s["discovery"].as_str()), (Some(true), Some("referrers API")), "{s}");
+    let calls = referrers_calls(&stack, mark, &d).await;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["detail"], json!({"descriptors": 3, "filtersApplied": false, "next": null}));
+
+    // One descriptor a page, a bad signature sorting first: the good ones are behind `Link`.
+    let first = vibedata_bootstrap::oci::sha256_digest;
+    let good: Vec<String> = index(&stack, &d).await.iter().map(|e| e["digest"].as_str().unwrap().to_owned()).collect();
+    let n = (1..).find(|n| good.iter().all(|g| first(bogus_manifest(&d, *n, NOTARY_SIG).as_bytes()) < *g)).unwrap();
+    bogus(&stack, &d, n).await;
+    referrers_knobs(&stack, Some(json!({"pageSize": 1}))).await;
+    let mark = stack.journal_mark().await;
+    let s = planned(&stack, "api-paged", &tag, &via);
+    assert_eq!((s["verified"].as_bool(), s["discovery"].as_str()), (Some(true), Some("referrers API")), "{s}");
+    let calls = referrers_calls(&stack, mark, &d).await;
+    assert_eq!(calls.len(), 3, "a bad and two good signatures, one a page: {calls:?}");
+    assert!(!calls[0]["query"].as_str().unwrap().contains("last="), "{calls:?}");
+    for c in &calls[1..] {
+        assert!(c["query"].as_str().unwrap().contains("last="), "the Link was not followed: {calls:?}");
+    }
+    assert!(calls[0]["detail"]["next"].is_string() && calls[2]["detail"]["next"].is_null(), "{calls:?}");
+    referrers_knobs(&stack, None).await;
+
+    // Unsigned: the API answers an empty index, and nothing is imported.
+    let tag = format!("api-unsigned-{pid}");
+    let u = document(&stack, &tag, false, "").await;
+    let mark = stack.journal_mark().await;
+    refused(&stack, "api-unsigned", &tag, &u, &via, "it is unsigned").await;
+    let calls = referrers_calls(&stack, mark, &u).await;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["detail"]["descriptors"], 0);
 }

@@ -154,6 +154,10 @@ pub struct CustomerRegistry {
 pub struct PublisherRegistry {
     /// `host:port`, no scheme.
     pub login_server: String,
+    /// Its `storage.filesystem.rootdirectory`: the `publisherReferrers` front reads the stored
+    /// manifests there (`referrers.rs`).
+    #[serde(default)]
+    pub storage: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize)]

@@ -28,6 +28,7 @@ pub fn routes() -> Router<Shared> {
         .route("/_emulator/registry-network", get(registry_network).put(set_registry_network))
         .route("/_emulator/import", get(import_settings).put(set_import_settings))
         .route("/_emulator/imports", get(imports).delete(clear_imports))
+        .route("/_emulator/referrers", get(referrers).put(set_referrers).delete(clear_referrers))
         .route("/_emulator/automation", get(automation_settings).put(set_automation_settings))
         .route("/_emulator/automation/runbooks", get(automation_runbooks).delete(clear_automation_runbooks))
         .route(
@@ -54,6 +55,24 @@ async fn set_grants(State(st): State<Shared>, Json(g): Json<GrantSettings>) -> J
 
 async fn clear_grants(State(st): State<Shared>) -> StatusCode {
     st.grants.set_denied(Vec::new());
+    StatusCode::NO_CONTENT
+}
+
+async fn referrers(State(st): State<Shared>) -> Json<crate::referrers::Settings> {
+    Json(st.referrers.get())
+}
+
+/// `{"pageSize": N|null, "filters": bool}` (`referrers.rs`); an omitted key takes its default.
+async fn set_referrers(
+    State(st): State<Shared>,
+    Json(s): Json<crate::referrers::Settings>,
+) -> Json<crate::referrers::Settings> {
+    st.referrers.set(s);
+    Json(st.referrers.get())
+}
+
+async fn clear_referrers(State(st): State<Shared>) -> StatusCode {
+    st.referrers.set(Default::default());
     StatusCode::NO_CONTENT
 }
 

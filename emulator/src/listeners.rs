@@ -16,6 +16,8 @@ pub enum Served {
     Services,
     /// The apps listener's own router and SNI-aware certificate resolver (`apps.rs`).
     Apps,
+    /// The publisher registry's front with the referrers API (`referrers.rs`).
+    Registry,
 }
 
 #[derive(Debug)]
@@ -24,7 +26,7 @@ pub struct Listener {
     pub name: &'static str,
     /// Its port is `listen.base + offset` unless `listen.<name>` gives one (docs/local-stack.md
     /// fixes the offsets: P+4..P+10 belong to the stack's other components; P+12 and P+13 are
-    /// Search and Foundry).
+    /// Search and Foundry, P+14 the publisher registry's referrers front).
     pub offset: u16,
     /// The `aud` values the service behind this listener accepts (none: it checks no AAD token).
     pub audiences: &'static [&'static str],
@@ -85,7 +87,13 @@ pub const FOUNDRY: Listener = Listener {
     served: Served::Services,
 };
 
-pub const LISTENERS: &[&Listener] = &[&ARM, &VAULT, &IDENTITY, &ACR_AUTH, &APPS, &SEARCH, &FOUNDRY];
+/// The publisher registry behind a front that serves the OCI referrers API (`referrers.rs`):
+/// a registry, its clients authenticate with the publisher's basic credentials.
+pub const PUBLISHER_REFERRERS: Listener =
+    Listener { name: "publisherReferrers", offset: 14, audiences: &[], required: false, served: Served::Registry };
+
+pub const LISTENERS: &[&Listener] =
+    &[&ARM, &VAULT, &IDENTITY, &ACR_AUTH, &APPS, &SEARCH, &FOUNDRY, &PUBLISHER_REFERRERS];
 
 /// `emulator.json` → `listen`: `{"base": P}` (each listener at `P + offset`), explicit ports by
 /// name (`{"arm": 18400, ...}`, the older form), or both (a name overrides `base`).
@@ -158,7 +166,8 @@ mod tests {
                 ("acrAuth", 19403),
                 ("apps", 19411),
                 ("search", 19412),
-                ("foundry", 19413)
+                ("foundry", 19413),
+                ("publisherReferrers", 19414)
             ]
         );
     }

@@ -28,6 +28,7 @@ mod listeners;
 mod middleware;
 mod oci_copy;
 mod providers;
+mod referrers;
 mod search;
 mod server;
 mod state;
@@ -107,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
                 apps::tls_acceptor(&config.tls, state.apps.clone()).context("loading the TLS certificate and key")?,
                 apps::router(state.clone()),
             ),
+            Served::Registry => (tls.clone(), referrers::router(state.clone())),
         };
         loops.push(server::bind(listener.name, port, tls, app).await?);
         tracing::info!(listener = listener.name, port, "listening on https://127.0.0.1:{port}");

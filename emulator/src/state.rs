@@ -26,6 +26,8 @@ pub struct AppState {
     /// AI Search indexes and the Foundry project's agents and index assets.
     pub search: crate::search::SearchState,
     pub foundry: crate::foundry::FoundryState,
+    /// The referrers front's knobs (`referrers.rs`).
+    pub referrers: crate::referrers::ReferrersState,
 }
 
 pub type Shared = Arc<AppState>;
@@ -42,6 +44,7 @@ impl AppState {
             apps: crate::apps::AppsState::new(&config),
             search: crate::search::SearchState::default(),
             foundry: crate::foundry::FoundryState::new(&config),
+            referrers: crate::referrers::ReferrersState::default(),
             journal: Journal::default(),
             faults: Faults::default(),
             grants,

@@ -255,7 +255,8 @@ print(json.dumps({
     },
     "customerRegistry": {"name": e["ACR"], "loginServer": f"127.0.0.1:{p + 8}",
                          "service": e["ACR"], "issuer": e["ISSUER"]},
-    "publisherRegistry": {"loginServer": f"127.0.0.1:{p + 7}"},
+    # storage: where the referrers front (listener publisherReferrers) reads the stored manifests.
+    "publisherRegistry": {"loginServer": f"127.0.0.1:{p + 7}", "storage": f"{d}/data/registry-publisher"},
     "caFile": f"{d}/ca/ca.pem",
     # The managed resource group (emulator/src/arm/inventory.rs): names derive from baseName;
     # every private endpoint registers endpointIp; ports say where the stack serves each service.
@@ -350,6 +351,8 @@ export VIBEDATA_AUTOMATION_ACCOUNT=$STACK_AUTOMATION_ACCOUNT
 export VIBEDATA_ACR_LOGIN_SERVER=127.0.0.1:$((p + 8))
 export VIBEDATA_ACR_AUTH_ENDPOINT=https://${VIBEDATA_STACK_REALM_HOST:-127.0.0.1}:$((p + 3))
 export VIBEDATA_PUBLISHER_REGISTRY=127.0.0.1:$((p + 7))
+# The publisher registry behind the emulator's front that answers the OCI referrers API.
+export VIBEDATA_STACK_PUBLISHER_REFERRERS=127.0.0.1:$((p + 14))
 export VIBEDATA_PUBLISHER_CREDENTIAL_SECRET=publisher-pull-credential
 export VIBEDATA_IMAGES=vibedata/api,vibedata/auth,vibedata/catalog,vibedata/exporter,vibedata/gateway,vibedata/health-probe,vibedata/ingest,vibedata/notifier,vibedata/query-engine,vibedata/scheduler,vibedata/web,vibedata/worker
 export VIBEDATA_STACK_PUBLISHER_USER=publisher

@@ -4,7 +4,7 @@
 # Checks that every service of a running local stack answers as docs/local-stack.md says:
 # Azurite over HTTPS (a bearer token is accepted on blob), the publisher registry (basic auth),
 # the customer registry (401 with the emulator's token realm), PostgreSQL (TLS verify-full,
-# scram, as user vibedata), the emulator's health on its seven ports and the DNS stand-in (unless
+# scram, as user vibedata), the emulator's health on its eight ports (and the publisher registry's referrers front) and the DNS stand-in (unless
 # skipped).
 # Prints one line per check; exits non-zero if any failed. scripts/test runs it.
 set -uo pipefail
@@ -61,9 +61,27 @@ if ! skipped postgres; then
 fi
 
 if ! skipped emulator; then
-  for p in 0 1 2 3 11 12 13; do
+  for p in 0 1 2 3 11 12 13 14; do
     check "emulator :$((P + p)) /_emulator/health" 200 "$(code "https://127.0.0.1:$((P + p))/_emulator/health")"
   done
+  if ! skipped registry-publisher; then
+    refs="https://$VIBEDATA_STACK_PUBLISHER_REFERRERS/v2/smoke/referrers/sha256:$(printf '0%.0s' {1..64})"
+    check "publisher referrers front: without credentials" 401 "$(code "$refs")"
+    check "publisher referrers front: an empty index with basic auth" 200 \
+      "$(code -u "$VIBEDATA_STACK_PUBLISHER_USER:$VIBEDATA_STACK_PUBLISHER_PASSWORD" "$refs")"
+    # A blob pushed through the front (its Location names the front) lands in the registry.
+    pub=(-u "$VIBEDATA_STACK_PUBLISHER_USER:$VIBEDATA_STACK_PUBLISHER_PASSWORD")
+    blob="smoke $(date +%s%N)"
+    digest="sha256:$(printf '%s' "$blob" | sha256sum | cut -d' ' -f1)"
+    loc=$(curl -s -D - -o /dev/null --cacert "$CA" "${pub[@]}" -X POST \
+      "https://$VIBEDATA_STACK_PUBLISHER_REFERRERS/v2/smoke/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+    check "publisher referrers front: the upload Location names the front" \
+      "https://$VIBEDATA_STACK_PUBLISHER_REFERRERS/" "${loc%%v2/*}"
+    check "publisher referrers front: a blob PUT through it" 201 \
+      "$(code "${pub[@]}" -X PUT -H 'Content-Type: application/octet-stream' --data-binary "$blob" "$loc&digest=$digest")"
+    check "publisher registry: holds the blob pushed through the front" 200 \
+      "$(code "${pub[@]}" -I "https://$VIBEDATA_PUBLISHER_REGISTRY/v2/smoke/blobs/$digest")"
+  fi
 fi
 
 if ! skipped dns && [[ -s "$VIBEDATA_STACK_DIR/inventory.json" ]]; then

@@ -174,6 +174,10 @@ pub static APIS: &[Api] = &[
     row("*", "/api/projects/**", "foundry", Unchecked, ByMethod, Router),
     // The cloud's endpoints (`az cloud register`): unauthenticated, like ARM's own.
     row("GET", "/metadata/endpoints", "arm.metadata", Unchecked, Read, Router),
+    // The publisher registry's front (`referrers.rs`): the referrers API it answers itself, and
+    // everything else it forwards.
+    row("GET", "/v2/**/referrers/{digest}", "registry.referrers", Unchecked, Read, Router),
+    row("*", "/v2/**", "registry.proxy", Unchecked, ByMethod, Router),
     // Subscriptions, tenants and resource providers (`az login`, `az resource show`).
     row("GET", "/subscriptions", "arm.subscriptions", SUBSCRIPTIONS, Read, Arm(subscriptions::list)),
     row("GET", "/tenants", "arm.subscriptions", SUBSCRIPTIONS, Read, Arm(subscriptions::tenants)),
@@ -278,16 +282,41 @@ impl Api {
         let mut pattern = self.path.trim_start_matches('/').split('/');
         for (i, seg) in segs.iter().enumerate() {
             match pattern.next() {
-                Some("**") => return Some(captures),
+                Some("**") => return Self::tail(pattern.collect(), &segs[i..], i, captures),
                 Some(p) if p.starts_with('{') && p.ends_with('}') => captures.push((&p[1..p.len() - 1], i)),
                 Some(p) if p.eq_ignore_ascii_case(seg) => {}
                 _ => return None,
             }
         }
         match pattern.next() {
-            None | Some("**") => Some(captures),
+            None => Some(captures),
+            Some("**") if pattern.next().is_none() => Some(captures),
             Some(_) => None,
         }
+    }
+}
+
+impl Api {
+    /// A `**` in the middle (`/v2/**/referrers/{digest}`: a repository name has any number of
+    /// segments): at least one segment for it, then the rest of the pattern matches the path's end.
+    fn tail(
+        rest: Vec<&'static str>,
+        segs: &[&str],
+        at: usize,
+        mut captures: Vec<(&'static str, usize)>,
+    ) -> Option<Vec<(&'static str, usize)>> {
+        if rest.is_empty() {
+            return Some(captures);
+        }
+        let start = segs.len().checked_sub(rest.len()).filter(|s| *s >= 1)?;
+        for (j, (p, seg)) in rest.iter().zip(&segs[start..]).enumerate() {
+            if p.starts_with('{') && p.ends_with('}') {
+                captures.push((&p[1..p.len() - 1], at + start + j));
+            } else if !p.eq_ignore_ascii_case(seg) {
+                return None;
+            }
+        }
+        Some(captures)
     }
 }
 

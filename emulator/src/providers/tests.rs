@@ -166,3 +166,13 @@ fn odata_keys_read_as_segments() {
     assert_eq!(segments("/indexes/docs"), ["indexes", "docs"]);
     assert_eq!(segments("/('x')"), ["('x')"]);
 }
+
+#[test]
+fn the_registry_front_names_referrers_and_the_rest() {
+    assert_eq!(classify(&Method::GET, "/v2/org/app/referrers/sha256:ab"), ("registry.referrers", false));
+    assert_eq!(classify(&Method::GET, "/v2/app/referrers/sha256:ab"), ("registry.referrers", false));
+    assert_eq!(classify(&Method::GET, "/v2/referrers/sha256:ab"), ("registry.proxy", false));
+    assert_eq!(classify(&Method::HEAD, "/v2/org/app/manifests/v1"), ("registry.proxy", false));
+    assert_eq!(classify(&Method::PUT, "/v2/org/app/manifests/v1"), ("registry.proxy", true));
+    assert_eq!(classify(&Method::GET, "/v2/"), ("registry.proxy", false));
+}

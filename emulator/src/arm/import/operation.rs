@@ -104,6 +104,14 @@ async fn execute(st: &AppState, job: &Job) -> Result<String, Failure> {
     let source = match &job.source {
         Source::Uri { host, username, password } => {
             let publisher = cfg.publisher_registry.as_ref().map(|p| p.login_server.to_ascii_lowercase());
+            // The publisher's referrers front (`referrers.rs`) names the same registry: copy
+            // from the registry itself.
+            let front = cfg.listen.port(crate::listeners::PUBLISHER_REFERRERS.name).map(|p| format!("127.0.0.1:{p}"));
+            let host = match (&publisher, front) {
+                (Some(p), Some(f)) if f == *host => p.clone(),
+                _ => host.clone(),
+            };
+            let host = &host;
             if publisher.as_deref() != Some(host.as_str()) {
                 return Err(job.failure(
                     StatusCode::BAD_REQUEST,
