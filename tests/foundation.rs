@@ -110,7 +110,10 @@ const GROUP_DELETE: Permission =
 #[tokio::test]
 async fn both_long_running_operation_styles_complete() {
     let stack = Stack::get();
-    let ctx = context(&stack, "lro", &[]);
+    // Deployments and deleting a group are the deployer's to do, not the bootstrap identity's
+    // (the stack holds it to the template's grants): the client's LRO handling is what is tested.
+    let deployer = stack.var("VIBEDATA_STACK_DEPLOYER_CLIENT_ID").to_owned();
+    let ctx = context(&stack, "lro", &[("VIBEDATA_IDENTITY_CLIENT_ID", &deployer)]);
     let rg = stack.resource_group(&format!("rg-lro-{}", std::process::id())).await;
 
     // PUT deployment: 201 + Azure-AsyncOperation.

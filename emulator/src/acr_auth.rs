@@ -70,15 +70,17 @@ fn check_service(st: &AppState, service: Option<&str>) -> Result<(), Response> {
     }
 }
 
-/// An AAD token for the registry: ours, for an accepted audience, of the configured identity,
-/// and (when given) of the named tenant.
+/// An AAD token for the registry: ours, for an accepted audience, of the configured identity
+/// (or the deployer), and (when given) of the named tenant.
 fn check_aad_for_registry(st: &AppState, token: &str, tenant: Option<&str>) -> Result<Claims, Response> {
     let claims = check_aad(st, Some(token), crate::listeners::ACR_AUTH.audiences)
         .map_err(|f| unauthorized(&format!("the access token is not valid: {f:?}")))?;
     if tenant.is_some_and(|t| !t.is_empty() && Some(t) != claim_str(&claims, "tid")) {
         return Err(unauthorized("the access token was issued for another tenant"));
     }
-    if claim_str(&claims, "oid") != Some(st.config.identity.principal_id.as_str()) {
+    let oid = claim_str(&claims, "oid");
+    let deployer = st.config.identity.deployer.as_ref().map(|d| d.principal_id.as_str());
+    if oid != Some(st.config.identity.principal_id.as_str()) && (deployer.is_none() || oid != deployer) {
         return Err(unauthorized("the identity has no access to this registry"));
     }
     Ok(claims)
