@@ -400,7 +400,7 @@ async fn an_entra_token_is_the_password() {
     let stack = Stack::get();
     // The emulator, like IMDS, hands the same identity the same token for an audience until it
     // nears expiry, so the runner will present this very token.
-    let token = stack.token("https://ossrdbms-aad.database.windows.net").await;
+    let token = stack.bootstrap_token("https://ossrdbms-aad.database.windows.net").await;
     assert!(token.len() > 500, "a real JWT ({} bytes); scram hashes it, so Postgres takes it whole", token.len());
     let user = role(&stack, "entra", &token).await;
     let case = Case::owned_by("entra", &user).await;

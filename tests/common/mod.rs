@@ -101,14 +101,20 @@ impl Stack {
     /// table never restricts it) from the identity endpoint: tests set up and inspect the
     /// platform with it, while the binary under test holds only the template's grants.
     pub async fn token(&self, resource: &str) -> String {
+        self.token_for(resource, self.var("VIBEDATA_STACK_DEPLOYER_CLIENT_ID")).await
+    }
+
+    /// The token the binary under test will be handed for `resource` (the emulator, like IMDS,
+    /// serves the same token to the same identity until it nears expiry).
+    pub async fn bootstrap_token(&self, resource: &str) -> String {
+        self.token_for(resource, self.var("VIBEDATA_IDENTITY_CLIENT_ID")).await
+    }
+
+    async fn token_for(&self, resource: &str, client_id: &str) -> String {
         let v: Value = self
             .http()
             .get(self.var("IDENTITY_ENDPOINT"))
-            .query(&[
-                ("resource", resource),
-                ("api-version", "2019-08-01"),
-                ("client_id", self.var("VIBEDATA_STACK_DEPLOYER_CLIENT_ID")),
-            ])
+            .query(&[("resource", resource), ("api-version", "2019-08-01"), ("client_id", client_id)])
             .header("X-IDENTITY-HEADER", self.var("IDENTITY_HEADER"))
             .send()
             .await

@@ -11,17 +11,21 @@ from conftest import jwt_parts
 ARM_SCOPE = "https://management.azure.com/.default"
 
 
-def test_token_for_the_configured_identity(stack, credential, control):
+@pytest.mark.parametrize("identity", ["VIBEDATA_IDENTITY_CLIENT_ID", "VIBEDATA_STACK_DEPLOYER_CLIENT_ID"])
+def test_token_for_the_configured_identity(stack, control, identity):
+    from azure.identity import ManagedIdentityCredential
+
     # The emulator hands out the cached token until 5 minutes before expiry, and earlier suites
     # (the az one takes minutes) may have made it: start from a freshly issued one.
     control.expire_tokens()
-    token = credential.get_token(ARM_SCOPE)
+    token = ManagedIdentityCredential(client_id=stack[identity]).get_token(ARM_SCOPE)
     header, claims = jwt_parts(token.token)
     assert header["alg"] in ("RS256", "ES256")
     # The audience is the resource without a trailing slash (Azurite insists on that form).
     assert claims["aud"] == "https://management.azure.com"
     assert claims["iss"] == f"https://sts.windows.net/{stack['VIBEDATA_TENANT_ID']}/"
-    assert claims["appid"] == stack["VIBEDATA_IDENTITY_CLIENT_ID"]
+    # Each identity's token names it: the grant table tells the two apart by these claims.
+    assert claims["appid"] == stack[identity]
     assert claims["tid"] == stack["VIBEDATA_TENANT_ID"]
     for name in ("nbf", "iat", "exp"):
         assert isinstance(claims[name], int)
