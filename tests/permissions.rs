@@ -6,11 +6,14 @@
 //! seeded from infra/roles/bootstrap-grants.json), so every phase passing here also proves that
 //! those grants suffice on the stack.
 //!
+//! The binary reaches Blob storage through the emulator's storage front
+//! (`VIBEDATA_STACK_STORAGE_FRONT`), which holds Azurite's bearer requests to the grant table,
+//! so Storage permissions are enforced here too.
+//!
 //! Bounded in CI: every phase of the Day-0 sequence loses one permission it needs (the ACR token
-//! service, ARM, Automation, Key Vault, AKS runCommand, AI Search, the network reads). With
-//! `VIBEDATA_REMOVAL_FULL=1`, every ARM and Key Vault permission of artifacts, runbooks and
-//! database that the emulator enforces runs too (Storage is Azurite's, which enforces no RBAC;
-//! the Foundry data plane's strings are unconfirmed and not enforced).
+//! service, ARM, Automation, Key Vault, Blob storage, AKS runCommand, AI Search, the Foundry data
+//! plane, the network reads). With `VIBEDATA_REMOVAL_FULL=1`, every permission of artifacts,
+//! runbooks and database that the emulator enforces runs too.
 //!
 //! Runs alone in nextest (.config/nextest.toml): the grant table is the emulator's, for everyone.
 
@@ -42,10 +45,17 @@ const BOUNDED: &[Case] = &[
     Case { phase: "artifacts", kind: "action", name: "Microsoft.ContainerRegistry/registries/importImage/action" },
     // After the import: a rerun still reads every tag back (by the identity's registry token).
     Case { phase: "artifacts", kind: "action", name: "Microsoft.ContainerRegistry/registries/pull/read" },
+    // The run ledger's lock is the phase's first Blob write.
+    Case {
+        phase: "artifacts",
+        kind: "dataAction",
+        name: "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write",
+    },
     Case { phase: "runbooks", kind: "action", name: "Microsoft.Automation/automationAccounts/runbooks/publish/action" },
     Case { phase: "database", kind: "dataAction", name: "Microsoft.KeyVault/vaults/secrets/getSecret/action" },
     Case { phase: "airbyte", kind: "action", name: "Microsoft.ContainerService/managedClusters/runCommand/action" },
     Case { phase: "ai", kind: "action", name: "Microsoft.Search/searchServices/indexes/write" },
+    Case { phase: "ai", kind: "dataAction", name: "Microsoft.CognitiveServices/accounts/AIServices/agents/write" },
     Case { phase: "registry", kind: "action", name: "Microsoft.Network/privateEndpoints/privateDnsZoneGroups/read" },
     Case { phase: "health", kind: "action", name: "Microsoft.Automation/automationAccounts/runbooks/read" },
 ];
@@ -58,6 +68,11 @@ fn airbyte_names(p: &Platform) -> [(&'static str, String); 3] {
         ("VIBEDATA_AIRBYTE_DB_USER", db),
         ("VIBEDATA_AIRBYTE_DB_PASSWORD_SECRET", format!("{}-ab-pw", p.db.replace('_', "-"))),
     ]
+}
+
+/// Blob storage through the emulator's front, where the grant table holds.
+fn storage_front(p: &Platform) -> (&'static str, &str) {
+    ("VIBEDATA_STORAGE_BLOB_URL", p.stack.var("VIBEDATA_STACK_STORAGE_FRONT"))
 }
 
 async fn set_denied(p: &Platform, denied: Value) {
@@ -80,9 +95,15 @@ async fn removal(p: &Platform, case: &Case) {
         let r = p.stack.http().delete(format!("{}/automation/runbooks", p.stack.control())).send().await.unwrap();
         assert!(r.status().is_success(), "emptying the Automation account: {}", r.status());
     }
+    if case.phase == "ai" {
+        // Each AI case needs its object still to be made (a rerun after the last made them all).
+        let r = p.stack.http().delete(format!("{}/ai", p.stack.control())).send().await.unwrap();
+        assert!(r.status().is_success(), "resetting the AI planes: {}", r.status());
+    }
     let names = airbyte_names(p);
     let mut extra: Vec<(&str, &str)> = names.iter().map(|(k, v)| (*k, v.as_str())).collect();
     extra.push(RBAC_DEADLINE);
+    extra.push(storage_front(p));
     set_denied(p, json!([{"kind": case.kind, "name": case.name}])).await;
     let mark = p.stack.journal_mark().await;
     let (o, outputs) = p.run(case.phase, &extra);
@@ -92,6 +113,7 @@ async fn removal(p: &Platform, case: &Case) {
     let what = format!("{} without {}", case.phase, case.name);
     assert_eq!(o.status.code(), Some(1), "{what}: exit\n{}", common::stderr(&o));
     let last = common::last_stderr_line(&o);
+    eprintln!("{what}: {last}");
     assert!(last.contains(case.name), "{what}: the last stderr line names the action: {last}");
     if case.phase == "health" {
         // Health reports a refused probe as a failing check of the platform, with the
@@ -156,7 +178,7 @@ async fn full() {
         let perms = plan.as_array().unwrap().iter().find(|p| p["phase"] == phase).unwrap()["permissions"].clone();
         for perm in perms.as_array().unwrap() {
             let name = perm["name"].as_str().unwrap();
-            let enforced = !name.starts_with("Microsoft.Storage/") && perm["kind"] != "noRbac" && !name.contains('*');
+            let enforced = perm["kind"] != "noRbac" && !name.contains('*');
             if !enforced {
                 continue;
             }
@@ -165,11 +187,12 @@ async fn full() {
             let release = format!("2026.12.{n}-{}", std::process::id());
             let p = Platform::with_release(&format!("permf{n}"), &release).await;
             p.publish();
+            let env = [RBAC_DEADLINE, storage_front(&p)];
             for b in before {
-                ok(&p.run(b, &[RBAC_DEADLINE]).0);
+                ok(&p.run(b, &env).0);
             }
             set_denied(&p, json!([{"kind": kind, "name": name}])).await;
-            let (o, _) = p.run(phase, &[RBAC_DEADLINE]);
+            let (o, _) = p.run(phase, &env);
             set_denied(&p, json!([])).await;
             if !o.status.success() {
                 let last = common::last_stderr_line(&o);

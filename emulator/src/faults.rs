@@ -298,22 +298,48 @@ fn service_response(action: &Action, api: &str, cfg: &Config, method: &Method, p
     }
 }
 
+/// Blob's error answer: the code in `x-ms-error-code` and in the XML body, with the request id
+/// and time Blob appends to every message.
+pub fn blob_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = format!(
+        "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code}</Code><Message>{message}\nRequestId:{}\nTime:{}</Message></Error>",
+        uuid::Uuid::new_v4(),
+        crate::http::now_rfc3339()
+    );
+    let mut resp = (status, [(axum::http::header::CONTENT_TYPE, "application/xml")], body).into_response();
+    if let Ok(v) = HeaderValue::from_str(code) {
+        resp.headers_mut().insert("x-ms-error-code", v);
+    }
+    resp
+}
+
 /// 403 as a fresh role assignment that has not propagated yet looks, for the permission the
 /// request needs (`crate::grants::required`).
 fn rbac_denied(api: &str, cfg: &Config, method: &Method, path: &str) -> Response {
     let segs = crate::providers::segments(path);
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let need = crate::grants::required(method, &segs, api).unwrap_or(crate::grants::Permission {
+    let need = crate::grants::required(method, &segs, None, api).unwrap_or(crate::grants::Permission {
         kind: crate::grants::Kind::Action,
         name: "Microsoft.Resources/subscriptions/resourceGroups/read".into(),
     });
-    denied(api, cfg, &need.name, path)
+    denied(api, cfg, method, &need.name, path)
 }
 
 /// The service's own answer to a caller without `action`: ARM's `AuthorizationFailed` naming
 /// client, action and scope; Key Vault's `Forbidden` + `ForbiddenByRbac` text for the vault; the
-/// ACR token service's `DENIED`; AI Search's bare 403.
-pub fn denied(api: &str, cfg: &Config, action: &str, path: &str) -> Response {
+/// ACR token service's `DENIED`; AI Search's bare 403; Blob's `AuthorizationPermissionMismatch`
+/// (which names no action); Foundry's `401 PermissionDenied` naming the data action.
+pub fn denied(api: &str, cfg: &Config, method: &Method, action: &str, path: &str) -> Response {
+    if api == "storage.blob" {
+        return blob_error(
+            StatusCode::FORBIDDEN,
+            "AuthorizationPermissionMismatch",
+            "This request is not authorized to perform this operation using this permission.",
+        );
+    }
+    if api.starts_with("foundry") {
+        return crate::foundry::rbac_denied(cfg, api, method.as_str(), path);
+    }
     if api == "keyvault" {
         let vault = inventory::key_vault_name(cfg);
         let resource = format!(

@@ -16,8 +16,9 @@
 //! would and only the binary under test is held to the template's grants. On top, a test removes strings
 //! (`PUT /_emulator/grants`). The request that needs a permission not granted gets the
 //! service's own denial (`crate::faults::denied`); `GET {scope}/providers/Microsoft.Authorization/
-//! permissions` answers from the table. Storage is Azurite's, which the emulator is not in front
-//! of: no Blob permission is enforced (emulator/README.md).
+//! permissions` answers from the table. Storage is Azurite's, which checks no role: a Blob
+//! request is authorised here only when it comes through the `storageFront` listener
+//! (`storage_front.rs`), the front the stack's `VIBEDATA_STACK_STORAGE_FRONT` names.
 
 use std::sync::Mutex;
 
@@ -133,15 +134,21 @@ pub fn effective(st: &crate::state::Shared, _: &crate::arm::ArmRequest) -> axum:
 
 /// The permission a request needs, or `None` for what RBAC does not guard (token issuance,
 /// subscription and provider discovery, the apps' probes, `/_emulator`).
-pub fn required(method: &Method, segs: &[&str], api: &str) -> Option<Permission> {
+pub fn required(method: &Method, segs: &[&str], query: Option<&str>, api: &str) -> Option<Permission> {
     let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
     let l: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let read_or_write = if matches!(*method, Method::GET | Method::HEAD) { "read" } else { "write" };
     match api {
         "keyvault" => return Some(Permission::data(format!("Microsoft.KeyVault/vaults/{}", vault_action(method, &l)))),
         "search.indexes" => {
-            let verb = if matches!(*method, Method::GET | Method::HEAD) { "read" } else { "write" };
-            return Some(Permission::action(format!("Microsoft.Search/searchServices/indexes/{verb}")));
+            return Some(Permission::action(format!("Microsoft.Search/searchServices/indexes/{read_or_write}")));
         }
+        "foundry.agents" | "foundry.indexes" => {
+            let kind = api.trim_start_matches("foundry.");
+            let verb = if *method == Method::DELETE { "delete" } else { read_or_write };
+            return Some(Permission::data(format!("Microsoft.CognitiveServices/accounts/AIServices/{kind}/{verb}")));
+        }
+        "storage.blob" => return Some(blob_permission(method, &l[1.min(l.len())..], query)),
         _ => {}
     }
     if l.first() != Some(&"subscriptions") || l.len() < 3 {
@@ -193,6 +200,33 @@ fn verb(method: &Method) -> &'static str {
     }
 }
 
+/// What a Blob request needs (Microsoft's "Authorize access to blobs" table of data operations):
+/// container operations are actions even over the Blob endpoint, listing and blob operations
+/// data actions. `l` is the path after the account, lower-cased.
+fn blob_permission(method: &Method, l: &[&str], query: Option<&str>) -> Permission {
+    let q = crate::http::query_map(query);
+    let comp = q.get("comp").map(|c| c.to_ascii_lowercase());
+    let container = "Microsoft.Storage/storageAccounts/blobServices/containers";
+    let reads = matches!(*method, Method::GET | Method::HEAD);
+    match (l.len(), comp.as_deref()) {
+        (0, Some("userdelegationkey")) => {
+            Permission::action("Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action")
+        }
+        (0, _) if reads => Permission::action(format!("{container}/read")),
+        (0, _) => Permission::action("Microsoft.Storage/storageAccounts/blobServices/write"),
+        (1, Some("list")) => Permission::data(format!("{container}/blobs/read")),
+        (1, _) if reads => Permission::action(format!("{container}/read")),
+        (1, _) if *method == Method::DELETE => Permission::action(format!("{container}/delete")),
+        (1, _) => Permission::action(format!("{container}/write")),
+        (_, Some("tags")) => {
+            Permission::data(format!("{container}/blobs/tags/{}", if reads { "read" } else { "write" }))
+        }
+        _ if reads => Permission::data(format!("{container}/blobs/read")),
+        _ if *method == Method::DELETE => Permission::data(format!("{container}/blobs/delete")),
+        _ => Permission::data(format!("{container}/blobs/write")),
+    }
+}
+
 /// Key Vault's secret data actions (the Key Vault Secrets User / Officer role pages).
 fn vault_action(method: &Method, l: &[&str]) -> &'static str {
     match (method, l) {
@@ -229,8 +263,9 @@ mod tests {
     use super::*;
 
     fn need(method: Method, path: &str, api: &str) -> Option<String> {
+        let (path, query) = path.split_once('?').map_or((path, None), |(p, q)| (p, Some(q)));
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        required(&method, &segs, api).map(|p| p.name)
+        required(&method, &segs, query, api).map(|p| p.name)
     }
 
     #[test]
@@ -326,6 +361,51 @@ mod tests {
             need(Method::POST, "/deletedsecrets/pw/recover", "keyvault").as_deref(),
             Some("Microsoft.KeyVault/vaults/secrets/recover/action")
         );
+    }
+
+    #[test]
+    fn blob_operations_follow_the_data_operations_table() {
+        let c = "Microsoft.Storage/storageAccounts/blobServices/containers";
+        let cases = [
+            (Method::PUT, "/devstoreaccount1/ledger?restype=container", format!("{c}/write")),
+            (Method::GET, "/devstoreaccount1/ledger?restype=container", format!("{c}/read")),
+            (Method::DELETE, "/devstoreaccount1/ledger?restype=container", format!("{c}/delete")),
+            (Method::GET, "/devstoreaccount1/ledger?restype=container&comp=list", format!("{c}/blobs/read")),
+            (Method::GET, "/devstoreaccount1?comp=list", format!("{c}/read")),
+            (Method::HEAD, "/devstoreaccount1/ledger/runs/a.json", format!("{c}/blobs/read")),
+            (Method::GET, "/devstoreaccount1/ledger/runs/a.json", format!("{c}/blobs/read")),
+            (Method::PUT, "/devstoreaccount1/ledger/runs/a.json", format!("{c}/blobs/write")),
+            (Method::PUT, "/devstoreaccount1/ledger/lock?comp=lease", format!("{c}/blobs/write")),
+            (Method::DELETE, "/devstoreaccount1/ledger/runs/a.json", format!("{c}/blobs/delete")),
+            (Method::GET, "/devstoreaccount1/ledger/a?comp=tags", format!("{c}/blobs/tags/read")),
+            (
+                Method::POST,
+                "/devstoreaccount1?restype=service&comp=userdelegationkey",
+                "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action".to_owned(),
+            ),
+        ];
+        for (m, path, want) in cases {
+            assert_eq!(need(m.clone(), path, "storage.blob").as_deref(), Some(want.as_str()), "{m} {path}");
+        }
+    }
+
+    #[test]
+    fn foundry_data_actions() {
+        let base = "Microsoft.CognitiveServices/accounts/AIServices";
+        let cases = [
+            (Method::GET, "/api/projects/p/agents/triage", "foundry.agents", format!("{base}/agents/read")),
+            (Method::POST, "/api/projects/p/agents/triage/versions", "foundry.agents", format!("{base}/agents/write")),
+            (
+                Method::PATCH,
+                "/api/projects/p/indexes/docs/versions/1",
+                "foundry.indexes",
+                format!("{base}/indexes/write"),
+            ),
+            (Method::GET, "/api/projects/p/indexes", "foundry.indexes", format!("{base}/indexes/read")),
+        ];
+        for (m, path, api, want) in cases {
+            assert_eq!(need(m.clone(), path, api).as_deref(), Some(want.as_str()), "{m} {path}");
+        }
     }
 
     #[test]

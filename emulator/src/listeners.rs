@@ -18,6 +18,8 @@ pub enum Served {
     Apps,
     /// The publisher registry's front with the referrers API (`referrers.rs`).
     Registry,
+    /// Azurite's Blob service behind the grant table (`storage_front.rs`).
+    Storage,
 }
 
 #[derive(Debug)]
@@ -26,7 +28,8 @@ pub struct Listener {
     pub name: &'static str,
     /// Its port is `listen.base + offset` unless `listen.<name>` gives one (docs/local-stack.md
     /// fixes the offsets: P+4..P+10 belong to the stack's other components; P+12 and P+13 are
-    /// Search and Foundry, P+14 the publisher registry's referrers front).
+    /// Search and Foundry, P+14 the publisher registry's referrers front, P+15 the storage
+    /// front).
     pub offset: u16,
     /// The `aud` values the service behind this listener accepts (none: it checks no AAD token).
     pub audiences: &'static [&'static str],
@@ -92,8 +95,12 @@ pub const FOUNDRY: Listener = Listener {
 pub const PUBLISHER_REFERRERS: Listener =
     Listener { name: "publisherReferrers", offset: 14, audiences: &[], required: false, served: Served::Registry };
 
+/// Azurite's Blob service behind the grant table (`storage_front.rs`): Azurite checks the token.
+pub const STORAGE_FRONT: Listener =
+    Listener { name: "storageFront", offset: 15, audiences: &[], required: false, served: Served::Storage };
+
 pub const LISTENERS: &[&Listener] =
-    &[&ARM, &VAULT, &IDENTITY, &ACR_AUTH, &APPS, &SEARCH, &FOUNDRY, &PUBLISHER_REFERRERS];
+    &[&ARM, &VAULT, &IDENTITY, &ACR_AUTH, &APPS, &SEARCH, &FOUNDRY, &PUBLISHER_REFERRERS, &STORAGE_FRONT];
 
 /// `emulator.json` → `listen`: `{"base": P}` (each listener at `P + offset`), explicit ports by
 /// name (`{"arm": 18400, ...}`, the older form), or both (a name overrides `base`).
@@ -167,7 +174,8 @@ mod tests {
                 ("apps", 19411),
                 ("search", 19412),
                 ("foundry", 19413),
-                ("publisherReferrers", 19414)
+                ("publisherReferrers", 19414),
+                ("storageFront", 19415)
             ]
         );
     }

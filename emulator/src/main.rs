@@ -18,6 +18,7 @@ mod config;
 mod control;
 mod faults;
 mod foundry;
+mod front;
 mod grants;
 mod http;
 mod identity;
@@ -32,6 +33,7 @@ mod referrers;
 mod search;
 mod server;
 mod state;
+mod storage_front;
 mod tokens;
 
 use std::io::{IsTerminal, Write};
@@ -109,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
                 apps::router(state.clone()),
             ),
             Served::Registry => (tls.clone(), referrers::router(state.clone())),
+            Served::Storage => (tls.clone(), storage_front::router(state.clone())),
         };
         loops.push(server::bind(listener.name, port, tls, app).await?);
         tracing::info!(listener = listener.name, port, "listening on https://127.0.0.1:{port}");

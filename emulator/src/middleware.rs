@@ -63,16 +63,23 @@ pub async fn observe(State(st): State<Shared>, mut req: Request, next: Next) -> 
         tokio::time::sleep(delay).await;
     }
     // A permission the grant table lacks: the service's own denial, as a missing role gets.
-    let need = matched_api
-        .and_then(|a| crate::grants::required(&method, &segs.iter().map(String::as_str).collect::<Vec<_>>(), a));
+    let need = matched_api.and_then(|a| {
+        crate::grants::required(&method, &segs.iter().map(String::as_str).collect::<Vec<_>>(), req.uri().query(), a)
+    });
     // Only a caller that presented a credential is authorised: an anonymous request (Key
-    // Vault's challenge round) gets the service's 401 as before.
-    let authenticated = req.headers().contains_key(axum::http::header::AUTHORIZATION);
+    // Vault's challenge round) gets the service's 401 as before. Storage authorises by RBAC
+    // only a bearer token: Shared Key and SAS carry their own authority.
+    let authorization = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let authenticated = match authorization {
+        Some(a) if api.starts_with("storage.") => a.starts_with("Bearer ") || a.starts_with("bearer "),
+        Some(_) => true,
+        None => false,
+    };
     let caller = caller_oid(req.headers());
     let denied = need.filter(|n| authenticated && st.grants.denies(n, caller.as_deref(), &st.config));
     if decision.action.is_none() {
         if let Some(n) = denied {
-            let response = faults::denied(api, &st.config, &n.name, &path);
+            let response = faults::denied(api, &st.config, &method, &n.name, &path);
             entry.status = Some(response.status().as_u16());
             entry.detail = Some(serde_json::json!({"denied": n.name}));
             tracing::info!(listener, %method, path, api, action = %n.name, "denied by the grant table");

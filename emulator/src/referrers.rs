@@ -9,9 +9,8 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde::{Deserialize, Serialize};
@@ -55,11 +54,7 @@ impl ReferrersState {
 /// The front's router: the control API (every listener serves it; `scripts/stack` waits on
 /// each one's `/_emulator/health`), everything else to [`front`], journaled by the middleware.
 pub fn router(state: Shared) -> Router {
-    Router::new()
-        .merge(crate::control::routes())
-        .fallback(front)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::middleware::observe))
-        .with_state(state)
+    crate::front::router(state, front)
 }
 
 /// `/v2/<name>/referrers/<digest>` → `(name, digest)`.
@@ -73,7 +68,7 @@ async fn front(State(st): State<Shared>, req: Request) -> Response {
     let Some(backend) = st.config.publisher_registry.as_ref().map(|p| p.login_server.clone()) else {
         return registry_error(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "no publisherRegistry configured");
     };
-    let client = match client(&st) {
+    let client = match crate::front::client(&st) {
         Ok(c) => c,
         Err(e) => return registry_error(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", &e),
     };
@@ -84,63 +79,16 @@ async fn front(State(st): State<Shared>, req: Request) -> Response {
             return referrers(&st, &client, &backend, req, &name, &digest).await;
         }
     }
-    forward(&client, &backend, req).await
-}
-
-fn client(st: &Shared) -> Result<reqwest::Client, String> {
-    let ca = st.config.ca_file.as_ref().ok_or("the emulator has no caFile to trust the registry with")?;
-    let pem = std::fs::read(ca).map_err(|e| format!("reading {}: {e}", ca.display()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("CA file: {e}"))?;
-    reqwest::Client::builder()
-        .tls_certs_only(certs)
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .build()
-        .map_err(|e| format!("building the HTTP client: {e}"))
+    crate::front::forward(&client, &backend, req, unreachable).await
 }
 
 fn registry_error(status: StatusCode, code: &str, message: &str) -> Response {
     crate::http::json(status, json!({"errors": [{"code": code, "message": message}]}))
 }
 
-const HOP: &[HeaderName] = &[header::HOST, header::CONNECTION, header::TRANSFER_ENCODING, header::UPGRADE];
-
-/// Forwards the request as is (body streamed) and the answer back, with a `Location` that names
-/// the backend rewritten to the front.
-async fn forward(client: &reqwest::Client, backend: &str, req: Request) -> Response {
-    let front = crate::http::origin(req.headers(), req.uri());
-    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    let (parts, body) = req.into_parts();
-    let mut headers = parts.headers.clone();
-    for h in HOP {
-        headers.remove(h);
-    }
-    let upstream = client
-        .request(parts.method.clone(), format!("https://{backend}{pq}"))
-        .headers(headers)
-        .body(reqwest::Body::wrap_stream(body.into_data_stream()))
-        .send()
-        .await;
-    let resp = match upstream {
-        Ok(r) => r,
-        Err(e) => return registry_error(StatusCode::BAD_GATEWAY, "UNAVAILABLE", &format!("publisher registry: {e}")),
-    };
-    let mut out = Response::builder().status(resp.status());
-    let backend_origin = format!("https://{backend}");
-    for (k, v) in resp.headers() {
-        if HOP.contains(k) {
-            continue;
-        }
-        let v = match (k == header::LOCATION, v.to_str()) {
-            (true, Ok(loc)) if loc.starts_with(&backend_origin) => {
-                HeaderValue::from_str(&format!("{front}{}", &loc[backend_origin.len()..])).unwrap_or_else(|_| v.clone())
-            }
-            _ => v.clone(),
-        };
-        out = out.header(k, v);
-    }
-    out.body(Body::from_stream(resp.bytes_stream()))
-        .unwrap_or_else(|e| registry_error(StatusCode::BAD_GATEWAY, "UNKNOWN", &format!("building the answer: {e}")))
+/// [`crate::front::forward`]'s answer when the registry cannot be reached.
+fn unreachable(status: StatusCode, detail: String) -> Response {
+    registry_error(status, "UNAVAILABLE", &format!("publisher registry: {detail}"))
 }
 
 /// The caller must be one the registry accepts: its `/v2/` with the caller's Authorization.

@@ -346,6 +346,9 @@ export VIBEDATA_ARM_ENDPOINT=https://127.0.0.1:$p
 export VIBEDATA_KEY_VAULT_URL=https://127.0.0.1:$((p + 1))
 export VIBEDATA_KEY_VAULT_VERIFY_CHALLENGE_RESOURCE=false
 export VIBEDATA_STORAGE_BLOB_URL=https://127.0.0.1:$((p + 4))/devstoreaccount1
+# The same account behind the emulator's front that holds bearer requests to the grant table
+# (Azurite itself checks no role): what the removal suite points the binary at.
+export VIBEDATA_STACK_STORAGE_FRONT=https://127.0.0.1:$((p + 15))/devstoreaccount1
 export VIBEDATA_ACR_NAME=$STACK_ACR_NAME
 export VIBEDATA_AUTOMATION_ACCOUNT=$STACK_AUTOMATION_ACCOUNT
 export VIBEDATA_ACR_LOGIN_SERVER=127.0.0.1:$((p + 8))

@@ -91,12 +91,12 @@ impl Container {
         match declare(&CONTAINER_WRITE, self.client.create(None)).await {
             Ok(_) => Ok(true),
             Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(false),
-            Err(e) => Err(sdk_error(&self.name, e)),
+            Err(e) => Err(denied(&CONTAINER_WRITE, &self.name, e)),
         }
     }
 
     pub async fn exists(&self) -> Result<bool, AzureError> {
-        declare(&CONTAINER_READ, self.client.exists()).await.map_err(|e| sdk_error(&self.name, e))
+        declare(&CONTAINER_READ, self.client.exists()).await.map_err(|e| denied(&CONTAINER_READ, &self.name, e))
     }
 
     /// Lists one page of at most `max` blobs and returns how many it held: the container exists
@@ -108,7 +108,7 @@ impl Container {
             ..Default::default()
         };
         let mut pages = self.client.list_blobs(Some(options)).map_err(|e| sdk_error(&self.name, e))?.into_pages();
-        match declare(&BLOB_READ, pages.try_next()).await.map_err(|e| sdk_error(&self.name, e))? {
+        match declare(&BLOB_READ, pages.try_next()).await.map_err(|e| denied(&BLOB_READ, &self.name, e))? {
             Some(page) => Ok(page.into_model().map_err(|e| sdk_error(&self.name, e))?.blob_items.len()),
             None => Ok(0),
         }
@@ -117,7 +117,7 @@ impl Container {
     /// Whether a blob exists (a HEAD: nothing is downloaded). Used by the OCI layout to skip
     /// content-addressed blobs it already holds.
     pub async fn blob_exists(&self, name: &str) -> Result<bool, AzureError> {
-        declare(&BLOB_READ, self.blob(name)?.exists()).await.map_err(|e| sdk_error(name, e))
+        declare(&BLOB_READ, self.blob(name)?.exists()).await.map_err(|e| denied(&BLOB_READ, name, e))
     }
 
     /// Reads a whole blob; `None` when it does not exist.
@@ -128,7 +128,7 @@ impl Container {
         match declare(&BLOB_READ, blob.download(Some(options))).await {
             Ok(r) => r.body.collect().await.map(Some).map_err(|e| sdk_error(name, e)),
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(None),
-            Err(e) => Err(sdk_error(name, e)),
+            Err(e) => Err(denied(&BLOB_READ, name, e)),
         }
     }
 
@@ -150,7 +150,7 @@ impl Container {
         declare(&BLOB_WRITE, blob.upload(RequestContent::from(content.to_vec()), Some(options)))
             .await
             .map(|_| ())
-            .map_err(|e| sdk_error(name, e))
+            .map_err(|e| denied(&BLOB_WRITE, name, e))
     }
 
     /// Creates an empty blob if there is none; an existing (possibly leased) blob is left alone.
@@ -162,7 +162,7 @@ impl Container {
             Err(e) if matches!(e.http_status(), Some(StatusCode::Conflict) | Some(StatusCode::PreconditionFailed)) => {
                 Ok(())
             }
-            Err(e) => Err(sdk_error(name, e)),
+            Err(e) => Err(denied(&BLOB_WRITE, name, e)),
         }
     }
 
@@ -182,7 +182,7 @@ impl Container {
                 Ok(Some(Lease { blob: name.to_owned(), id }))
             }
             Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(None),
-            Err(e) => Err(sdk_error(name, e)),
+            Err(e) => Err(denied(&BLOB_WRITE, name, e)),
         }
     }
 
@@ -190,15 +190,21 @@ impl Container {
         declare(&BLOB_WRITE, self.blob(&lease.blob)?.renew_lease(lease.id.clone(), None))
             .await
             .map(|_| ())
-            .map_err(|e| sdk_error(&lease.blob, e))
+            .map_err(|e| denied(&BLOB_WRITE, &lease.blob, e))
     }
 
     pub async fn release_lease(&self, lease: &Lease) -> Result<(), AzureError> {
         declare(&BLOB_WRITE, self.blob(&lease.blob)?.release_lease(lease.id.clone(), None))
             .await
             .map(|_| ())
-            .map_err(|e| sdk_error(&lease.blob, e))
+            .map_err(|e| denied(&BLOB_WRITE, &lease.blob, e))
     }
+}
+
+/// [`sdk_error`] for a call that declared `p`: a refusal that names no action (Blob's
+/// `AuthorizationPermissionMismatch` never does) names `p`.
+fn denied(p: &Permission, resource: &str, e: azure_core::Error) -> AzureError {
+    sdk_error(resource, e).needing(Some(p.name))
 }
 
 /// Maps an SDK error onto ours, keeping the status and the service's error code.

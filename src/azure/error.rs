@@ -113,16 +113,31 @@ impl AzureError {
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
     }
+
+    /// An authorization failure whose service named no action (Blob's
+    /// `AuthorizationPermissionMismatch`, AI Search's bare 403) names the one the call declared,
+    /// so that [`AzureError::detail`] can say what is missing and which role grants it.
+    pub fn needing(self, declared: Option<&str>) -> AzureError {
+        match (self, declared) {
+            (AzureError::Unauthorized { status, code, message, resource, waited }, Some(action))
+                if action_in_message(&message).is_none() =>
+            {
+                let message = format!("{message}; this call needs permission to perform action '{action}'");
+                AzureError::Unauthorized { status, code, message, resource, waited }
+            }
+            (e, _) => e,
+        }
+    }
 }
 
-/// ARM's AuthorizationFailed message names the action: "... to perform action 'X' over scope ...".
 /// The action an authorization failure names: ARM's "perform action '…'", Key Vault's
-/// "Action: '…'".
+/// "Action: '…'", Foundry's "lacks the required data action `…`" (quoted or not).
 pub(crate) fn action_in_message(message: &str) -> Option<&str> {
-    let (start, marker) = ["perform action '", "Action: '"].iter().find_map(|m| message.find(m).map(|i| (i, *m)))?;
+    let markers = ["perform action '", "Action: '", "required data action `", "required data action "];
+    let (start, marker) = markers.iter().find_map(|m| message.find(m).map(|i| (i, *m)))?;
     let start = start + marker.len();
-    let end = message[start..].find('\'')?;
-    Some(&message[start..start + end])
+    let end = message[start..].find(['\'', '`', ' '])?;
+    Some(&message[start..start + end]).filter(|a| !a.is_empty())
 }
 
 /// The error body shapes Azure services send. ARM and Key Vault wrap it in `error`; Automation's

@@ -22,12 +22,15 @@ const PROJECT: &str = "Microsoft.CognitiveServices/accounts/projects";
 pub const PROJECT_READ: Permission =
     Permission::action("Microsoft.CognitiveServices/accounts/projects/read", PROJECT).unconfirmed();
 /// [`Project::agent`], [`Project::agent_version`], [`Project::agent_names`]. Foundry User
-/// (`53ca6127-…`) holds the agent data actions; the exact strings were not read in its JSON.
+/// (`53ca6127-…`) holds the agent data actions. The two agent strings are the service's own:
+/// Foundry's `PermissionDenied` answer names them ("lacks the required data action
+/// `…/agents/read`", as quoted in azure-sdk-for-python#44842 and microsoft/ai-agent-evals#43),
+/// though the role's JSON was not read.
 pub const AGENTS_READ: Permission =
-    Permission::data("Microsoft.CognitiveServices/accounts/AIServices/agents/read", PROJECT).unconfirmed();
+    Permission::data("Microsoft.CognitiveServices/accounts/AIServices/agents/read", PROJECT);
 /// [`Project::create_version`].
 pub const AGENTS_WRITE: Permission =
-    Permission::data("Microsoft.CognitiveServices/accounts/AIServices/agents/write", PROJECT).unconfirmed();
+    Permission::data("Microsoft.CognitiveServices/accounts/AIServices/agents/write", PROJECT);
 /// [`Project::index_asset`], [`Project::index_names`].
 pub const INDEXES_READ: Permission =
     Permission::data("Microsoft.CognitiveServices/accounts/AIServices/indexes/read", PROJECT).unconfirmed();

@@ -172,25 +172,20 @@ impl Pipeline {
             Sent::Failed { status, code, message } => Err(match status {
                 // A 403 that names no action (AI Search answers a bare 403) is still the
                 // identity lacking what this call declares: name that, so the hint can.
-                403 if super::error::action_in_message(&message).is_none() && self.declared(&req).is_some() => {
+                _ if is_authorization_failure(status, Some(&code))
+                    || (status == 403
+                        && super::error::action_in_message(&message).is_none()
+                        && self.declared(&req).is_some()) =>
+                {
                     AzureError::Unauthorized {
                         status,
                         code,
-                        message: format!(
-                            "{message}; this call needs permission to perform action '{}'",
-                            self.declared(&req).unwrap_or_default()
-                        ),
+                        message,
                         resource: req.resource.clone(),
                         waited: done.rbac_waited,
                     }
+                    .needing(self.declared(&req))
                 }
-                _ if is_authorization_failure(status, Some(&code)) => AzureError::Unauthorized {
-                    status,
-                    code,
-                    message,
-                    resource: req.resource.clone(),
-                    waited: done.rbac_waited,
-                },
                 _ => AzureError::Service { status, code, message, resource: req.resource.clone() },
             }),
             Sent::Unanswered(fault) => Err(AzureError::Transport {

@@ -61,9 +61,14 @@ if ! skipped postgres; then
 fi
 
 if ! skipped emulator; then
-  for p in 0 1 2 3 11 12 13 14; do
+  for p in 0 1 2 3 11 12 13 14 15; do
     check "emulator :$((P + p)) /_emulator/health" 200 "$(code "https://127.0.0.1:$((P + p))/_emulator/health")"
   done
+  if ! skipped azurite; then
+    # The storage front forwards what RBAC does not govern (here an anonymous list) as is.
+    check "storage front: Azurite's own answer to an anonymous list" \
+      "$(code "$VIBEDATA_STORAGE_BLOB_URL?comp=list")" "$(code "$VIBEDATA_STACK_STORAGE_FRONT?comp=list")"
+  fi
   if ! skipped registry-publisher; then
     refs="https://$VIBEDATA_STACK_PUBLISHER_REFERRERS/v2/smoke/referrers/sha256:$(printf '0%.0s' {1..64})"
     check "publisher referrers front: without credentials" 401 "$(code "$refs")"

@@ -244,7 +244,10 @@ fn authenticate(st: &Shared, headers: &HeaderMap) -> Result<(), Response> {
     Err(resp)
 }
 
-/// The project-wide principal the 403 of an rbac fault names.
+/// Foundry's answer to a principal without the data action (an rbac fault, or the grant
+/// table): 401 `PermissionDenied` naming the principal, the data action and the operation's
+/// route. The status and text are the service's as quoted in the field (azure-sdk-for-python
+/// #44842, microsoft/ai-agent-evals#43: "Status: 401 (PermissionDenied)").
 pub fn rbac_denied(cfg: &Config, api: &str, method: &str, path: &str) -> Response {
     let object = if api == "foundry.indexes" { "indexes" } else { "agents" };
     let verb = match method {
@@ -254,10 +257,10 @@ pub fn rbac_denied(cfg: &Config, api: &str, method: &str, path: &str) -> Respons
     };
     let template = templated(path);
     error(
-        StatusCode::FORBIDDEN,
+        StatusCode::UNAUTHORIZED,
         "PermissionDenied",
         format!(
-            "The principal `{}` lacks the required data action `Microsoft.CognitiveServices/accounts/AIServices/{object}/{verb}` to perform `{method} {template}` operation.",
+            "The principal `{}` lacks the required data action `Microsoft.CognitiveServices/accounts/AIServices/{object}/{verb}` to perform `{method} {template}` operation. For instructions on granting the necessary permissions, see https://aka.ms/FoundryPermissions.",
             cfg.identity.principal_id
         ),
         None,

@@ -176,6 +176,8 @@ pub static APIS: &[Api] = &[
     row("GET", "/metadata/endpoints", "arm.metadata", Unchecked, Read, Router),
     // The publisher registry's front (`referrers.rs`): the referrers API it answers itself, and
     // everything else it forwards.
+    // The Blob service behind the storageFront listener (Azurite's account, path-style).
+    row("*", "/devstoreaccount1/**", "storage.blob", Unchecked, ByMethod, Router),
     row("GET", "/v2/**/referrers/{digest}", "registry.referrers", Unchecked, Read, Router),
     row("*", "/v2/**", "registry.proxy", Unchecked, ByMethod, Router),
     // Subscriptions, tenants and resource providers (`az login`, `az resource show`).

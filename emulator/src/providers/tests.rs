@@ -46,6 +46,8 @@ fn names_the_contract_apis() {
         ("GET", "/indexes/docs/search.stats".to_owned(), "search.indexes"),
         ("GET", "/indexes".to_owned(), "search.indexes"),
         ("POST", "/api/projects/p/agents/triage/versions".to_owned(), "foundry.agents"),
+        ("PUT", "/devstoreaccount1/ledger/runs/a.json".to_owned(), "storage.blob"),
+        ("GET", "/devstoreaccount1".to_owned(), "storage.blob"),
         ("PATCH", "/api/projects/p/indexes/docs/versions/1".to_owned(), "foundry.indexes"),
         ("GET", format!("{rg}/providers/Microsoft.CognitiveServices/accounts/a/projects/p"), "arm.resources"),
         ("GET", "/nothing/here".to_owned(), UNKNOWN),
