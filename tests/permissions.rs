@@ -12,8 +12,8 @@
 //!
 //! Bounded in CI: every phase of the Day-0 sequence loses one permission it needs (the ACR token
 //! service, ARM, Automation, Key Vault, Blob storage, AKS runCommand, AI Search, the Foundry data
-//! plane, the network reads). With `VIBEDATA_REMOVAL_FULL=1`, every permission of artifacts,
-//! runbooks and database that the emulator enforces runs too.
+//! plane, the network reads). With `VIBEDATA_REMOVAL_FULL=1`, every permission of every phase
+//! that the emulator enforces runs too.
 //!
 //! Runs alone in nextest (.config/nextest.toml): the grant table is the emulator's, for everyone.
 
@@ -92,13 +92,11 @@ async fn removal(p: &Platform, case: &Case) {
     if case.phase == "runbooks" {
         // The stack has one Automation account: what an earlier test published would be
         // `unchanged` and need no publish. Start it empty.
-        let r = p.stack.http().delete(format!("{}/automation/runbooks", p.stack.control())).send().await.unwrap();
-        assert!(r.status().is_success(), "emptying the Automation account: {}", r.status());
+        reset(p, "automation/runbooks").await;
     }
     if case.phase == "ai" {
         // Each AI case needs its object still to be made (a rerun after the last made them all).
-        let r = p.stack.http().delete(format!("{}/ai", p.stack.control())).send().await.unwrap();
-        assert!(r.status().is_success(), "resetting the AI planes: {}", r.status());
+        reset(p, "ai").await;
     }
     let names = airbyte_names(p);
     let mut extra: Vec<(&str, &str)> = names.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -146,8 +144,7 @@ async fn removing_one_permission_fails_exactly_the_call_that_needs_it() {
     p.publish();
     set_denied(&p, json!([])).await;
     reset_airbyte(&p.stack).await;
-    let r = p.stack.http().delete(format!("{}/ai", p.stack.control())).send().await.unwrap();
-    assert!(r.status().is_success(), "resetting the AI planes: {}", r.status());
+    reset(&p, "ai").await;
     for case in BOUNDED {
         removal(&p, case).await;
     }
@@ -155,7 +152,8 @@ async fn removing_one_permission_fails_exactly_the_call_that_needs_it() {
     eprintln!("removal suite: {:?}", started.elapsed());
 }
 
-/// The full size, behind `VIBEDATA_REMOVAL_FULL=1` (minutes: one platform per permission).
+/// The full size, behind `VIBEDATA_REMOVAL_FULL=1` (minutes: a platform per permission of the
+/// first three phases).
 #[tokio::test]
 async fn full_removal_of_every_enforced_permission() {
     if std::env::var_os("VIBEDATA_REMOVAL_FULL").is_none() {
@@ -167,23 +165,51 @@ async fn full_removal_of_every_enforced_permission() {
     eprintln!("full removal suite: {:?}", started.elapsed());
 }
 
-/// Every enforced permission of artifacts, runbooks and database, one run each: the phase fails
-/// naming it, or (a permission of a path this run does not take) succeeds untouched.
+/// The permissions of `phase` in `plan` that the emulator can refuse (not the publisher's own
+/// credentials, not patterns).
+fn enforced(plan: &Value, phase: &str) -> Vec<(&'static str, &'static str)> {
+    let perms = &plan.as_array().unwrap().iter().find(|p| p["phase"] == phase).unwrap()["permissions"];
+    perms
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|perm| perm["kind"] != "noRbac" && !perm["name"].as_str().unwrap().contains('*'))
+        .map(|perm| {
+            let leak = |v: &Value| -> &'static str { Box::leak(v.as_str().unwrap().to_owned().into_boxed_str()) };
+            (leak(&perm["kind"]), leak(&perm["name"]))
+        })
+        .collect()
+}
+
+/// Runs `phase` without `name`: it fails naming it (`true`), or, a permission of a path this run
+/// does not take, succeeds (`false`). The permission is given back either way.
+async fn without(p: &Platform, phase: &str, (kind, name): (&str, &str), env: &[(&str, &str)]) -> bool {
+    set_denied(p, json!([{"kind": kind, "name": name}])).await;
+    let (o, _) = p.run(phase, env);
+    set_denied(p, json!([])).await;
+    if o.status.success() {
+        eprintln!("{phase} without {name}: succeeded (not on the path taken)");
+        return false;
+    }
+    let last = common::last_stderr_line(&o);
+    eprintln!("{phase} without {name}: refused");
+    assert_eq!(o.status.code(), Some(1), "{phase} without {name}: exit\n{last}");
+    assert!(last.contains(name), "{phase} without {name}: {last}");
+    true
+}
+
+/// Every enforced permission of every phase, one run each. The first three phases get a platform
+/// (and release) per permission, so each run is a first install; the later four share one
+/// platform whose plane is reset before each case (Airbyte's cluster, the AI planes; Registry and
+/// Health read everything on every run), and rerun with the permission back after it.
 async fn full() {
     let o = Stack::get().cli(&Stack::get().env_for("perm-plan", &[]), &["plan", "--permissions", "--json"]);
     let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (mut refused, mut untouched) = (0, Vec::new());
     let mut n = 10;
     for (phase, before) in [("artifacts", &[][..]), ("runbooks", &["artifacts"][..]), ("database", &["artifacts"][..])]
     {
-        let perms = plan.as_array().unwrap().iter().find(|p| p["phase"] == phase).unwrap()["permissions"].clone();
-        for perm in perms.as_array().unwrap() {
-            let name = perm["name"].as_str().unwrap();
-            let enforced = perm["kind"] != "noRbac" && !name.contains('*');
-            if !enforced {
-                continue;
-            }
-            let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
-            let kind: &'static str = Box::leak(perm["kind"].as_str().unwrap().to_owned().into_boxed_str());
+        for perm in enforced(&plan, phase) {
             let release = format!("2026.12.{n}-{}", std::process::id());
             let p = Platform::with_release(&format!("permf{n}"), &release).await;
             p.publish();
@@ -191,15 +217,53 @@ async fn full() {
             for b in before {
                 ok(&p.run(b, &env).0);
             }
-            set_denied(&p, json!([{"kind": kind, "name": name}])).await;
-            let (o, _) = p.run(phase, &env);
-            set_denied(&p, json!([])).await;
-            if !o.status.success() {
-                let last = common::last_stderr_line(&o);
-                assert!(last.contains(name), "{phase} without {name}: {last}");
+            if phase == "runbooks" {
+                reset(&p, "automation/runbooks").await;
+            }
+            if without(&p, phase, perm, &env).await {
+                refused += 1;
+            } else {
+                untouched.push(format!("{phase} {}", perm.1));
             }
             p.drop().await;
             n += 1;
         }
     }
+    let p = Platform::with_release("permlate", &format!("2026.12.{n}-{}", std::process::id())).await;
+    p.publish();
+    let names = airbyte_names(&p);
+    let mut env: Vec<(&str, &str)> = names.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend([RBAC_DEADLINE, storage_front(&p)]);
+    reset_airbyte(&p.stack).await;
+    reset(&p, "ai").await;
+    reset(&p, "automation/runbooks").await;
+    for b in ["artifacts", "runbooks", "database"] {
+        ok(&p.run(b, &env).0);
+    }
+    for phase in ["airbyte", "ai", "registry", "health"] {
+        for perm in enforced(&plan, phase) {
+            match phase {
+                "airbyte" => reset_airbyte(&p.stack).await,
+                "ai" => reset(&p, "ai").await,
+                _ => {}
+            }
+            if without(&p, phase, perm, &env).await {
+                refused += 1;
+            } else {
+                untouched.push(format!("{phase} {}", perm.1));
+            }
+            let (o, again) = p.run(phase, &env);
+            ok(&o);
+            assert_ne!(again["status"], "failed", "{phase} with {} back: {again}", perm.1);
+        }
+    }
+    p.drop().await;
+    eprintln!("full removal: {refused} refused; not needed by the path taken: {untouched:#?}");
+    assert!(refused >= 7, "at least one refusal per phase: {refused}");
+}
+
+/// `DELETE /_emulator/{plane}`.
+async fn reset(p: &Platform, plane: &str) {
+    let r = p.stack.http().delete(format!("{}/{plane}", p.stack.control())).send().await.unwrap();
+    assert!(r.status().is_success(), "resetting {plane}: {}", r.status());
 }

@@ -153,7 +153,20 @@ fn access_for(scopes: &[&str], withheld: &[&str]) -> Value {
     Value::Array(access)
 }
 
+/// A registry token for a caller that exchanged its identity's credentials: what its roles do not
+/// grant is withheld.
 pub(crate) fn issue_access_token(st: &AppState, subject: &str, scopes: &[&str]) -> String {
+    sign_access_token(st, subject, scopes, &withheld(st, subject))
+}
+
+/// A registry token for one of Azure's own services acting on the registry (the import's copy,
+/// the kubelet's pull, a Foundry hosted agent's pull): those are authorised by the operation that
+/// started them (`importImage/action`) or their own identity, never by the caller's grants.
+pub(crate) fn service_access_token(st: &AppState, subject: &str, scopes: &[&str]) -> String {
+    sign_access_token(st, subject, scopes, &[])
+}
+
+fn sign_access_token(st: &AppState, subject: &str, scopes: &[&str], withheld: &[&str]) -> String {
     let now = now();
     let reg = &st.config.customer_registry;
     let claims = json!({
@@ -166,7 +179,7 @@ pub(crate) fn issue_access_token(st: &AppState, subject: &str, scopes: &[&str]) 
         // A single string: the CNCF registry calls an array "malformed token".
         "aud": reg.service,
         "version": "1.0",
-        "access": access_for(scopes, &withheld(st, subject)),
+        "access": access_for(scopes, withheld),
     });
     st.signer.sign(&st.signer.x5c_header(), &claims)
 }

@@ -52,7 +52,7 @@ async fn pull(st: &Shared, image: &str) -> Result<(), (String, String)> {
             Err(e) => return fail("image_pull_failed", format!("Failed to pull image '{image}': {e}")),
         };
     let scope = format!("repository:{}:pull", reference.repo);
-    let token = crate::acr_auth::issue_access_token(st, SUBJECT, &[scope.as_str()]);
+    let token = crate::acr_auth::service_access_token(st, SUBJECT, &[scope.as_str()]);
     let registry = Registry::new(login_server, http, Auth::Bearer(token), Side::Target);
     match registry.manifest_exists(&reference.repo, &reference.reference()).await {
         Ok(true) => Ok(()),

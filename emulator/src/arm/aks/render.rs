@@ -253,7 +253,7 @@ async fn check_image(st: &Shared, login: &str, image: &str) -> Result<(), String
     let pem = std::fs::read(ca).map_err(|e| format!("reading {}: {e}", ca.display()))?;
     let client = oci_copy::client_for(login, &pem)?;
     let scope = format!("repository:{}:pull", reference.repo);
-    let token = crate::acr_auth::issue_access_token(st, "aks-kubelet", &[scope.as_str()]);
+    let token = crate::acr_auth::service_access_token(st, "aks-kubelet", &[scope.as_str()]);
     let registry = Registry::new(login, client, Auth::Bearer(token), Side::Target);
     match registry.manifest_exists(&reference.repo, &reference.reference()).await {
         Ok(true) => Ok(()),

@@ -139,7 +139,7 @@ async fn execute(st: &AppState, job: &Job) -> Result<String, Failure> {
             }
             scopes.push(format!("repository:{}:pull", job.image.repo));
             let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
-            let token = crate::acr_auth::issue_access_token(st, IMPORT_SUBJECT, &scope_refs);
+            let token = crate::acr_auth::service_access_token(st, IMPORT_SUBJECT, &scope_refs);
             Registry::new(
                 &target_server,
                 http_client(st, &target_server).map_err(internal)?,
@@ -149,7 +149,7 @@ async fn execute(st: &AppState, job: &Job) -> Result<String, Failure> {
         }
     };
     let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
-    let token = crate::acr_auth::issue_access_token(st, IMPORT_SUBJECT, &scope_refs);
+    let token = crate::acr_auth::service_access_token(st, IMPORT_SUBJECT, &scope_refs);
     let target = Registry::new(
         &target_server,
         http_client(st, &target_server).map_err(internal)?,
