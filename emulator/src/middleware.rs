@@ -58,7 +58,7 @@ pub async fn observe(State(st): State<Shared>, mut req: Request, next: Next) -> 
         detail: None,
     };
 
-    let decision = st.faults.decide(api, &path);
+    let mut decision = st.faults.decide(api, &path);
     if let Some(delay) = decision.delay {
         tokio::time::sleep(delay).await;
     }
@@ -75,6 +75,12 @@ pub async fn observe(State(st): State<Shared>, mut req: Request, next: Next) -> 
         Some(_) => true,
         None => false,
     };
+    // An RBAC window refuses authenticated callers only: an anonymous request (Key Vault's
+    // challenge round) still gets its 401 challenge, as in Azure, where authorisation follows
+    // authentication.
+    if matches!(decision.action, Some(Action::Rbac)) && !authenticated {
+        decision.action = None;
+    }
     let caller = caller_oid(req.headers());
     let denied = need.filter(|n| authenticated && st.grants.denies(n, caller.as_deref(), &st.config));
     if decision.action.is_none() {

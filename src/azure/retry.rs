@@ -62,6 +62,8 @@ const RBAC_CODES: &[&str] = &[
     "AuthorizationPermissionMismatch",
     "LinkedAuthorizationFailed",
     "Forbidden",
+    // Key Vault's innererror code under `Forbidden` (the error core reads the inner code first).
+    "ForbiddenByRbac",
     "AuthorizationFailure",
     // Foundry's data plane: "The principal ... lacks the required data action ...".
     "PermissionDenied",
@@ -286,7 +288,13 @@ mod tests {
         assert_eq!(waited, p.rbac_deadline, "waits exactly up to the deadline");
         // RBAC waits do not use up the retry budget for throttling.
         assert_eq!(s.retries, 0);
-        for code in ["AuthorizationPermissionMismatch", "Forbidden", "LinkedAuthorizationFailed", "PermissionDenied"] {
+        for code in [
+            "AuthorizationPermissionMismatch",
+            "Forbidden",
+            "ForbiddenByRbac",
+            "LinkedAuthorizationFailed",
+            "PermissionDenied",
+        ] {
             assert!(
                 matches!(p.decide(&status(403, Some(code), None), true, &mut p.start()), Decision::WaitForRbac(_)),
                 "{code}"
