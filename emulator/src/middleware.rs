@@ -75,10 +75,11 @@ pub async fn observe(State(st): State<Shared>, mut req: Request, next: Next) -> 
         Some(_) => true,
         None => false,
     };
-    // An RBAC window refuses authenticated callers only: an anonymous request (Key Vault's
-    // challenge round) still gets its 401 challenge, as in Azure, where authorisation follows
-    // authentication.
-    if matches!(decision.action, Some(Action::Rbac)) && !authenticated {
+    // An RBAC window refuses callers that present a credential: an anonymous request (Key
+    // Vault's challenge round) still gets its 401 challenge, as in Azure, where authorisation
+    // follows authentication.
+    let anonymous = authorization.is_none() && !req.headers().contains_key("api-key");
+    if matches!(decision.action, Some(Action::Rbac)) && anonymous {
         decision.action = None;
     }
     let caller = caller_oid(req.headers());
