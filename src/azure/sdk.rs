@@ -62,19 +62,8 @@ impl Policy for RetryAdapter {
 async fn attempt(result: PolicyResult) -> Attempt<PolicyResult> {
     let resp = match result {
         Ok(resp) => resp,
-        Err(e) => {
-            // A policy after ours may turn an answer into an error (Key Vault's challenge policy
-            // does, for the 403 of a role not yet propagated): judge it by its status and code,
-            // or it would never be waited out.
-            let outcome = match e.kind() {
-                azure_core::error::ErrorKind::HttpResponse { status, error_code, .. } => {
-                    Outcome::Status { status: u16::from(*status), code: error_code.clone(), retry_after: None }
-                }
-                _ if e.http_status().is_none() => Outcome::Transport(TransportFault::Reset),
-                _ => Outcome::settled(),
-            };
-            return Attempt::new(outcome, Err(e));
-        }
+        Err(e) if e.http_status().is_none() => return Attempt::new(Outcome::Transport(TransportFault::Reset), Err(e)),
+        Err(e) => return Attempt::new(Outcome::settled(), Err(e)),
     };
     let status = u16::from(resp.status());
     // Read before the body: a borrow of the response must not live across an await.
