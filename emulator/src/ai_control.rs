@@ -49,12 +49,21 @@ async fn view(State(st): State<Shared>) -> Json<Value> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Settings {
-    /// Observations a hosted version created from now on answers `creating`.
-    hosted_polls: u32,
+    /// How long a hosted version created from now on provisions, in milliseconds.
+    hosted_ms: Option<u64>,
+    /// Observations a hosted version created from now on answers `creating` besides.
+    hosted_polls: Option<u32>,
 }
 
 async fn settings(State(st): State<Shared>, Json(s): Json<Settings>) -> Json<Value> {
-    st.foundry.lock().hosted_polls = s.hosted_polls;
+    let mut foundry = st.foundry.lock();
+    if let Some(ms) = s.hosted_ms {
+        foundry.hosted_ms = ms;
+    }
+    if let Some(polls) = s.hosted_polls {
+        foundry.hosted_polls = polls;
+    }
+    drop(foundry);
     Json(summary(&st))
 }
 

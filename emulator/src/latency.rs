@@ -19,7 +19,7 @@ use crate::arm::lro::Plan;
 pub struct Simulated {
     /// The journal's api name of the request that started it.
     pub api: &'static str,
-    /// What it is (`publish`, `draft`, `importImage`, `runCommand`).
+    /// What it is (`publish`, `draft`, `importImage`, `runCommand`, `hostedAgent`).
     pub operation: &'static str,
     pub resource: String,
     /// Unix milliseconds.
@@ -37,8 +37,14 @@ pub fn least_wait(plan: Plan, retry_after: u32) -> Duration {
 
 /// Records an operation that started now.
 pub fn record(api: &'static str, operation: &'static str, resource: impl Into<String>, plan: Plan, retry_after: u32) {
+    record_for(api, operation, resource, least_wait(plan, retry_after));
+}
+
+/// Records an operation that started now and takes `simulated` whatever its client does (a
+/// hosted agent's provisioning: no `Retry-After`, the version is polled).
+pub fn record_for(api: &'static str, operation: &'static str, resource: impl Into<String>, simulated: Duration) {
     let started_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
-    let simulated_ms = least_wait(plan, retry_after).as_millis();
+    let simulated_ms = simulated.as_millis();
     LOG.lock().unwrap().push(Simulated { api, operation, resource: resource.into(), started_ms, simulated_ms });
 }
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 # What each phase runs at once, by operation kind (the configuration's defaults): imports
 # VIBEDATA_IMPORT_CONCURRENCY, runbook drafts and publishes VIBEDATA_RUNBOOK_CONCURRENCY, AKS
-# commands one at a time.
-BOUNDS = {"importImage": 8, "draft": 4, "publish": 4, "runCommand": 1}
+# commands and hosted agents' provisioning one at a time (AI Deployment writes agents in order).
+BOUNDS = {"importImage": 8, "draft": 4, "publish": 4, "runCommand": 1, "hostedAgent": 1}
 
 
 def ms(stamp):

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::{StreamExt, TryStreamExt};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use serde_json::json;
 
 use super::preflight::Check;
@@ -387,23 +388,28 @@ impl Phase for Artifacts {
             plan.work;
         let cfg = env.cfg;
         let (mrepo, mtag) = (cfg.manifest_repository.as_str(), cfg.manifest_tag.as_str());
-        if let Some(force) = manifest_import {
-            clients.import(mrepo, &manifest_digest, mtag, force).await?;
-            env.changed(import_change("manifest", mrepo, mtag, force));
-        }
-        // The signature after its subject (a registry may index the subject on arrival).
-        let mut carried = carry_changes(mrepo, &carry).into_iter();
-        if let Some(digest) = &carry.import {
-            clients.import_signature(mrepo, digest).await?;
-            env.changed(carried.next().expect("one change per carried item"));
-        }
-        if let Some((tag, index)) = &carry.index {
-            clients.customer.put_manifest(mrepo, tag, index.clone(), crate::oci::OCI_INDEX).await?;
-            env.changed(carried.next().expect("one change per carried item"));
-        }
+        // The manifest, then its signature (a registry may index the subject on arrival), then
+        // the referrers index: one chain that holds one slot of the import bound beside the
+        // pinned targets, which do not depend on it, so the chain adds no batch of its own.
+        let chain = async {
+            if let Some(force) = manifest_import {
+                clients.import(mrepo, &manifest_digest, mtag, force).await?;
+                env.changed(import_change("manifest", mrepo, mtag, force));
+            }
+            let mut carried = carry_changes(mrepo, &carry).into_iter();
+            if let Some(digest) = &carry.import {
+                clients.import_signature(mrepo, digest).await?;
+                env.changed(carried.next().expect("one change per carried item"));
+            }
+            if let Some((tag, index)) = &carry.index {
+                clients.customer.put_manifest(mrepo, tag, index.clone(), crate::oci::OCI_INDEX).await?;
+                env.changed(carried.next().expect("one change per carried item"));
+            }
+            Ok(())
+        };
 
         // Import, in parallel within the bound; the pipeline backs off on 429.
-        import_all(env, &clients, &todo, &pinned).await?;
+        import_all(env, &clients, chain.boxed(), &todo, &pinned).await?;
 
         // Verify every target tag, imported now or earlier.
         let verified = clients.currents(&pinned).await?;
@@ -464,12 +470,14 @@ fn conflict(cfg: &ArtifactsConfig, repo: &str, tag: &str, current: &str, wanted:
     )
 }
 
-/// Runs the imports with bounded concurrency and a progress line per finished import.
-async fn import_all(
-    env: &Env<'_, ArtifactsConfig>,
-    clients: &Clients,
-    todo: &[(usize, bool)],
-    pinned: &[Pinned],
+/// Runs `first` and the imports with bounded concurrency, `first` in the first slot, and a
+/// progress line per finished import.
+async fn import_all<'a>(
+    env: &'a Env<'_, ArtifactsConfig>,
+    clients: &'a Clients,
+    first: BoxFuture<'a, Result<(), PhaseError>>,
+    todo: &'a [(usize, bool)],
+    pinned: &'a [Pinned],
 ) -> Result<(), PhaseError> {
     let done: Arc<[AtomicUsize; 5]> = Arc::new(Default::default());
     let slot = |k: Kind| Kind::ALL.iter().position(|x| *x == k).expect("every kind is in ALL");
@@ -478,21 +486,20 @@ async fn import_all(
         let planned = todo.iter().filter(|(i, _)| pinned[*i].kind == k).count();
         done[slot(k)].store(total(k) - planned, Ordering::SeqCst);
     }
-    let imports: Vec<_> = todo
-        .iter()
-        .map(|&(i, force)| {
-            let done = done.clone();
-            let p = &pinned[i];
-            async move {
-                clients.import(&p.repository, &p.digest, &p.tag, force).await?;
-                env.changed(import_change(p.kind.as_str(), &p.repository, &p.tag, force));
-                let n = done[slot(p.kind)].fetch_add(1, Ordering::SeqCst) + 1;
-                tracing::info!(target_tag = %format!("{}:{}", p.repository, p.tag), digest = %p.digest, "imported {n}/{} {}", total(p.kind), p.kind.noun());
-                Ok::<_, PhaseError>(())
-            }
-        })
-        .collect();
-    futures::stream::iter(imports).buffer_unordered(clients.cfg.concurrency).try_collect::<Vec<()>>().await?;
+    let imports = todo.iter().map(|&(i, force)| {
+        let done = done.clone();
+        let p = &pinned[i];
+        async move {
+            clients.import(&p.repository, &p.digest, &p.tag, force).await?;
+            env.changed(import_change(p.kind.as_str(), &p.repository, &p.tag, force));
+            let n = done[slot(p.kind)].fetch_add(1, Ordering::SeqCst) + 1;
+            tracing::info!(target_tag = %format!("{}:{}", p.repository, p.tag), digest = %p.digest, "imported {n}/{} {}", total(p.kind), p.kind.noun());
+            Ok::<_, PhaseError>(())
+        }
+        .boxed()
+    });
+    let all: Vec<_> = std::iter::once(first).chain(imports).collect();
+    futures::stream::iter(all).buffer_unordered(clients.cfg.concurrency).try_collect::<Vec<()>>().await?;
     Ok(())
 }
 

@@ -38,9 +38,11 @@ def project(stack, ca, credential):
 def ai(control):
     """The AI control API (`/_emulator/ai`), knobs restored afterwards."""
     base = f"{control.base}/ai"
+    state = control.session.get(base).json()["foundry"]["state"]
     yield control.session, base
     control.session.delete(f"{base}/fail-hosted").raise_for_status()
-    control.session.put(base, json={"hostedPolls": 2}).raise_for_status()
+    knobs = {"hostedMs": state["hostedMs"], "hostedPolls": state["hostedPolls"]}
+    control.session.put(base, json=knobs).raise_for_status()
 
 
 def prompt(instructions: str) -> PromptAgentDefinition:
@@ -157,7 +159,7 @@ def test_list_pages_by_cursor(project, control, unique):
 
 def test_hosted_version_goes_creating_then_active(project, ai, customer_image, unique):
     session, base = ai
-    session.put(base, json={"hostedPolls": 2}).raise_for_status()
+    session.put(base, json={"hostedMs": 0, "hostedPolls": 2}).raise_for_status()
     name = f"conf-hosted-{unique}"
     created = project.agents.create_version(name, definition=hosted(customer_image))
     assert created.status == "creating"
@@ -168,9 +170,26 @@ def test_hosted_version_goes_creating_then_active(project, ai, customer_image, u
     project.agents.delete(name)
 
 
+def test_hosted_version_provisions_in_time_however_often_it_is_polled(project, ai, control, customer_image, unique):
+    session, base = ai
+    session.put(base, json={"hostedMs": 800, "hostedPolls": 0}).raise_for_status()
+    name = f"conf-provision-{unique}"
+    started = time.monotonic()
+    project.agents.create_version(name, definition=hosted(customer_image))
+    early = []
+    while time.monotonic() - started < 0.5:
+        early.append(project.agents.get_version(name, "1").status)
+    assert len(early) >= 3 and set(early) == {"creating"}, early
+    assert settle(project, name, "1").status == "active"
+    assert time.monotonic() - started >= 0.8
+    records = [r for r in control.session.get(f"{control.base}/latency").json() if r["resource"] == name]
+    assert [(r["api"], r["operation"], r["simulatedMs"]) for r in records] == [("foundry.agents", "hostedAgent", 800)]
+    project.agents.delete(name)
+
+
 def test_hosted_failures(project, ai, customer_image, stack, unique):
     session, base = ai
-    session.put(base, json={"hostedPolls": 0}).raise_for_status()
+    session.put(base, json={"hostedMs": 0, "hostedPolls": 0}).raise_for_status()
     failing = f"conf-pullfail-{unique}"
     armed = session.post(f"{base}/fail-hosted", json={"agent": failing})
     assert armed.status_code == 201

@@ -3,7 +3,8 @@
 //! (its latest version) or a version, cursor-paged lists, deletes.
 //!
 //! Versions are immutable and numbered "1", "2", ... per agent; every POST makes one. A hosted
-//! version starts `creating` and turns `active` after `hostedPolls` observations, or `failed`
+//! version starts `creating` and turns `active` once it has provisioned for `hostedMs` (however
+//! often it is polled) and been observed `hostedPolls` times, or `failed`
 //! with `error.code` when a failure was armed or its image is not in the customer registry
 //! (`hosted.rs`). Other kinds are `active` at once. Preview kinds need `Foundry-Features`.
 
@@ -47,6 +48,8 @@ struct Version {
     status: &'static str,
     /// Observations still answered `creating` (hosted versions).
     polls_left: u32,
+    /// When a hosted version's provisioning is over.
+    ready_at: std::time::Instant,
     /// An armed failure `(code, message)`, applied when the polls are over.
     armed: Option<(String, String)>,
     image: Option<Arc<ImageCheck>>,
@@ -61,6 +64,9 @@ impl Version {
         }
         if self.polls_left > 0 {
             self.polls_left -= 1;
+            return;
+        }
+        if std::time::Instant::now() < self.ready_at {
             return;
         }
         let outcome = match (self.armed.take(), &self.image) {
@@ -278,6 +284,10 @@ fn add_version(st: &Shared, data: &mut FoundryData, project: &str, name: &str, n
         _ => None,
     };
     let polls = data.hosted_polls;
+    let provisioning = std::time::Duration::from_millis(if hosted { data.hosted_ms } else { 0 });
+    if hosted {
+        crate::latency::record_for("foundry.agents", "hostedAgent", name, provisioning);
+    }
     let project = data.projects.get_mut(project).expect("admitted project");
     let agent = match project.agents.iter().position(|a| a.name == name) {
         Some(i) => &mut project.agents[i],
@@ -295,6 +305,7 @@ fn add_version(st: &Shared, data: &mut FoundryData, project: &str, name: &str, n
         definition: new.definition,
         status: if hosted { "creating" } else { "active" },
         polls_left: polls,
+        ready_at: std::time::Instant::now() + provisioning,
         armed: armed.map(|(code, message)| {
             let message = if message.is_empty() {
                 format!("Failed to pull the container image for agent '{name}'.")
@@ -528,6 +539,7 @@ fn version_for_test(status: &'static str, polls: u32, armed: Option<(String, Str
         definition: json!({"kind": "hosted"}),
         status,
         polls_left: polls,
+        ready_at: std::time::Instant::now(),
         armed,
         image: None,
         error: None,
@@ -537,6 +549,19 @@ fn version_for_test(status: &'static str, polls: u32, armed: Option<(String, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosted_versions_provision_in_time_however_often_they_are_polled() {
+        let mut v = version_for_test("creating", 0, None);
+        v.ready_at = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        for _ in 0..10 {
+            v.observe();
+        }
+        assert_eq!(v.status, "creating");
+        v.ready_at = std::time::Instant::now();
+        v.observe();
+        assert_eq!(v.status, "active");
+    }
 
     #[test]
     fn hosted_versions_settle_after_their_polls() {

@@ -38,14 +38,19 @@ pub const API_VERSION: &str = "v1";
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct FoundryConfig {
+    /// How long a new hosted version provisions (answers `creating`) before it can turn
+    /// `active`, in milliseconds: Azure provisions in time ("typically < 1 min"), however
+    /// often it is polled. A simulated latency (`GET /_emulator/latency`, `hostedAgent`).
+    pub hosted_ms: u64,
     /// Observations (GETs of the version or its agent, lists) a new hosted version answers
-    /// `creating` before it turns `active`; `PUT /_emulator/ai` changes it at run time.
+    /// `creating` besides: a test knob that shows the intermediate state deterministically.
+    /// `PUT /_emulator/ai` changes both at run time.
     pub hosted_polls: u32,
 }
 
 impl Default for FoundryConfig {
     fn default() -> Self {
-        FoundryConfig { hosted_polls: 2 }
+        FoundryConfig { hosted_ms: 1000, hosted_polls: 0 }
     }
 }
 
@@ -88,6 +93,7 @@ pub struct Project {
 pub struct FoundryData {
     /// Lowercased name → project.
     pub projects: BTreeMap<String, Project>,
+    pub hosted_ms: u64,
     pub hosted_polls: u32,
     pub fail_hosted: Vec<FailHosted>,
     /// Orders objects created within the same second.
@@ -99,7 +105,13 @@ impl FoundryData {
         let name = Names::new(cfg).foundry_project;
         let mut projects = BTreeMap::new();
         projects.insert(name.to_ascii_lowercase(), Project { name, agents: Vec::new(), assets: Vec::new() });
-        FoundryData { projects, hosted_polls: cfg.foundry.hosted_polls, fail_hosted: Vec::new(), seq: 0 }
+        FoundryData {
+            projects,
+            hosted_ms: cfg.foundry.hosted_ms,
+            hosted_polls: cfg.foundry.hosted_polls,
+            fail_hosted: Vec::new(),
+            seq: 0,
+        }
     }
 
     fn next_seq(&mut self) -> u64 {
@@ -126,6 +138,7 @@ impl FoundryData {
     /// index assets, without observing (so reading it does not advance hosted versions).
     pub fn view(&self) -> Value {
         json!({
+            "hostedMs": self.hosted_ms,
             "hostedPolls": self.hosted_polls,
             "failHosted": self.fail_hosted,
             "projects": self.projects.values().map(|p| json!({
