@@ -30,6 +30,8 @@ pub struct Job {
     pub authorized: bool,
     pub fault: Option<CommandFault>,
     pub started: String,
+    /// No result shows before this (the simulated pod start).
+    pub not_before: tokio::time::Instant,
 }
 
 /// What the shim server needs to know about a running command.
@@ -53,11 +55,13 @@ fn scratch_root(st: &Shared) -> PathBuf {
 pub async fn run(st: Shared, job: Job) {
     let (exit, logs) = match &job.fault {
         Some(CommandFault::Failed { reason }) => {
+            tokio::time::sleep_until(job.not_before).await;
             finish(&st, &job, Err(reason.clone()));
             return;
         }
         _ => execute(&st, &job).await,
     };
+    tokio::time::sleep_until(job.not_before).await;
     match exit {
         Ok(code) => finish(&st, &job, Ok((code, logs))),
         Err(reason) => finish(&st, &job, Err(reason)),

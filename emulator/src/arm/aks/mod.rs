@@ -365,12 +365,16 @@ pub fn run_command(st: &Shared, req: &ArmRequest) -> Response {
         Err(e) => json!({"invalid": e}),
     };
     let started = crate::http::now_rfc3339();
-    // The command runs for real; only the poll pacing is simulated.
+    // The command runs for real, and no result shows before one Retry-After: a command pod takes
+    // seconds to start in Azure, so a client that polls at once must not see a quick command
+    // done sooner than the path (`GET /_emulator/latency`) says it can be.
     let retry_after = st.arm.lock().lro.retry_after;
-    crate::latency::record("aks", "runCommand", &cluster, Plan::default(), retry_after);
+    let plan = Plan { polls: 0, min_duration: std::time::Duration::from_secs(u64::from(retry_after)) };
+    let not_before = tokio::time::Instant::now() + plan.min_duration;
+    crate::latency::record("aks", "runCommand", &cluster, plan, retry_after);
     {
         let mut aks = st.aks.lock();
-        let mut op = Operation::new((), Plan::default());
+        let mut op = Operation::new((), plan);
         let running = aks.state_word("Running");
         op.running_body = Some(json!({"id": id, "properties": {"provisioningState": running, "startedAt": started}}));
         aks.ops.insert(&id, op);
@@ -400,6 +404,7 @@ pub fn run_command(st: &Shared, req: &ArmRequest) -> Response {
             authorized: authorized.is_ok(),
             fault,
             started,
+            not_before,
         },
     ));
     let location = format!(
